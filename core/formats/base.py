@@ -1,0 +1,87 @@
+"""What importers and exporters exchange with the store, and their small protocol.
+
+An importer never writes: it yields records (or the problems it found, with their line), and
+core.formats.importing decides whether a problem aborts the whole import or is skipped and
+reported. The store then writes everything in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from annotune.core.tasks import Annotation, Task, TaskSettings
+
+
+@dataclass
+class ImportRecord:
+    """One example read from a file, with its annotation when the file carries one."""
+
+    fields: dict[str, str]
+    annotation: Annotation | None = None
+    split: str | None = None
+    line: int = 0  # 1-based line (or record number for formats without lines)
+    source_id: str | None = None  # the file's own id for the example, when it has one
+
+
+@dataclass
+class RowProblem:
+    """A row the importer could not read; ``line`` and ``field`` say where."""
+
+    line: int
+    message: str
+    field: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read a file: which column feeds which field, and what to do with bad rows.
+
+    ``mapping`` maps a task field ("text", "text_pair", "context", "question") or one of
+    "label", "split", "id" to a column (CSV/TSV header) or key (JSONL). Unmapped task fields
+    default to a column of the same name.
+    """
+
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    skip_bad_rows: bool = False
+    split: str | None = None  # force every imported example into this split
+
+
+@dataclass
+class ExportRow:
+    """One annotated example handed to an exporter."""
+
+    example_id: int
+    fields: dict[str, str]
+    annotation: Annotation
+    split: str | None
+    status: str
+
+
+class Importer(Protocol):
+    name: str  # "csv", "jsonl", "conll", ...
+    title: str
+    extensions: tuple[str, ...]  # ".csv", ...; used to guess the format from a file name
+    tasks: tuple[str, ...] | None  # task names it serves; None means every task
+
+    def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
+             ) -> Iterator[ImportRecord | RowProblem]: ...
+
+
+class Exporter(Protocol):
+    name: str
+    title: str
+    extensions: tuple[str, ...]
+    tasks: tuple[str, ...] | None
+
+    def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
+        """Write rows to path (atomically: a temporary file renamed at the end); return count."""
+        ...
+
+
+def serves(fmt: Any, task: Task) -> bool:
+    """True when a format can be used with this task."""
+    return fmt.tasks is None or task.name in fmt.tasks

@@ -1,0 +1,134 @@
+"""The plugin manager: built-in plugins by module name, third-party ones by entry point.
+
+A plugin that fails to import or to register is recorded in ``failures`` and skipped, so one
+broken third-party package never stops annotune from starting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import pluggy
+
+from annotune.core import hookspecs
+from annotune.core.errors import AnnotuneError
+
+BUILTIN_PLUGINS = (
+    "annotune.core.formats.tabular",
+    "annotune.plugins.text_classification",
+    "annotune.plugins.pair_classification",
+    "annotune.plugins.token_classification",
+    "annotune.plugins.question_answering",
+)
+ENTRY_POINT_GROUP = "annotune"
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that was skipped, and why (shown as a CLI warning or a desktop dialog)."""
+
+    name: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin '{self.name}' was skipped: {self.error}"
+
+
+class Registry:
+    """Everything the loaded plugins registered: tasks, importers, exporters."""
+
+    def __init__(self, manager: pluggy.PluginManager, failures: list[PluginFailure]):
+        self.manager = manager
+        self.failures = failures
+        self.tasks: dict[str, Any] = {}
+        self.importers: dict[str, Any] = {}
+        self.exporters: dict[str, Any] = {}
+
+    def task(self, name: str) -> Any:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise AnnotuneError(f"unknown task '{name}'",
+                                hint=f"installed tasks: {known} (see `annotune plugins`)") from None
+
+    def importer(self, name: str) -> Any:
+        try:
+            return self.importers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.importers))
+            raise AnnotuneError(f"unknown import format '{name}'",
+                                hint=f"choose one of: {known}") from None
+
+    def exporter(self, name: str) -> Any:
+        try:
+            return self.exporters[name]
+        except KeyError:
+            known = ", ".join(sorted(self.exporters))
+            raise AnnotuneError(f"unknown export format '{name}'",
+                                hint=f"choose one of: {known}") from None
+
+
+def _load_builtin(manager: pluggy.PluginManager, failures: list[PluginFailure]) -> None:
+    for module_name in BUILTIN_PLUGINS:
+        try:
+            manager.register(importlib.import_module(module_name), name=module_name)
+        except Exception as error:  # a broken built-in must not stop the others either
+            failures.append(PluginFailure(module_name, f"{type(error).__name__}: {error}"))
+
+
+def _load_entry_points(manager: pluggy.PluginManager, failures: list[PluginFailure]) -> None:
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if manager.get_plugin(entry_point.name) is not None:
+            continue
+        try:
+            manager.register(entry_point.load(), name=entry_point.name)
+        except Exception as error:
+            failures.append(PluginFailure(entry_point.name, f"{type(error).__name__}: {error}"))
+
+
+def _collect(manager: pluggy.PluginManager, hook_name: str, failures: list[PluginFailure],
+             register: Any) -> None:
+    """Call one register_* hook plugin by plugin, so a failing plugin is skipped alone."""
+    for impl in getattr(manager.hook, hook_name).get_hookimpls():
+        try:
+            impl.function(register)
+        except Exception as error:
+            failures.append(PluginFailure(impl.plugin_name, f"{type(error).__name__}: {error}"))
+
+
+def build_registry(extra_plugins: tuple[Any, ...] = ()) -> Registry:
+    """Load every plugin and collect what they register (a fresh registry each call)."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    failures: list[PluginFailure] = []
+    _load_builtin(manager, failures)
+    _load_entry_points(manager, failures)
+    for plugin in extra_plugins:
+        manager.register(plugin)
+    registry = Registry(manager, failures)
+
+    def add_task(task: Any) -> None:
+        if task.name in registry.tasks:
+            raise AnnotuneError(f"task '{task.name}' is registered twice")
+        registry.tasks[task.name] = task
+
+    def add_format(fmt: Any) -> None:
+        if hasattr(fmt, "read"):
+            registry.importers[fmt.name] = fmt
+        if hasattr(fmt, "write"):
+            registry.exporters[fmt.name] = fmt
+
+    _collect(manager, "register_tasks", failures, add_task)
+    _collect(manager, "register_formats", failures, add_format)
+    return registry
+
+
+@cache
+def registry() -> Registry:
+    """The process-wide registry, loaded once on first use."""
+    return build_registry()

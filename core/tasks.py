@@ -1,0 +1,169 @@
+"""The Task contract: what differs between downstream tasks, and the small types it speaks in.
+
+A task plugin module imports only numpy and tokenizers (never torch, transformers or Qt): the
+same Task object serves the training loop, export and the torch-free Predictor.
+
+Data flow through a Task::
+
+    example fields + annotation --validate--> stored annotation (the task's own JSON form)
+    examples (+ annotations) --encode(tokenizer)--> list[Feature]   (one or more windows each)
+    features --core.features.collate--> padded numpy batch --model--> raw outputs per feature
+    raw outputs per feature --decode--> one prediction dict per example
+    predictions + annotations --metrics--> {"<main_metric>": ..., ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from annotune.core.errors import AnnotuneError
+
+Annotation = dict[str, Any]
+Prediction = dict[str, Any]
+ExampleFields = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """Project-level task options; stored in the project and copied into every bundle."""
+
+    labels: tuple[str, ...] = ()
+    multi_label: bool = False  # classification: several labels per example (sigmoid)
+    thresholds: tuple[float, ...] = ()  # multi-label: one decision threshold per label
+    max_length: int = 128  # tokens per window, special tokens included
+    stride: int = 128  # tokens shared by consecutive windows of a long text (QA doc_stride)
+    allow_unanswerable: bool = False  # QA: SQuAD v2 style "no answer"
+    max_answer_length: int = 30  # QA: tokens
+    n_best: int = 20  # QA: start/end candidates per window
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TaskSettings:
+        """Build settings from stored JSON, ignoring unknown keys from newer versions."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        clean = {k: v for k, v in data.items() if k in known}
+        for key in ("labels", "thresholds"):
+            if key in clean:
+                clean[key] = tuple(clean[key])
+        return cls(**clean)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["labels"] = list(self.labels)
+        data["thresholds"] = list(self.thresholds)
+        return data
+
+    def with_(self, **changes: Any) -> TaskSettings:
+        return replace(self, **changes)
+
+    def threshold(self, label_index: int) -> float:
+        if label_index < len(self.thresholds):
+            return float(self.thresholds[label_index])
+        return 0.5
+
+
+@dataclass
+class Feature:
+    """One model input window cut from one example.
+
+    ``offsets[i]`` are character offsets of token i in the field it came from
+    (``sequence_ids[i]`` says which field: 0 first text, 1 second text, None special token).
+    ``target`` is whatever the task trains on (an int, a float vector, per-token ids,
+    a (start, end) pair); None at inference.
+    """
+
+    example_index: int
+    input_ids: list[int]
+    token_type_ids: list[int]
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+    sequence_ids: list[int | None] = field(default_factory=list)
+    target: Any = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class Task:
+    """Base class of every task plugin; subclasses set the class attributes and override methods.
+
+    Register an instance from a plugin module::
+
+        @hookimpl
+        def register_tasks(register):
+            register(MyTask())
+    """
+
+    name: ClassVar[str]  # stable identifier stored in projects and bundles, e.g. "text-classification"
+    title: ClassVar[str]  # shown to people, e.g. "Text classification"
+    annotation_kind: ClassVar[str]  # which desktop editor labels it: "label", "spans", "answers"
+    fields: ClassVar[tuple[str, ...]]  # text fields of an example, main text first
+    auto_model: ClassVar[str]  # transformers Auto class that builds the model
+    output_names: ClassVar[tuple[str, ...]] = ("logits",)  # ONNX outputs, in model order
+    sequence_outputs: ClassVar[bool] = False  # True when outputs have one row per token
+    main_metric: ClassVar[str]  # metric that picks the best epoch (higher is better)
+    needs_labels: ClassVar[bool] = True  # project must declare a label set
+
+    # -- annotations -------------------------------------------------------------------------
+    def validate(self, annotation: Annotation, example: ExampleFields, settings: TaskSettings
+                 ) -> Annotation:
+        """Return the annotation in canonical form, or raise AnnotuneError saying what is wrong."""
+        raise NotImplementedError
+
+    def annotation_from_value(self, value: str, settings: TaskSettings) -> Annotation:
+        """Turn a label cell of a table file (CSV/TSV/JSONL) into an annotation."""
+        raise AnnotuneError(f"the {self.title} task takes no label column",
+                            hint="import its annotations with a task-specific format")
+
+    def annotation_to_record(self, annotation: Annotation) -> dict[str, Any]:
+        """Flatten an annotation into the columns written by the JSONL/CSV data export."""
+        return dict(annotation)
+
+    def stratify_key(self, annotation: Annotation) -> str:
+        """Group used to stratify the automatic validation split (e.g. the label)."""
+        return ""
+
+    # -- model -------------------------------------------------------------------------------
+    def model_kwargs(self, settings: TaskSettings) -> dict[str, Any]:
+        """Keyword arguments for ``AutoModelFor*.from_pretrained`` (num_labels, id2label...)."""
+        return {}
+
+    def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
+               annotations: Sequence[Annotation] | None, settings: TaskSettings) -> list[Feature]:
+        """Tokenize examples into features (windows); with annotations, attach training targets.
+
+        ``tokenizer`` is a ``tokenizers.Tokenizer`` with padding and truncation switched off
+        (core.features.prepare_tokenizer); the task does its own windowing.
+        """
+        raise NotImplementedError
+
+    def collate_targets(self, targets: Sequence[Any], seq_len: int) -> dict[str, np.ndarray]:
+        """Stack the targets of one batch into the arrays the model's forward() takes."""
+        raise NotImplementedError
+
+    def decode(self, examples: Sequence[ExampleFields], features: Sequence[Feature],
+               outputs: Sequence[Mapping[str, np.ndarray]], settings: TaskSettings
+               ) -> list[Prediction]:
+        """Turn raw outputs (one mapping per feature, unpadded) into one prediction per example.
+
+        Numpy only: evaluation after training and the ONNX Predictor both call this.
+        """
+        raise NotImplementedError
+
+    def metrics(self, predictions: Sequence[Prediction], annotations: Sequence[Annotation],
+                settings: TaskSettings) -> dict[str, Any]:
+        """Score predictions against gold annotations; must include ``main_metric``."""
+        raise NotImplementedError
+
+    def prediction_score(self, prediction: Prediction) -> float:
+        """Confidence in [0, 1] of a prediction, used for uncertainty ordering."""
+        return float(prediction.get("score", 0.0))
+
+    def check_settings(self, settings: TaskSettings) -> None:
+        """Raise AnnotuneError when the project settings cannot work for this task."""
+        if self.needs_labels and not settings.labels:
+            raise AnnotuneError(f"a {self.title} project needs at least one label",
+                                hint="pass --labels A,B,... when creating the project")

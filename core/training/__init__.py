@@ -1,0 +1,1 @@
+"""The one training loop, its config, batching and the job subprocess."""

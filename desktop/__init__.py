@@ -1,0 +1,1 @@
+"""The desktop app (PySide6): the only part of annotune that imports Qt."""
