@@ -24,6 +24,7 @@ class ImportRecord:
     split: str | None = None
     line: int = 0  # 1-based line (or record number for formats without lines)
     source_id: str | None = None  # the file's own id for the example, when it has one
+    meta: dict[str, Any] = field(default_factory=dict)  # format details kept for round trips
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ExportRow:
     annotation: Annotation
     split: str | None
     status: str
+    meta: dict[str, Any] = field(default_factory=dict)  # what the importer kept in ImportRecord.meta
 
 
 class Importer(Protocol):
