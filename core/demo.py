@@ -1,0 +1,85 @@
+"""The demo: the whole path (import, train, export, predict) on a sample annotune writes itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from annotune.core.demo_data import LABELS, NEW_TEXTS, demo_rows
+from annotune.core.errors import AnnotuneError
+
+PROJECT_NAME = "demo.annotune"
+DEMO_EPOCHS = 5
+
+
+def _prepare_folder(folder: Path) -> None:
+    """Start from an empty demo folder, never deleting a folder that is not an earlier demo."""
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / PROJECT_NAME).exists():
+            raise AnnotuneError("the folder exists and is not an annotune demo", where=str(folder),
+                                hint="pass another folder with --dir")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def display_available() -> bool:
+    """True when a desktop window could be shown here."""
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_demo(folder: Path, gui: str, train: Callable) -> int:
+    """Build the demo project in folder, train, export fp32 and int8 bundles, predict."""
+    from annotune.core.export import export_run
+    from annotune.core.formats.importing import import_file
+    from annotune.core.inference import Predictor
+    from annotune.core.store import Project
+    from annotune.core.tasks import TaskSettings
+    from annotune.core.training.config import TrainConfig
+
+    started = time.perf_counter()
+    _prepare_folder(folder)
+    sample = folder / "reviews.jsonl"
+    with sample.open("w", encoding="utf-8") as out:
+        for row in demo_rows():
+            out.write(json.dumps(row) + "\n")
+
+    project = Project.create(folder / PROJECT_NAME, task="text-classification",
+                             settings=TaskSettings(labels=LABELS), base_model=None)
+    print(f"1/4 project {project.path}")
+    print(f"    {import_file(project, sample)}")
+    project_path = project.path
+    project.close()
+
+    print(f"2/4 training the bundled all-MiniLM-L6-v2 for {DEMO_EPOCHS} epochs")
+    final = train(project_path, TrainConfig(epochs=DEMO_EPOCHS))
+    if final.get("event") != "finished":
+        raise AnnotuneError(f"demo training did not finish: {final.get('error', final)}")
+    run_dir = Path(final["artifact_dir"])
+
+    print("3/4 exporting ONNX bundles")
+    bundles = {}
+    for name, quantize in (("bundle-fp32", False), ("bundle-int8", True)):
+        report = export_run(run_dir, folder / name, quantize=quantize)
+        bundles[name] = folder / name
+        print(f"    {report}")
+
+    print("4/4 predictions of the int8 bundle on new sentences")
+    predictor = Predictor(bundles["bundle-int8"])
+    for text, prediction in zip(NEW_TEXTS, predictor.predict(list(NEW_TEXTS)), strict=True):
+        print(f"    {prediction['label']:<9} {prediction['score']:.3f}  {text}")
+    print(f"done in {time.perf_counter() - started:.0f} s; project, runs and bundles in {folder}")
+
+    if gui == "yes" or (gui == "auto" and display_available()):
+        from annotune.desktop.app import main as desktop_main
+
+        return desktop_main([str(project_path)])
+    return 0
