@@ -1,0 +1,514 @@
+"""Share what text and sentence-pair classification have in common: labels, decoding, metrics.
+
+Numpy and tokenizers only, like every plugin module. The metric functions take label indices
+(not names) so they can be tested on hand-computed arrays; ``ClassificationTask.metrics`` maps
+names to indices and calls them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from annotune.core.errors import AnnotuneError
+from annotune.core.features import sigmoid, softmax
+from annotune.core.tasks import (
+    Annotation,
+    ExampleFields,
+    Feature,
+    Prediction,
+    Task,
+    TaskSettings,
+)
+
+# Candidate thresholds for tune_thresholds: coarse enough not to overfit a small validation set.
+THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Divide elementwise, giving 0 where the denominator is 0 (sklearn's zero_division=0)."""
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    out = np.zeros_like(numerator)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _per_label(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, labels: Sequence[str]
+               ) -> tuple[dict[str, dict[str, float]], np.ndarray, np.ndarray]:
+    """Return per-label precision/recall/F1/support, the F1 vector and the 'seen' mask."""
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    support = tp + fn
+    table = {
+        label: {"precision": float(precision[i]), "recall": float(recall[i]),
+                "f1": float(f1[i]), "support": int(support[i])}
+        for i, label in enumerate(labels)
+    }
+    # A label that is neither gold nor predicted anywhere in the evaluation set says nothing
+    # about the model; counting it as F1 = 0 would punish small validation sets (sklearn's
+    # default also averages over the labels present only).
+    seen = (tp + fp + fn) > 0
+    return table, f1, seen
+
+
+def single_label_metrics(gold: Sequence[int], predicted: Sequence[int], labels: Sequence[str]
+                         ) -> dict[str, Any]:
+    """Score single-label predictions given as label indices.
+
+    Returns accuracy, macro-F1 (averaged over labels that occur in gold or predictions),
+    per-label precision/recall/F1/support and the confusion matrix (rows gold, columns
+    predicted, both in ``labels`` order).
+    """
+    k = len(labels)
+    gold_arr = np.asarray(gold, dtype=np.int64).reshape(-1)
+    pred_arr = np.asarray(predicted, dtype=np.int64).reshape(-1)
+    if gold_arr.shape != pred_arr.shape:
+        raise ValueError(f"{len(gold_arr)} gold labels but {len(pred_arr)} predictions")
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (gold_arr, pred_arr), 1)
+    tp = np.diag(confusion)
+    fp = confusion.sum(axis=0) - tp
+    fn = confusion.sum(axis=1) - tp
+    table, f1, seen = _per_label(tp, fp, fn, labels)
+    n = len(gold_arr)
+    return {
+        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
+        "n": n,
+        "per_label": table,
+        "confusion_matrix": {"labels": list(labels), "matrix": confusion.tolist()},
+    }
+
+
+def multi_label_metrics(gold: np.ndarray, predicted: np.ndarray, labels: Sequence[str]
+                        ) -> dict[str, Any]:
+    """Score multi-label predictions given as (examples, labels) 0/1 matrices.
+
+    Returns micro-F1, macro-F1 (over labels that occur in gold or predictions), subset
+    accuracy (the predicted set equals the gold set) and per-label precision/recall/F1/support.
+    """
+    k = len(labels)
+    gold_arr = np.asarray(gold, dtype=bool).reshape(-1, k)
+    pred_arr = np.asarray(predicted, dtype=bool).reshape(-1, k)
+    if gold_arr.shape != pred_arr.shape:
+        raise ValueError(f"gold shape {gold_arr.shape} differs from predictions {pred_arr.shape}")
+    tp = (gold_arr & pred_arr).sum(axis=0)
+    fp = (~gold_arr & pred_arr).sum(axis=0)
+    fn = (gold_arr & ~pred_arr).sum(axis=0)
+    table, f1, seen = _per_label(tp, fp, fn, labels)
+    n = len(gold_arr)
+    micro = _ratio(2 * tp.sum(), 2 * tp.sum() + fp.sum() + fn.sum())
+    return {
+        "micro_f1": float(micro),
+        "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
+        "subset_accuracy": float((gold_arr == pred_arr).all(axis=1).mean()) if n else 0.0,
+        "n": n,
+        "per_label": table,
+    }
+
+
+def tune_thresholds(probabilities: np.ndarray, gold: np.ndarray,
+                    grid: Sequence[float] = THRESHOLD_GRID) -> tuple[float, ...]:
+    """Pick, per label, the threshold from ``grid`` that maximizes that label's F1.
+
+    ``probabilities`` and ``gold`` are (examples, labels) arrays, e.g. from the validation set.
+    Ties go to the threshold nearest 0.5; a label with no gold positive keeps 0.5, since any
+    threshold above its highest probability would look perfect there and fail on new text.
+    """
+    probs = np.asarray(probabilities, dtype=np.float64)
+    gold_arr = np.asarray(gold, dtype=bool).reshape(probs.shape)
+    grid_arr = np.asarray(grid, dtype=np.float64)
+    preference = np.argsort(np.abs(grid_arr - 0.5), kind="stable")  # nearest 0.5 first
+    chosen = []
+    for j in range(probs.shape[1]):
+        positives = gold_arr[:, j]
+        if not positives.any():
+            chosen.append(0.5)
+            continue
+        predicted = probs[:, j][None, :] >= grid_arr[preference][:, None]
+        tp = (predicted & positives).sum(axis=1)
+        fp = (predicted & ~positives).sum(axis=1)
+        fn = (~predicted & positives).sum(axis=1)
+        f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+        chosen.append(float(grid_arr[preference][int(np.argmax(f1))]))
+    return tuple(chosen)
+
+
+# -- tokenization --------------------------------------------------------------------------------
+
+def _pair_budget(n1: int, n2: int, budget: int) -> tuple[int, int]:
+    """Share ``budget`` tokens between two texts, trimming the longer one first (longest_first)."""
+    if n1 + n2 <= budget:
+        return n1, n2
+    first = min(n1, max(budget - n2, (budget + 1) // 2))
+    return first, min(n2, budget - first)
+
+
+def encode_texts(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None,
+                 max_length: int) -> list[tuple[list[int], list[int]]]:
+    """Tokenize texts (or text pairs) into (input_ids, token_type_ids), at most max_length long.
+
+    Special tokens and token types come from the tokenizer's own post-processor, so BERT gets
+    [CLS] a [SEP] (b [SEP]) and other families their own markers. Most texts fit: they are
+    encoded in one parallel batch; only the too-long ones are encoded again without special
+    tokens, cut (pairs: longest first) and post-processed, which keeps the final [SEP].
+    """
+    inputs: list[Any] = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
+    encodings = tokenizer.encode_batch(inputs, add_special_tokens=True)
+    result = [(e.ids, e.type_ids) for e in encodings]
+    too_long = [i for i, e in enumerate(encodings) if len(e.ids) > max_length]
+    if not too_long:
+        return result
+    budget = max_length - tokenizer.num_special_tokens_to_add(pairs is not None)
+    if budget < (1 if pairs is None else 2):
+        raise AnnotuneError(f"max_length {max_length} leaves no room for text",
+                            hint="raise max_length (128 is usual)")
+    firsts = tokenizer.encode_batch([texts[i] for i in too_long], add_special_tokens=False)
+    seconds = (tokenizer.encode_batch([pairs[i] for i in too_long], add_special_tokens=False)
+               if pairs is not None else [None] * len(too_long))
+    for i, first, second in zip(too_long, firsts, seconds, strict=True):
+        if second is None:
+            first.truncate(budget)
+        else:
+            keep1, keep2 = _pair_budget(len(first.ids), len(second.ids), budget)
+            first.truncate(keep1)
+            second.truncate(keep2)
+        encoding = tokenizer.post_process(first, second, add_special_tokens=True)
+        result[i] = (encoding.ids, encoding.type_ids)
+    return result
+
+
+# -- the shared task -----------------------------------------------------------------------------
+
+def _is_integer(text: str) -> bool:
+    return text.lstrip("+-").isdigit()
+
+
+class ClassificationTask(Task):
+    """Label-per-example tasks: one label (softmax) or a set of labels (sigmoid, multi_label).
+
+    Subclasses set the class attributes; ``encode`` reads the first one or two ``fields``.
+    """
+
+    annotation_kind: ClassVar[str] = "label"
+    auto_model: ClassVar[str] = "AutoModelForSequenceClassification"
+    output_names: ClassVar[tuple[str, ...]] = ("logits",)
+    # "f1" is macro-F1 for single-label and micro-F1 for multi-label projects (both are also
+    # reported under their own names). Macro-F1 rather than accuracy picks the best epoch
+    # because labelled sets are often imbalanced: an epoch that predicts the majority class
+    # everywhere can top accuracy while being useless on the rare labels users care about.
+    # Multi-label uses micro-F1: with many rare labels, per-label F1 on a small validation set
+    # jumps between 0 and 1, and its average would pick epochs by noise.
+    main_metric: ClassVar[str] = "f1"
+    supports_multi_label: ClassVar[bool] = True
+
+    # -- settings ----------------------------------------------------------------------------
+    def check_settings(self, settings: TaskSettings) -> None:
+        """Raise AnnotuneError when labels or thresholds cannot work for this task."""
+        super().check_settings(settings)
+        labels = list(settings.labels)
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise AnnotuneError(f"duplicate labels: {', '.join(duplicates)}",
+                                hint="give each label once")
+        if any(not str(label).strip() for label in labels):
+            raise AnnotuneError("a label is empty", hint="give every label a name")
+        if settings.multi_label and not self.supports_multi_label:
+            raise AnnotuneError(f"the {self.title} task does not support multi-label projects",
+                                hint="create the project without --multi-label")
+        if not settings.multi_label and len(labels) < 2:
+            raise AnnotuneError(f"a single-label {self.title} project needs at least two labels",
+                                hint="add another label, or make the project multi-label")
+        if settings.thresholds:
+            if not settings.multi_label:
+                raise AnnotuneError("thresholds apply to multi-label projects only",
+                                    hint="remove the thresholds or make the project multi-label")
+            if len(settings.thresholds) != len(labels):
+                raise AnnotuneError(
+                    f"{len(settings.thresholds)} thresholds for {len(labels)} labels",
+                    hint="give one threshold per label, in label order")
+            if any(not 0.0 < float(t) < 1.0 for t in settings.thresholds):
+                raise AnnotuneError("thresholds must lie strictly between 0 and 1",
+                                    hint=f"got {list(settings.thresholds)}")
+
+    # -- annotations -------------------------------------------------------------------------
+    def _unknown(self, value: Any, settings: TaskSettings, numeric_ok: bool = False
+                 ) -> AnnotuneError:
+        allowed = ", ".join(settings.labels)
+        hint = f"allowed labels: {allowed}"
+        if numeric_ok:
+            hint += f" (or their index 0-{len(settings.labels) - 1})"
+        return AnnotuneError(f"unknown label {value!r}", hint=hint)
+
+    def _canonical(self, names: Sequence[str], settings: TaskSettings) -> list[str]:
+        """Deduplicate label names and put them in the project's label order."""
+        wanted = set(names)
+        return [label for label in settings.labels if label in wanted]
+
+    def validate(self, annotation: Annotation, example: ExampleFields, settings: TaskSettings
+                 ) -> Annotation:
+        """Return ``{"label": x}`` (single) or ``{"labels": [...]}`` in label order (multi)."""
+        if not isinstance(annotation, Mapping):
+            raise AnnotuneError(f"an annotation must be an object, got {annotation!r}",
+                                hint='write {"label": "..."}')
+        if settings.multi_label:
+            if "labels" in annotation:
+                names = annotation["labels"]
+                if not isinstance(names, list | tuple):
+                    raise AnnotuneError(f"'labels' must be a list, got {names!r}",
+                                        hint='write {"labels": ["a", "b"]}')
+            elif "label" in annotation:  # one label is a valid label set
+                names = [annotation["label"]]
+            else:
+                raise AnnotuneError(f"annotation {dict(annotation)!r} has no 'labels'",
+                                    hint='write {"labels": ["a", "b"]} (an empty list is allowed)')
+            for name in names:
+                if name not in settings.labels:
+                    raise self._unknown(name, settings)
+            return {"labels": self._canonical(names, settings)}
+        if "label" not in annotation:
+            raise AnnotuneError(f"annotation {dict(annotation)!r} has no 'label'",
+                                hint='write {"label": "..."}')
+        name = annotation["label"]
+        if name not in settings.labels:
+            raise self._unknown(name, settings)
+        return {"label": name}
+
+    def _label_from_cell(self, value: Any, settings: TaskSettings) -> str:
+        """Map one cell value to a label name (exact, index, or unique case-insensitive match)."""
+        labels = settings.labels
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self._unknown(value, settings)
+        text = str(value).strip()
+        if text in labels:
+            return text
+        # GLUE-style files store classes as 0/1/2: read an integer as an index into the
+        # project's labels, unless the labels are numbers themselves (then "3" must mean
+        # the label "3", and an unknown number is an error rather than a silent guess).
+        numeric_labels = any(_is_integer(label) for label in labels)
+        if _is_integer(text) and not numeric_labels:
+            index = int(text)
+            if 0 <= index < len(labels):
+                return labels[index]
+            raise AnnotuneError(f"label index {index} is out of range",
+                                hint=f"{len(labels)} labels: "
+                                     + ", ".join(f"{i}={name}" for i, name in enumerate(labels)))
+        folded = [label for label in labels if label.casefold() == text.casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        raise self._unknown(value, settings, numeric_ok=not numeric_labels)
+
+    def annotation_from_value(self, value: Any, settings: TaskSettings) -> Annotation:
+        """Turn a label cell into an annotation.
+
+        Single-label: a label name, or an integer index into ``settings.labels`` (GLUE files
+        write 0/1; with labels ("negative", "positive") a cell "1" means "positive") unless the
+        labels are numeric themselves. Names match exactly, else case-insensitively when that is
+        unambiguous. Multi-label: names (or indices) separated by "|", or a JSON list such as
+        ``["a", "b"]``; an empty cell or ``[]`` is the empty label set.
+        """
+        if not settings.multi_label:
+            if isinstance(value, list | tuple):
+                if len(value) != 1:
+                    raise AnnotuneError(f"{len(value)} labels {list(value)!r} in a single-label "
+                                        "project", hint="give exactly one label per example")
+                value = value[0]
+            if isinstance(value, str) and not value.strip():
+                raise AnnotuneError("the label is empty",
+                                    hint=f"allowed labels: {', '.join(settings.labels)}")
+            return {"label": self._label_from_cell(value, settings)}
+        items: list[Any]
+        if isinstance(value, list | tuple):
+            items = list(value)
+        elif isinstance(value, str) and value.strip().startswith("["):
+            try:
+                items = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise AnnotuneError(f"cannot read the label list {value!r}: {error.msg}",
+                                    hint='write a JSON list like ["a", "b"] or a|b') from None
+            if not isinstance(items, list):
+                raise AnnotuneError(f"the label list {value!r} is not a list",
+                                    hint='write a JSON list like ["a", "b"] or a|b')
+        elif isinstance(value, str):
+            items = [part for part in value.split("|") if part.strip()]
+        else:
+            items = [value]
+        names = [self._label_from_cell(item, settings) for item in items]
+        return {"labels": self._canonical(names, settings)}
+
+    def annotation_to_record(self, annotation: Annotation) -> dict[str, Any]:
+        """Return ``{"label": x}`` or ``{"labels": [...]}`` (CSV writers join lists with "|")."""
+        if "labels" in annotation:
+            return {"labels": list(annotation["labels"])}
+        return {"label": annotation["label"]}
+
+    def stratify_key(self, annotation: Annotation) -> str:
+        """Return the label (multi-label: the first label, or "" for the empty set)."""
+        if "labels" in annotation:
+            return annotation["labels"][0] if annotation["labels"] else ""
+        return str(annotation.get("label", ""))
+
+    def _gold_indices(self, annotation: Annotation, settings: TaskSettings) -> list[int]:
+        """Return the label indices of an annotation in either form."""
+        names = annotation["labels"] if "labels" in annotation else [annotation["label"]]
+        index = {label: i for i, label in enumerate(settings.labels)}
+        try:
+            return [index[name] for name in names]
+        except KeyError as error:
+            raise self._unknown(error.args[0], settings) from None
+
+    # -- model -------------------------------------------------------------------------------
+    def model_kwargs(self, settings: TaskSettings) -> dict[str, Any]:
+        """Return num_labels, id2label, label2id (and problem_type for multi-label)."""
+        kwargs: dict[str, Any] = {
+            "num_labels": len(settings.labels),
+            "id2label": dict(enumerate(settings.labels)),
+            "label2id": {label: i for i, label in enumerate(settings.labels)},
+        }
+        if settings.multi_label:
+            kwargs["problem_type"] = "multi_label_classification"
+        return kwargs
+
+    def target(self, annotation: Annotation | None, settings: TaskSettings) -> Any:
+        """Return the training target: a label index, or a float32 multi-hot vector."""
+        if annotation is None:
+            return None
+        indices = self._gold_indices(annotation, settings)
+        if settings.multi_label:
+            vector = np.zeros(len(settings.labels), dtype=np.float32)
+            vector[indices] = 1.0
+            return vector
+        if len(indices) != 1:
+            raise AnnotuneError(f"annotation {dict(annotation)!r} has {len(indices)} labels "
+                                "in a single-label project", hint="give exactly one label")
+        return indices[0]
+
+    def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
+               annotations: Sequence[Annotation] | None, settings: TaskSettings) -> list[Feature]:
+        """Make one Feature per example, cut to settings.max_length, with its target if given.
+
+        Classification features carry no offsets or sequence ids: nothing maps their tokens
+        back to characters, and on large imports those lists would cost much memory.
+        """
+        if annotations is not None and len(annotations) != len(examples):
+            raise ValueError(f"{len(examples)} examples but {len(annotations)} annotations")
+        texts = [self._field(example, self.fields[0], n) for n, example in enumerate(examples)]
+        pairs = None
+        if len(self.fields) > 1:
+            pairs = [self._field(example, self.fields[1], n) for n, example in enumerate(examples)]
+        encoded = encode_texts(tokenizer, texts, pairs, settings.max_length)
+        features = []
+        for n, (ids, type_ids) in enumerate(encoded):
+            target = self.target(annotations[n], settings) if annotations is not None else None
+            features.append(Feature(example_index=n, input_ids=ids, token_type_ids=type_ids,
+                                    target=target))
+        return features
+
+    def _field(self, example: ExampleFields, name: str, n: int) -> str:
+        value = example.get(name)
+        if not isinstance(value, str):
+            raise AnnotuneError(f"example {n} has no text in field '{name}'",
+                                hint=f"the {self.title} task reads {', '.join(self.fields)}")
+        return value
+
+    def collate_targets(self, targets: Sequence[Any], seq_len: int) -> dict[str, np.ndarray]:
+        """Return ``{"labels": int64 (batch,)}`` or float32 (batch, labels) for multi-label."""
+        if any(t is None for t in targets):
+            raise ValueError("a feature without a target was batched for training")
+        if targets and isinstance(targets[0], np.ndarray):
+            return {"labels": np.stack(targets).astype(np.float32)}
+        return {"labels": np.asarray(targets, dtype=np.int64)}
+
+    # -- predictions -------------------------------------------------------------------------
+    def decode(self, examples: Sequence[ExampleFields], features: Sequence[Feature],
+               outputs: Sequence[Mapping[str, np.ndarray]], settings: TaskSettings
+               ) -> list[Prediction]:
+        """Turn logits into ``{"label", "score", "probabilities"}`` (+ ``"labels"`` multi-label).
+
+        Logits of several features of one example are averaged (encode makes one each, but a
+        third-party encode may window long texts).
+        """
+        k = len(settings.labels)
+        sums = np.zeros((len(examples), k), dtype=np.float64)
+        counts = np.zeros(len(examples), dtype=np.int64)
+        for feature, output in zip(features, outputs, strict=True):
+            sums[feature.example_index] += np.asarray(output["logits"], dtype=np.float64
+                                                      ).reshape(k)
+            counts[feature.example_index] += 1
+        if (counts == 0).any():
+            missing = int(np.flatnonzero(counts == 0)[0])
+            raise ValueError(f"example {missing} has no feature to decode")
+        logits = sums / counts[:, None]
+        if settings.multi_label:
+            probs = sigmoid(logits)
+            thresholds = np.array([settings.threshold(i) for i in range(k)])
+            chosen = probs >= thresholds
+        else:
+            probs = softmax(logits, axis=-1)
+        predictions = []
+        for row, p in enumerate(probs):
+            best = int(np.argmax(p))
+            prediction: Prediction = {
+                "label": settings.labels[best],
+                "score": float(p[best]),
+                "probabilities": {label: float(p[i]) for i, label in enumerate(settings.labels)},
+            }
+            if settings.multi_label:
+                prediction["labels"] = [settings.labels[i] for i in np.flatnonzero(chosen[row])]
+            predictions.append(prediction)
+        return predictions
+
+    def prediction_score(self, prediction: Prediction) -> float:
+        """Return the confidence of the whole decision (multi-label: its least sure label)."""
+        if "labels" not in prediction:
+            return float(prediction.get("score", 0.0))
+        chosen = set(prediction["labels"])
+        sure = [p if label in chosen else 1.0 - p
+                for label, p in prediction["probabilities"].items()]
+        return float(min(sure)) if sure else 0.0
+
+    def metrics(self, predictions: Sequence[Prediction], annotations: Sequence[Annotation],
+                settings: TaskSettings) -> dict[str, Any]:
+        """Score predictions against gold annotations (examples without one are left out).
+
+        Scalars sit at the top level ("f1", "accuracy"/"subset_accuracy", "macro_f1",
+        "micro_f1", "n"); "per_label" and "confusion_matrix" (single-label) are nested.
+        """
+        pairs = [(p, a) for p, a in zip(predictions, annotations, strict=True) if a is not None]
+        if settings.multi_label:
+            k = len(settings.labels)
+            gold = np.zeros((len(pairs), k), dtype=bool)
+            pred = np.zeros((len(pairs), k), dtype=bool)
+            for row, (p, a) in enumerate(pairs):
+                gold[row, self._gold_indices(a, settings)] = True
+                pred[row, self._gold_indices({"labels": p["labels"]}, settings)] = True
+            result = multi_label_metrics(gold, pred, settings.labels)
+            return {"f1": result["micro_f1"], **result}
+        gold_idx = [self._gold_indices(a, settings)[0] for _, a in pairs]
+        pred_idx = [self._gold_indices({"label": p["label"]}, settings)[0] for p, _ in pairs]
+        result = single_label_metrics(gold_idx, pred_idx, settings.labels)
+        return {"f1": result["macro_f1"], **result}
+
+    def tune_thresholds(self, predictions: Sequence[Prediction],
+                        annotations: Sequence[Annotation], settings: TaskSettings
+                        ) -> tuple[float, ...]:
+        """Pick per-label thresholds from validation predictions (multi-label projects).
+
+        Store the result with ``settings.with_(thresholds=...)``; decode then uses it.
+        """
+        if not settings.multi_label:
+            raise AnnotuneError("thresholds apply to multi-label projects only")
+        pairs = [(p, a) for p, a in zip(predictions, annotations, strict=True) if a is not None]
+        k = len(settings.labels)
+        probs = np.array([[p["probabilities"][label] for label in settings.labels]
+                          for p, _ in pairs], dtype=np.float64).reshape(-1, k)
+        gold = np.zeros((len(pairs), k), dtype=bool)
+        for row, (_, a) in enumerate(pairs):
+            gold[row, self._gold_indices(a, settings)] = True
+        return tune_thresholds(probs, gold)

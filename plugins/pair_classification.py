@@ -1,0 +1,28 @@
+"""Sentence-pair classification (NLI, paraphrase): one label per pair of texts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from annotune.core.hookspecs import hookimpl
+from annotune.plugins.classification import ClassificationTask
+
+
+class PairClassificationTask(ClassificationTask):
+    """Classify a pair of texts encoded together as ``[CLS] text [SEP] text_pair [SEP]``.
+
+    When a pair is too long the longer text is trimmed first, so a long premise does not
+    crowd out the short hypothesis that decides the label.
+    """
+
+    name: ClassVar[str] = "pair-classification"
+    title: ClassVar[str] = "Sentence-pair classification"
+    fields: ClassVar[tuple[str, ...]] = ("text", "text_pair")
+    supports_multi_label: ClassVar[bool] = False
+
+
+@hookimpl
+def register_tasks(register: Callable[[Any], None]) -> None:
+    """Register the sentence-pair classification task."""
+    register(PairClassificationTask())

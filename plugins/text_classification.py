@@ -1,0 +1,23 @@
+"""Text classification: one label per text, or a set of labels (multi-label projects)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from annotune.core.hookspecs import hookimpl
+from annotune.plugins.classification import ClassificationTask
+
+
+class TextClassificationTask(ClassificationTask):
+    """Classify a single text; multi-label projects use sigmoid outputs and thresholds."""
+
+    name: ClassVar[str] = "text-classification"
+    title: ClassVar[str] = "Text classification"
+    fields: ClassVar[tuple[str, ...]] = ("text",)
+
+
+@hookimpl
+def register_tasks(register: Callable[[Any], None]) -> None:
+    """Register the text-classification task."""
+    register(TextClassificationTask())

