@@ -277,12 +277,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.dir), gui=args.gui, train=_run_training)
 
 
-def cmd_gui(args: argparse.Namespace) -> int:
-    from annotune.desktop.app import main as desktop_main
-
-    return desktop_main([args.project] if args.project else [])
-
-
 # -- parser ----------------------------------------------------------------------------------
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-model", help="hub id or local folder (default: the project's)")
@@ -376,10 +370,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gui", choices=("auto", "yes", "no"), default="auto",
                    help="open the desktop app at the end (auto: when a display is available)")
     p.set_defaults(func=cmd_demo)
-
-    p = commands.add_parser("gui", help="open the desktop app")
-    p.add_argument("project", nargs="?")
-    p.set_defaults(func=cmd_gui)
 
     _add_plugin_commands(commands)
     return parser

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -79,7 +80,7 @@ def run_demo(folder: Path, gui: str, train: Callable) -> int:
     print(f"done in {time.perf_counter() - started:.0f} s; project, runs and bundles in {folder}")
 
     if gui == "yes" or (gui == "auto" and display_available()):
-        from annotune.desktop.app import main as desktop_main
-
-        return desktop_main([str(project_path)])
+        # A child process: core never imports Qt, and the window outlives nothing of ours.
+        print("opening the desktop app on the demo project")
+        return subprocess.call([sys.executable, "-m", "annotune.desktop.app", str(project_path)])
     return 0
