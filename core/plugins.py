@@ -23,6 +23,7 @@ BUILTIN_PLUGINS = (
     "annotune.plugins.pair_classification",
     "annotune.plugins.token_classification",
     "annotune.plugins.question_answering",
+    "annotune.plugins.squad",
 )
 ENTRY_POINT_GROUP = "annotune"
 
