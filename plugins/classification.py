@@ -80,7 +80,6 @@ def single_label_metrics(gold: Sequence[int], predicted: Sequence[int], labels: 
     return {
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
-        "n": n,
         "per_label": table,
         "confusion_matrix": {"labels": list(labels), "matrix": confusion.tolist()},
     }
@@ -108,7 +107,6 @@ def multi_label_metrics(gold: np.ndarray, predicted: np.ndarray, labels: Sequenc
         "micro_f1": float(micro),
         "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
         "subset_accuracy": float((gold_arr == pred_arr).all(axis=1).mean()) if n else 0.0,
-        "n": n,
         "per_label": table,
     }
 
@@ -478,7 +476,7 @@ class ClassificationTask(Task):
         """Score predictions against gold annotations (examples without one are left out).
 
         Scalars sit at the top level ("f1", "accuracy"/"subset_accuracy", "macro_f1",
-        "micro_f1", "n"); "per_label" and "confusion_matrix" (single-label) are nested.
+        "micro_f1"); "per_label" and "confusion_matrix" (single-label) are nested.
         """
         pairs = [(p, a) for p, a in zip(predictions, annotations, strict=True) if a is not None]
         if settings.multi_label:
