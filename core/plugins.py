@@ -19,6 +19,7 @@ from annotune.core.errors import AnnotuneError
 
 BUILTIN_PLUGINS = (
     "annotune.core.formats.tabular",
+    "annotune.plugins.conll",
     "annotune.plugins.text_classification",
     "annotune.plugins.pair_classification",
     "annotune.plugins.token_classification",

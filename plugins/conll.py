@@ -1,0 +1,348 @@
+"""Entity file formats: CoNLL (one token per line) and span JSONL (doccano, Label Studio-like).
+
+CoNLL import turns each sentence into one example whose text is its tokens joined with single
+spaces, with character spans computed from the tags. What a faithful export needs is kept in
+the record's meta: the columns between token and tag, the ``-DOCSTART-`` lines before the
+sentence, the separator and the tag scheme. Export writes the same tokens and columns with tags
+from the current spans, so an unedited import → export gives back the file (blank lines
+normalised to one between sentences).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from annotune.core.errors import AnnotuneError
+from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
+from annotune.core.hookspecs import hookimpl
+from annotune.core.tasks import Task, TaskSettings
+from annotune.plugins.spans import (
+    SCHEMES,
+    TagError,
+    chunks_to_spans,
+    chunks_to_tags,
+    detect_scheme,
+    spans_to_chunks,
+    split_tag,
+    tags_to_chunks,
+    trim_span,
+    validate_spans,
+    whitespace_tokens,
+)
+
+NER_TASKS = ("token-classification",)
+DOCSTART = "-DOCSTART-"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise AnnotuneError(f"the file is not UTF-8 text ({error.reason} at byte {error.start})",
+                            where=str(path), hint="save it as UTF-8 and import again") from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a file through a temporary neighbour, so a failure never leaves half a file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        temporary.write_text(text, encoding="utf-8", newline="\n")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _scheme_option(scheme: str | None, options: ImportOptions) -> str | None:
+    chosen = scheme or options.mapping.get("scheme")
+    if chosen is None or chosen.upper() in ("AUTO", ""):
+        return None
+    chosen = {"IOB2": "BIO", "IOBES": "BIOES"}.get(chosen.upper(), chosen.upper())
+    if chosen not in SCHEMES:
+        raise AnnotuneError(f"unknown tag scheme '{chosen}'",
+                            hint=f"choose one of: {', '.join(SCHEMES)} (or leave it out to detect)")
+    return chosen
+
+
+# -- CoNLL ------------------------------------------------------------------------------------
+class _Sentence:
+    def __init__(self, before: list[str]):
+        self.before = before  # -DOCSTART- lines that precede the sentence
+        self.rows: list[tuple[int, list[str]]] = []  # (line number, columns)
+
+
+def _sentences(text: str) -> tuple[list[_Sentence], str]:
+    """Cut a CoNLL file into sentences; return them and the column separator it uses."""
+    sentences: list[_Sentence] = []
+    before: list[str] = []
+    current: _Sentence | None = None
+    separator = " "
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        if not line.strip():
+            current = None
+            continue
+        if line.split()[0] == DOCSTART:
+            before.append(line)
+            current = None
+            continue
+        if current is None:
+            current = _Sentence(before)
+            before = []
+            sentences.append(current)
+            if len(sentences) == 1 and "\t" in line:
+                separator = "\t"
+        current.rows.append((number, line.split()))
+    return sentences, separator
+
+
+def _sentence_problems(sentence: _Sentence, width: int, labels: tuple[str, ...]
+                       ) -> list[RowProblem]:
+    problems = []
+    for number, columns in sentence.rows:
+        if len(columns) != width:
+            problems.append(RowProblem(
+                number, f"expected {width} columns (token ... tag) but found {len(columns)}",
+                hint="separate the columns with spaces or tabs, one token per line, and put a "
+                     "blank line between sentences"))
+            continue
+        tag = columns[-1]
+        try:
+            _, label = split_tag(tag)
+        except TagError as error:
+            problems.append(RowProblem(number, str(error), field="tag",
+                                       hint="use O, B-TYPE, I-TYPE (or E-/S- for BIOES)"))
+            continue
+        if label is not None and labels and label not in labels:
+            problems.append(RowProblem(
+                number, f"the tag '{tag}' names the entity type '{label}', which is not a "
+                        f"project label", field="tag",
+                hint=f"add '{label}' to the project labels ({', '.join(labels)}) or "
+                     f"retag the token"))
+    return problems
+
+
+class ConllImporter:
+    """Read CoNLL files: ``token [columns ...] tag`` per line, blank lines between sentences."""
+
+    name = "conll"
+    title = "CoNLL (token per line, BIO/IOB1/BIOES tags)"
+    extensions = (".conll", ".bio", ".iob")
+    tasks = NER_TASKS
+
+    def __init__(self, scheme: str | None = None):
+        self.scheme = scheme  # None: detect per file (or ImportOptions.mapping["scheme"])
+
+    def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
+             ) -> Iterator[ImportRecord | RowProblem]:
+        scheme = _scheme_option(self.scheme, options)
+        sentences, separator = _sentences(_read_text(Path(path)))
+        if not sentences:
+            return
+        # the usual column count is the file's: a broken first line must not condemn the rest
+        width = Counter(len(c) for s in sentences for _, c in s.rows).most_common(1)[0][0]
+        if width < 2:
+            yield RowProblem(sentences[0].rows[0][0],
+                             "a CoNLL line needs at least a token and a tag",
+                             hint="write 'token tag' or 'token POS chunk tag' per line")
+            return
+        good: list[_Sentence] = []
+        carried: list[str] = []  # a skipped sentence's document start moves to the next one
+        for sentence in sentences:
+            problems = _sentence_problems(sentence, width, settings.labels)
+            if problems:
+                yield from problems
+                carried += sentence.before
+                continue
+            sentence.before = carried + sentence.before
+            carried = []
+            good.append(sentence)
+        if scheme is None:
+            scheme = detect_scheme([[c[-1] for _, c in s.rows] for s in good])
+        for sentence in good:
+            yield self._record(sentence, scheme, separator, width, options)
+
+    @staticmethod
+    def _record(sentence: _Sentence, scheme: str, separator: str, width: int,
+                options: ImportOptions) -> ImportRecord:
+        tokens = [columns[0] for _, columns in sentence.rows]
+        tags = [columns[-1] for _, columns in sentence.rows]
+        offsets, position = [], 0
+        for token in tokens:
+            offsets.append((position, position + len(token)))
+            position += len(token) + 1
+        chunks = tags_to_chunks(tags)
+        meta: dict[str, Any] = {"format": "conll", "scheme": scheme, "separator": separator}
+        if width > 2:
+            meta["columns"] = [columns[1:-1] for _, columns in sentence.rows]
+        if sentence.before:
+            meta["before"] = list(sentence.before)
+        if chunks_to_tags(chunks, len(tags), scheme) != tags:
+            meta["tags"] = tags  # tags off their scheme (repaired on reading): kept as written
+        return ImportRecord(fields={"text": " ".join(tokens)},
+                            annotation={"spans": chunks_to_spans(chunks, offsets)},
+                            split=options.split, line=sentence.rows[0][0], meta=meta)
+
+
+class ConllExporter:
+    """Write CoNLL: the imported tokens and columns, tags from the current spans."""
+
+    name = "conll"
+    title = "CoNLL (token per line, BIO/IOB1/BIOES tags)"
+    extensions = (".conll", ".bio", ".iob")
+    tasks = NER_TASKS
+
+    def __init__(self, scheme: str | None = None):
+        self.scheme = scheme  # None: each example's imported scheme, BIO for the others
+
+    def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
+        rows = list(rows)
+        width = max((len(c[0]) for r in rows if (c := r.meta.get("columns"))), default=0)
+        blocks, count = [], 0
+        for row in rows:
+            block = self._block(row, width)
+            if block:
+                blocks.append(block)
+                count += 1
+        _write_atomic(Path(path), "".join(blocks))
+        return count
+
+    def _block(self, row: ExportRow, width: int) -> str:
+        meta = row.meta if row.meta.get("format") == "conll" else {}
+        text = row.fields.get("text", "")
+        pieces = text.split(" ")
+        columns = meta.get("columns")
+        if meta and all(pieces) and not any(c.isspace() for p in pieces for c in p):
+            offsets, position = [], 0
+            for piece in pieces:
+                offsets.append((position, position + len(piece)))
+                position += len(piece) + 1
+        else:  # a text that did not come from CoNLL: whitespace tokens, filler columns
+            offsets = whitespace_tokens(text)
+            columns = None
+        if not offsets:
+            return ""
+        if columns is not None and len(columns) != len(offsets):
+            columns = None
+        scheme = self.scheme or meta.get("scheme", "BIO")
+        chunks = spans_to_chunks(row.annotation.get("spans", []), offsets)
+        tags = chunks_to_tags(chunks, len(offsets), scheme)
+        original = meta.get("tags")
+        if original and len(original) == len(tags) and tags_to_chunks(original) == chunks:
+            tags = original  # the spans are unchanged: keep the file's own spelling of them
+        separator = meta.get("separator", " ")
+        lines = [f"{line}\n\n" for line in meta.get("before", [])]
+        for index, (start, end) in enumerate(offsets):
+            middle = list(columns[index]) if columns is not None else []
+            middle += ["_"] * (width - len(middle))
+            lines.append(separator.join([text[start:end], *middle, tags[index]]) + "\n")
+        lines.append("\n")
+        return "".join(lines)
+
+
+# -- span JSONL -------------------------------------------------------------------------------
+SPAN_KEYS = ("spans", "entities", "label", "labels")
+
+
+def _span_from_item(item: Any) -> dict[str, Any]:
+    """Read one span in doccano's or Label Studio's spelling."""
+    if isinstance(item, list | tuple) and len(item) == 3:
+        return {"start": item[0], "end": item[1], "label": item[2]}
+    if isinstance(item, Mapping):
+        if isinstance(item.get("value"), Mapping):  # Label Studio result entries
+            item = item["value"]
+        label = item.get("label")
+        if label is None and isinstance(item.get("labels"), list) and len(item["labels"]) == 1:
+            label = item["labels"][0]
+        start = item.get("start", item.get("start_offset"))
+        end = item.get("end", item.get("end_offset"))
+        return {"start": start, "end": end, "label": label}
+    raise AnnotuneError(f"span {item!r} is neither [start, end, type] nor an object",
+                        hint='write {"start": 0, "end": 5, "label": "PER"}')
+
+
+class SpanJsonlImporter:
+    """Read JSON lines with a text and its entity spans (doccano / Label Studio shapes)."""
+
+    name = "spans-jsonl"
+    title = "JSON lines with entity spans (doccano, Label Studio)"
+    extensions = (".jsonl",)
+    tasks = NER_TASKS
+
+    def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
+             ) -> Iterator[ImportRecord | RowProblem]:
+        text_key = options.mapping.get("text", "text")
+        for number, line in enumerate(_read_text(Path(path)).splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield self._record(json.loads(line), number, text_key, settings, options)
+            except json.JSONDecodeError as error:
+                yield RowProblem(number, f"not valid JSON ({error.msg}, column {error.colno})",
+                                 hint="write one JSON object per line")
+            except AnnotuneError as error:
+                yield RowProblem(number, error.what, field=error.where, hint=error.hint)
+
+    @staticmethod
+    def _record(obj: Any, number: int, text_key: str, settings: TaskSettings,
+                options: ImportOptions) -> ImportRecord:
+        if not isinstance(obj, Mapping):
+            raise AnnotuneError("the line is not a JSON object", hint='write {"text": ...}')
+        data = obj.get("data") if isinstance(obj.get("data"), Mapping) else obj
+        text = data.get(text_key)
+        if not isinstance(text, str):
+            raise AnnotuneError(f"no text under the key '{text_key}'", where=text_key,
+                                hint="name the text key with --map text=KEY")
+        key = options.mapping.get("label") or next((k for k in SPAN_KEYS if k in obj), None)
+        annotation = None
+        if key is not None and obj.get(key) is not None:
+            items = obj[key]
+            if not isinstance(items, list):
+                raise AnnotuneError(f"'{key}' holds {type(items).__name__}, not a list of spans",
+                                    where=key, hint="for labels of whole texts use a "
+                                                    "text-classification project")
+            spans = []
+            for item in items:
+                span = _span_from_item(item)
+                if isinstance(span["start"], int) and isinstance(span["end"], int):
+                    span["start"], span["end"] = trim_span(text, span["start"], span["end"])
+                spans.append(span)
+            annotation = {"spans": validate_spans(spans, text, settings.labels or None)}
+        split = options.split or obj.get(options.mapping.get("split", "split"))
+        source_id = obj.get(options.mapping.get("id", "id"))
+        return ImportRecord(fields={"text": text}, annotation=annotation,
+                            split=split if isinstance(split, str) else None, line=number,
+                            source_id=None if source_id is None else str(source_id))
+
+
+class SpanJsonlExporter:
+    """Write ``{"id", "text", "spans": [{"start","end","label","text"}], "split"}`` lines."""
+
+    name = "spans-jsonl"
+    title = "JSON lines with entity spans"
+    extensions = (".jsonl",)
+    tasks = NER_TASKS
+
+    def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
+        lines = []
+        for row in rows:
+            text = row.fields.get("text", "")
+            spans = [{"start": s["start"], "end": s["end"], "label": s["label"],
+                      "text": text[s["start"]:s["end"]]}
+                     for s in row.annotation.get("spans", [])]
+            lines.append(json.dumps({"id": row.example_id, "text": text, "spans": spans,
+                                     "split": row.split}, ensure_ascii=False) + "\n")
+        _write_atomic(Path(path), "".join(lines))
+        return len(lines)
+
+
+@hookimpl
+def register_formats(register: Any) -> None:
+    for fmt in (ConllImporter(), ConllExporter(), SpanJsonlImporter(), SpanJsonlExporter()):
+        register(fmt)
+
