@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.resources
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,3 +275,46 @@ def test_tune_thresholds_from_predictions(task):
     assert thresholds[1] == pytest.approx(0.3)  # only <= 0.3 catches both positives
     assert thresholds[2] == pytest.approx(0.5)  # no positives: left at the default
     task.check_settings(MULTI.with_(thresholds=thresholds))
+
+
+# -- with a model and real data ----------------------------------------------------------------
+
+@pytest.mark.parametrize("settings", [SINGLE, MULTI], ids=["single", "multi"])
+def test_model_kwargs_and_batches_fit_a_transformers_model(task, tokenizer, settings):
+    import torch  # the training side only: the task module itself never imports torch
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=37,
+                        **task.model_kwargs(settings))
+    model = AutoModelForSequenceClassification.from_config(config)
+    texts = [{"text": "a fine day"}, {"text": "rain again and again"}]
+    gold = ([{"label": "pos"}, {"label": "neg"}] if not settings.multi_label
+            else [{"labels": ["sports", "tech"]}, {"labels": []}])
+    features = task.encode(tokenizer, texts, gold, settings)
+    batch = {k: torch.from_numpy(v) for k, v in collate(features, 0, task, True).items()}
+    output = model(**batch)
+    assert torch.isfinite(output.loss)
+    output.loss.backward()  # the loss matches the target dtype and shape
+    raw = [{"logits": row} for row in output.logits.detach().numpy()]
+    preds = task.decode(texts, features, raw, settings)
+    assert task.metrics(preds, gold, settings)["f1"] >= 0.0
+    assert model.config.id2label[1] == settings.labels[1]
+
+
+def test_sst2_dev_encodes_quickly_with_glue_indices(task, tokenizer):
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "sst2" / "dev.tsv"
+    assert path.exists(), f"the SST-2 dataset is missing: expected {path} (see shared/datasets)"
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    settings = TaskSettings(labels=("negative", "positive"), max_length=32)
+    annotations = [task.annotation_from_value(row["label"], settings) for row in rows]
+    started = time.perf_counter()
+    features = task.encode(tokenizer, [{"text": r["sentence"]} for r in rows], annotations,
+                           settings)
+    elapsed = time.perf_counter() - started
+    assert len(features) == len(rows)
+    assert max(len(f) for f in features) == 32  # some reviews are longer and were cut
+    assert all(f.input_ids[-1] == tokenizer.token_to_id("[SEP]") for f in features)
+    assert sum(f.target for f in features) == sum(row["label"] == "1" for row in rows)
+    assert elapsed < 5.0, f"encoding {len(rows)} texts took {elapsed:.1f} s"
