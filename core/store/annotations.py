@@ -1,0 +1,130 @@
+"""Write annotations with their history, and walk that history back and forth (undo/redo).
+
+The history is one linear stack per project, like an editor's: every save or skip pushes an
+entry in state 'done'; undo turns the newest 'done' entry into 'undone' and restores what it
+replaced; redo re-applies the oldest 'undone' entry; a new change drops the 'undone' tail.
+Undo and redo are themselves written to the history (state NULL) so the audit trail is whole.
+Each function runs in its own transaction and commits before it returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlite_utils
+from annotune.core.store.records import (
+    StoredAnnotation,
+    annotation_from_row,
+    dumps,
+    loads,
+    now,
+)
+
+UPSERT = """
+INSERT INTO annotations (example_id, payload, status, annotator, updated_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (example_id) DO UPDATE SET payload = excluded.payload, status = excluded.status,
+    annotator = excluded.annotator, updated_at = excluded.updated_at
+"""
+HISTORY = """
+INSERT INTO annotation_history (example_id, action, old_payload, old_status, old_annotator,
+    new_payload, new_status, annotator, created_at, state, target)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def current(db: sqlite_utils.Database, example_id: int) -> StoredAnnotation | None:
+    """Return the current annotation of an example, or None when it has none."""
+    rows = list(db.query("SELECT * FROM annotations WHERE example_id = ?", [example_id]))
+    return annotation_from_row(rows[0]) if rows else None
+
+
+def _write(db: sqlite_utils.Database, example_id: int, payload: str | None, status: str | None,
+           annotator: str | None, time: str) -> None:
+    """Set an example's current annotation; a None payload removes it (back to unlabeled)."""
+    if payload is None:
+        db.execute("DELETE FROM annotations WHERE example_id = ?", [example_id])
+    else:
+        db.execute(UPSERT, [example_id, payload, status, annotator or "user", time])
+
+
+def change(db: sqlite_utils.Database, example_id: int, payload: dict[str, Any], status: str,
+           annotator: str) -> None:
+    """Store a new annotation (save or skip) and push it on the undo stack."""
+    time = now()
+    with db.atomic():
+        old = current(db, example_id)
+        new_payload = dumps(payload)
+        _write(db, example_id, new_payload, status, annotator, time)
+        # A new change after undo makes the undone entries unreachable, as in an editor.
+        db.execute("UPDATE annotation_history SET state = 'dropped' WHERE state = 'undone'")
+        db.execute(HISTORY, [
+            example_id, "save" if status == "accepted" else "skip",
+            dumps(old.payload) if old else None, old.status if old else None,
+            old.annotator if old else None,
+            new_payload, status, annotator, time, "done", None])
+
+
+def undo(db: sqlite_utils.Database, who: str = "user") -> int | None:
+    """Revert the newest change still in effect; return its example id (None: nothing to undo)."""
+    with db.atomic():
+        rows = list(db.query("SELECT * FROM annotation_history WHERE state = 'done' "
+                             "ORDER BY id DESC LIMIT 1"))
+        if not rows:
+            return None
+        entry = rows[0]
+        time = now()
+        _write(db, entry["example_id"], entry["old_payload"], entry["old_status"],
+               entry["old_annotator"], time)
+        db.execute("UPDATE annotation_history SET state = 'undone' WHERE id = ?", [entry["id"]])
+        db.execute(HISTORY, [
+            entry["example_id"], "undo", entry["new_payload"], entry["new_status"],
+            entry["annotator"], entry["old_payload"], entry["old_status"], who, time, None,
+            entry["id"]])
+        return entry["example_id"]
+
+
+def redo(db: sqlite_utils.Database, who: str = "user") -> int | None:
+    """Re-apply the oldest undone change; return its example id (None: nothing to redo)."""
+    with db.atomic():
+        rows = list(db.query("SELECT * FROM annotation_history WHERE state = 'undone' "
+                             "ORDER BY id ASC LIMIT 1"))
+        if not rows:
+            return None
+        entry = rows[0]
+        time = now()
+        _write(db, entry["example_id"], entry["new_payload"], entry["new_status"],
+               entry["annotator"], time)
+        db.execute("UPDATE annotation_history SET state = 'done' WHERE id = ?", [entry["id"]])
+        db.execute(HISTORY, [
+            entry["example_id"], "redo", entry["old_payload"], entry["old_status"],
+            entry["old_annotator"], entry["new_payload"], entry["new_status"], who, time,
+            None, entry["id"]])
+        return entry["example_id"]
+
+
+def can_undo(db: sqlite_utils.Database) -> bool:
+    return db.execute("SELECT 1 FROM annotation_history WHERE state = 'done' LIMIT 1"
+                      ).fetchone() is not None
+
+
+def can_redo(db: sqlite_utils.Database) -> bool:
+    return db.execute("SELECT 1 FROM annotation_history WHERE state = 'undone' LIMIT 1"
+                      ).fetchone() is not None
+
+
+def history(db: sqlite_utils.Database, example_id: int | None = None, limit: int = 100
+            ) -> list[dict[str, Any]]:
+    """Return the newest history entries (of one example, or all), newest first."""
+    where, params = "", []
+    if example_id is not None:
+        where, params = " WHERE example_id = ?", [example_id]
+    rows = db.query(f"SELECT * FROM annotation_history{where} ORDER BY id DESC LIMIT ?",
+                    [*params, limit])
+    return [{
+        "id": row["id"], "example_id": row["example_id"], "action": row["action"],
+        "old": loads(row["old_payload"]), "old_status": row["old_status"],
+        "new": loads(row["new_payload"]), "new_status": row["new_status"],
+        "who": row["annotator"], "at": row["created_at"], "state": row["state"],
+        "target": row["target"],
+    } for row in rows]

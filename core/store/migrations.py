@@ -1,0 +1,132 @@
+"""Numbered schema migrations: the only way the project file's schema ever changes.
+
+``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``; the versions applied are
+recorded in the ``migrations`` table. Append new migrations, never edit a released one: files
+written by older annotune versions are upgraded by replaying the missing steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+from annotune.core.errors import AnnotuneError
+
+SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS project (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS examples (
+    id INTEGER PRIMARY KEY,
+    fields TEXT NOT NULL,
+    text TEXT NOT NULL,
+    split TEXT,
+    source TEXT,
+    line INTEGER,
+    hash TEXT NOT NULL UNIQUE,
+    meta TEXT NOT NULL DEFAULT '{}',
+    source_id TEXT,
+    latest_score REAL
+);
+CREATE INDEX IF NOT EXISTS examples_split ON examples (split, id);
+CREATE INDEX IF NOT EXISTS examples_latest_score ON examples (latest_score, id);
+CREATE TABLE IF NOT EXISTS annotations (
+    example_id INTEGER PRIMARY KEY REFERENCES examples (id) ON DELETE CASCADE,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('accepted', 'skipped')),
+    annotator TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS annotations_status ON annotations (status, example_id);
+CREATE TABLE IF NOT EXISTS annotation_history (
+    id INTEGER PRIMARY KEY,
+    example_id INTEGER NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
+    action TEXT NOT NULL CHECK (action IN ('save', 'skip', 'undo', 'redo', 'import')),
+    old_payload TEXT,
+    old_status TEXT,
+    old_annotator TEXT,
+    new_payload TEXT,
+    new_status TEXT,
+    annotator TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    -- undo stack state of a save/skip entry: 'done', 'undone' (redo tail) or 'dropped'
+    -- (a new change after undo); NULL for audit-only rows (undo, redo, import).
+    state TEXT CHECK (state IN ('done', 'undone', 'dropped')),
+    target INTEGER REFERENCES annotation_history (id)
+);
+CREATE INDEX IF NOT EXISTS history_state ON annotation_history (state, id);
+CREATE INDEX IF NOT EXISTS history_example ON annotation_history (example_id, id);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'cancelled')),
+    config TEXT NOT NULL,
+    device TEXT NOT NULL,
+    duration_s REAL,
+    metrics TEXT,
+    artifact_dir TEXT,
+    error TEXT,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS run_epochs (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    example_id INTEGER NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    score REAL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (example_id, source)
+);
+CREATE INDEX IF NOT EXISTS predictions_latest ON predictions (example_id, created_at);
+"""
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    """Create the first schema: settings, examples (+ FTS5), annotations, history, runs."""
+    db.executescript(SCHEMA_1)
+    if db["examples"].detect_fts() is None:
+        db["examples"].enable_fts(["text"], fts_version="FTS5", create_triggers=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_initial,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(db: sqlite_utils.Database) -> int:
+    """Return the schema version recorded in the file (0 for a fresh, empty file)."""
+    if "migrations" not in db.table_names():
+        return 0
+    row = db.execute("SELECT MAX(version) FROM migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: sqlite_utils.Database, path: object) -> int:
+    """Apply every missing migration, each in its own transaction; return the final version.
+
+    Raises AnnotuneError when the file was written by a newer annotune (its schema version is
+    higher than the last migration known here).
+    """
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, "
+               "applied_at TEXT NOT NULL)")
+    version = current_version(db)
+    if version > SCHEMA_VERSION:
+        raise AnnotuneError(
+            f"this project uses schema version {version}, but this annotune only knows "
+            f"versions up to {SCHEMA_VERSION}", where=str(path),
+            hint="upgrade annotune (pip install -U annotune) to open it")
+    for number in range(version, SCHEMA_VERSION):
+        with db.atomic():
+            MIGRATIONS[number](db)
+            db.execute("INSERT INTO migrations (version, applied_at) VALUES (?, ?)",
+                       [number + 1, datetime.now(UTC).isoformat(timespec="seconds")])
+    return SCHEMA_VERSION

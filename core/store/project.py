@@ -1,0 +1,371 @@
+"""Open or create a project file and read and write its examples, annotations and runs.
+
+One SQLite file per project, opened through sqlite-utils in WAL mode with foreign keys on.
+Widgets, plugins and the CLI never write SQL: they call the methods of ``Project``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from annotune.core import plugins
+from annotune.core.errors import AnnotuneError
+from annotune.core.store import annotations as _annotations
+from annotune.core.store import migrations
+from annotune.core.store import queries as q
+from annotune.core.store import runs as _runs
+from annotune.core.store.records import (
+    SPLITS,
+    STATUSES,
+    Example,
+    ImportSummary,
+    StoredAnnotation,
+    content_hash,
+    dumps,
+    example_from_row,
+    loads,
+    now,
+    search_text,
+)
+from annotune.core.store.runs import StoredPrediction
+from annotune.core.tasks import TaskSettings
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+INSERT_EXAMPLE = """
+INSERT OR IGNORE INTO examples (fields, text, split, source, line, hash, meta, source_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _connect(path: Path) -> sqlite_utils.Database:
+    # timeout: the training job and the desktop write the same file; wait for a lock
+    # instead of failing at once.
+    db = sqlite_utils.Database(sqlite3.connect(str(path), timeout=30))
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+def _check_split(split: str | None, where: str | None = None) -> None:
+    if split is not None and split not in SPLITS:
+        raise AnnotuneError(f"unknown split '{split}'", where=where,
+                            hint=f"use one of: {', '.join(SPLITS)}")
+
+
+class Project:
+    """An open project file: ``Project.create`` makes one, ``Project.open`` opens one."""
+
+    def __init__(self, path: Path, db: sqlite_utils.Database):
+        self.path = Path(path)
+        self.db = db
+        values = {row["key"]: row["value"] for row in db.query("SELECT * FROM project")}
+        self.task_name: str = values["task"]
+        self.settings: TaskSettings = TaskSettings.from_dict(loads(values["settings"]))
+        self.base_model: str | None = loads(values.get("base_model", "null"))
+        self.created: str | None = values.get("created")
+
+    # -- open, create, close -----------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path | str, task: str, settings: TaskSettings | None = None,
+               base_model: str | None = None) -> Project:
+        """Create a new project file (never overwriting one) and open it."""
+        path = Path(path)
+        if path.exists():
+            raise AnnotuneError("a file already exists here", where=str(path),
+                                hint="choose another name, or open it instead of creating it")
+        if not path.parent.is_dir():
+            raise AnnotuneError(f"the folder {path.parent} does not exist", where=str(path),
+                                hint="create the folder first")
+        plugins.registry().task(task)  # unknown task: fail before writing anything
+        settings = settings or TaskSettings()
+        # Build the file under a temporary name and move it into place when complete, so a
+        # crash during creation never leaves a half-made project under the real name.
+        temp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+        try:
+            db = _connect(temp)
+            db.enable_wal()
+            migrations.migrate(db, temp)
+            with db.atomic():
+                for key, value in (("task", task), ("settings", dumps(settings.to_dict())),
+                                   ("base_model", dumps(base_model)), ("created", now())):
+                    db.execute("INSERT INTO project (key, value) VALUES (?, ?)", [key, value])
+            db.close()
+            try:
+                os.link(temp, path)  # fails if the name was taken meanwhile: never overwrite
+            except FileExistsError:
+                raise AnnotuneError("a file already exists here", where=str(path),
+                                    hint="choose another name") from None
+        finally:
+            for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-shm")):
+                leftover.unlink(missing_ok=True)
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: Path | str) -> Project:
+        """Open an existing project, upgrading its schema if it was written by an older annotune."""
+        path = Path(path)
+        if not path.is_file():
+            raise AnnotuneError("no project file here", where=str(path),
+                                hint="check the path, or create one with `annotune init`")
+        with path.open("rb") as handle:
+            magic = handle.read(len(SQLITE_MAGIC))
+        if magic != SQLITE_MAGIC:
+            raise AnnotuneError("this file is not an annotune project (not an SQLite database)",
+                                where=str(path), hint="open the .annotune file of a project")
+        db = _connect(path)
+        try:
+            tables = set(db.table_names())
+            if not {"migrations", "project"} <= tables:
+                raise AnnotuneError("this SQLite file is not an annotune project",
+                                    where=str(path), hint="open the .annotune file of a project")
+            db.enable_wal()
+            migrations.migrate(db, path)
+            return cls(path, db)
+        except sqlite3.DatabaseError as error:
+            db.close()
+            raise AnnotuneError(f"cannot read this project file: {error}", where=str(path),
+                                hint="the file may be damaged; restore it from a backup") from None
+        except BaseException:
+            db.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def runs_dir(self) -> Path:
+        """The folder beside the project file that holds its training runs (not created here)."""
+        return self.path.with_name(f"{self.path.stem}-runs")
+
+    @property
+    def task(self) -> Any:
+        """The project's Task object from the plugin registry."""
+        return plugins.registry().task(self.task_name)
+
+    def set_settings(self, settings: TaskSettings) -> None:
+        """Replace the stored task settings (e.g. tuned multi-label thresholds)."""
+        self.db.execute("UPDATE project SET value = ? WHERE key = 'settings'",
+                        [dumps(settings.to_dict())])
+        self.settings = settings
+
+    # -- examples ----------------------------------------------------------------------------
+    def add_examples(self, records: Iterable[Any], source: str | None = None) -> ImportSummary:
+        """Add ImportRecords (with their annotations) in one transaction: all or nothing.
+
+        Examples whose task fields equal an existing one (content hash) are not added; they
+        are counted in ``duplicates`` with their line in ``duplicate_lines``.
+        """
+        summary = ImportSummary()
+        conn = self.db.conn
+        time = now()
+        with self.db.atomic():
+            for record in records:
+                fields = {str(k): str(v) for k, v in dict(record.fields).items()}
+                _check_split(record.split, f"{source or 'import'}:{record.line}")
+                cursor = conn.execute(INSERT_EXAMPLE, [
+                    dumps(fields), search_text(fields), record.split, source, record.line,
+                    content_hash(fields), dumps(record.meta or {}), record.source_id])
+                if cursor.rowcount == 0:
+                    summary.duplicates += 1
+                    summary.duplicate_lines.append(record.line)
+                    continue
+                summary.added += 1
+                if record.annotation is not None:
+                    payload = dumps(record.annotation)
+                    conn.execute(_annotations.UPSERT, [cursor.lastrowid, payload, "accepted",
+                                                       "import", time])
+                    conn.execute(_annotations.HISTORY, [
+                        cursor.lastrowid, "import", None, None, None, payload, "accepted",
+                        "import", time, None, None])
+                    summary.annotated += 1
+        return summary
+
+    def example(self, example_id: int) -> Example:
+        """Return one example; AnnotuneError when the id does not exist."""
+        rows = list(self.db.query("SELECT * FROM examples WHERE id = ?", [example_id]))
+        if not rows:
+            raise AnnotuneError(f"no example {example_id} in this project", where=str(self.path))
+        return example_from_row(rows[0])
+
+    def count(self, status: str | None = None, label: str | None = None,
+              split: str | None = None, search: str | None = None) -> int:
+        """Count examples matching the filters (status: unlabeled, accepted or skipped)."""
+        q.check_status(status)
+        if label is None and split is None and not (search and search.strip()):
+            # Common counts straight from the small tables, without visiting every example.
+            total = self.db.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
+            if status is None:
+                return total
+            if status == "unlabeled":
+                return total - self.db.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
+            return self.db.execute("SELECT COUNT(*) FROM annotations WHERE status = ?",
+                                   [status]).fetchone()[0]
+        clauses, params = q.where(status, label, split, search, self.db.quote_fts)
+        return self.db.execute(f"SELECT COUNT(*) FROM examples e{q.sql_where(clauses)}",
+                               params).fetchone()[0]
+
+    def examples(self, status: str | None = None, label: str | None = None,
+                 split: str | None = None, search: str | None = None, offset: int = 0,
+                 limit: int = 100) -> list[Example]:
+        """Return one page of matching examples in id order."""
+        clauses, params = q.where(status, label, split, search, self.db.quote_fts)
+        params.update(limit=int(limit), offset=int(offset))
+        sql = (f"SELECT e.* FROM examples e{q.sql_where(clauses)} "
+               "ORDER BY e.id LIMIT :limit OFFSET :offset")
+        return [example_from_row(row) for row in self.db.query(sql, params)]
+
+    def next_example(self, after_id: int | None = None, status: str | None = "unlabeled",
+                     order: str = "id") -> Example | None:
+        """Return the example that follows ``after_id`` in the given order, wrapping around.
+
+        ``order="uncertainty"`` visits examples by ascending score of their latest prediction
+        (least confident first), then the examples without a prediction by id.
+        """
+        if order not in ("id", "uncertainty"):
+            raise AnnotuneError(f"unknown order '{order}'", hint="use 'id' or 'uncertainty'")
+        clauses, params = q.where(status)
+        attempts: list[tuple[str, dict[str, Any]]] = []
+        scored = "e.latest_score IS NOT NULL ORDER BY e.latest_score, e.id"
+        unscored = "e.latest_score IS NULL ORDER BY e.id"
+        if order == "id":
+            if after_id is not None:
+                attempts.append(("e.id > :after ORDER BY e.id", {"after": after_id}))
+            attempts.append(("1 ORDER BY e.id", {}))
+        else:
+            score = None
+            if after_id is not None:
+                row = self.db.execute("SELECT latest_score FROM examples WHERE id = ?",
+                                      [after_id]).fetchone()
+                score = row[0] if row else None
+            if after_id is not None and score is not None:
+                attempts.append(("e.latest_score IS NOT NULL AND (e.latest_score > :score OR "
+                                 "(e.latest_score = :score AND e.id > :after)) "
+                                 "ORDER BY e.latest_score, e.id",
+                                 {"score": score, "after": after_id}))
+            elif after_id is not None:
+                attempts.append(("e.latest_score IS NULL AND e.id > :after ORDER BY e.id",
+                                 {"after": after_id}))
+            attempts += [(scored, {}), (unscored, {})]
+        for tail, extra in attempts:
+            sql = f"SELECT e.* FROM examples e WHERE {' AND '.join([*clauses, tail])} LIMIT 1"
+            rows = list(self.db.query(sql, {**params, **extra}))
+            if rows:
+                return example_from_row(rows[0])
+        return None
+
+    def set_splits(self, splits: Mapping[int, str | None]) -> None:
+        """Assign splits to examples in one transaction (None clears the split)."""
+        with self.db.atomic():
+            for example_id, split in splits.items():
+                _check_split(split, f"example {example_id}")
+                cursor = self.db.execute("UPDATE examples SET split = ? WHERE id = ?",
+                                         [split, example_id])
+                if cursor.rowcount == 0:
+                    raise AnnotuneError(f"no example {example_id} in this project",
+                                        where=str(self.path))
+
+    # -- annotations -------------------------------------------------------------------------
+    def save_annotation(self, example_id: int, annotation: Mapping[str, Any],
+                        status: str = "accepted", annotator: str = "user") -> StoredAnnotation:
+        """Validate an annotation with the project's task and store it (committed at once)."""
+        if status not in STATUSES:
+            raise AnnotuneError(f"unknown annotation status '{status}'",
+                                hint=f"use one of: {', '.join(STATUSES)}")
+        example = self.example(example_id)
+        payload = dict(annotation or {})
+        if status == "accepted":
+            payload = self.task.validate(payload, example.fields, self.settings)
+        _annotations.change(self.db, example_id, payload, status, annotator)
+        stored = self.annotation(example_id)
+        assert stored is not None
+        return stored
+
+    def skip(self, example_id: int, annotator: str = "user") -> None:
+        """Mark an example as skipped (kept out of training, not offered as unlabeled)."""
+        self.example(example_id)
+        _annotations.change(self.db, example_id, {}, "skipped", annotator)
+
+    def annotation(self, example_id: int) -> StoredAnnotation | None:
+        return _annotations.current(self.db, example_id)
+
+    def undo(self) -> int | None:
+        """Undo the newest annotation change anywhere in the project; return its example id."""
+        return _annotations.undo(self.db)
+
+    def redo(self) -> int | None:
+        """Re-apply the change undone last; return its example id."""
+        return _annotations.redo(self.db)
+
+    def can_undo(self) -> bool:
+        return _annotations.can_undo(self.db)
+
+    def can_redo(self) -> bool:
+        return _annotations.can_redo(self.db)
+
+    def history(self, example_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Return annotation history entries, newest first (audit: who changed what, when)."""
+        return _annotations.history(self.db, example_id, limit)
+
+    def labeled(self, split: str | None = None) -> list[tuple[Example, dict[str, Any]]]:
+        """Return accepted annotations with their examples, in id order."""
+        sql = ("SELECT e.*, a.payload AS payload FROM examples e "
+               "JOIN annotations a ON a.example_id = e.id WHERE a.status = 'accepted'")
+        params: list[Any] = []
+        if split is not None:
+            sql, params = sql + " AND e.split = ?", [split]
+        return [(example_from_row(row), loads(row["payload"]))
+                for row in self.db.query(sql + " ORDER BY e.id", params)]
+
+    def stats(self) -> dict[str, Any]:
+        """Count examples, accepted, skipped, unlabeled, per label and per split."""
+        total = self.count()
+        by_status = dict(self.db.execute(
+            "SELECT status, COUNT(*) FROM annotations GROUP BY status").fetchall())
+        labels = {label: 0 for label in self.settings.labels}
+        for label, n in self.db.execute(q.LABEL_COUNTS).fetchall():
+            labels[str(label)] = n
+        splits = {(split or "unassigned"): n for split, n in self.db.execute(
+            "SELECT split, COUNT(*) FROM examples GROUP BY split ORDER BY split").fetchall()}
+        accepted = by_status.get("accepted", 0)
+        skipped = by_status.get("skipped", 0)
+        return {"examples": total, "accepted": accepted, "labeled": accepted,
+                "skipped": skipped, "unlabeled": total - accepted - skipped,
+                "labels": labels, "splits": splits}
+
+    # -- runs and predictions ----------------------------------------------------------------
+    def create_run(self, config: dict[str, Any], device: str) -> int:
+        return _runs.create_run(self.db, config, device)
+
+    def record_epoch(self, run_id: int, epoch: int, metrics: dict[str, Any]) -> None:
+        _runs.record_epoch(self.db, run_id, epoch, metrics)
+
+    def finish_run(self, run_id: int, status: str, metrics: dict[str, Any] | None = None,
+                   artifact_dir: str | Path | None = None, error: str | None = None) -> None:
+        _runs.finish_run(self.db, run_id, status, metrics,
+                         None if artifact_dir is None else str(artifact_dir), error)
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Return every run as a dict (id, created, status, config, metrics, epochs...)."""
+        return _runs.runs(self.db)
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        return _runs.run(self.db, run_id)
+
+    def save_predictions(self, source: str | int,
+                         items: Iterable[tuple[int, dict[str, Any], float | None]]) -> int:
+        """Store (example_id, prediction, score) triples from one bundle or run."""
+        return _runs.save_predictions(self.db, source, items)
+
+    def prediction(self, example_id: int, source: str | int | None = None
+                   ) -> StoredPrediction | None:
+        return _runs.prediction(self.db, example_id, source)

@@ -1,0 +1,71 @@
+"""Build the SQL filters shared by count(), examples() and next_example().
+
+Every filter is written so SQLite can walk ``examples`` in id order (or the score index) and
+stop at the page it needs: paging a million examples never sorts the whole table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from annotune.core.errors import AnnotuneError
+from annotune.core.store.records import FILTER_STATUSES
+
+UNLABELED = "NOT EXISTS (SELECT 1 FROM annotations a WHERE a.example_id = e.id)"
+WITH_STATUS = ("EXISTS (SELECT 1 FROM annotations a WHERE a.example_id = e.id "
+               "AND a.status = :status)")
+# A label matches a single-label payload, a multi-label list or any span of an NER payload.
+WITH_LABEL = """EXISTS (SELECT 1 FROM annotations a WHERE a.example_id = e.id AND (
+    json_extract(a.payload, '$.label') = :label
+    OR EXISTS (SELECT 1 FROM json_each(a.payload, '$.labels') l WHERE l.value = :label)
+    OR EXISTS (SELECT 1 FROM json_each(a.payload, '$.spans') s
+               WHERE json_extract(s.value, '$.label') = :label)))"""
+MATCHES = "e.id IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH :search)"
+
+# Per-label counts over accepted annotations, whatever the payload form.
+LABEL_COUNTS = """
+SELECT label, COUNT(*) AS n FROM (
+    SELECT json_extract(payload, '$.label') AS label FROM annotations
+        WHERE status = 'accepted' AND json_extract(payload, '$.label') IS NOT NULL
+    UNION ALL
+    SELECT l.value FROM annotations a, json_each(a.payload, '$.labels') l
+        WHERE a.status = 'accepted'
+    UNION ALL
+    SELECT json_extract(s.value, '$.label') FROM annotations a, json_each(a.payload, '$.spans') s
+        WHERE a.status = 'accepted'
+) WHERE label IS NOT NULL GROUP BY label
+"""
+
+
+def check_status(status: str | None) -> None:
+    """Raise AnnotuneError for a status filter that does not exist."""
+    if status is not None and status not in FILTER_STATUSES:
+        raise AnnotuneError(f"unknown status filter '{status}'",
+                            hint=f"use one of: {', '.join(FILTER_STATUSES)}")
+
+
+def where(status: str | None = None, label: str | None = None, split: str | None = None,
+          search: str | None = None, quote_fts: Any = None) -> tuple[list[str], dict[str, Any]]:
+    """Return the WHERE clauses (joined with AND by the caller) and their named parameters."""
+    check_status(status)
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if status == "unlabeled":
+        clauses.append(UNLABELED)
+    elif status is not None:
+        clauses.append(WITH_STATUS)
+        params["status"] = status
+    if label is not None:
+        clauses.append(WITH_LABEL)
+        params["label"] = label
+    if split is not None:
+        clauses.append("e.split = :split")
+        params["split"] = split
+    if search is not None and search.strip():
+        clauses.append(MATCHES)
+        params["search"] = quote_fts(search) if quote_fts else search
+    return clauses, params
+
+
+def sql_where(clauses: list[str]) -> str:
+    return (" WHERE " + " AND ".join(clauses)) if clauses else ""

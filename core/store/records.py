@@ -1,0 +1,84 @@
+"""The plain records the store hands out: examples, annotations, import summaries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+STATUSES = ("accepted", "skipped")
+FILTER_STATUSES = ("unlabeled", "accepted", "skipped")
+RUN_STATUSES = ("running", "finished", "failed", "cancelled")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One stored example: its task fields and where it came from."""
+
+    id: int
+    fields: dict[str, str]
+    split: str | None = None
+    source: str | None = None
+    line: int | None = None
+    source_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredAnnotation:
+    """The current annotation of one example."""
+
+    example_id: int
+    payload: dict[str, Any]
+    status: str  # "accepted" or "skipped"
+    annotator: str
+    updated_at: str
+
+
+@dataclass
+class ImportSummary:
+    """What one add_examples call wrote; duplicates are counted, never dropped silently."""
+
+    added: int = 0
+    duplicates: int = 0
+    annotated: int = 0
+    duplicate_lines: list[int] = field(default_factory=list)  # lines of the skipped duplicates
+
+
+def now() -> str:
+    """Return the current UTC time as an ISO 8601 string with microseconds (sortable)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def dumps(value: Any) -> str:
+    """Serialize JSON compactly and deterministically (sorted keys keep hashes stable)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def content_hash(fields: dict[str, str]) -> str:
+    """Hash the task fields of an example: equal texts are one example (dedupe on import)."""
+    return hashlib.sha256(dumps(fields).encode("utf-8")).hexdigest()
+
+
+def search_text(fields: dict[str, str]) -> str:
+    """Join the task fields into the plain text column that the FTS index covers."""
+    return "\n".join(str(value) for value in fields.values())
+
+
+def example_from_row(row: dict[str, Any]) -> Example:
+    return Example(id=row["id"], fields=json.loads(row["fields"]), split=row["split"],
+                   source=row["source"], line=row["line"], source_id=row["source_id"],
+                   meta=json.loads(row["meta"] or "{}"))
+
+
+def annotation_from_row(row: dict[str, Any]) -> StoredAnnotation:
+    return StoredAnnotation(example_id=row["example_id"], payload=json.loads(row["payload"]),
+                            status=row["status"], annotator=row["annotator"],
+                            updated_at=row["updated_at"])
