@@ -184,8 +184,12 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | No
 
 # -- the shared task -----------------------------------------------------------------------------
 
-def _is_integer(text: str) -> bool:
-    return text.lstrip("+-").isdigit()
+def _as_index(text: str) -> int | None:
+    """Read "1" (and "1.0", as spreadsheets and pandas write integers) as an int, else None."""
+    whole, dot, fraction = text.partition(".")
+    if not whole.lstrip("+-").isdigit() or (dot and fraction.strip("0")):
+        return None
+    return int(whole)
 
 
 class ClassificationTask(Task):
@@ -242,6 +246,8 @@ class ClassificationTask(Task):
         hint = f"allowed labels: {allowed}"
         if numeric_ok:
             hint += f" (or their index 0-{len(settings.labels) - 1})"
+        if settings.multi_label:
+            hint += '; separate several labels with "|" or write a JSON list'
         return AnnotuneError(f"unknown label {value!r}", hint=hint)
 
     def _canonical(self, names: Sequence[str], settings: TaskSettings) -> list[str]:
@@ -281,7 +287,7 @@ class ClassificationTask(Task):
     def _label_from_cell(self, value: Any, settings: TaskSettings) -> str:
         """Map one cell value to a label name (exact, index, or unique case-insensitive match)."""
         labels = settings.labels
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self._unknown(value, settings)
         text = str(value).strip()
         if text in labels:
@@ -289,9 +295,9 @@ class ClassificationTask(Task):
         # GLUE-style files store classes as 0/1/2: read an integer as an index into the
         # project's labels, unless the labels are numbers themselves (then "3" must mean
         # the label "3", and an unknown number is an error rather than a silent guess).
-        numeric_labels = any(_is_integer(label) for label in labels)
-        if _is_integer(text) and not numeric_labels:
-            index = int(text)
+        numeric_labels = any(_as_index(label) is not None for label in labels)
+        index = _as_index(text)
+        if index is not None and not numeric_labels:
             if 0 <= index < len(labels):
                 return labels[index]
             raise AnnotuneError(f"label index {index} is out of range",

@@ -74,6 +74,12 @@ def test_annotation_from_value_names_indices_and_case(task):
     assert task.annotation_from_value("0", SINGLE) == {"label": "neg"}
     assert task.annotation_from_value("1", SINGLE) == {"label": "pos"}
     assert task.annotation_from_value(1, SINGLE) == {"label": "pos"}
+    assert task.annotation_from_value("1.0", SINGLE) == {"label": "pos"}  # pandas-written ints
+    assert task.annotation_from_value(0.0, SINGLE) == {"label": "neg"}
+    with pytest.raises(AnnotuneError, match="unknown label '0.5'"):
+        task.annotation_from_value("0.5", SINGLE)
+    with pytest.raises(AnnotuneError, match="unknown label True"):
+        task.annotation_from_value(True, SINGLE)
     with pytest.raises(AnnotuneError, match="index 2 is out of range.*0=neg, 1=pos"):
         task.annotation_from_value("2", SINGLE)
     with pytest.raises(AnnotuneError, match="unknown label 'meh'.*index 0-1"):
@@ -100,6 +106,8 @@ def test_annotation_from_value_multi_label_forms(task):
     assert task.annotation_from_value("0|2", MULTI) == {"labels": ["sports", "tech"]}
     with pytest.raises(AnnotuneError, match="unknown label 'art'"):
         task.annotation_from_value("tech|art", MULTI)
+    with pytest.raises(AnnotuneError, match="unknown label 'tech,sports'.*separate several"):
+        task.annotation_from_value("tech,sports", MULTI)
     with pytest.raises(AnnotuneError, match="cannot read the label list"):
         task.annotation_from_value('["tech"', MULTI)
 
@@ -318,3 +326,11 @@ def test_sst2_dev_encodes_quickly_with_glue_indices(task, tokenizer):
     assert all(f.input_ids[-1] == tokenizer.token_to_id("[SEP]") for f in features)
     assert sum(f.target for f in features) == sum(row["label"] == "1" for row in rows)
     assert elapsed < 5.0, f"encoding {len(rows)} texts took {elapsed:.1f} s"
+
+
+def test_max_length_without_room_for_text_is_an_error(task, tokenizer):
+    tiny = SINGLE.with_(max_length=2)
+    (short,) = task.encode(tokenizer, [{"text": ""}], None, tiny)  # [CLS] [SEP] still fits
+    assert len(short) == 2
+    with pytest.raises(AnnotuneError, match="max_length 2 leaves no room"):
+        task.encode(tokenizer, [{"text": "too long"}], None, tiny)
