@@ -1,0 +1,90 @@
+"""Start the desktop app: ``annotune-desktop [PROJECT]`` or ``annotune gui PROJECT``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from annotune.core import __version__
+from annotune.desktop.crash import CrashHandler, setup_logging
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+log = logging.getLogger("annotune.desktop")
+
+ORGANIZATION = "annotune"
+APPLICATION = "annotune"
+
+
+def application(argv: Sequence[str] = ()) -> QApplication:
+    """Return the running QApplication, creating it (with annotune's names) when needed."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "annotune", *argv])
+    QApplication.setOrganizationName(ORGANIZATION)
+    QApplication.setApplicationName(APPLICATION)
+    QApplication.setApplicationVersion(__version__)
+    return app  # type: ignore[return-value]
+
+
+def plugin_failures(window: object) -> list[str]:
+    """Collect the plugins (core and desktop) that failed to load."""
+    failures = list(window.registry.failures)
+    failures += list(window.editors.failures)
+    return [str(f) for f in failures]
+
+
+def show_plugin_failures(parent: QWidget, failures: Sequence[str]) -> QMessageBox | None:
+    """Show every failed plugin in one dialog (once per start)."""
+    if not failures:
+        return None
+    for failure in failures:
+        log.warning("%s", failure)
+    box = QMessageBox(QMessageBox.Icon.Warning, "Some plugins were skipped",
+                      "annotune started without these plugins:\n\n" + "\n".join(failures)
+                      + "\n\nReinstall or remove the packages that provide them.", parent=parent)
+    box.setObjectName("plugin_failures")
+    box.open()
+    return box
+
+
+def build_window(project: Path | None = None):  # noqa: ANN201 - the MainWindow
+    """Create the main window, open the project if given, report plugin failures."""
+    from annotune.desktop.main_window import MainWindow
+
+    window = MainWindow()
+    geometry = QSettings().value("geometry")
+    if geometry is not None:
+        window.restoreGeometry(geometry)
+    window.show()
+    if project is not None:
+        window.open_project(project)
+    window.plugin_dialog = show_plugin_failures(window, plugin_failures(window))
+    return window
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the desktop app until its window closes; return the exit code."""
+    parser = argparse.ArgumentParser(prog="annotune-desktop",
+                                     description="Label text, train and export models.")
+    parser.add_argument("project", nargs="?", help="a .annotune project file to open")
+    args, qt_args = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    app = application(qt_args)
+    log_path = setup_logging()
+    handler = CrashHandler(log_path)
+    handler.install()
+    log.info("annotune %s desktop starting", __version__)
+    try:
+        window = build_window(Path(args.project) if args.project else None)
+        code = app.exec()
+        del window
+    finally:
+        handler.uninstall()
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The example browser: a lazily paged table over the store, with filters and search."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from annotune.core.errors import AnnotuneError
+from annotune.desktop.labeling import _payload, _status
+from annotune.desktop.summaries import disagrees, summarize
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+NO_PARENT = QModelIndex()
+PAGE_SIZE = 200
+CACHED_PAGES = 16
+COLUMNS = ("#", "Text", "Annotation", "Status", "Split", "Suggestion")
+FILTERS = (("All examples", {}), ("Unlabeled", {"status": "unlabeled"}),
+           ("Labeled", {"status": "accepted"}), ("Skipped", {"status": "skipped"}),
+           ("Model disagrees", {"disagrees": True}))
+
+
+class ExampleTableModel(QAbstractTableModel):
+    """Rows are examples matching a filter; pages of PAGE_SIZE rows are fetched on demand.
+
+    ``rowCount`` comes from ``project.count(...)`` and a page is loaded with
+    ``project.examples(offset, limit, ...)`` the first time one of its rows is painted; only
+    CACHED_PAGES pages are kept, so a million examples cost a few hundred rows of memory.
+    """
+
+    def __init__(self, project: Any, task: Any, parent: Any = None):
+        super().__init__(parent)
+        self.project = project
+        self.task = task
+        self.filters: dict[str, Any] = {}
+        self.search: str | None = None
+        self.total = 0
+        self.pages: OrderedDict[int, list[tuple[Any, Any, Any]]] = OrderedDict()
+        self.fetches = 0  # pages loaded from the store (tests check that paging is lazy)
+        self.disagreeing: list[int] | None = None
+
+    # -- filter ----------------------------------------------------------------------------
+    def set_filter(self, filters: dict[str, Any], search: str | None = None) -> None:
+        """Show the examples matching a status/label filter and a full-text search."""
+        self.beginResetModel()
+        self.filters = dict(filters)
+        self.search = search.strip() if search and search.strip() else None
+        self.pages.clear()
+        self.disagreeing = None
+        if self.filters.get("disagrees"):
+            self.disagreeing = self._disagreeing_ids()
+            self.total = len(self.disagreeing)
+        else:
+            self.total = self.project.count(**self._query())
+        self.endResetModel()
+
+    def _query(self) -> dict[str, Any]:
+        query = {k: v for k, v in self.filters.items() if k in ("status", "label", "split")}
+        if self.search:
+            query["search"] = self.search
+        return query
+
+    def _disagreeing_ids(self) -> list[int]:
+        """Labeled examples whose stored prediction differs from the accepted annotation."""
+        ids = []
+        for example, annotation in self.project.labeled():
+            if self.search and self.search.lower() not in " ".join(
+                    map(str, example.fields.values())).lower():
+                continue
+            if disagrees(annotation, _payload(self.project.prediction(example.id))):
+                ids.append(example.id)
+        return ids
+
+    def refresh(self) -> None:
+        self.set_filter(self.filters, self.search)
+
+    # -- paging ----------------------------------------------------------------------------
+    def _page(self, number: int) -> list[tuple[Any, Any, Any]]:
+        page = self.pages.get(number)
+        if page is not None:
+            self.pages.move_to_end(number)
+            return page
+        offset = number * PAGE_SIZE
+        if self.disagreeing is not None:
+            examples = [self.project.example(i)
+                        for i in self.disagreeing[offset:offset + PAGE_SIZE]]
+        else:
+            examples = self.project.examples(offset=offset, limit=PAGE_SIZE, **self._query())
+        page = [(e, self.project.annotation(e.id), self.project.prediction(e.id))
+                for e in examples]
+        self.fetches += 1
+        self.pages[number] = page
+        while len(self.pages) > CACHED_PAGES:
+            self.pages.popitem(last=False)
+        return page
+
+    def row(self, row: int) -> tuple[Any, Any, Any] | None:
+        """Return (example, stored annotation, stored prediction) of a row."""
+        page = self._page(row // PAGE_SIZE)
+        index = row % PAGE_SIZE
+        return page[index] if index < len(page) else None
+
+    def example_id(self, row: int) -> int | None:
+        found = self.row(row)
+        return found[0].id if found else None
+
+    # -- Qt model --------------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = NO_PARENT) -> int:
+        return 0 if parent.isValid() else self.total
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = NO_PARENT) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole,
+                                               Qt.ItemDataRole.ToolTipRole):
+            return None
+        found = self.row(index.row())
+        if found is None:
+            return None
+        example, stored, predicted = found
+        text = str(example.fields.get(self.task.fields[0], ""))
+        column = index.column()
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "\n\n".join(f"{k}: {v}" for k, v in example.fields.items())[:2000] \
+                if column == 1 else None
+        if column == 0:
+            return example.id
+        if column == 1:
+            shown = " ".join(text.split())
+            if len(self.task.fields) > 1:
+                other = " ".join(str(example.fields.get(self.task.fields[1], "")).split())
+                shown = f"{shown}  ‖  {other}"
+            return shown[:300]
+        if column == 2:
+            return summarize(_payload(stored), text) if _status(stored) == "accepted" else ""
+        if column == 3:
+            return {"accepted": "labeled", "skipped": "skipped"}.get(_status(stored) or "",
+                                                                     "unlabeled")
+        if column == 4:
+            return example.split or ""
+        prediction = _payload(predicted)
+        if not prediction:
+            return ""
+        score = prediction.get("score")
+        suffix = f" ({float(score):.2f})" if score is not None else ""
+        return summarize(prediction, text) + suffix
+
+
+class BrowserView(QWidget):
+    """Filter, search and browse every example; double-click opens one in the editor."""
+
+    openExample = Signal(int)
+
+    def __init__(self, project: Any, task: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.project = project
+        self.task = task
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.filter = QComboBox()
+        self.filter.setToolTip("Which examples to list")
+        for title, filters in FILTERS:
+            self.filter.addItem(title, filters)
+        for label in project.settings.labels:
+            self.filter.addItem(f"Label: {label}", {"label": label})
+        self.filter.currentIndexChanged.connect(self.apply)
+        bar.addWidget(self.filter)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search text…")
+        self.search.setToolTip("Full-text search over every field (words, \"phrases\")")
+        self.search.setClearButtonEnabled(True)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(250)
+        self._debounce.timeout.connect(self.apply)
+        self.search.textChanged.connect(lambda _text: self._debounce.start())
+        self.search.returnPressed.connect(self.apply)
+        bar.addWidget(self.search, 1)
+        self.shown = QLabel()
+        self.shown.setObjectName("shown_count")
+        bar.addWidget(self.shown)
+        layout.addLayout(bar)
+
+        self.model = ExampleTableModel(project, task, self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().setVisible(False)
+        # fixed row heights: the view never asks for every row's size hint
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((0, 70), (2, 180), (3, 90), (4, 80), (5, 180)):
+            self.table.setColumnWidth(column, width)
+        self.table.doubleClicked.connect(self._open)
+        self.table.activated.connect(self._open)
+        self.table.setToolTip("Double-click or Enter opens the example in the editor")
+        layout.addWidget(self.table, 1)
+        self.counts = QLabel()
+        self.counts.setObjectName("label_counts")
+        self.counts.setWordWrap(True)
+        layout.addWidget(self.counts)
+        self.apply()
+
+    def apply(self) -> None:
+        """Re-run the query with the current filter and search text."""
+        try:
+            self.model.set_filter(self.filter.currentData() or {}, self.search.text())
+        except AnnotuneError as error:
+            self.shown.setText(str(error))
+            return
+        self.shown.setText(f"{self.model.total:,} shown")
+        self._update_counts()
+
+    def refresh(self) -> None:
+        self.apply()
+
+    def _update_counts(self) -> None:
+        stats = self.project.stats()
+        labeled = stats.get("labeled", 0)
+        total = stats.get("examples", 0)
+        per_label = stats.get("labels") or stats.get("per_label") or {}
+        parts = [f"<b>labeled {labeled:,} of {total:,}</b>"]
+        if stats.get("skipped"):
+            parts.append(f"skipped {stats['skipped']:,}")
+        if per_label:
+            parts.append(" · ".join(f"{label}: {count:,}" for label, count in per_label.items()))
+        self.counts.setText("   ".join(parts))
+
+    def _open(self, index: QModelIndex) -> None:
+        example_id = self.model.example_id(index.row())
+        if example_id is not None:
+            self.openExample.emit(example_id)

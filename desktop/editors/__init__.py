@@ -1,0 +1,1 @@
+"""Labeling editors, one per annotation kind, registered through the desktop hook."""

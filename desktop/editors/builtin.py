@@ -1,0 +1,18 @@
+"""Register the built-in editors through the desktop hook, like any other editor plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from annotune.desktop.editors.answers_editor import AnswersEditor
+from annotune.desktop.editors.label_editor import LabelEditor
+from annotune.desktop.editors.spans_editor import SpansEditor
+from annotune.desktop.hookspecs import hookimpl
+
+
+@hookimpl
+def register_editors(register: Callable[[str, Any], None]) -> None:
+    register("label", LabelEditor)
+    register("spans", SpansEditor)
+    register("answers", AnswersEditor)

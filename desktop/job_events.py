@@ -1,0 +1,72 @@
+"""Turn the training child process's JSON-line events into Qt signals, off the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+log = logging.getLogger("annotune.desktop")
+
+
+class TrainingWatcher(QObject):
+    """Read a TrainingProcess's events on a worker thread and re-emit them as signals.
+
+    The reading loop blocks on the child's stdout, so it lives on its own QThread; the GUI
+    thread only receives queued signals and never waits.
+    """
+
+    started = Signal(dict)
+    progress = Signal(dict)
+    metrics = Signal(dict)
+    finished = Signal(dict)
+    failed = Signal(dict)
+    cancelled = Signal(dict)
+    ended = Signal(dict)  # the last event, whatever it was
+
+    def __init__(self, project_path: Path, config: Any):
+        super().__init__()
+        self.project_path = Path(project_path)
+        self.config = config
+        self.process: Any = None
+        self.thread = QThread()
+        self.thread.setObjectName("training-events")
+        self.moveToThread(self.thread)
+        self.thread.started.connect(self._run)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    @Slot()
+    def _run(self) -> None:
+        from annotune.core.training.job import TrainingProcess
+
+        final: dict[str, Any] = {"event": "failed",
+                                 "error": "the training process ended without a result"}
+        try:
+            self.process = TrainingProcess.start(self.project_path, self.config)
+            for event in self.process.events():
+                kind = event.get("event")
+                signal = getattr(self, str(kind), None) if kind in (
+                    "started", "progress", "metrics", "finished", "failed", "cancelled") else None
+                if signal is not None:
+                    signal.emit(event)
+                if kind in ("finished", "failed", "cancelled"):
+                    final = event
+        except Exception as error:  # reported to the panel, which shows it
+            log.exception("training process failed")
+            final = {"event": "failed", "error": str(error)}
+            self.failed.emit(final)
+        self.ended.emit(final)
+        self.thread.quit()
+
+    def stop(self) -> None:
+        """Ask the child process to stop (it records the run as cancelled)."""
+        process = self.process
+        if process is not None:
+            process.stop()
+
+    def wait(self, ms: int = 10000) -> bool:
+        return self.thread.wait(ms)

@@ -1,0 +1,296 @@
+"""The main window: menus, the start screen, and the project's views in tabs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from annotune.core.errors import AnnotuneError
+from annotune.desktop.crash import show_error
+from annotune.desktop.recent import remember_project
+from annotune.desktop.start_screen import NewProjectDialog, StartScreen
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QTabWidget,
+    QWidget,
+)
+
+log = logging.getLogger("annotune.desktop")
+
+TAB_LABEL, TAB_EXAMPLES, TAB_TRAIN, TAB_RUNS, TAB_TRY = range(5)
+
+
+class MainWindow(QMainWindow):
+    """One window: the start screen until a project is open, then Label/Examples/Train/Runs/Try."""
+
+    def __init__(self, registry: Any = None, editors: Any = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        from annotune.core.plugins import registry as core_registry
+        from annotune.desktop.plugins import editor_registry
+
+        self.registry = registry or core_registry()
+        self.editors = editors or editor_registry()
+        self.project: Any = None
+        self.task: Any = None
+        self.views: dict[str, Any] = {}
+        self.setWindowTitle("annotune")
+        self.resize(1100, 760)
+
+        self.stack = QStackedWidget()
+        self.start_screen = StartScreen()
+        self.start_screen.newRequested.connect(self.new_project)
+        self.start_screen.openRequested.connect(self.open_project_dialog)
+        self.start_screen.openPath.connect(self.open_project)
+        self.stack.addWidget(self.start_screen)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.stack.addWidget(self.tabs)
+        self.setCentralWidget(self.stack)
+
+        self.counts_label = QLabel()
+        self.counts_label.setObjectName("counts")
+        self.statusBar().addPermanentWidget(self.counts_label)
+        self._build_menus()
+        self._project_actions_enabled(False)
+
+    # -- menus -----------------------------------------------------------------------------
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: Any = None,
+                tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        tip = tip or text.rstrip("…")
+        action.setToolTip(f"{tip} ({keys})" if keys else tip)
+        action.setStatusTip(action.toolTip())
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.setToolTipsVisible(True)
+        self.new_action = self._action(file_menu, "&New project…", self.new_project,
+                                       QKeySequence.StandardKey.New)
+        self.open_action = self._action(file_menu, "&Open project…", self.open_project_dialog,
+                                        QKeySequence.StandardKey.Open)
+        file_menu.addSeparator()
+        self.import_action = self._action(file_menu, "&Import…", self.import_data,
+                                          tip="Import examples from a file")
+        self.export_data_action = self._action(file_menu, "&Export data…", self.export_data,
+                                               tip="Write the annotated examples to a file")
+        file_menu.addSeparator()
+        self.close_action = self._action(file_menu, "&Close project", self.close_project)
+        self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
+
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.setToolTipsVisible(True)
+        self.undo_action = self._action(edit_menu, "&Undo", self.undo, "Ctrl+Z",
+                                        tip="Undo the last labeling decision")
+        self.redo_action = self._action(edit_menu, "&Redo", self.redo, "Ctrl+Shift+Z",
+                                        tip="Redo the last undone decision")
+
+        model_menu = bar.addMenu("&Model")
+        model_menu.setToolTipsVisible(True)
+        self.train_action = self._action(model_menu, "&Train…", self.show_train,
+                                         tip="Fine-tune a model on the labeled examples")
+        self.export_bundle_action = self._action(model_menu, "&Export bundle…",
+                                                 self.export_bundle,
+                                                 tip="Export a trained run as an ONNX bundle")
+        self.preannotate_action = self._action(model_menu, "&Pre-annotate", self.preannotate,
+                                               tip="Store the model's suggestions for "
+                                                   "unlabeled examples")
+
+    def _project_actions_enabled(self, enabled: bool) -> None:
+        for action in (self.import_action, self.export_data_action, self.close_action,
+                       self.undo_action, self.redo_action, self.train_action,
+                       self.export_bundle_action, self.preannotate_action):
+            action.setEnabled(enabled)
+
+    # -- project life ----------------------------------------------------------------------
+    def new_project(self) -> None:
+        dialog = NewProjectDialog(self.registry, self)
+        if dialog.exec() != NewProjectDialog.DialogCode.Accepted:
+            return
+        path, task_name, settings, base_model = dialog.values()
+        from annotune.core.store import Project
+
+        try:
+            project = Project.create(path, task=task_name, settings=settings,
+                                     base_model=base_model)
+        except AnnotuneError as error:
+            show_error(self, error)
+            return
+        self.set_project(project)
+
+    def open_project_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(Path.home()),
+                                              "annotune projects (*.annotune);;All files (*)")
+        if path:
+            self.open_project(Path(path))
+
+    def open_project(self, path: Path) -> bool:
+        """Open a project file; show what went wrong when it cannot be opened."""
+        from annotune.core.store import Project
+
+        try:
+            project = Project.open(Path(path))
+        except AnnotuneError as error:
+            show_error(self, error)
+            return False
+        self.set_project(project)
+        return True
+
+    def set_project(self, project: Any) -> None:
+        """Show a project in the tabs (closing the one open before)."""
+        from annotune.desktop.browser import BrowserView
+        from annotune.desktop.labeling import LabelingView
+        from annotune.desktop.runs_view import RunsView
+        from annotune.desktop.train_panel import TrainPanel
+        from annotune.desktop.tryit import TryItPanel
+
+        self.close_project()
+        self.project = project
+        self.task = self.registry.task(project.task_name)
+        editor = self.editors.factory(self.task.annotation_kind)(self.task, project.settings)
+        labeling = LabelingView(project, self.task, editor)
+        labeling.countsChanged.connect(self.update_counts)
+        labeling.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        browser = BrowserView(project, self.task)
+        browser.openExample.connect(self.open_example)
+        train = TrainPanel(project, self.task)
+        train.runFinished.connect(lambda _run: self.views["runs"].refresh())
+        runs = RunsView(project, self.task)
+        tryit = TryItPanel(project, self.task)
+        runs.exported.connect(tryit.load_bundle)
+        self.views = {"label": labeling, "examples": browser, "train": train, "runs": runs,
+                      "try": tryit}
+        self.tabs.addTab(labeling, "Label")
+        self.tabs.addTab(browser, "Examples")
+        self.tabs.addTab(train, "Train")
+        self.tabs.addTab(runs, "Runs")
+        self.tabs.addTab(tryit, "Try it")
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.stack.setCurrentWidget(self.tabs)
+        self._project_actions_enabled(True)
+        self.setWindowTitle(f"{Path(project.path).name} — {self.task.title} — annotune")
+        remember_project(Path(project.path))
+        self.update_counts()
+        labeling.start()
+        log.info("opened %s", project.path)
+
+    def close_project(self) -> None:
+        if self.project is None:
+            return
+        train = self.views.get("train")
+        if train is not None:
+            train.stop()
+        try:
+            self.tabs.currentChanged.disconnect(self._tab_changed)
+        except (RuntimeError, TypeError):
+            pass
+        while self.tabs.count():
+            widget = self.tabs.widget(0)
+            self.tabs.removeTab(0)
+            widget.deleteLater()
+        self.views = {}
+        closer = getattr(self.project, "close", None)
+        if closer:
+            closer()
+        self.project = None
+        self.task = None
+        self.counts_label.setText("")
+        self.setWindowTitle("annotune")
+        self._project_actions_enabled(False)
+        self.start_screen.refresh()
+        self.stack.setCurrentWidget(self.start_screen)
+
+    def _tab_changed(self, index: int) -> None:
+        widget = self.tabs.widget(index)
+        if widget is self.views.get("examples"):
+            widget.refresh()
+        elif widget is self.views.get("runs"):
+            widget.refresh()
+        elif widget is self.views.get("label"):
+            widget.editor.focus_editor()
+
+    def update_counts(self) -> None:
+        """Show 'labeled N of M' in the status bar."""
+        if self.project is None:
+            return
+        labeled = self.project.count(status="accepted")
+        total = self.project.count()
+        skipped = self.project.count(status="skipped")
+        text = f"labeled {labeled:,} of {total:,}"
+        if skipped:
+            text += f" · skipped {skipped:,}"
+        self.counts_label.setText(text)
+
+    def open_example(self, example_id: int) -> None:
+        self.tabs.setCurrentWidget(self.views["label"])
+        self.views["label"].show_example_id(example_id)
+
+    # -- actions ---------------------------------------------------------------------------
+    def undo(self) -> None:
+        self.tabs.setCurrentWidget(self.views["label"])
+        self.views["label"].undo()
+
+    def redo(self) -> None:
+        self.tabs.setCurrentWidget(self.views["label"])
+        self.views["label"].redo()
+
+    def import_data(self) -> None:
+        from annotune.desktop.import_dialog import ImportDialog
+
+        dialog = ImportDialog(self.project, self.task, self)
+        if dialog.exec() == ImportDialog.DialogCode.Accepted:
+            self.update_counts()
+            self.views["examples"].refresh()
+            if self.views["label"].current is None:
+                self.views["label"].start()
+
+    def export_data(self) -> None:
+        from annotune.core.formats.importing import export_data
+
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export annotated data", str(Path(self.project.path).with_suffix(".jsonl")),
+            "JSON lines (*.jsonl);;CSV (*.csv);;TSV (*.tsv);;All files (*)")
+        if not path:
+            return
+        try:
+            count = export_data(self.project, Path(path))
+        except AnnotuneError as error:
+            show_error(self, error)
+            return
+        self.statusBar().showMessage(f"Wrote {count} annotated examples to {path}", 8000)
+
+    def show_train(self) -> None:
+        self.tabs.setCurrentWidget(self.views["train"])
+
+    def export_bundle(self) -> None:
+        self.tabs.setCurrentWidget(self.views["runs"])
+        self.views["runs"].export_selected()
+
+    def preannotate(self) -> None:
+        self.views["try"].preannotate()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        train = self.views.get("train")
+        if train is not None and train.running():
+            answer = QMessageBox.question(self, "Training is running",
+                                          "Stop the training run and quit?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        QSettings().setValue("geometry", self.saveGeometry())
+        self.close_project()
+        event.accept()

@@ -1,0 +1,331 @@
+"""The train panel: base model, a few settings, one Train button, live progress and curves."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from annotune.core.errors import AnnotuneError
+from annotune.core.training.config import DEVICES, PRECISIONS, TrainConfig
+from annotune.desktop.base_models import BUNDLED_TITLE, cached_models
+from annotune.desktop.chart import LineChart
+from annotune.desktop.crash import show_error
+from annotune.desktop.job_events import TrainingWatcher
+from annotune.desktop.worker import run_in_background
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+log = logging.getLogger("annotune.desktop")
+
+
+def format_eta(seconds: float | None) -> str:
+    """Return e.g. ``1h 02m``, ``3m 10s`` or ``12s``."""
+    if seconds is None or seconds < 0:
+        return "…"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class TrainPanel(QWidget):
+    """Fill a TrainConfig, run the training job in a child process, show it live."""
+
+    runFinished = Signal(dict)  # the "finished" event (run_id, artifact_dir, metrics)
+    runEnded = Signal(dict)  # the last event of any run
+
+    def __init__(self, project: Any, task: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.project = project
+        self.task = task
+        self.watcher: TrainingWatcher | None = None
+        self.last_event: dict[str, Any] | None = None
+        defaults = TrainConfig()
+        layout = QVBoxLayout(self)
+
+        settings_box = QGroupBox("Training settings")
+        form = QFormLayout(settings_box)
+        model_row = QHBoxLayout()
+        self.base_model = QComboBox()
+        self.base_model.setEditable(True)
+        self.base_model.setObjectName("base_model")
+        self.base_model.setToolTip("The bundled model, a model in the local Hugging Face cache, "
+                                   "a hub id or a folder with a saved model")
+        self.base_model.addItem(BUNDLED_TITLE, None)
+        for hub_id in cached_models():
+            self.base_model.addItem(f"{hub_id} (local cache)", hub_id)
+        project_model = getattr(project, "base_model", None)
+        if project_model:
+            self.set_base_model(str(project_model))
+        browse = QPushButton("Folder…")
+        browse.setToolTip("Train from a model folder (config.json + weights + tokenizer)")
+        browse.clicked.connect(self._browse)
+        model_row.addWidget(self.base_model, 1)
+        model_row.addWidget(browse)
+        form.addRow("Base model", model_row)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(defaults.epochs)
+        self.epochs.setToolTip("Passes over the training data (the best epoch is kept)")
+        form.addRow("Epochs", self.epochs)
+        self.learning_rate = QDoubleSpinBox()
+        self.learning_rate.setDecimals(6)
+        self.learning_rate.setRange(1e-6, 1.0)
+        self.learning_rate.setSingleStep(1e-5)
+        self.learning_rate.setValue(defaults.learning_rate)
+        form.addRow("Learning rate", self.learning_rate)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(defaults.batch_size)
+        form.addRow("Batch size", self.batch_size)
+
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.toggled.connect(self._toggle_advanced)
+        form.addRow(self.advanced_toggle)
+        self.advanced = QWidget()
+        advanced_form = QFormLayout(self.advanced)
+        self.advanced_inputs: dict[str, QWidget] = {}
+        self._advanced_fields(defaults, advanced_form)
+        self.advanced.setVisible(False)
+        form.addRow(self.advanced)
+        self.device_label = QLabel("checking…")
+        self.device_label.setObjectName("device")
+        form.addRow("Device", self.device_label)
+        layout.addWidget(settings_box)
+
+        buttons = QHBoxLayout()
+        self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("Fine-tune on the labeled examples")
+        self.train_button.clicked.connect(self.train)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop training (the run is recorded as cancelled)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p%")
+        self.status = QLabel("Label some examples, then press Train.")
+        self.status.setWordWrap(True)
+        self.status.setObjectName("train_status")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.progress, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        charts = QGridLayout()
+        self.loss_chart = LineChart("Training loss", "step")
+        self.metric_chart = LineChart("Validation metrics", "epoch")
+        charts.addWidget(self.loss_chart, 0, 0)
+        charts.addWidget(self.metric_chart, 0, 1)
+        layout.addLayout(charts, 1)
+        self.describe_device()
+
+    # -- settings --------------------------------------------------------------------------
+    def _advanced_fields(self, defaults: TrainConfig, form: QFormLayout) -> None:
+        shown = {"epochs", "learning_rate", "batch_size", "base_model"}
+        for item in fields(TrainConfig):
+            if item.name in shown:
+                continue
+            value = getattr(defaults, item.name)
+            title = item.name.replace("_", " ").capitalize()
+            widget: QWidget
+            if item.name == "device":
+                widget = QComboBox()
+                widget.addItems(list(DEVICES))
+                widget.setCurrentText(str(value))
+                widget.currentTextChanged.connect(lambda _t: self.describe_device())
+            elif item.name == "precision":
+                widget = QComboBox()
+                widget.addItems(list(PRECISIONS))
+                widget.setCurrentText(str(value))
+            elif item.name == "compile":
+                widget = QComboBox()
+                widget.addItems(["auto", "on", "off"])
+            elif isinstance(value, bool):
+                widget = QCheckBox()
+                widget.setChecked(value)
+            elif isinstance(value, int) or item.name == "max_length":
+                widget = QSpinBox()
+                widget.setRange(0, 1_000_000)
+                widget.setValue(int(value or 0))
+                if item.name == "max_length":
+                    widget.setSpecialValueText("project setting")
+            elif isinstance(value, float):
+                widget = QDoubleSpinBox()
+                widget.setDecimals(4)
+                widget.setRange(0.0, 1000.0)
+                widget.setSingleStep(0.01)
+                widget.setValue(value)
+            else:
+                continue
+            self.advanced_inputs[item.name] = widget
+            form.addRow(title, widget)
+
+    def _toggle_advanced(self, shown: bool) -> None:
+        self.advanced.setVisible(shown)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if shown
+                                          else Qt.ArrowType.RightArrow)
+
+    def set_base_model(self, value: str) -> None:
+        """Select (or add) a base model by hub id or folder."""
+        for index in range(self.base_model.count()):
+            if self.base_model.itemData(index) == value:
+                self.base_model.setCurrentIndex(index)
+                return
+        self.base_model.addItem(value, value)
+        self.base_model.setCurrentIndex(self.base_model.count() - 1)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Base model folder")
+        if folder:
+            self.set_base_model(folder)
+
+    def base_model_value(self) -> str | None:
+        text = self.base_model.currentText().strip()
+        index = self.base_model.currentIndex()
+        if index >= 0 and self.base_model.itemText(index) == text:
+            return self.base_model.itemData(index)
+        return text or None
+
+    def config(self) -> TrainConfig:
+        """Build the TrainConfig from the form (AnnotuneError on an impossible value)."""
+        values: dict[str, Any] = {"base_model": self.base_model_value(),
+                                  "epochs": self.epochs.value(),
+                                  "learning_rate": self.learning_rate.value(),
+                                  "batch_size": self.batch_size.value()}
+        for name, widget in self.advanced_inputs.items():
+            if isinstance(widget, QComboBox):
+                text = widget.currentText()
+                values[name] = {"on": True, "off": False}.get(text, text)
+            elif isinstance(widget, QCheckBox):
+                values[name] = widget.isChecked()
+            elif isinstance(widget, QSpinBox | QDoubleSpinBox):
+                values[name] = widget.value()
+        if not values.get("max_length"):
+            values["max_length"] = None
+        return TrainConfig.from_dict(values)
+
+    def describe_device(self) -> None:
+        """Show where training will run (torch is imported on a worker thread)."""
+        try:
+            config = self.config()
+        except AnnotuneError as error:
+            self.device_label.setText(str(error))
+            return
+
+        def describe() -> str:
+            from annotune.core.training.device import describe_device, device_label
+
+            return device_label(describe_device(config))
+
+        def failed(error: BaseException) -> None:
+            self.device_label.setText(f"unavailable: {error}")
+
+        run_in_background(describe, self.device_label.setText, failed)
+
+    # -- running ---------------------------------------------------------------------------
+    def running(self) -> bool:
+        return self.watcher is not None
+
+    def train(self) -> None:
+        """Start a run in a child process; events arrive as signals."""
+        if self.watcher is not None:
+            return
+        try:
+            config = self.config()
+        except AnnotuneError as error:
+            show_error(self, error)
+            return
+        self.loss_chart.clear()
+        self.metric_chart.clear()
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.status.setText("Starting the training process…")
+        self.train_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        watcher = TrainingWatcher(Path(self.project.path), config)
+        watcher.started.connect(self._started)
+        watcher.progress.connect(self._progress)
+        watcher.metrics.connect(self._metrics)
+        watcher.ended.connect(self._ended)
+        self.watcher = watcher
+        watcher.start()
+
+    def stop(self) -> None:
+        """Stop the running job (no-op when idle)."""
+        if self.watcher is not None:
+            self.status.setText("Stopping…")
+            self.watcher.stop()
+
+    def _started(self, event: dict) -> None:
+        self.status.setText(f"Training run {event.get('run_id')} on {event.get('device')}")
+
+    def _progress(self, event: dict) -> None:
+        total = int(event.get("total_steps") or 0)
+        step = int(event.get("step") or 0)
+        if total:
+            self.progress.setMaximum(total)
+            self.progress.setValue(min(step, total))
+        self.progress.setFormat(f"%p% · epoch {event.get('epoch', '?')} · "
+                                f"ETA {format_eta(event.get('eta_s'))}")
+        if event.get("loss") is not None:
+            self.loss_chart.add_point("loss", step, float(event["loss"]))
+
+    def _metrics(self, event: dict) -> None:
+        epoch = event.get("epoch", 0)
+        for name, value in (event.get("metrics") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool) \
+                    and not name.startswith(("per_", "confusion")) and name not in ("epoch",):
+                self.metric_chart.add_point(name, epoch, float(value))
+
+    def _ended(self, event: dict) -> None:
+        watcher = self.watcher
+        self.watcher = None
+        if watcher is not None:
+            watcher.wait(5000)
+        self.last_event = event
+        self.train_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        kind = event.get("event")
+        if kind == "finished":
+            self.progress.setValue(self.progress.maximum())
+            self.progress.setFormat("done")
+            main = self.task.main_metric
+            value = (event.get("metrics") or {}).get(main)
+            shown = f" — {main} {value:.4f}" if isinstance(value, int | float) else ""
+            self.status.setText(f"Run {event.get('run_id')} finished{shown}. "
+                                "See the Runs tab to compare and export it.")
+            self.runFinished.emit(event)
+        elif kind == "cancelled":
+            self.progress.setFormat("stopped")
+            self.status.setText("Training stopped; the run is recorded as cancelled.")
+        else:
+            log_path = event.get("log")
+            where = f"\nDetails: {log_path}" if log_path else ""
+            self.progress.setFormat("failed")
+            self.status.setText(f"Training failed: {event.get('error')}{where}")
+        self.runEnded.emit(event)

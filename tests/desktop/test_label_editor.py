@@ -1,0 +1,86 @@
+"""The "label" editor in the labeling view, driven by real key presses."""
+
+from __future__ import annotations
+
+from annotune.core.plugins import registry
+from annotune.desktop.editors.label_editor import LabelEditor
+from annotune.desktop.labeling import LabelingView
+from annotune.desktop.testing import show_active
+from PySide6.QtCore import Qt
+
+
+def _view(qtbot, project):
+    task = registry().task(project.task_name)
+    view = LabelingView(project, task, LabelEditor(task, project.settings))
+    qtbot.addWidget(view)
+    show_active(qtbot, view)
+    view.start()
+    return view
+
+
+def test_label_key_saves_and_shows_next(qtbot, sentiment_project):
+    view = _view(qtbot, sentiment_project)
+    first = view.current.id
+    qtbot.keyClick(view.editor, Qt.Key.Key_2)
+    stored = sentiment_project.annotation(first)
+    assert stored.status == "accepted" and stored.payload == {"label": "pos"}
+    assert view.current.id != first
+    assert sentiment_project.count(status="accepted") == 1
+
+
+def test_skip_undo_redo(qtbot, sentiment_project):
+    view = _view(qtbot, sentiment_project)
+    first = view.current.id
+    qtbot.keyClick(view.editor, Qt.Key.Key_S)
+    assert sentiment_project.annotation(first).status == "skipped"
+    second = view.current.id
+    qtbot.keyClick(view.editor, Qt.Key.Key_1)
+    assert sentiment_project.annotation(second).payload == {"label": "neg"}
+    view.undo()
+    assert sentiment_project.annotation(second) is None
+    assert view.current.id == second
+    view.undo()
+    assert sentiment_project.annotation(first) is None
+    view.redo()
+    assert sentiment_project.annotation(first).status == "skipped"
+
+
+def test_previous_and_next_keys(qtbot, sentiment_project):
+    view = _view(qtbot, sentiment_project)
+    first = view.current.id
+    qtbot.keyClick(view.editor, Qt.Key.Key_1)
+    qtbot.keyClick(view.editor, Qt.Key.Key_Left)
+    assert view.current.id == first
+    assert view.editor.buttons["neg"].isChecked()
+    qtbot.keyClick(view.editor, Qt.Key.Key_Right)
+    assert view.current.id != first
+
+
+def test_multi_label_toggles_then_enter(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "topics.annotune", "text-classification",
+                           ("sport", "money", "tech"),
+                           [{"text": "a match sponsored by a bank"}, {"text": "new phones"}],
+                           multi_label=True)
+    view = _view(qtbot, project)
+    first = view.current.id
+    qtbot.keyClick(view.editor, Qt.Key.Key_1)
+    qtbot.keyClick(view.editor, Qt.Key.Key_2)
+    qtbot.keyClick(view.editor, Qt.Key.Key_1)
+    qtbot.keyClick(view.editor, Qt.Key.Key_3)
+    assert project.annotation(first) is None  # toggles alone save nothing
+    qtbot.keyClick(view.editor, Qt.Key.Key_Return)
+    assert project.annotation(first).payload == {"labels": ["money", "tech"]}
+    assert view.current.id != first
+    project.close()
+
+
+def test_pair_fields_have_headings(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "nli.annotune", "pair-classification",
+                           ("entailment", "contradiction"),
+                           [{"text": "A man sleeps.", "text_pair": "Someone rests."}])
+    view = _view(qtbot, project)
+    editor = view.editor
+    assert editor.field_views["text"].text() == "A man sleeps."
+    assert editor.field_views["text_pair"].text() == "Someone rests."
+    assert editor.field_views["text"].y() < editor.field_views["text_pair"].y()
+    project.close()
