@@ -101,6 +101,12 @@ class LabelingView(QWidget):
         bottom.addWidget(self.next_button)
         layout.addLayout(bottom)
 
+        question = getattr(editor, "question", None)
+        if question is not None and not hasattr(project, "update_fields"):
+            # the store has no way to change an example's text yet: don't offer an edit
+            # that would be lost
+            question.setReadOnly(True)
+            question.setToolTip("The question as imported")
         editor.decided.connect(self.save)
         editor.message.connect(self.message)
         self._shortcut("S", self.skip)

@@ -1,0 +1,118 @@
+"""The "spans" (NER) and "answers" (QA) editors, driven by real keys and mouse clicks."""
+
+from __future__ import annotations
+
+from annotune.core.plugins import registry
+from annotune.desktop.editors.answers_editor import AnswersEditor
+from annotune.desktop.editors.spans_editor import SpansEditor
+from annotune.desktop.editors.textspans import snap_to_words
+from annotune.desktop.labeling import LabelingView
+from annotune.desktop.testing import show_active
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+
+SENTENCE = "Ada Lovelace met Charles Babbage in London."
+
+
+def _view(qtbot, project, editor_class):
+    task = registry().task(project.task_name)
+    view = LabelingView(project, task, editor_class(task, project.settings))
+    qtbot.addWidget(view)
+    show_active(qtbot, view)
+    view.start()
+    return view
+
+
+def _select(qtbot, text_view, start, length):
+    """Put the cursor at start with Home + Right, then extend it with Shift+Right."""
+    text_view.setFocus()
+    qtbot.keyClick(text_view, Qt.Key.Key_Home, Qt.KeyboardModifier.ControlModifier)
+    for _ in range(start):
+        qtbot.keyClick(text_view, Qt.Key.Key_Right)
+    for _ in range(length):
+        qtbot.keyClick(text_view, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
+
+
+def test_snap_to_words():
+    assert snap_to_words(SENTENCE, 1, 6) == (0, 12)
+    assert snap_to_words(SENTENCE, 12, 17) == (13, 16)  # " met " trimmed
+    assert snap_to_words(SENTENCE, 3, 3) == (3, 3)
+
+
+def test_ner_select_label_overlap_delete_accept(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "ner.annotune", "token-classification",
+                           ("PER", "LOC"), [{"text": SENTENCE}, {"text": "Nothing here."}])
+    view = _view(qtbot, project, SpansEditor)
+    editor, text_view = view.editor, view.editor.text_view
+    messages = []
+    view.message.connect(messages.append)
+
+    _select(qtbot, text_view, 1, 4)  # "da L" snaps to "Ada Lovelace"
+    qtbot.keyClick(text_view, Qt.Key.Key_1)
+    assert editor.spans == [{"start": 0, "end": 12, "label": "PER"}]
+
+    _select(qtbot, text_view, 36, 6)  # "London"
+    qtbot.keyClick(text_view, Qt.Key.Key_2)
+    _select(qtbot, text_view, 4, 8)  # "Lovelace met": overlaps the PER entity
+    qtbot.keyClick(text_view, Qt.Key.Key_2)
+    assert len(editor.spans) == 2
+    assert any(m.startswith("Refused: overlaps PER") for m in messages)
+
+    cursor = QTextCursor(text_view.document())
+    cursor.setPosition(38)  # inside "London"
+    point = text_view.cursorRect(cursor).center()
+    qtbot.mouseClick(text_view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert editor.selected == 1
+    qtbot.keyClick(text_view, Qt.Key.Key_Delete)
+    assert editor.spans == [{"start": 0, "end": 12, "label": "PER"}]
+
+    first = view.current.id
+    qtbot.keyClick(text_view, Qt.Key.Key_Return)
+    assert project.annotation(first).payload == {"spans": [{"start": 0, "end": 12,
+                                                            "label": "PER"}]}
+    assert view.current.id != first
+    project.close()
+
+
+def test_ner_suggestion_is_accepted_with_enter(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "ner.annotune", "token-classification",
+                           ("PER", "LOC"), [{"text": SENTENCE}])
+    project.save_predictions("bundle", [(1, {"spans": [
+        {"start": 36, "end": 42, "label": "LOC", "text": "London", "score": 0.9}]}, 0.9)])
+    view = _view(qtbot, project, SpansEditor)
+    assert "suggests 1 entities" in view.editor.note.text()
+    qtbot.keyClick(view.editor.text_view, Qt.Key.Key_Enter)
+    assert project.annotation(1).payload["spans"] == [{"start": 36, "end": 42, "label": "LOC"}]
+    project.close()
+
+
+def test_qa_answer_selection_and_no_answer(qtbot, tmp_path, make_project):
+    context = "The tower was finished in 1889 in Paris."
+    project = make_project(tmp_path / "qa.annotune", "question-answering", (),
+                           [{"context": context, "question": "When was it finished?"},
+                            {"context": context, "question": "Who painted it?"}],
+                           allow_unanswerable=True)
+    view = _view(qtbot, project, AnswersEditor)
+    editor = view.editor
+    assert editor.question.text() == "When was it finished?"
+    assert editor.context.toPlainText() == context
+    _select(qtbot, editor.context, 26, 3)  # "188" snaps to "1889"
+    qtbot.keyClick(editor.context, Qt.Key.Key_A)
+    assert project.annotation(1).payload == {"answers": [{"start": 26, "text": "1889"}]}
+    assert view.current.id == 2
+    qtbot.keyClick(editor.context, Qt.Key.Key_N)
+    assert project.annotation(2).payload == {"answers": []}
+    project.close()
+
+
+def test_qa_enter_without_selection_asks_for_one(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "qa.annotune", "question-answering", (),
+                           [{"context": "Short text.", "question": "What?"}])
+    view = _view(qtbot, project, AnswersEditor)
+    messages = []
+    view.message.connect(messages.append)
+    qtbot.keyClick(view.editor.context, Qt.Key.Key_Return)
+    assert project.annotation(1) is None
+    assert messages == ["Select the answer in the context first"]
+    assert not view.editor.no_answer_button.isVisible()
+    project.close()
