@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from annotune.core.store.records import (
     Example,
     ImportSummary,
     StoredAnnotation,
+    annotation_from_row,
     content_hash,
     dumps,
     example_from_row,
@@ -325,6 +326,16 @@ class Project:
             sql, params = sql + " AND e.split = ?", [split]
         return [(example_from_row(row), loads(row["payload"]))
                 for row in self.db.query(sql + " ORDER BY e.id", params)]
+
+    def annotated(self, include_skipped: bool = False
+                  ) -> Iterator[tuple[Example, StoredAnnotation]]:
+        """Yield annotated examples (accepted, and skipped when asked) in id order."""
+        statuses = "('accepted', 'skipped')" if include_skipped else "('accepted')"
+        sql = ("SELECT e.*, a.payload, a.status, a.annotator, a.updated_at, "
+               "a.example_id FROM examples e JOIN annotations a ON a.example_id = e.id "
+               f"WHERE a.status IN {statuses} ORDER BY e.id")
+        for row in self.db.query(sql):
+            yield example_from_row(row), annotation_from_row(row)
 
     def stats(self) -> dict[str, Any]:
         """Count examples, accepted, skipped, unlabeled, per label and per split."""

@@ -1,0 +1,240 @@
+"""Import a file into a project, preview one for the import dialog, export annotated data.
+
+An import reads the whole file first. Any bad row aborts it with an error that names the file,
+line and field, unless ``skip_bad_rows`` is set: then every skipped row is listed in the
+report. Only then does one ``Project.add_examples`` transaction write everything, so a failed
+import leaves the project as it was. Duplicates (same task fields) are counted and reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from annotune.core import plugins
+from annotune.core.errors import AnnotuneError, where
+from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem, serves
+from annotune.core.formats.tabular import resolve_columns
+from annotune.core.tasks import Task, TaskSettings
+
+DEFAULT_OPTIONS = ImportOptions()
+SKIP_HINT = "fix the file, or pass --skip-bad-rows to import the other rows"
+
+
+@dataclass
+class ImportReport:
+    """What an import did: counts, duplicates and (with skip_bad_rows) the rows it skipped."""
+
+    path: Path
+    format: str
+    rows: int = 0  # examples and bad rows read from the file
+    added: int = 0
+    annotated: int = 0
+    duplicates: int = 0
+    duplicate_lines: list[int] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)  # the skipped rows
+
+    @property
+    def skipped(self) -> list[str]:
+        """One printable line per skipped row: ``file:line (field 'x'): problem — hint``."""
+        return [describe(self.path, problem) for problem in self.problems]
+
+    def __str__(self) -> str:
+        text = (f"imported {self.added} examples ({self.annotated} labeled) from {self.path} "
+                f"[{self.format}]")
+        if self.duplicates:
+            lines = ", ".join(str(n) for n in self.duplicate_lines[:10])
+            more = ", ..." if len(self.duplicate_lines) > 10 else ""
+            text += (f"; {self.duplicates} duplicates of existing examples not added "
+                     f"(lines {lines}{more})")
+        if self.problems:
+            text += f"; {len(self.problems)} bad rows skipped"
+        return text
+
+
+@dataclass
+class Preview:
+    """The first rows of a file as the import dialog shows them, and what an import would do."""
+
+    columns: list[str]  # the file's columns (JSONL: keys), in file order
+    rows: list[dict[str, Any]]  # the first raw rows, column → cell
+    problems: list[RowProblem]  # every bad row in the file
+    total: int  # rows in the file (examples and bad rows)
+    records: list[ImportRecord] = field(default_factory=list)  # the first rows, as imported
+    mapping: dict[str, str] = field(default_factory=dict)  # field/label/split/id → column used
+    format: str = ""
+    error: str | None = None  # why the file cannot be imported as it stands (e.g. no column)
+
+
+def describe(path: Path, problem: RowProblem) -> str:
+    text = f"{where(path, problem.line, problem.field)}: {problem.message}"
+    return f"{text} — {problem.hint}" if problem.hint else text
+
+
+# -- choosing a format -----------------------------------------------------------------------
+def _choose(formats: dict[str, Any], path: Path, task: Task, format: str | None,
+            role: str) -> Any:
+    if format is not None:
+        if format not in formats:
+            known = ", ".join(sorted(n for n, f in formats.items() if serves(f, task)))
+            raise AnnotuneError(f"unknown {role} format '{format}'",
+                                hint=f"choose one of: {known}")
+        chosen = formats[format]
+        if not serves(chosen, task):
+            raise AnnotuneError(f"the {format} format does not serve {task.title} projects",
+                                hint=f"it serves: {', '.join(chosen.tasks)}")
+        return chosen
+    suffix = path.suffix.lower()
+    candidates = [f for f in formats.values() if serves(f, task) and suffix in f.extensions]
+    # A format written for this task (span JSONL for NER) beats a generic one (plain JSONL).
+    specific = [f for f in candidates if f.tasks is not None]
+    candidates = specific or candidates
+    names = ", ".join(sorted(n for n, f in formats.items() if serves(f, task)))
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise AnnotuneError(f"cannot tell the {role} format from the extension "
+                            f"'{suffix or '(none)'}'", where=str(path),
+                            hint=f"choose one with --format ({names})")
+    raise AnnotuneError(f"several {role} formats read '{suffix}' files: "
+                        f"{', '.join(sorted(f.name for f in candidates))}", where=str(path),
+                        hint="choose one with --format")
+
+
+def choose_importer(path: Path, task: Task, format: str | None = None) -> Any:
+    """Return the importer named by ``format``, or the one the file's extension implies."""
+    return _choose(plugins.registry().importers, Path(path), task, format, "import")
+
+
+def choose_exporter(path: Path, task: Task, format: str | None = None) -> Any:
+    return _choose(plugins.registry().exporters, Path(path), task, format, "export")
+
+
+def _task_and_settings(target: Any) -> tuple[Task, TaskSettings]:
+    if hasattr(target, "task_name"):  # a Project
+        return plugins.registry().task(target.task_name), target.settings
+    task, settings = target
+    if isinstance(task, str):
+        task = plugins.registry().task(task)
+    return task, settings
+
+
+def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
+             options: ImportOptions) -> Iterator[ImportRecord | RowProblem]:
+    """Read a file, validating annotations again (importers of other plugins included)."""
+    for item in importer.read(path, task, settings, options):
+        if isinstance(item, RowProblem):
+            yield item
+            continue
+        if options.split is not None:
+            item.split = options.split
+        if item.annotation is not None:
+            try:
+                item.annotation = task.validate(item.annotation, item.fields, settings)
+            except AnnotuneError as error:
+                yield RowProblem(item.line, error.what, field="label", hint=error.hint)
+                continue
+        yield item
+
+
+# -- import ----------------------------------------------------------------------------------
+def import_file(project: Any, path: Path, format: str | None = None,
+                options: ImportOptions = DEFAULT_OPTIONS) -> ImportReport:
+    """Read a whole file, then add its examples to the project in one transaction."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotuneError("no such file", where=str(path), hint="check the path")
+    task, settings = _task_and_settings(project)
+    importer = choose_importer(path, task, format)
+    report = ImportReport(path=path, format=importer.name)
+    records: list[ImportRecord] = []
+    for item in _checked(importer, path, task, settings, options):
+        report.rows += 1
+        if isinstance(item, RowProblem):
+            report.problems.append(item)
+        else:
+            records.append(item)
+    if report.problems and not options.skip_bad_rows:
+        first = report.problems[0]
+        others = len(report.problems) - 1
+        more = f" ({others} more bad rows)" if others else ""
+        hint = f"{first.hint}; {SKIP_HINT}" if first.hint else SKIP_HINT
+        raise AnnotuneError(f"{first.message}{more}; nothing was imported",
+                            where=where(path, first.line, first.field), hint=hint)
+    if not records:
+        raise AnnotuneError("the file holds no examples to import", where=str(path),
+                            hint="check that it has rows below the header")
+    summary = project.add_examples(records, source=str(path))
+    report.added, report.annotated = summary.added, summary.annotated
+    report.duplicates, report.duplicate_lines = summary.duplicates, summary.duplicate_lines
+    return report
+
+
+# -- preview ---------------------------------------------------------------------------------
+def _raw_rows(importer: Any, path: Path, options: ImportOptions, limit: int
+              ) -> tuple[list[str], list[dict[str, Any]]] | None:
+    """Return the file's columns and first rows for importers that read tables."""
+    if hasattr(importer, "table"):
+        header, rows = importer.table(path, options)
+        raw = []
+        for _, cells in rows:
+            if len(raw) >= limit:
+                break
+            raw.append(dict(zip(header, cells, strict=False)))
+        return header, raw
+    if hasattr(importer, "objects"):
+        keys, items = importer.objects(path)
+        return keys, [value if isinstance(value, dict) else {"error": value}
+                      for _, value in items[:limit]]
+    return None
+
+
+def preview_file(project_or_task_and_settings: Any, path: Path, format: str | None = None,
+                 options: ImportOptions = DEFAULT_OPTIONS, limit: int = 20) -> Preview:
+    """Read a file without writing anything: its columns, first rows, problems and total.
+
+    Accepts a Project or a ``(task or task name, TaskSettings)`` pair. Problems that stop the
+    whole file (wrong encoding, a missing column) come back in ``error`` instead of raising,
+    so the dialog can show them next to the mapping controls.
+    """
+    path = Path(path)
+    task, settings = _task_and_settings(project_or_task_and_settings)
+    preview = Preview(columns=[], rows=[], problems=[], total=0)
+    try:
+        importer = choose_importer(path, task, format)
+        preview.format = importer.name
+        raw = _raw_rows(importer, path, options, limit)
+        if raw is not None:
+            preview.columns, preview.rows = raw
+            preview.mapping = resolve_columns(preview.columns, task, options, path)
+        for item in _checked(importer, path, task, settings, options):
+            preview.total += 1
+            if isinstance(item, RowProblem):
+                preview.problems.append(item)
+            elif len(preview.records) < limit:
+                preview.records.append(item)
+    except AnnotuneError as error:
+        preview.error = str(error)
+    if not preview.columns and preview.records:  # a format without columns (CoNLL, SQuAD)
+        preview.columns = list(task.fields)
+        preview.rows = [dict(record.fields) for record in preview.records]
+    return preview
+
+
+# -- export ----------------------------------------------------------------------------------
+def export_data(project: Any, path: Path, format: str | None = None,
+                include_skipped: bool = False) -> int:
+    """Write the project's annotated examples to a file; return how many were written."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise AnnotuneError(f"the folder {path.parent} does not exist", where=str(path),
+                            hint="create it first")
+    task = plugins.registry().task(project.task_name)
+    exporter = choose_exporter(path, task, format)
+    rows = (ExportRow(example_id=example.id, fields=dict(example.fields),
+                      annotation=stored.payload, split=example.split, status=stored.status,
+                      meta=dict(example.meta))
+            for example, stored in project.annotated(include_skipped=include_skipped))
+    return exporter.write(path, task, rows)

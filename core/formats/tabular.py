@@ -1,0 +1,446 @@
+"""Table-like files for every task: CSV, TSV, JSON Lines and plain text (one example per line).
+
+Columns (or JSONL keys) feed the task's fields through ``ImportOptions.mapping``; unmapped
+fields fall back to a same-name column, then to well-known names (GLUE's ``sentence``,
+``sentence1``/``sentence2``...). A label column becomes an annotation through
+``task.annotation_from_value`` and ``task.validate``. Importers never raise for one bad row:
+they yield a RowProblem and core.formats.importing decides what happens.
+
+TSV quoting is chosen per file: GLUE's SST-2 has stray quote marks and must be read without
+quoting, while RTE quotes fields CSV-style. ``detect_quoting`` tells them apart; force it
+with ``--map quoting=csv`` or ``--map quoting=none``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from annotune.core.errors import AnnotuneError
+from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
+from annotune.core.hookspecs import hookimpl
+from annotune.core.tasks import Task, TaskSettings
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long documents exceed the 128 KiB default
+
+OTHER_FORMATS = "export it as UTF-8 CSV, TSV, JSON Lines or plain text"
+SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation",
+               "valid": "validation", "val": "validation", "dev": "validation", "test": "test"}
+# Well-known column names per task field, tried after a same-name column.
+SINGLE_TEXT_ALIASES = ("text", "sentence", "content", "review", "document")
+PAIR_ALIASES = {"text": ("sentence1", "premise", "question1", "text_a"),
+                "text_pair": ("sentence2", "hypothesis", "question2", "text_b")}
+SPECIAL_TARGETS = {"label": ("label", "labels"), "split": ("split",), "id": ("id", "idx")}
+QUOTING_CHOICES = ("auto", "csv", "none")
+DEFAULT_OPTIONS = ImportOptions()  # frozen, so one shared default is safe
+
+
+# -- reading raw text ----------------------------------------------------------------------------
+def read_utf8(path: Path, what: str) -> str:
+    """Read a whole file as UTF-8 (a BOM is allowed); raise AnnotuneError for anything else."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise AnnotuneError(f"cannot read the file: {error.strerror}", where=str(path)) from None
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise AnnotuneError("the file is UTF-16 text, not UTF-8 (byte offset 0 is a UTF-16 "
+                            "byte order mark)", where=str(path),
+                            hint="re-save it as UTF-8 and import again")
+    try:
+        text = data[start:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = start + error.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise AnnotuneError(
+            f"the file is not UTF-8: byte 0x{data[offset]:02X} at byte offset {offset} "
+            f"(line {line}) is not valid UTF-8", where=str(path),
+            hint="re-save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet, or "
+                 "`iconv -f latin1 -t utf-8`) and import again") from None
+    if "\x00" in text:
+        raise AnnotuneError(f"the file holds NUL bytes: it is a binary file, not {what}",
+                            where=str(path), hint=OTHER_FORMATS)
+    return text
+
+
+def lines(text: str) -> list[str]:
+    """Split on line feeds only: str.splitlines would also cut at U+2028 inside JSON strings."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def detect_quoting(text: str, delimiter: str = "\t") -> int:
+    """Return csv.QUOTE_MINIMAL when the file quotes fields CSV-style, else csv.QUOTE_NONE.
+
+    Reading each line as-is is right unless quoting is really used: then every line-based row
+    already has the header's width (quoted fields rarely hold the delimiter) and CSV parsing
+    keeps the row count while removing quotes. Stray quote marks, as in SST-2, make CSV parsing
+    swallow lines (fewer rows) or fail; a quoted field with a line break makes line-based rows
+    ragged, which only CSV parsing repairs.
+    """
+    plain = list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=csv.QUOTE_NONE))
+    plain = [row for row in plain if row]
+    if not plain or '"' not in text:
+        return csv.QUOTE_NONE
+    width = len(plain[0])
+    plain_ok = all(len(row) == width for row in plain)
+    try:
+        quoted = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+                  if row]
+        quoted_ok = all(len(row) == width for row in quoted)
+    except csv.Error:
+        quoted, quoted_ok = [], False
+    if quoted_ok and not plain_ok:
+        return csv.QUOTE_MINIMAL
+    if plain_ok and quoted_ok and len(quoted) == len(plain) and quoted != plain:
+        return csv.QUOTE_MINIMAL
+    return csv.QUOTE_NONE
+
+
+def _quoting_option(options: ImportOptions, forced: str | None) -> str:
+    choice = forced or options.mapping.get("quoting") or getattr(options, "quoting", None)
+    choice = (choice or "auto").lower()
+    if choice not in QUOTING_CHOICES:
+        raise AnnotuneError(f"unknown quoting '{choice}'",
+                            hint=f"use one of: {', '.join(QUOTING_CHOICES)}")
+    return choice
+
+
+# -- columns to fields ---------------------------------------------------------------------------
+def _find(columns: list[str], names: Iterable[str]) -> str | None:
+    lowered = {column.lower(): column for column in columns}
+    for name in names:
+        if name in columns:
+            return name
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+    return None
+
+
+def resolve_columns(columns: list[str], task: Task, options: ImportOptions, path: Path
+                    ) -> dict[str, str]:
+    """Map each task field (and label, split, id when present) to a column of the file."""
+    mapping = {k: v for k, v in options.mapping.items() if k not in ("quoting", "scheme")}
+    shown = ", ".join(repr(c) for c in columns) or "none"
+    resolved: dict[str, str] = {}
+    for target, column in mapping.items():
+        if column not in columns:
+            raise AnnotuneError(f"column '{column}' (mapped to '{target}') is not in the file",
+                                where=str(path),
+                                hint=f"the file has columns {shown}; fix --map {target}=COLUMN")
+        resolved[target] = column
+    special = {c for names in SPECIAL_TARGETS.values() for c in names}
+    for name in task.fields:
+        if name in resolved:
+            continue
+        candidates = [name]
+        if len(task.fields) == 1:
+            candidates += SINGLE_TEXT_ALIASES
+        candidates += PAIR_ALIASES.get(name, ()) if len(task.fields) == 2 else ()
+        found = _find(columns, candidates)
+        if found is None and len(task.fields) == 1:
+            # A single-text file with one ordinary column besides label/split/id needs no map.
+            ordinary = [c for c in columns if c.lower() not in special]
+            found = ordinary[0] if len(ordinary) == 1 else None
+        if found is None:
+            raise AnnotuneError(
+                f"column '{name}' not found (it feeds the field '{name}' of the {task.title} "
+                f"task)", where=str(path),
+                hint=f"the file has columns {shown}; choose one with --map {name}=COLUMN")
+        resolved[name] = found
+    for target, names in SPECIAL_TARGETS.items():
+        if target in resolved or (target == "label" and not task.needs_labels):
+            continue
+        found = _find(columns, names)
+        if found is not None and found not in resolved.values():
+            resolved[target] = found
+    return resolved
+
+
+def _cell_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def make_record(line: int, row: dict[str, Any], columns: dict[str, str], task: Task,
+                settings: TaskSettings, options: ImportOptions, fmt: str
+                ) -> ImportRecord | RowProblem:
+    """Turn one row (column → cell) into an ImportRecord, or the RowProblem it has."""
+    fields: dict[str, str] = {}
+    for name in task.fields:
+        column = columns[name]
+        if column not in row:
+            return RowProblem(line, f"the key '{column}' is missing", field=name,
+                              hint=f"give every line a '{column}' key, or map another one")
+        text = _cell_text(row[column])
+        if text is None:
+            return RowProblem(line, f"'{column}' holds {type(row[column]).__name__}, not text",
+                              field=name, hint="write the text as a string")
+        if not text.strip():
+            return RowProblem(line, f"the text in column '{column}' is empty", field=name,
+                              hint="fill it in, or drop the row (or use --skip-bad-rows)")
+        fields[name] = text
+    annotation = None
+    value = row.get(columns["label"]) if "label" in columns else None
+    if not _is_blank(value):
+        try:
+            if isinstance(value, dict):  # JSONL may carry the annotation object itself
+                annotation = dict(value)
+            else:
+                annotation = task.annotation_from_value(value, settings)
+            annotation = task.validate(annotation, fields, settings)
+        except AnnotuneError as error:
+            allowed = ", ".join(settings.labels)
+            hint = error.hint or (f"allowed labels: {allowed}" if allowed else None)
+            return RowProblem(line, error.what, field="label", hint=hint)
+    split = options.split
+    if split is None and "split" in columns and not _is_blank(row.get(columns["split"])):
+        given = str(row[columns["split"]]).strip()
+        split = SPLIT_NAMES.get(given.lower())
+        if split is None:
+            return RowProblem(line, f"unknown split '{given}'", field="split",
+                              hint="use train, validation (or dev) or test")
+    source_id = None
+    if "id" in columns and not _is_blank(row.get(columns["id"])):
+        source_id = str(row[columns["id"]])
+    used = set(columns.values())
+    extra = {k: v for k, v in row.items() if k not in used}
+    meta: dict[str, Any] = {"format": fmt}
+    if extra:
+        meta["extra"] = extra
+    return ImportRecord(fields=fields, annotation=annotation, split=split, line=line,
+                        source_id=source_id, meta=meta)
+
+
+# -- importers -----------------------------------------------------------------------------------
+class DelimitedImporter:
+    """CSV or TSV with a header row; TSV quoting is detected per file unless forced."""
+
+    tasks = None
+
+    def __init__(self, name: str, title: str, extensions: tuple[str, ...], delimiter: str):
+        self.name, self.title, self.extensions, self.delimiter = name, title, extensions, delimiter
+
+    def table(self, path: Path, options: ImportOptions = DEFAULT_OPTIONS,
+              quoting: str | None = None) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+        """Return the header and an iterator of (first line number, cells) for each row."""
+        text = read_utf8(path, f"a {self.title} file")
+        choice = _quoting_option(options, quoting)
+        if choice == "auto":
+            mode = detect_quoting(text, self.delimiter) if self.delimiter == "\t" else \
+                csv.QUOTE_MINIMAL
+        else:
+            mode = csv.QUOTE_MINIMAL if choice == "csv" else csv.QUOTE_NONE
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter,
+                            quoting=mode)
+        header: list[str] | None = None
+        for header in reader:
+            if header:
+                break
+        if not header:
+            raise AnnotuneError("the file is empty", where=str(path),
+                                hint="the first line must name the columns")
+        duplicates = sorted({c for c in header if header.count(c) > 1})
+        if duplicates:
+            raise AnnotuneError(f"the header names a column twice: {', '.join(duplicates)}",
+                                where=f"{path}:1", hint="give every column its own name")
+        other = "\t" if self.delimiter == "," else ","
+        if len(header) == 1 and other in header[0]:
+            raise AnnotuneError(
+                f"the header has one column that contains {other!r} characters: this looks "
+                f"like a {'TSV' if other == chr(9) else 'CSV'} file, not {self.title}",
+                where=f"{path}:1", hint="import it with the matching --format")
+
+        def rows() -> Iterator[tuple[int, list[str]]]:
+            start = reader.line_num + 1
+            for cells in reader:
+                if cells:
+                    yield start, cells
+                start = reader.line_num + 1
+
+        return list(header), rows()
+
+    def read(self, path: Path, task: Task, settings: TaskSettings,
+             options: ImportOptions = DEFAULT_OPTIONS, quoting: str | None = None
+             ) -> Iterator[ImportRecord | RowProblem]:
+        header, rows = self.table(path, options, quoting)
+        columns = resolve_columns(header, task, options, path)
+        for line, cells in rows:
+            if len(cells) != len(header):
+                yield RowProblem(line, f"expected {len(header)} columns but found {len(cells)}",
+                                 hint="check the delimiter and quote marks of this line")
+                continue
+            yield make_record(line, dict(zip(header, cells, strict=True)), columns, task,
+                              settings, options, self.name)
+
+
+class JsonlImporter:
+    """One JSON object per line; a label may be a name, an index or a list (multi-label)."""
+
+    name, title, extensions, tasks = "jsonl", "JSON Lines", (".jsonl", ".ndjson"), None
+
+    def objects(self, path: Path) -> tuple[list[str], list[tuple[int, Any]]]:
+        """Return every key seen (first-seen order) and (line, parsed object or error text)."""
+        text = read_utf8(path, "a JSON Lines file")
+        if text.lstrip().startswith("["):
+            raise AnnotuneError("the file holds a JSON array, not JSON Lines", where=str(path),
+                                hint="write one JSON object per line (e.g. `jq -c '.[]' "
+                                     "file.json > file.jsonl`)")
+        keys: dict[str, None] = {}
+        items: list[tuple[int, Any]] = []
+        for number, raw in enumerate(lines(text), start=1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as error:
+                value = f"invalid JSON: {error.msg} (column {error.colno})"
+            else:
+                if not isinstance(value, dict):
+                    value = f"expected a JSON object, found {type(value).__name__}"
+            if not items and isinstance(value, str):
+                raise AnnotuneError(f"the first line is not a JSON object ({value}): this does "
+                                    "not look like JSON Lines", where=f"{path}:{number}",
+                                    hint=f"give one JSON object per line, or {OTHER_FORMATS}")
+            if isinstance(value, dict):
+                keys.update(dict.fromkeys(value))
+            items.append((number, value))
+        if not items:
+            raise AnnotuneError("the file is empty", where=str(path),
+                                hint="write one JSON object per line")
+        return list(keys), items
+
+    def read(self, path: Path, task: Task, settings: TaskSettings,
+             options: ImportOptions = DEFAULT_OPTIONS) -> Iterator[ImportRecord | RowProblem]:
+        keys, items = self.objects(path)
+        columns = resolve_columns(keys, task, options, path)
+        for line, value in items:
+            if isinstance(value, str):
+                yield RowProblem(line, value, hint="write one JSON object per line")
+            else:
+                yield make_record(line, value, columns, task, settings, options, self.name)
+
+
+class TxtImporter:
+    """Plain text: every non-empty line is one example of a single-text task."""
+
+    name, title, extensions, tasks = "txt", "plain text", (".txt",), None
+
+    def read(self, path: Path, task: Task, settings: TaskSettings,
+             options: ImportOptions = DEFAULT_OPTIONS) -> Iterator[ImportRecord | RowProblem]:
+        if len(task.fields) != 1:
+            raise AnnotuneError(
+                f"a text file holds one text per line, but the {task.title} task needs the "
+                f"fields {', '.join(task.fields)}", where=str(path),
+                hint="import a CSV, TSV or JSON Lines file with one column per field")
+        text = read_utf8(path, "a text file")
+        for number, raw in enumerate(lines(text), start=1):
+            if raw.strip():
+                yield ImportRecord(fields={task.fields[0]: raw}, split=options.split,
+                                   line=number, meta={"format": self.name})
+
+
+# -- exporters -----------------------------------------------------------------------------------
+def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
+    """Write through a temporary file in the same folder, renamed into place at the end."""
+    path = Path(path)
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
+                                         prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def export_records(task: Task, rows: Iterable[ExportRow]) -> tuple[list[str], list[dict]]:
+    """Flatten rows into records that all have the same keys (absent values are None)."""
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {"id": row.example_id}
+        record.update({name: row.fields.get(name) for name in task.fields})
+        if row.status == "accepted" and row.annotation:
+            record.update(task.annotation_to_record(row.annotation))
+        record["split"] = row.split
+        record["status"] = row.status
+        records.append(record)
+    keys: dict[str, None] = {}
+    for record in records:
+        keys.update(dict.fromkeys(record))
+    order = [k for k in keys if k not in ("split", "status")] + ["split", "status"]
+    return order, [{key: record.get(key) for key in order} for record in records]
+
+
+class JsonlExporter:
+    """JSON Lines with the same keys and types on every line (loadable by `datasets`)."""
+
+    name, title, extensions, tasks = "jsonl", "JSON Lines", (".jsonl",), None
+
+    def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
+        _, records = export_records(task, rows)
+
+        def dump(out: Any) -> None:
+            for record in records:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+        write_atomic(path, dump)
+        return len(records)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) and all(isinstance(v, str | int) for v in value):
+        return "|".join(str(v) for v in value)  # multi-label: the importer reads a|b back
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+class CsvExporter:
+    """CSV with a header row (readable by pandas and spreadsheets); label lists joined by |."""
+
+    name, title, extensions, tasks = "csv", "CSV", (".csv",), None
+
+    def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
+        keys, records = export_records(task, rows)
+
+        def dump(out: Any) -> None:
+            writer = csv.writer(out)
+            writer.writerow(keys)
+            for record in records:
+                writer.writerow([_csv_cell(record[key]) for key in keys])
+
+        write_atomic(path, dump)
+        return len(records)
+
+
+CSV = DelimitedImporter("csv", "CSV", (".csv",), ",")
+TSV = DelimitedImporter("tsv", "TSV", (".tsv", ".tab"), "\t")
+JSONL = JsonlImporter()
+TXT = TxtImporter()
+
+
+@hookimpl
+def register_formats(register: Callable[[Any], None]) -> None:
+    """Register the CSV, TSV, JSONL and TXT importers and the JSONL and CSV exporters."""
+    for fmt in (CSV, TSV, JSONL, TXT, JsonlExporter(), CsvExporter()):
+        register(fmt)
