@@ -230,7 +230,12 @@ def validate_spans(spans: Any, text: str, labels: Sequence[str] | None = None
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """Move span edges inwards past whitespace (a common slip of annotation tools)."""
+    """Move span edges inwards past whitespace (a common slip of annotation tools).
+
+    Offsets outside the text are returned as they are, for validation to report.
+    """
+    if start < 0 or end > len(text):
+        return start, end
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():

@@ -90,6 +90,8 @@ def test_whitespace_tokens_and_trim():
     assert whitespace_tokens("  ab c\t d ") == [(2, 4), (5, 6), (8, 9)]
     assert whitespace_tokens("") == []
     assert trim_span(" New York ", 0, 10) == (1, 9)
+    assert trim_span("  ", 0, 2) == (2, 2)  # empty: validation refuses it
+    assert trim_span("Ada", 0, 9) == (0, 9)  # out of range: validation reports it
 
 
 TEXT = "Ada Lovelace met Charles Babbage in London."
