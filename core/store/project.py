@@ -253,10 +253,13 @@ class Project:
                                  "(e.latest_score = :score AND e.id > :after)) "
                                  "ORDER BY e.latest_score, e.id",
                                  {"score": score, "after": after_id}))
+                attempts += [(unscored, {}), (scored, {})]
             elif after_id is not None:
                 attempts.append(("e.latest_score IS NULL AND e.id > :after ORDER BY e.id",
                                  {"after": after_id}))
-            attempts += [(scored, {}), (unscored, {})]
+                attempts += [(scored, {}), (unscored, {})]
+            else:
+                attempts += [(scored, {}), (unscored, {})]
         for tail, extra in attempts:
             sql = f"SELECT e.* FROM examples e WHERE {' AND '.join([*clauses, tail])} LIMIT 1"
             rows = list(self.db.query(sql, {**params, **extra}))
