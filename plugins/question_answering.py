@@ -159,16 +159,19 @@ class QuestionAnsweringTask(Task):
         max_question = min(MAX_QUESTION_TOKENS, (settings.max_length - layout.n_special) // 2)
         questions = tokenizer.encode_batch([ex["question"] for ex in examples],
                                            add_special_tokens=False)
-        contexts = tokenizer.encode_batch([ex["context"] for ex in examples],
-                                          add_special_tokens=False)
+        # SQuAD-style data asks several questions per paragraph: tokenize each context once
+        unique = list(dict.fromkeys(ex["context"] for ex in examples))
+        encoded = {text: (enc.ids, enc.offsets) for text, enc in zip(
+            unique, tokenizer.encode_batch(unique, add_special_tokens=False), strict=True)}
         features: list[Feature] = []
-        for index, (question, context) in enumerate(zip(questions, contexts, strict=True)):
+        for index, (example, question) in enumerate(zip(examples, questions, strict=True)):
+            ctx_ids, ctx_offsets = encoded[example["context"]]
             q_ids, q_offsets = question.ids[:max_question], question.offsets[:max_question]
             budget = max(settings.max_length - layout.n_special - len(q_ids), 1)
             answer_span = None
             has_target = annotations is not None and annotations[index] is not None
             if has_target:
-                answer_span = self._target_tokens(annotations[index], context.offsets)
+                answer_span = self._target_tokens(annotations[index], ctx_offsets)
             head_ids = layout.prefix + q_ids + layout.middle
             head_types = (layout.prefix_types + [layout.question_type] * len(q_ids)
                           + layout.middle_types)
@@ -176,8 +179,8 @@ class QuestionAnsweringTask(Task):
                             + [(0, 0)] * len(layout.middle))
             head_seq: list[int | None] = ([None] * len(layout.prefix) + [0] * len(q_ids)
                                           + [None] * len(layout.middle))
-            for start in window_starts(len(context.ids), budget, settings.stride):
-                end = min(start + budget, len(context.ids))
+            for start in window_starts(len(ctx_ids), budget, settings.stride):
+                end = min(start + budget, len(ctx_ids))
                 n_ctx = end - start
                 target = None
                 if has_target:
@@ -188,10 +191,10 @@ class QuestionAnsweringTask(Task):
                         target = (answer_span[0] + shift, answer_span[1] + shift)
                 features.append(Feature(
                     example_index=index,
-                    input_ids=head_ids + context.ids[start:end] + layout.suffix,
+                    input_ids=head_ids + ctx_ids[start:end] + layout.suffix,
                     token_type_ids=(head_types + [layout.context_type] * n_ctx
                                     + layout.suffix_types),
-                    offsets=(head_offsets + list(context.offsets[start:end])
+                    offsets=(head_offsets + ctx_offsets[start:end]
                              + [(0, 0)] * len(layout.suffix)),
                     sequence_ids=head_seq + [1] * n_ctx + [None] * len(layout.suffix),
                     target=target))
