@@ -1,0 +1,309 @@
+"""CSV, TSV, JSONL and TXT importers and the JSONL/CSV exporters, on small files written here."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from annotune.core.errors import AnnotuneError
+from annotune.core.formats import tabular
+from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
+from annotune.core.plugins import registry
+from annotune.core.tasks import TaskSettings
+
+SENTIMENT = TaskSettings(labels=("negative", "positive"))
+TOPICS = TaskSettings(labels=("sport", "tech", "food"), multi_label=True)
+NLI = TaskSettings(labels=("entailment", "not_entailment"))
+
+
+@pytest.fixture(scope="module")
+def text_task():
+    return registry().task("text-classification")
+
+
+@pytest.fixture(scope="module")
+def pair_task():
+    return registry().task("pair-classification")
+
+
+def write(tmp_path, name, text, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def read(fmt, path, task, settings, **options):
+    return list(registry().importer(fmt).read(path, task, settings, ImportOptions(**options)))
+
+
+def test_formats_are_registered_for_every_task():
+    found = registry()
+    for name in ("csv", "tsv", "jsonl", "txt"):
+        assert found.importer(name).tasks is None
+    for name in ("jsonl", "csv"):
+        assert found.exporter(name).tasks is None
+    assert ".tsv" in found.importer("tsv").extensions
+
+
+# -- CSV -----------------------------------------------------------------------------------------
+def test_csv_rows_become_records(tmp_path, text_task):
+    path = write(tmp_path, "r.csv", 'id,text,label,split,stars\n'
+                 'a1,"Loved it, truly",positive,train,5\n'
+                 'a2,Meh,0,dev,2\n'
+                 'a3,"Two\nlines",,TEST,3\n'
+                 'a4,after the long one,Negative,,1\n')
+    items = read("csv", path, text_task, SENTIMENT)
+    assert all(isinstance(item, ImportRecord) for item in items)
+    first, second, third, fourth = items
+    assert first.fields == {"text": "Loved it, truly"}
+    assert first.annotation == {"label": "positive"}
+    assert (first.split, first.line, first.source_id) == ("train", 2, "a1")
+    assert first.meta == {"format": "csv", "extra": {"stars": "5"}}
+    assert second.annotation == {"label": "negative"} and second.split == "validation"
+    assert third.annotation is None and third.split == "test"  # empty label: unlabeled
+    assert third.fields["text"] == "Two\nlines"
+    assert third.line == 4
+    assert (fourth.line, fourth.annotation) == (6, {"label": "negative"})  # after 2 lines
+
+
+def test_csv_mapping_and_forced_split(tmp_path, text_task):
+    path = write(tmp_path, "r.csv", "body,sentiment,label\nnice,positive,ignored\n")
+    [record] = read("csv", path, text_task, SENTIMENT,
+                    mapping={"text": "body", "label": "sentiment"}, split="test")
+    assert record.fields == {"text": "nice"}
+    assert record.annotation == {"label": "positive"} and record.split == "test"
+    assert record.meta["extra"] == {"label": "ignored"}
+
+
+def test_single_text_file_needs_no_mapping(tmp_path, text_task):
+    path = write(tmp_path, "r.csv", "review,label\nlovely,1\n")
+    [record] = read("csv", path, text_task, SENTIMENT)
+    assert record.fields == {"text": "lovely"} and record.annotation == {"label": "positive"}
+
+
+def test_missing_column_names_columns_and_the_map_option(tmp_path, pair_task):
+    path = write(tmp_path, "r.csv", "first,second,label\na,b,0\n")
+    with pytest.raises(AnnotuneError) as caught:
+        read("csv", path, pair_task, NLI)
+    message = str(caught.value)
+    assert "column 'text' not found" in message
+    assert "'first', 'second', 'label'" in message and "--map text=COLUMN" in message
+    with pytest.raises(AnnotuneError, match="column 'nope' .* is not in the file"):
+        read("csv", path, pair_task, NLI, mapping={"text": "first", "text_pair": "nope"})
+    [record] = read("csv", path, pair_task, NLI,
+                    mapping={"text": "first", "text_pair": "second"})
+    assert record.fields == {"text": "a", "text_pair": "b"}
+
+
+def test_bad_rows_become_problems_with_line_and_field(tmp_path, text_task):
+    path = write(tmp_path, "r.csv", "text,label,split\n"
+                 "fine,positive,\n"
+                 "  ,positive,\n"
+                 "odd,great,\n"
+                 "short\n"
+                 "where,negative,holdout\n")
+    items = read("csv", path, text_task, SENTIMENT)
+    assert isinstance(items[0], ImportRecord)
+    empty, unknown, short, split = items[1:]
+    assert all(isinstance(item, RowProblem) for item in items[1:])
+    assert (empty.line, empty.field) == (3, "text") and "empty" in empty.message
+    assert (unknown.line, unknown.field) == (4, "label")
+    assert "unknown label 'great'" in unknown.message
+    assert "negative, positive" in unknown.hint
+    assert (short.line, short.message) == (5, "expected 3 columns but found 1")
+    assert (split.line, split.field) == (6, "split") and "holdout" in split.message
+
+
+def test_a_tsv_given_as_csv_is_named(tmp_path, text_task):
+    path = write(tmp_path, "r.csv", "text\tlabel\nhello\t1\n")
+    with pytest.raises(AnnotuneError, match="looks like a TSV file"):
+        read("csv", path, text_task, SENTIMENT)
+
+
+def test_header_problems(tmp_path, text_task):
+    with pytest.raises(AnnotuneError, match="the file is empty"):
+        read("csv", write(tmp_path, "e.csv", "\n\n"), text_task, SENTIMENT)
+    with pytest.raises(AnnotuneError, match="names a column twice: text"):
+        read("csv", write(tmp_path, "d.csv", "text,text\na,b\n"), text_task, SENTIMENT)
+
+
+# -- TSV quoting ---------------------------------------------------------------------------------
+STRAY_QUOTES = ('sentence\tlabel\n'
+                '" a film that never finds its feet \t0\n'
+                'warm and funny \t1\n'
+                'the " twist is obvious \t0\n'
+                'it lands "\t1\n')
+CSV_QUOTED = ('sentence1\tsentence2\tlabel\tidx\n'
+              '"The firm said ""profits"" rose."\tProfits rose.\t0\t0\n'
+              'Rain fell all day.\t"It was ""dry""."\t1\t1\n'
+              'Plain line.\tAnother plain line.\t0\t2\n')
+
+
+def test_detect_quoting_tells_stray_quotes_from_csv_quoting():
+    assert tabular.detect_quoting(STRAY_QUOTES) == csv.QUOTE_NONE
+    assert tabular.detect_quoting(CSV_QUOTED) == csv.QUOTE_MINIMAL
+    assert tabular.detect_quoting("a\tb\nno quotes\there\n") == csv.QUOTE_NONE
+    multiline = 'text\tlabel\n"first\nsecond"\t1\nthird\t0\n'
+    assert tabular.detect_quoting(multiline) == csv.QUOTE_MINIMAL
+
+
+def test_tsv_with_stray_quotes_keeps_every_line(tmp_path, text_task):
+    path = write(tmp_path, "sst.tsv", STRAY_QUOTES)
+    items = read("tsv", path, text_task, SENTIMENT)
+    assert [item.line for item in items] == [2, 3, 4, 5]
+    assert items[0].fields["text"] == '" a film that never finds its feet '
+    assert [item.annotation["label"] for item in items] == [
+        "negative", "positive", "negative", "positive"]
+
+
+def test_tsv_with_csv_quoting_unquotes_fields(tmp_path, pair_task):
+    path = write(tmp_path, "rte.tsv", CSV_QUOTED)
+    first, second, third = read("tsv", path, pair_task, NLI)
+    assert first.fields == {"text": 'The firm said "profits" rose.', "text_pair": "Profits rose."}
+    assert second.fields["text_pair"] == 'It was "dry".'
+    assert (first.annotation, second.annotation) == ({"label": "entailment"},
+                                                     {"label": "not_entailment"})
+    assert (first.source_id, third.source_id) == ("0", "2")
+
+
+def test_tsv_quoting_can_be_forced(tmp_path, pair_task):
+    path = write(tmp_path, "rte.tsv", CSV_QUOTED)
+    first = read("tsv", path, pair_task, NLI, mapping={"quoting": "none"})[0]
+    assert first.fields["text"] == '"The firm said ""profits"" rose."'
+    importer = registry().importer("tsv")
+    forced = list(importer.read(path, pair_task, NLI, ImportOptions(), quoting="none"))
+    assert forced[0].fields == first.fields
+    with pytest.raises(AnnotuneError, match="unknown quoting 'smart'"):
+        read("tsv", path, pair_task, NLI, mapping={"quoting": "smart"})
+
+
+# -- JSONL ---------------------------------------------------------------------------------------
+def test_jsonl_records_with_nested_label_lists(tmp_path, text_task):
+    lines = [{"text": "goal!", "labels": ["sport"]},
+             {"text": "chips and\u2028salsa", "labels": ["food", "tech"], "split": "train"},
+             {"text": "nothing", "labels": []},
+             {"text": "unlabeled", "labels": None},
+             {"text": "by index", "labels": [1]}]
+    path = write(tmp_path, "t.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n\n")
+    items = read("jsonl", path, text_task, TOPICS)
+    assert [i.annotation for i in items] == [
+        {"labels": ["sport"]}, {"labels": ["tech", "food"]}, {"labels": []}, None,
+        {"labels": ["tech"]}]
+    assert items[1].fields["text"] == "chips and\u2028salsa" and items[1].split == "train"
+    assert [i.line for i in items] == [1, 2, 3, 4, 5]
+
+
+def test_jsonl_single_label_as_name_index_or_object(tmp_path, text_task):
+    path = write(tmp_path, "t.jsonl", '{"text": "a", "label": 1}\n'
+                 '{"text": "b", "label": {"label": "negative"}}\n'
+                 '{"text": "c", "label": "positive", "id": 17}\n')
+    items = read("jsonl", path, text_task, SENTIMENT)
+    assert [i.annotation["label"] for i in items] == ["positive", "negative", "positive"]
+    assert items[2].source_id == "17"
+
+
+def test_jsonl_bad_lines_become_problems(tmp_path, text_task):
+    path = write(tmp_path, "t.jsonl", '{"text": "ok", "label": "positive"}\n'
+                 '{"text": "broken", \n'
+                 '["not", "an", "object"]\n'
+                 '{"label": "positive"}\n'
+                 '{"text": ["a"], "label": "positive"}\n')
+    items = read("jsonl", path, text_task, SENTIMENT)
+    broken, listed, missing, wrong_type = items[1:]
+    assert broken.line == 2 and broken.message.startswith("invalid JSON")
+    assert listed.line == 3 and "expected a JSON object, found list" in listed.message
+    assert (missing.line, missing.field) == (4, "text") and "missing" in missing.message
+    assert (wrong_type.line, wrong_type.field) == (5, "text")
+
+
+def test_files_that_are_not_json_lines(tmp_path, text_task):
+    array = write(tmp_path, "a.jsonl", '[{"text": "a"}, {"text": "b"}]')
+    with pytest.raises(AnnotuneError, match="a JSON array, not JSON Lines"):
+        read("jsonl", array, text_task, SENTIMENT)
+    csv_file = write(tmp_path, "b.jsonl", "text,label\nhello,positive\n")
+    with pytest.raises(AnnotuneError, match="does not look like JSON Lines") as caught:
+        read("jsonl", csv_file, text_task, SENTIMENT)
+    assert "b.jsonl:1" in str(caught.value)
+
+
+# -- TXT -----------------------------------------------------------------------------------------
+def test_txt_one_example_per_non_empty_line(tmp_path, text_task, pair_task):
+    path = write(tmp_path, "t.txt", "first line\r\n\n   \nsecond line\n")
+    items = read("txt", path, text_task, SENTIMENT, split="train")
+    assert [(i.fields, i.line, i.split, i.annotation) for i in items] == [
+        ({"text": "first line"}, 1, "train", None), ({"text": "second line"}, 4, "train", None)]
+    with pytest.raises(AnnotuneError, match="needs the fields text, text_pair"):
+        read("txt", path, pair_task, NLI)
+
+
+# -- encodings -----------------------------------------------------------------------------------
+def test_utf8_with_bom_is_read(tmp_path, text_task):
+    path = write(tmp_path, "bom.csv", "text,label\ncafé,positive\n", encoding="utf-8-sig")
+    [record] = read("csv", path, text_task, SENTIMENT)
+    assert record.fields == {"text": "café"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "txt"])
+def test_other_encodings_are_refused_with_the_byte_offset(tmp_path, text_task, fmt):
+    path = write(tmp_path, f"latin.{fmt}", "text\nnaïve\n", encoding="latin-1")
+    with pytest.raises(AnnotuneError) as caught:
+        read(fmt, path, text_task, SENTIMENT)
+    message = str(caught.value)
+    assert str(path) in message and "byte 0xEF at byte offset 7 (line 2)" in message
+    assert "re-save it as UTF-8" in message
+
+
+def test_utf16_and_binary_files_are_refused(tmp_path, text_task):
+    utf16 = write(tmp_path, "w.csv", "text\nhello\n", encoding="utf-16")
+    with pytest.raises(AnnotuneError, match="UTF-16 text, not UTF-8"):
+        read("csv", utf16, text_task, SENTIMENT)
+    binary = tmp_path / "sheet.csv"
+    binary.write_bytes(b"PK\x03\x04\x14\x00\x06\x00")
+    with pytest.raises(AnnotuneError, match="binary file, not a CSV file"):
+        read("csv", binary, text_task, SENTIMENT)
+
+
+# -- export --------------------------------------------------------------------------------------
+def export_rows():
+    return [ExportRow(1, {"text": "goal!"}, {"labels": ["sport"]}, "train", "accepted"),
+            ExportRow(2, {"text": 'say "hi", ok'}, {"labels": ["tech", "food"]}, None,
+                      "accepted"),
+            ExportRow(3, {"text": "skip me"}, {}, None, "skipped")]
+
+
+def test_jsonl_export_has_the_same_keys_and_types_on_every_line(tmp_path, text_task):
+    path = tmp_path / "out.jsonl"
+    assert registry().exporter("jsonl").write(path, text_task, export_rows()) == 3
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines[0] == {"id": 1, "text": "goal!", "labels": ["sport"], "split": "train",
+                        "status": "accepted"}
+    assert lines[2] == {"id": 3, "text": "skip me", "labels": None, "split": None,
+                        "status": "skipped"}
+    assert len({tuple(line) for line in lines}) == 1  # same keys, same order
+    for key in lines[0]:
+        assert len({type(line[key]) for line in lines if line[key] is not None}) == 1
+
+
+def test_csv_export_reads_back(tmp_path, text_task):
+    path = tmp_path / "out.csv"
+    registry().exporter("csv").write(path, text_task, export_rows())
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[1] == {"id": "2", "text": 'say "hi", ok', "labels": "tech|food", "split": "",
+                       "status": "accepted"}
+    items = read("csv", path, text_task, TOPICS)
+    assert [i.annotation for i in items] == [{"labels": ["sport"]}, {"labels": ["tech", "food"]},
+                                             None]
+
+
+def test_export_is_atomic(tmp_path, text_task):
+    path = tmp_path / "out.jsonl"
+    path.write_text("previous export\n")
+    # A value that cannot be written fails halfway through the file.
+    unwritable = ExportRow(4, {"text": "x"}, {"labels": [object()]}, None, "accepted")
+    for name, error in (("jsonl", TypeError), ("csv", TypeError)):
+        with pytest.raises(error):
+            registry().exporter(name).write(path, text_task, [*export_rows(), unwritable])
+    assert path.read_text() == "previous export\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
