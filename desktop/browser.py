@@ -222,7 +222,6 @@ class BrowserView(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         for column, width in ((0, 70), (2, 180), (3, 90), (4, 80), (5, 180)):
             self.table.setColumnWidth(column, width)
-        self.table.doubleClicked.connect(self._open)
         self.table.activated.connect(self._open)
         self.table.setToolTip("Double-click or Enter opens the example in the editor")
         layout.addWidget(self.table, 1)
@@ -234,6 +233,7 @@ class BrowserView(QWidget):
 
     def apply(self) -> None:
         """Re-run the query with the current filter and search text."""
+        self._debounce.stop()
         try:
             self.model.set_filter(self.filter.currentData() or {}, self.search.text())
         except AnnotuneError as error:

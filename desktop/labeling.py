@@ -167,6 +167,13 @@ class LabelingView(QWidget):
         self.editor.focus_editor()
         self.exampleShown.emit(example.id)
 
+    def refresh_current(self) -> None:
+        """Show the current example again (e.g. after new suggestions were stored)."""
+        if self.current is None:
+            self._advance()
+        else:
+            self._display(self.project.example(self.current.id))
+
     def _advance(self) -> None:
         after = self.current.id if self.current is not None else None
         example = self.project.next_example(after_id=after, status="unlabeled",

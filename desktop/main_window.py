@@ -172,6 +172,7 @@ class MainWindow(QMainWindow):
         runs = RunsView(project, self.task)
         tryit = TryItPanel(project, self.task)
         runs.exported.connect(tryit.load_bundle)
+        tryit.preannotated.connect(lambda _n: labeling.refresh_current())
         self.views = {"label": labeling, "examples": browser, "train": train, "runs": runs,
                       "try": tryit}
         self.tabs.addTab(labeling, "Label")
@@ -281,6 +282,7 @@ class MainWindow(QMainWindow):
         self.views["runs"].export_selected()
 
     def preannotate(self) -> None:
+        self.tabs.setCurrentWidget(self.views["try"])
         self.views["try"].preannotate()
 
     def closeEvent(self, event: QCloseEvent) -> None:

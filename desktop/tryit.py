@@ -1,0 +1,262 @@
+"""The Try-it panel: type text, see the bundle's prediction at once; pre-annotate from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from annotune.core.errors import AnnotuneError
+from annotune.desktop.editors.base import field_title
+from annotune.desktop.editors.textspans import SpanText, entity_colour
+from annotune.desktop.worker import run_in_background
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def find_bundles(runs_dir: Path) -> list[Path]:
+    """Return bundle folders (with a manifest.json) under a project's runs folder, newest first."""
+    if not runs_dir.is_dir():
+        return []
+    found = [p.parent for p in runs_dir.glob("*/*/manifest.json")]
+    found += [p.parent for p in runs_dir.glob("*/manifest.json")]
+    return sorted(set(found), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+class TryItPanel(QWidget):
+    """Load a bundle and show its prediction for whatever is typed, as it is typed."""
+
+    preannotated = Signal(int)  # how many examples got a stored prediction
+
+    def __init__(self, project: Any, task: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.project = project
+        self.task = task
+        self.predictor: Any = None
+        self.bundle: Path | None = None
+        self.last_prediction: dict[str, Any] | None = None
+        layout = QVBoxLayout(self)
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Bundle"))
+        self.bundles = QComboBox()
+        self.bundles.setObjectName("bundles")
+        self.bundles.setToolTip("An exported bundle of this project (or choose a folder)")
+        self.bundles.activated.connect(lambda _i: self._bundle_chosen())
+        bar.addWidget(self.bundles, 1)
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._browse)
+        bar.addWidget(browse)
+        self.preannotate_button = QPushButton("Pre-annotate unlabeled")
+        self.preannotate_button.setToolTip("Store this bundle's predictions for the unlabeled "
+                                           "examples: the editor shows them as suggestions and "
+                                           "can order examples by uncertainty")
+        self.preannotate_button.clicked.connect(self.preannotate)
+        bar.addWidget(self.preannotate_button)
+        layout.addLayout(bar)
+        self.status = QLabel("Export a run (Runs ▸ Export bundle…) to try it here.")
+        self.status.setObjectName("tryit_status")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        self.inputs: dict[str, Any] = {}
+        inputs = QVBoxLayout()
+        for name in self._input_order():
+            inputs.addWidget(QLabel(field_title(task, name)))
+            if task.annotation_kind == "answers" and name == "question":
+                widget: Any = QLineEdit()
+                widget.textChanged.connect(self._schedule)
+            else:
+                widget = QPlainTextEdit()
+                widget.setMaximumHeight(140 if task.annotation_kind != "answers" else 200)
+                widget.textChanged.connect(self._schedule)
+            widget.setObjectName(f"try_{name}")
+            self.inputs[name] = widget
+            inputs.addWidget(widget)
+        layout.addLayout(inputs)
+
+        layout.addWidget(QLabel("Prediction"))
+        self.results = QStackedWidget()
+        self.bars_widget = QWidget()
+        self.bars = QGridLayout(self.bars_widget)
+        self.bars.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.results.addWidget(self.bars_widget)
+        self.highlighted = SpanText()
+        self.highlighted.setObjectName("try_highlighted")
+        self.results.addWidget(self.highlighted)
+        layout.addWidget(self.results, 1)
+        self.answer_label = QLabel()
+        self.answer_label.setObjectName("try_answer")
+        self.answer_label.setWordWrap(True)
+        layout.addWidget(self.answer_label)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(150)
+        self._timer.timeout.connect(self.predict)
+        self.refresh_bundles()
+
+    def _input_order(self) -> list[str]:
+        fields = list(self.task.fields)
+        if self.task.annotation_kind == "answers" and "question" in fields:
+            fields.remove("question")
+            fields.insert(0, "question")
+        return fields
+
+    # -- bundles ---------------------------------------------------------------------------
+    def refresh_bundles(self) -> None:
+        """List the project's bundles; load the newest when none is loaded yet."""
+        current = self.bundles.currentData()
+        self.bundles.clear()
+        for path in find_bundles(Path(self.project.runs_dir)):
+            self.bundles.addItem(f"{path.parent.name}/{path.name}", str(path))
+        if current:
+            index = self.bundles.findData(current)
+            if index >= 0:
+                self.bundles.setCurrentIndex(index)
+        self.preannotate_button.setEnabled(self.predictor is not None)
+        if self.predictor is None and self.bundles.count():
+            self._bundle_chosen()
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Bundle folder")
+        if folder:
+            self.load_bundle(Path(folder))
+
+    def _bundle_chosen(self) -> None:
+        data = self.bundles.currentData()
+        if data:
+            self.load_bundle(Path(data))
+
+    def load_bundle(self, path: Path) -> None:
+        """Load a bundle on a worker thread, then predict what is typed."""
+        from annotune.core.inference import Predictor
+
+        path = Path(path)
+        if self.bundles.findData(str(path)) < 0:
+            self.bundles.addItem(f"{path.parent.name}/{path.name}", str(path))
+        self.bundles.setCurrentIndex(self.bundles.findData(str(path)))
+        self.status.setText(f"Loading {path}…")
+        self.loading = path
+
+        def loaded(predictor: Any) -> None:
+            if predictor.task.name != self.task.name:
+                self.status.setText(f"⚠ {path} is a {predictor.task.title} model; this project "
+                                    f"is {self.task.title}")
+                return
+            self.predictor, self.bundle = predictor, path
+            quant = (predictor.manifest.get("quantization") or {})
+            kind = "int8" if quant else "fp32"
+            self.status.setText(f"Loaded {path} ({kind}). Type below; the prediction follows.")
+            self.preannotate_button.setEnabled(True)
+            self.predict()
+
+        def failed(error: BaseException) -> None:
+            self.status.setText(f"⚠ Cannot load the bundle: {error}")
+
+        run_in_background(lambda: Predictor(path, batch_size=8), loaded, failed)
+
+    # -- predicting ------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        self._timer.start()
+
+    def item(self) -> dict[str, str]:
+        values = {}
+        for name, widget in self.inputs.items():
+            values[name] = widget.text() if isinstance(widget, QLineEdit) \
+                else widget.toPlainText()
+        return values
+
+    def predict(self) -> None:
+        """Predict the typed item and show the result (few milliseconds on a CPU)."""
+        item = self.item()
+        if self.predictor is None or not all(v.strip() for v in item.values()):
+            return
+        try:
+            prediction = self.predictor.predict_one(item)
+        except AnnotuneError as error:
+            self.answer_label.setText(f"⚠ {error}")
+            return
+        self.last_prediction = prediction
+        kind = self.task.annotation_kind
+        if kind == "label":
+            self._show_bars(prediction)
+        elif kind == "spans":
+            self._show_spans(item[self.task.fields[0]], prediction)
+        else:
+            self._show_answer(item, prediction)
+
+    def _show_bars(self, prediction: dict[str, Any]) -> None:
+        self.results.setCurrentWidget(self.bars_widget)
+        while self.bars.count():
+            widget = self.bars.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        probabilities = prediction.get("probabilities") or {}
+        chosen = set(prediction.get("labels") or [prediction.get("label")])
+        ordered = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
+        for row, (label, p) in enumerate(ordered):
+            name = QLabel(f"<b>{label}</b>" if label in chosen else label)
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(int(round(1000 * float(p))))
+            bar.setFormat(f"{100 * float(p):.1f}%")
+            bar.setObjectName(f"prob_{label}")
+            self.bars.addWidget(name, row, 0)
+            self.bars.addWidget(bar, row, 1)
+        self.answer_label.setText(f"Prediction: {', '.join(str(c) for c in chosen)}")
+
+    def _show_spans(self, text: str, prediction: dict[str, Any]) -> None:
+        self.results.setCurrentWidget(self.highlighted)
+        self.highlighted.set_text(text)
+        index = {label: i for i, label in enumerate(self.project.settings.labels)}
+        spans = prediction.get("spans") or []
+        self.highlighted.paint_spans((int(s["start"]), int(s["end"]),
+                                      entity_colour(index.get(s["label"], 0)), False)
+                                     for s in spans)
+        self.answer_label.setText(" · ".join(
+            f"{s['label']} “{s.get('text', text[s['start']:s['end']])}” "
+            f"({float(s.get('score', 0)):.2f})" for s in spans) or "No entities found")
+
+    def _show_answer(self, item: dict[str, str], prediction: dict[str, Any]) -> None:
+        self.results.setCurrentWidget(self.highlighted)
+        context = item.get("context", "")
+        self.highlighted.set_text(context)
+        score = float(prediction.get("score") or 0.0)
+        if prediction.get("text"):
+            start, end = int(prediction["start"]), int(prediction["end"])
+            self.highlighted.paint_spans([(start, end, entity_colour(2, 140), True)])
+            self.answer_label.setText(f"Answer: “{prediction['text']}” ({score:.2f})")
+        else:
+            self.highlighted.paint_spans([])
+            self.answer_label.setText(f"No answer in this context ({score:.2f})")
+
+    # -- pre-annotation --------------------------------------------------------------------
+    def preannotate(self) -> None:
+        """Store the loaded bundle's predictions for every unlabeled example."""
+        if self.bundle is None:
+            self.status.setText("Load a bundle first (export a run on the Runs tab).")
+            return
+        from annotune.core.preannotate import preannotate
+
+        self.status.setText("Pre-annotating…")
+        try:
+            count = preannotate(self.project, self.bundle, only_unlabeled=True)
+        except AnnotuneError as error:
+            self.status.setText(f"⚠ {error}")
+            return
+        self.status.setText(f"Stored suggestions for {count:,} examples. The Label tab shows "
+                            "them; Enter accepts one.")
+        self.preannotated.emit(int(count))
