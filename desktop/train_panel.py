@@ -15,6 +15,7 @@ from annotune.desktop.crash import show_error
 from annotune.desktop.job_events import TrainingWatcher
 from annotune.desktop.worker import run_in_background
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -142,7 +143,14 @@ class TrainPanel(QWidget):
         charts.addWidget(self.loss_chart, 0, 0)
         charts.addWidget(self.metric_chart, 0, 1)
         layout.addLayout(charts, 1)
-        self.describe_device()
+        self._described = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # torch is imported to describe the device: only once someone looks at this panel
+        super().showEvent(event)
+        if not self._described:
+            self._described = True
+            self.describe_device()
 
     # -- settings --------------------------------------------------------------------------
     def _advanced_fields(self, defaults: TrainConfig, form: QFormLayout) -> None:

@@ -29,9 +29,16 @@ class _Task(QRunnable):
             result = self.fn()
         except Exception as error:  # handed to the GUI thread, which shows it
             log.error("background task failed\n%s", traceback.format_exc())
-            self.signals.failed.emit(error)
+            self._emit(self.signals.failed, error)
             return
-        self.signals.done.emit(result)
+        self._emit(self.signals.done, result)
+
+    @staticmethod
+    def _emit(signal: Any, value: Any) -> None:
+        try:
+            signal.emit(value)
+        except RuntimeError:  # the receiver is gone (the app is shutting down): nothing to tell
+            pass
 
 
 _alive: set[_Signals] = set()

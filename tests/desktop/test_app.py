@@ -1,0 +1,113 @@
+"""The app shell: menus and shortcuts, counts, start screen, plugin failures, crash dialog."""
+
+from __future__ import annotations
+
+import sys
+
+from annotune.core.errors import AnnotuneError
+from annotune.core.plugins import PluginFailure, registry
+from annotune.desktop.app import show_plugin_failures
+from annotune.desktop.crash import CrashHandler, setup_logging
+from annotune.desktop.main_window import MainWindow
+from annotune.desktop.plugins import build_editor_registry
+from annotune.desktop.recent import recent_projects
+from annotune.desktop.start_screen import NewProjectDialog
+from annotune.desktop.testing import show_active
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+
+
+def _window(qtbot):
+    window = MainWindow()
+    qtbot.addWidget(window)
+    show_active(qtbot, window)
+    return window
+
+
+def test_menus_have_the_standard_shortcuts(qtbot):
+    window = _window(qtbot)
+    shortcuts = {a.text().replace("&", ""): a.shortcut() for a in
+                 (window.new_action, window.open_action, window.quit_action,
+                  window.undo_action, window.redo_action)}
+    assert shortcuts["New project…"] == QKeySequence(QKeySequence.StandardKey.New)
+    assert shortcuts["Open project…"].toString() == "Ctrl+O"
+    assert shortcuts["Quit"].toString() == "Ctrl+Q"
+    assert shortcuts["Undo"].toString() == "Ctrl+Z"
+    assert shortcuts["Redo"].toString() == "Ctrl+Shift+Z"
+    assert window.undo_action.toolTip().endswith("(Ctrl+Z)")
+    assert not window.train_action.isEnabled()  # no project yet
+    assert window.stack.currentWidget() is window.start_screen
+
+
+def test_open_label_and_count(qtbot, sentiment_project):
+    path = sentiment_project.path
+    sentiment_project.close()
+    window = _window(qtbot)
+    assert window.open_project(path)
+    assert window.counts_label.text() == "labeled 0 of 6"
+    labeling = window.views["label"]
+    first = labeling.current.id
+    qtbot.keyClick(labeling.editor, Qt.Key.Key_1)
+    assert window.counts_label.text() == "labeled 1 of 6"
+    window.undo_action.trigger()
+    assert window.counts_label.text() == "labeled 0 of 6"
+    assert labeling.current.id == first
+    window.redo_action.trigger()
+    assert window.project.annotation(first).payload == {"label": "neg"}
+    assert [p.resolve() for p in recent_projects()] == [path.resolve()]
+    window.close_project()
+    assert window.start_screen.recent.count() == 1
+
+
+def test_open_missing_project_shows_error(qtbot, tmp_path):
+    window = _window(qtbot)
+    assert not window.open_project(tmp_path / "missing.annotune")
+    box = window.findChild(object, "error_dialog")
+    assert box is not None and "missing.annotune" in box.text()
+
+
+def test_new_project_dialog_values(qtbot, tmp_path):
+    dialog = NewProjectDialog(registry(), folder=tmp_path)
+    qtbot.addWidget(dialog)
+    dialog.task.setCurrentIndex(dialog.task.findData("token-classification"))
+    dialog.labels.setText("PER, ORG ,LOC")
+    path, task, settings, base = dialog.values()
+    assert task == "token-classification" and settings.labels == ("PER", "ORG", "LOC")
+    assert base is None and path.parent == tmp_path
+    dialog.labels.setText("")
+    dialog._check()
+    assert "label" in dialog.error.text() and dialog.result() == 0
+
+
+def test_plugin_failures_are_shown_once(qtbot):
+    window = _window(qtbot)
+    box = show_plugin_failures(window, [str(PluginFailure("broken_pkg", "ImportError: nope"))])
+    assert "broken_pkg" in box.text()
+    assert show_plugin_failures(window, []) is None
+
+
+def test_editor_plugins_register_through_the_desktop_hook():
+    from annotune.desktop.hookspecs import hookimpl
+
+    class Broken:
+        @hookimpl
+        def register_editors(self, register):
+            raise RuntimeError("cannot build")
+
+    found = build_editor_registry(extra_plugins=(Broken(),))
+    assert set(found.editors) >= {"label", "spans", "answers"}
+    assert any("cannot build" in str(f) for f in found.failures)
+
+
+def test_crash_handler_shows_log_path(qtbot):
+    window = _window(qtbot)
+    handler = CrashHandler(setup_logging())
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        handler(*sys.exc_info())
+    assert str(handler.log_path) in handler.last_dialog.text()
+    assert "boom" in handler.log_path.read_text(encoding="utf-8")
+    handler(AnnotuneError, AnnotuneError("bad file", where="x.csv:3"), None)
+    assert handler.last_dialog.text().count("boom")  # a user error is no crash
+    window.close()
