@@ -1,0 +1,233 @@
+"""import_file, preview_file and export_data against real projects, plus real GLUE files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from annotune.core.errors import AnnotuneError
+from annotune.core.formats.base import ImportOptions
+from annotune.core.formats.importing import export_data, import_file, preview_file
+from annotune.core.store import Project
+from annotune.core.tasks import TaskSettings
+
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+SENTIMENT = TaskSettings(labels=("negative", "positive"))
+NLI = TaskSettings(labels=("entailment", "not_entailment"))
+
+
+@pytest.fixture
+def project(tmp_path):
+    with Project.create(tmp_path / "reviews.annotune", task="text-classification",
+                        settings=SENTIMENT) as opened:
+        yield opened
+
+
+@pytest.fixture
+def pair_project(tmp_path):
+    with Project.create(tmp_path / "nli.annotune", task="pair-classification",
+                        settings=NLI) as opened:
+        yield opened
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def dataset(relative: str) -> Path:
+    path = DATASETS / relative
+    if not path.is_file():
+        pytest.fail(f"real data set file {path} is missing: these tests read the shared "
+                    f"datasets folder beside the repository (see its README.md)")
+    return path
+
+
+def head(source: Path, target: Path, lines: int) -> Path:
+    with source.open(encoding="utf-8") as handle:
+        target.write_text("".join(next(handle) for _ in range(lines)), encoding="utf-8")
+    return target
+
+
+# -- import ----------------------------------------------------------------------------------
+def test_import_guesses_the_format_and_reports(project, tmp_path):
+    path = write(tmp_path, "reviews.csv", "text,label\ngreat,positive\nawful,0\nunsure,\n")
+    report = import_file(project, path)
+    assert (report.format, report.rows, report.added, report.annotated) == ("csv", 3, 3, 2)
+    assert str(report) == f"imported 3 examples (2 labeled) from {path} [csv]"
+    assert project.count(status="unlabeled") == 1
+    assert project.example(1).source == str(path)
+    assert project.example(3).line == 4
+
+
+def test_a_bad_row_aborts_the_whole_import(project, tmp_path):
+    path = write(tmp_path, "reviews.csv", "text,label\ngreat,positive\nawful,terrible\n"
+                 ",positive\n")
+    with pytest.raises(AnnotuneError) as caught:
+        import_file(project, path)
+    message = str(caught.value)
+    assert f"{path}:3 (field 'label')" in message
+    assert "unknown label 'terrible'" in message and "(1 more bad rows)" in message
+    assert "allowed labels: negative, positive" in message and "--skip-bad-rows" in message
+    assert project.count() == 0
+
+
+def test_skip_bad_rows_lists_every_skipped_row(project, tmp_path):
+    path = write(tmp_path, "reviews.tsv", "text\tlabel\ngreat\tpositive\nawful\tterrible\n"
+                 "\tpositive\nfine\t1\n")
+    report = import_file(project, path, options=ImportOptions(skip_bad_rows=True))
+    assert (report.added, report.rows) == (2, 4)
+    assert [(p.line, p.field) for p in report.problems] == [(3, "label"), (4, "text")]
+    assert report.skipped[0].startswith(f"{path}:3 (field 'label'): unknown label 'terrible'")
+    assert "2 bad rows skipped" in str(report)
+
+
+def test_duplicates_are_counted_and_reported(project, tmp_path):
+    import_file(project, write(tmp_path, "a.csv", "text,label\nsame,positive\nother,0\n"))
+    report = import_file(project, write(tmp_path, "b.csv",
+                                        "text,label\nnew,1\nsame,negative\nnew,1\n"))
+    assert (report.added, report.duplicates, report.duplicate_lines) == (1, 2, [3, 4])
+    assert "2 duplicates of existing examples not added (lines 3, 4)" in str(report)
+    assert project.annotation(1).payload == {"label": "positive"}  # the first one stays
+
+
+def test_options_force_a_split_and_map_columns(project, tmp_path):
+    path = write(tmp_path, "r.jsonl", '{"body": "nice", "stars": "positive"}\n')
+    import_file(project, path, options=ImportOptions(mapping={"text": "body", "label": "stars"},
+                                                     split="test"))
+    [(example, annotation)] = project.labeled()
+    assert (example.fields, example.split, annotation) == (
+        {"text": "nice"}, "test", {"label": "positive"})
+
+
+def test_format_choice(project, tmp_path):
+    odd = write(tmp_path, "reviews.data", "text,label\ngood,1\n")
+    with pytest.raises(AnnotuneError, match="cannot tell the import format .* '.data'") as caught:
+        import_file(project, odd)
+    assert "--format" in str(caught.value) and "csv" in str(caught.value)
+    assert import_file(project, odd, format="csv").added == 1
+    with pytest.raises(AnnotuneError, match="unknown import format 'xlsx'"):
+        import_file(project, odd, format="xlsx")
+    with pytest.raises(AnnotuneError, match="does not serve Text classification projects"):
+        import_file(project, odd, format="conll")
+    with pytest.raises(AnnotuneError, match="no such file"):
+        import_file(project, tmp_path / "missing.csv")
+
+
+def test_files_without_examples_or_columns(project, tmp_path):
+    with pytest.raises(AnnotuneError, match="holds no examples"):
+        import_file(project, write(tmp_path, "h.csv", "text,label\n"))
+    with pytest.raises(AnnotuneError, match="column 'text' not found") as caught:
+        import_file(project, write(tmp_path, "c.csv", "title,body,label\na,b,1\n"))
+    assert "'title', 'body', 'label'" in str(caught.value)
+    assert "--map text=COLUMN" in str(caught.value)
+    assert project.count() == 0
+
+
+# -- preview ---------------------------------------------------------------------------------
+def test_preview_reads_without_writing(project, tmp_path):
+    lines = "".join(f"review {i},{'positive' if i % 2 else 'negative'}\n" for i in range(30))
+    path = write(tmp_path, "p.csv", "sentence,label\n" + lines + "bad one,maybe\n")
+    preview = preview_file(project, path, limit=5)
+    assert preview.error is None and preview.format == "csv"
+    assert preview.columns == ["sentence", "label"]
+    assert preview.rows[0] == {"sentence": "review 0", "label": "negative"}
+    assert len(preview.rows) == len(preview.records) == 5
+    assert preview.mapping == {"text": "sentence", "label": "label"}
+    assert preview.total == 31
+    assert [(p.line, p.field) for p in preview.problems] == [(32, "label")]
+    assert project.count() == 0
+
+
+def test_preview_reports_file_errors_instead_of_raising(tmp_path):
+    path = write(tmp_path, "p.csv", "title,label\na,1\n")
+    preview = preview_file(("text-classification", SENTIMENT), path)
+    assert preview.columns == ["title", "label"] and preview.rows == [{"title": "a", "label": "1"}]
+    assert preview.error is None  # the one ordinary column is the text
+    assert preview.records[0].fields == {"text": "a"}
+    two = write(tmp_path, "q.csv", "title,body,label\na,b,1\n")
+    preview = preview_file(("text-classification", SENTIMENT), two)
+    assert preview.columns == ["title", "body", "label"]
+    assert "column 'text' not found" in preview.error and preview.total == 0
+    mapped = preview_file(("text-classification", SENTIMENT), two,
+                          options=ImportOptions(mapping={"text": "body"}))
+    assert mapped.error is None and mapped.records[0].fields == {"text": "b"}
+    binary = tmp_path / "x.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x01")
+    assert "UTF-16" in preview_file(("text-classification", SENTIMENT), binary).error
+
+
+# -- export ----------------------------------------------------------------------------------
+def test_export_data_round_trips(project, tmp_path):
+    import_file(project, write(tmp_path, "in.csv",
+                               "text,label,split\ngood,positive,train\nbad,negative,test\n"
+                               "skip me,,\nnot yet,,\n"))
+    project.skip(3)
+    out = tmp_path / "out.jsonl"
+    assert export_data(project, out) == 2
+    assert export_data(project, tmp_path / "all.jsonl", include_skipped=True) == 3
+    assert export_data(project, tmp_path / "out.csv") == 2
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert lines[1] == {"id": 2, "text": "bad", "label": "negative", "split": "test",
+                        "status": "accepted"}
+    with Project.create(tmp_path / "copy.annotune", task="text-classification",
+                        settings=SENTIMENT) as copy:
+        import_file(copy, out)
+        assert [(e.fields, e.split, a) for e, a in copy.labeled()] == [
+            (e.fields, e.split, a) for e, a in project.labeled()]
+    with pytest.raises(AnnotuneError, match="cannot tell the export format"):
+        export_data(project, tmp_path / "out.xlsx")
+    with pytest.raises(AnnotuneError, match="does not exist"):
+        export_data(project, tmp_path / "nowhere" / "out.csv")
+
+
+# -- real GLUE files -------------------------------------------------------------------------
+def glue_labels(path: Path, quoting: int, text_columns: tuple[str, ...]) -> Counter:
+    """Count the labels of the first occurrence of each text, as the import dedupes."""
+    seen: dict[tuple[str, ...], str] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=quoting):
+            seen.setdefault(tuple(row[c] for c in text_columns), row["label"])
+    return Counter(seen.values())
+
+
+def test_sst2_train_head_imports(project, tmp_path):
+    path = head(dataset("sst2/train.tsv"), tmp_path / "train.tsv", 401)
+    expected = glue_labels(path, csv.QUOTE_NONE, ("sentence",))
+    report = import_file(project, path)
+    assert report.rows == 400 and not report.problems
+    assert report.added == sum(expected.values()) == 400 - report.duplicates
+    counts = Counter(a["label"] for _, a in project.labeled())
+    assert counts == {"negative": expected["0"], "positive": expected["1"]}
+    assert project.example(1).fields["text"] == path.read_text().splitlines()[1].split("\t")[0]
+
+
+def test_sst2_dev_imports_whole(project):
+    path = dataset("sst2/dev.tsv")
+    report = import_file(project, path, options=ImportOptions(split="validation"))
+    assert report.rows == 6735 and report.added + report.duplicates == 6735
+    assert not report.problems
+    stats = project.stats()
+    assert stats["splits"] == {"validation": report.added}
+    assert sum(stats["labels"].values()) == report.added
+
+
+def test_rte_train_head_imports_as_pairs(pair_project, tmp_path):
+    path = head(dataset("rte/train.tsv"), tmp_path / "train.tsv", 301)
+    expected = glue_labels(path, csv.QUOTE_MINIMAL, ("sentence1", "sentence2"))
+    report = import_file(pair_project, path)
+    assert (report.rows, report.added, report.duplicates) == (300, 300, 0)
+    counts = Counter(a["label"] for _, a in pair_project.labeled())
+    assert counts == {"entailment": expected["0"], "not_entailment": expected["1"]}
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    quoted = [i for i, row in enumerate(rows) if '"' in row["sentence1"]]
+    assert quoted, "the sample should hold a CSV-quoted sentence"
+    example = pair_project.example(quoted[0] + 1)
+    assert example.fields == {"text": rows[quoted[0]]["sentence1"],
+                              "text_pair": rows[quoted[0]]["sentence2"]}
+    assert example.source_id == rows[quoted[0]]["idx"]
