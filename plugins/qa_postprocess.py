@@ -26,29 +26,26 @@ NO_ANSWER: Prediction = {"text": "", "start": -1, "end": -1, "score": 0.0}
 
 def _window_candidates(feature: Feature, start_logits: np.ndarray, end_logits: np.ndarray,
                        n_best: int, max_answer_length: int) -> list[tuple[float, int, int]]:
-    """Return (score, start char, end char) of the valid spans among one window's n-best tokens."""
+    """Return the n-best valid spans of one window as (score, start char, end char)."""
     is_context = np.array([sid == 1 for sid in feature.sequence_ids], dtype=bool)
     if not is_context.any():
         return []
-    masked_start = np.where(is_context, start_logits, -np.inf)
-    masked_end = np.where(is_context, end_logits, -np.inf)
     k = min(n_best, int(is_context.sum()))
-    # argsort is stable on the reversed key, so equal logits keep the earlier token first
-    starts = np.argsort(-masked_start, kind="stable")[:k]
-    ends = np.argsort(-masked_end, kind="stable")[:k]
+    # a stable sort on the negated logits keeps the earlier token first among equal logits
+    starts = np.argsort(-np.where(is_context, start_logits, -np.inf), kind="stable")[:k]
+    ends = np.argsort(-np.where(is_context, end_logits, -np.inf), kind="stable")[:k]
+    start_chars = np.array([feature.offsets[i][0] for i in starts.tolist()], dtype=np.int64)
+    end_chars = np.array([feature.offsets[i][1] for i in ends.tolist()], dtype=np.int64)
     lengths = ends[None, :] - starts[:, None] + 1
-    valid = (lengths >= 1) & (lengths <= max_answer_length)
-    rows, cols = np.nonzero(valid)
-    candidates = []
-    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-        start_token, end_token = int(starts[row]), int(ends[col])
-        start_char = feature.offsets[start_token][0]
-        end_char = feature.offsets[end_token][1]
-        if end_char <= start_char:
-            continue  # tokens without characters (normaliser artefacts) cannot be an answer
-        score = float(start_logits[start_token] + end_logits[end_token])
-        candidates.append((score, start_char, end_char))
-    return candidates
+    # tokens without characters (normaliser artefacts) cannot bound an answer
+    has_chars = end_chars[None, :] > start_chars[:, None]
+    valid = (lengths >= 1) & (lengths <= max_answer_length) & has_chars
+    scores = np.where(valid, start_logits[starts][:, None] + end_logits[ends][None, :], -np.inf)
+    # only the n best of a window can reach the example's n best
+    flat = np.argsort(-scores, axis=None, kind="stable")[:min(n_best, int(valid.sum()))]
+    rows, cols = np.unravel_index(flat, scores.shape)
+    return [(float(scores[r, c]), int(start_chars[r]), int(end_chars[c]))
+            for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
 
 
 def decode_answers(contexts: Sequence[str], features: Sequence[Feature],
