@@ -39,6 +39,7 @@ def _clear(layout: QVBoxLayout) -> None:
         item = layout.takeAt(0)
         widget = item.widget()
         if widget is not None:
+            widget.setParent(None)  # out of findChild's reach at once
             widget.deleteLater()
 
 
