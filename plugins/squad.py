@@ -13,6 +13,9 @@ off is a RowProblem naming the question id and what the context holds at that of
 QA JSONL is the Hugging Face datasets shape, one object per line:
 ``{"id", "context", "question", "answers": {"text": [...], "answer_start": [...]}}``; a list of
 ``{"text", "start"}`` objects is read too.
+
+Both exporters leave the answers out of a skipped example (one without an annotation), so it
+reads back as unlabeled; an empty answer list means "no answer" (SQuAD 2.0 ``is_impossible``).
 """
 
 from __future__ import annotations
@@ -188,15 +191,16 @@ class SquadFormat:
         for row in rows:
             meta = row.meta or {}
             title = meta.get("title") or UNTITLED
-            answers = list((row.annotation or {}).get("answers", []))
-            qa: dict[str, Any] = {
-                "id": str(meta.get("id", row.example_id)),
-                "question": row.fields.get("question", ""),
-                "answers": [{"text": a["text"], "answer_start": a["start"]} for a in answers],
-                "is_impossible": not answers,
-            }
-            if not answers and meta.get("plausible_answers"):
-                qa["plausible_answers"] = meta["plausible_answers"]
+            qa: dict[str, Any] = {"id": str(meta.get("id", row.example_id)),
+                                  "question": row.fields.get("question", "")}
+            # a skipped example has no answers at all: leave the key out (read back unlabeled)
+            if "answers" in (row.annotation or {}):
+                answers = row.annotation["answers"]
+                qa["answers"] = [{"text": a["text"], "answer_start": a["start"]}
+                                 for a in answers]
+                qa["is_impossible"] = not answers
+                if not answers and meta.get("plausible_answers"):
+                    qa["plausible_answers"] = meta["plausible_answers"]
             paragraphs = articles.setdefault(title, {})
             paragraphs.setdefault(row.fields.get("context", ""), []).append(qa)
             count += 1
@@ -213,7 +217,7 @@ class QaJsonlFormat:
 
     name = "qa-jsonl"
     title = "Question answering JSON lines (Hugging Face datasets shape)"
-    extensions = (".jsonl",)
+    extensions = (".jsonl", ".ndjson")
     tasks = QA_TASKS
 
     def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
@@ -280,14 +284,15 @@ class QaJsonlFormat:
             nonlocal count
             for row in rows:
                 meta = row.meta or {}
-                answers = list((row.annotation or {}).get("answers", []))
                 obj: dict[str, Any] = {"id": str(meta.get("id", row.example_id))}
                 if meta.get("title"):
                     obj["title"] = meta["title"]
                 obj.update(context=row.fields.get("context", ""),
-                           question=row.fields.get("question", ""),
-                           answers={"text": [a["text"] for a in answers],
-                                    "answer_start": [a["start"] for a in answers]})
+                           question=row.fields.get("question", ""))
+                if "answers" in (row.annotation or {}):  # skipped examples have none
+                    answers = row.annotation["answers"]
+                    obj["answers"] = {"text": [a["text"] for a in answers],
+                                      "answer_start": [a["start"] for a in answers]}
                 if row.split:
                     obj["split"] = row.split
                 stream.write(json.dumps(obj, ensure_ascii=False) + "\n")

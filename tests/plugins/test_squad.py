@@ -267,3 +267,29 @@ def test_real_squad_subset_imports_completely(registry, tmp_path):
     assert [a["title"] for a in exported["data"]] == [a["title"] for a in original["data"]]
     assert [len(a["paragraphs"]) for a in exported["data"]] == [
         len(a["paragraphs"]) for a in original["data"]]
+
+
+def test_skipped_rows_are_exported_without_answers(registry, tmp_path):
+    rows = [ExportRow(3, {"context": TOWER, "question": "When?"}, {}, None, "skipped"),
+            ExportRow(4, {"context": TOWER, "question": "Tall?"}, {"answers": []}, None,
+                      "accepted")]
+    settings = TaskSettings(allow_unanswerable=True)
+    for fmt, name in (("squad", "skip.json"), ("qa-jsonl", "skip.jsonl")):
+        registry.exporter(fmt).write(tmp_path / name, QuestionAnsweringTask(), rows)
+        skipped, impossible = read(registry, fmt, tmp_path / name, settings)
+        assert skipped.annotation is None
+        assert impossible.annotation == {"answers": []}
+
+
+def test_project_import_and_export_keep_squad_grouping(tmp_path):
+    from annotune.core.formats.importing import export_data, import_file
+    from annotune.core.store import Project
+
+    project = Project.create(tmp_path / "qa.annotune", task="question-answering",
+                             settings=TaskSettings(max_length=384, allow_unanswerable=True))
+    original = squad_v2()
+    report = import_file(project, write_json(tmp_path / "in.json", original))
+    assert report.added == 5 and report.annotated == 5
+    out = tmp_path / "out.json"
+    assert export_data(project, out) == 5  # the .json extension picks the squad exporter
+    assert json.loads(out.read_text(encoding="utf-8")) == original
