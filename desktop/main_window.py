@@ -221,6 +221,8 @@ class MainWindow(QMainWindow):
             widget.refresh()
         elif widget is self.views.get("runs"):
             widget.refresh()
+        elif widget is self.views.get("train"):
+            widget.panel_shown()
         elif widget is self.views.get("label"):
             widget.editor.focus_editor()
 

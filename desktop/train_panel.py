@@ -15,7 +15,6 @@ from annotune.desktop.crash import show_error
 from annotune.desktop.job_events import TrainingWatcher
 from annotune.desktop.worker import run_in_background
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -145,9 +144,11 @@ class TrainPanel(QWidget):
         layout.addLayout(charts, 1)
         self._described = False
 
-    def showEvent(self, event: QShowEvent) -> None:
-        # torch is imported to describe the device: only once someone looks at this panel
-        super().showEvent(event)
+    def panel_shown(self) -> None:
+        """Describe the device the first time the panel is shown.
+
+        Describing it imports torch (seconds): only once someone looks at this panel.
+        """
         if not self._described:
             self._described = True
             self.describe_device()
