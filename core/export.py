@@ -1,0 +1,454 @@
+"""Turn a training run into a bundle: ONNX model (+ optional int8), tokenizer.json, manifest.json.
+
+The export is checked before it is kept: PyTorch and onnxruntime run the same padded batch of
+mixed-length samples and must agree to 1e-4 at every real position. Everything is written to a
+hidden sibling folder that is renamed into place at the end, so a failed export never leaves a
+half bundle behind.
+
+torch and transformers are imported inside the functions that need them, so importing this
+module (the CLI does, for ``--help``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from annotune.core import bundle as bundle_files
+from annotune.core import plugins
+from annotune.core.errors import AnnotuneError
+from annotune.core.features import (
+    MODEL_INPUTS,
+    collate,
+    pad_id,
+    prepare_tokenizer,
+    split_outputs,
+)
+from annotune.core.parity import (
+    FP32_TOLERANCE,
+    argmax_agreement,
+    max_abs_diff,
+    prediction_agreement,
+)
+from annotune.core.tasks import Feature, Task, TaskSettings
+
+OPSET = 17
+PARITY_BATCH = 16  # features per parity batch: mixed lengths, so padding is exercised
+FALLBACK_TEXTS = (
+    "The delivery arrived two days late and the box was damaged.",
+    "Great value.",
+    "I would not recommend this to anyone who needs it to work on the first try, "
+    "because the setup took an entire afternoon and support never answered my emails.",
+    "Maria Lopez moved from Lisbon to Berlin in 2019 to join Siemens.",
+    "ok",
+    "What time does the museum open on Sundays, and is the entry free for students?",
+)
+
+
+@dataclass
+class ExportReport:
+    """What an export produced, for the CLI and the desktop's export dialog."""
+
+    bundle_dir: Path
+    model_path: Path
+    files: dict[str, int]  # file name -> bytes
+    task: str
+    parity_max_diff: float  # fp32 onnxruntime vs PyTorch, real positions only
+    parity_per_output: dict[str, float]
+    parity_examples: int
+    parity_features: int
+    quantized: bool = False
+    fp32_bytes: int = 0
+    int8_bytes: int | None = None
+    int8_agreement: float | None = None  # share of samples whose decoded prediction is unchanged
+    int8_argmax_agreement: float | None = None  # share of rows/tokens whose argmax is unchanged
+    latency_ms: float = 0.0  # per example at batch 1 through the Predictor (tokenizing included)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model_bytes(self) -> int:
+        return self.files.get(self.model_path.name, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["bundle_dir"] = str(self.bundle_dir)
+        data["model_path"] = str(self.model_path)
+        data["model_bytes"] = self.model_bytes
+        return data
+
+
+# -- reading the run -------------------------------------------------------------------------
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """Load run.json and check the checkpoint folder beside it."""
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise AnnotuneError("this folder is not a training run (run.json is missing)",
+                            where=str(run_dir), hint="pass a run folder written by annotune train")
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise AnnotuneError(f"run.json is not valid JSON ({error})", where=str(path)) from None
+    if not isinstance(run, dict) or "task" not in run:
+        raise AnnotuneError("run.json names no task", where=str(path),
+                            hint="pass a run folder written by annotune train")
+    model_dir = run_dir / "model"
+    if not (model_dir / "config.json").is_file():
+        raise AnnotuneError("the run has no saved model (model/config.json is missing)",
+                            where=str(run_dir),
+                            hint="the run may have been cancelled before its first epoch "
+                                 "finished; train again")
+    if not (model_dir / "tokenizer.json").is_file():
+        raise AnnotuneError("the run's model has no tokenizer.json (a fast tokenizer is needed)",
+                            where=str(model_dir),
+                            hint="train from a base model that ships tokenizer.json")
+    return run
+
+
+def parity_examples(task: Task, run: Mapping[str, Any],
+                    parity_texts: Sequence[str | Mapping[str, str]] | None
+                    ) -> list[dict[str, str]]:
+    """Return the examples the parity check runs: given texts, the run's samples, or stock text."""
+    items: Sequence[Any] = parity_texts or run.get("samples") or ()
+    examples = []
+    for n, item in enumerate(items):
+        if isinstance(item, str):
+            examples.append({name: item for name in task.fields})
+        elif isinstance(item, Mapping):
+            examples.append({name: str(item.get(name, "")) for name in task.fields})
+        else:
+            raise AnnotuneError(f"parity sample {n} is a {type(item).__name__}, expected a text "
+                                "or a mapping of fields")
+    if not examples:
+        # No samples recorded (an old run): stock sentences still exercise lengths and padding.
+        examples = [{name: text for name in task.fields} for text in FALLBACK_TEXTS]
+    return examples
+
+
+# -- PyTorch side ----------------------------------------------------------------------------
+
+def load_model(task: Task, model_dir: Path) -> Any:
+    """Load the run's checkpoint as the task's Auto class, fp32, eval mode."""
+    import torch
+    import transformers
+
+    auto_class = getattr(transformers, task.auto_model, None)
+    if auto_class is None:
+        raise AnnotuneError(f"task '{task.name}' names an unknown model class '{task.auto_model}'",
+                            hint="update transformers or the task plugin")
+    try:
+        # Eager attention traces into plain MatMul/Softmax, which every onnxruntime optimises.
+        model = auto_class.from_pretrained(str(model_dir), dtype=torch.float32,
+                                           attn_implementation="eager")
+    except (OSError, ValueError) as error:
+        raise AnnotuneError(f"the run's model could not be loaded: {error}",
+                            where=str(model_dir)) from error
+    return model.float().eval()
+
+
+def onnx_module(model: Any, output_names: Sequence[str]) -> Any:
+    """Wrap a transformers model so forward(input_ids, attention_mask, token_type_ids) -> tuple."""
+    import inspect
+
+    import torch
+
+    takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+    class OnnxModule(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if takes_token_types:  # DistilBERT-like models have none; the input stays unused
+                inputs["token_type_ids"] = token_type_ids
+            output = self.model(**inputs)
+            return tuple(output[name] for name in output_names)
+
+    return OnnxModule().eval()
+
+
+def torch_outputs(module: Any, batch: Mapping[str, np.ndarray], output_names: Sequence[str]
+                  ) -> dict[str, np.ndarray]:
+    """Run the wrapped model on one numpy batch; return float32 numpy outputs by name."""
+    import torch
+
+    module.eval()  # the TorchScript exporter can leave modules in training mode (dropout on)
+    with torch.inference_mode():
+        values = module(*(torch.from_numpy(batch[name]) for name in MODEL_INPUTS))
+    return {name: value.float().numpy() for name, value in zip(output_names, values, strict=True)}
+
+
+def export_onnx(module: Any, example: Mapping[str, np.ndarray], task: Task, path: Path) -> None:
+    """Trace the wrapped model to ONNX with dynamic batch and sequence axes."""
+    import torch
+
+    axes_in = {name: {0: "batch", 1: "sequence"} for name in MODEL_INPUTS}
+    out_axes = {0: "batch", 1: "sequence"} if task.sequence_outputs else {0: "batch"}
+    axes_out = {name: dict(out_axes) for name in task.output_names}
+    args = tuple(torch.from_numpy(example[name]) for name in MODEL_INPUTS)
+    with warnings.catch_warnings():
+        # The TorchScript exporter warns about its own deprecation and about traced Python
+        # branches in transformers' masking code; parity below is the real check.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=list(MODEL_INPUTS), output_names=list(task.output_names),
+                          dynamic_axes={**axes_in, **axes_out}, do_constant_folding=True)
+    module.eval()
+
+
+# -- onnxruntime side ------------------------------------------------------------------------
+
+def onnx_session(path: Path) -> Any:
+    """Open an onnxruntime CPU session like the Predictor does."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_outputs(session: Any, batch: Mapping[str, np.ndarray], output_names: Sequence[str]
+                 ) -> dict[str, np.ndarray]:
+    """Run one batch through an onnxruntime session; return outputs by name."""
+    feed = {i.name: batch[i.name] for i in session.get_inputs()}
+    values = session.run(list(output_names), feed)
+    return dict(zip(output_names, values, strict=True))
+
+
+def run_batches(features: Sequence[Feature], pad_token_id: int, task: Task, run_one: Any
+                ) -> list[dict[str, np.ndarray]]:
+    """Run features in input order, PARITY_BATCH at a time; return unpadded outputs per feature."""
+    per_feature: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(features), PARITY_BATCH):
+        chunk = features[start:start + PARITY_BATCH]
+        outputs = run_one(collate(chunk, pad_token_id))
+        per_feature.extend(split_outputs(outputs, chunk, task.sequence_outputs))
+    return per_feature
+
+
+# -- the bundle folder -----------------------------------------------------------------------
+
+def _check_target(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AnnotuneError("the export target is a file, not a folder", where=str(out_dir),
+                            hint="choose a new folder name for the bundle")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not bundle_files.is_bundle(out_dir):
+        raise AnnotuneError("the export folder already exists and is not an annotune bundle; "
+                            "refusing to overwrite it", where=str(out_dir),
+                            hint="choose a new or empty folder")
+
+
+def _replace(tmp_dir: Path, out_dir: Path) -> None:
+    """Move the finished bundle into place, replacing an older bundle (never other folders)."""
+    _check_target(out_dir)
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
+        os.replace(out_dir, old / "bundle")
+    try:
+        os.replace(tmp_dir, out_dir)
+    except OSError:
+        if old is not None:  # put the previous bundle back rather than leave nothing
+            os.replace(old / "bundle", out_dir)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _measure_latency(bundle_dir: Path, examples: Sequence[Mapping[str, str]]) -> float:
+    """Return milliseconds per example at batch 1 through the Predictor, tokenizing included."""
+    from annotune.core.inference import Predictor
+
+    predictor = Predictor(bundle_dir, batch_size=1)
+    predictor.predict(list(examples[:1]))  # warm-up: first run allocates onnxruntime buffers
+    started = time.perf_counter()
+    for example in examples:
+        predictor.predict([example])
+    return (time.perf_counter() - started) * 1000.0 / max(len(examples), 1)
+
+
+def _parity_error(diffs: Mapping[str, float], n_features: int, where: Path) -> AnnotuneError:
+    figures = ", ".join(f"{name} {diff:.3g}" for name, diff in diffs.items())
+    return AnnotuneError(
+        f"ONNX parity check failed: onnxruntime and PyTorch disagree by up to "
+        f"{max(diffs.values()):.3g} (tolerance {FP32_TOLERANCE:g}) on {n_features} sample "
+        f"windows ({figures}); no bundle was written", where=str(where),
+        hint="report this with the run folder; the run's checkpoint is still usable "
+             "with transformers")
+
+
+# -- the export ------------------------------------------------------------------------------
+
+def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+               quantize: bool = False,
+               parity_texts: Sequence[str | Mapping[str, str]] | None = None) -> ExportReport:
+    """Export a training run to a checked bundle folder; return what was written and measured.
+
+    ``quantize`` makes model.onnx a dynamic int8 model (about 4x smaller); the fp32 export is
+    still parity-checked first, and the int8 model's agreement with it is reported.
+    ``parity_texts`` replaces the run's recorded samples in the checks.
+    """
+    started = time.perf_counter()
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run = read_run(run_dir)
+    _check_target(out_dir)
+    task = plugins.registry().task(run["task"])
+    settings = TaskSettings.from_dict(run.get("settings"))
+    model_dir = run_dir / "model"
+
+    tokenizer = prepare_tokenizer(model_dir / "tokenizer.json")
+    pad_token_id = pad_id(tokenizer)
+    examples = parity_examples(task, run, parity_texts)
+    features = task.encode(tokenizer, examples, None, settings)
+    if not features:
+        raise AnnotuneError("the parity samples produced no model input", where=str(run_dir),
+                            hint="pass some non-empty parity texts")
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
+    try:
+        report = _build(tmp_dir, run, task, settings, tokenizer, pad_token_id, model_dir,
+                        examples, features, quantize)
+        _replace(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    report.bundle_dir = out_dir
+    report.model_path = out_dir / report.model_path.name
+    report.seconds = round(time.perf_counter() - started, 2)
+    return report
+
+
+def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSettings,
+           tokenizer: Any, pad_token_id: int, model_dir: Path, examples: list[dict[str, str]],
+           features: list[Feature], quantize: bool) -> ExportReport:
+    model_path = tmp_dir / bundle_files.MODEL_NAME
+    names = task.output_names
+
+    # -- trace: a padded batch of mixed lengths, at least two rows, so no axis is frozen at 1
+    module = onnx_module(load_model(task, model_dir), names)
+    trace_features = list(features[:4]) if len(features) > 1 else [features[0], features[0]]
+    export_onnx(module, collate(trace_features, pad_token_id), task, model_path)
+
+    # -- parity: the same padded batches through PyTorch and onnxruntime
+    reference = run_batches(features, pad_token_id, task,
+                            lambda batch: torch_outputs(module, batch, names))
+    session = onnx_session(model_path)
+    exported = run_batches(features, pad_token_id, task,
+                           lambda batch: onnx_outputs(session, batch, names))
+    diffs = max_abs_diff(reference, exported)
+    if max(diffs.values()) > FP32_TOLERANCE:
+        raise _parity_error(diffs, len(features), tmp_dir)
+    fp32_bytes = model_path.stat().st_size
+
+    quantization: dict[str, Any] | None = None
+    int8_agreement = int8_argmax = None
+    if quantize:
+        quantization, int8_agreement, int8_argmax = _quantize(
+            tmp_dir, model_path, task, settings, examples, features, pad_token_id, exported)
+
+    tokenizer.save(str(tmp_dir / bundle_files.TOKENIZER_NAME))
+    parity = {"tolerance": FP32_TOLERANCE, "max_abs_diff": max(diffs.values()),
+              "per_output": diffs, "examples": len(examples), "features": len(features),
+              "compared_at": "real (unpadded) positions, padded mixed-length batches"}
+    manifest = bundle_files.write_manifest(tmp_dir, _manifest(
+        run, task, settings, parity, quantization, fp32_bytes))
+
+    report = ExportReport(
+        bundle_dir=tmp_dir, model_path=model_path,
+        files={name: entry["bytes"] for name, entry in manifest["files"].items()},
+        task=task.name, parity_max_diff=max(diffs.values()), parity_per_output=diffs,
+        parity_examples=len(examples), parity_features=len(features), quantized=quantize,
+        fp32_bytes=fp32_bytes, int8_bytes=model_path.stat().st_size if quantize else None,
+        int8_agreement=int8_agreement, int8_argmax_agreement=int8_argmax)
+    report.latency_ms = round(_measure_latency(tmp_dir, examples), 3)
+    if int8_agreement is not None and int8_agreement < 1.0:
+        report.notes.append(f"int8 changes {1 - int8_agreement:.0%} of the sample predictions")
+    return report
+
+
+def _quantize(tmp_dir: Path, model_path: Path, task: Task, settings: TaskSettings,
+              examples: list[dict[str, str]], features: list[Feature], pad_token_id: int,
+              fp32_outputs: list[dict[str, np.ndarray]]
+              ) -> tuple[dict[str, Any], float, float]:
+    """Replace model.onnx by its int8 version; return manifest figures and agreements."""
+    from annotune.core.quantize import quantize_int8
+
+    fp32_predictions = task.decode(examples, features, fp32_outputs, settings)
+    best = None
+    # Per-tensor scales are the usual choice; per-channel keeps more accuracy on some heads.
+    # Try both and keep the one that changes fewer decisions (then the smaller raw error).
+    for per_channel in (False, True):
+        target = tmp_dir / f"model.int8{'.pc' if per_channel else ''}.onnx"
+        result = quantize_int8(model_path, target, per_channel=per_channel)
+        session = onnx_session(target)
+        outputs = run_batches(features, pad_token_id, task,
+                              lambda batch, s=session: onnx_outputs(s, batch, task.output_names))
+        predictions = task.decode(examples, features, outputs, settings)
+        agreement = prediction_agreement(fp32_predictions, predictions)
+        argmax = argmax_agreement(fp32_outputs, outputs)
+        error = max(max_abs_diff(fp32_outputs, outputs).values())
+        key = (agreement, argmax, -error)
+        if best is None or key > best[0]:
+            if best is not None:
+                best[1].path.unlink(missing_ok=True)
+            best = (key, result, agreement, argmax, error)
+        else:
+            target.unlink(missing_ok=True)
+        del session
+        if agreement == 1.0 and argmax == 1.0:
+            break  # nothing left to gain from the other scheme
+    assert best is not None
+    _, result, agreement, argmax, error = best
+    os.replace(result.path, model_path)
+    quantization = {"mode": "dynamic-int8", "weight_type": "QInt8",
+                    "per_channel": result.per_channel, "preprocessed": result.preprocessed,
+                    "fp32_bytes": None, "int8_bytes": model_path.stat().st_size,
+                    "prediction_agreement": agreement, "argmax_agreement": argmax,
+                    "max_abs_diff_vs_fp32": error}
+    return quantization, agreement, argmax
+
+
+def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
+              parity: dict[str, Any], quantization: dict[str, Any] | None, fp32_bytes: int
+              ) -> dict[str, Any]:
+    from annotune.core import __version__
+
+    if quantization is not None:
+        quantization["fp32_bytes"] = fp32_bytes
+    return {
+        "task": task.name,
+        "settings": settings.to_dict(),
+        "labels": list(settings.labels),
+        "max_length": settings.max_length,
+        "windowing": {"max_length": settings.max_length, "stride": settings.stride},
+        "metrics": run.get("metrics") or {},
+        "main_metric": run.get("main_metric", getattr(task, "main_metric", None)),
+        "base_model": run.get("base_model"),
+        "training": {"config": run.get("config"), "device": run.get("device"),
+                     "best_epoch": run.get("best_epoch")},
+        "annotune_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": bundle_files.MODEL_NAME,
+        "tokenizer": bundle_files.TOKENIZER_NAME,
+        "onnx": {"opset": OPSET, "inputs": list(MODEL_INPUTS), "outputs": list(task.output_names),
+                 "sequence_outputs": bool(task.sequence_outputs),
+                 "dynamic_axes": ["batch", "sequence"], "dtype": "int8" if quantization
+                 else "float32"},
+        "quantization": quantization,
+        "parity": parity,
+    }

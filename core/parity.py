@@ -1,0 +1,89 @@
+"""Compare two sets of raw model outputs, and two sets of predictions, the way export reports them.
+
+Numpy only. Sequence outputs are compared at real (unpadded) token positions only: what a
+model writes at padding is never read by ``Task.decode``, so it must not fail an export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+FP32_TOLERANCE = 1e-4  # max abs difference between PyTorch and onnxruntime fp32 outputs
+
+
+def real_rows(outputs: Sequence[Mapping[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
+    """Group per-feature (already unpadded) outputs by output name."""
+    grouped: dict[str, list[np.ndarray]] = {}
+    for output in outputs:
+        for name, value in output.items():
+            grouped.setdefault(name, []).append(np.asarray(value, dtype=np.float64))
+    return grouped
+
+
+def max_abs_diff(reference: Sequence[Mapping[str, np.ndarray]],
+                 candidate: Sequence[Mapping[str, np.ndarray]]) -> dict[str, float]:
+    """Return, per output name, the largest absolute difference over all features."""
+    if len(reference) != len(candidate):
+        raise ValueError(f"{len(reference)} reference features but {len(candidate)} candidates")
+    ref, cand = real_rows(reference), real_rows(candidate)
+    diffs = {}
+    for name, rows in ref.items():
+        worst = 0.0
+        for a, b in zip(rows, cand.get(name, []), strict=True):
+            if a.shape != b.shape:
+                raise ValueError(f"output '{name}' has shape {b.shape}, expected {a.shape}")
+            if a.size:
+                worst = max(worst, float(np.max(np.abs(a - b))))
+        diffs[name] = worst
+    return diffs
+
+
+def argmax_agreement(reference: Sequence[Mapping[str, np.ndarray]],
+                     candidate: Sequence[Mapping[str, np.ndarray]]) -> float:
+    """Return the share of rows (examples, or real tokens) whose argmax agrees."""
+    same = total = 0
+    for a_out, b_out in zip(reference, candidate, strict=True):
+        for name, a in a_out.items():
+            a, b = np.asarray(a), np.asarray(b_out[name])
+            if a.ndim == 0 or a.size == 0:
+                continue
+            # 1-D rows (class logits, QA start/end logits) give one decision each; 2-D
+            # rows (NER logits per token) give one per token.
+            equal = np.argmax(a, axis=-1) == np.argmax(b, axis=-1)
+            same += int(np.sum(equal))
+            total += int(np.size(equal))
+    return same / total if total else 1.0
+
+
+def decision(prediction: Any) -> Any:
+    """Strip confidence figures from a prediction, keeping what it decided.
+
+    Floats (scores, probabilities) are dropped at every depth, so ``{"label": "pos",
+    "score": 0.9}`` and ``{"label": "pos", "score": 0.8}`` decide the same thing.
+    """
+    if isinstance(prediction, Mapping):
+        kept = {}
+        for key, value in prediction.items():
+            if isinstance(value, float):
+                continue
+            if isinstance(value, Mapping) and value and all(
+                    isinstance(v, float) for v in value.values()):
+                continue
+            kept[key] = decision(value)
+        return kept
+    if isinstance(prediction, list | tuple):
+        return [decision(item) for item in prediction]
+    return prediction
+
+
+def prediction_agreement(reference: Sequence[Any], candidate: Sequence[Any]) -> float:
+    """Return the share of examples whose decoded decision is identical."""
+    if len(reference) != len(candidate):
+        raise ValueError(f"{len(reference)} reference predictions but {len(candidate)} candidates")
+    if not reference:
+        return 1.0
+    same = sum(decision(a) == decision(b) for a, b in zip(reference, candidate, strict=True))
+    return same / len(reference)
