@@ -87,6 +87,7 @@ class ImportDialog(QDialog):
         self.table = QTableWidget()
         self.table.setObjectName("preview_table")
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
         splitter.addWidget(self.table)
         problems = QWidget()
         problems_layout = QVBoxLayout(problems)

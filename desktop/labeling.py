@@ -118,7 +118,7 @@ class LabelingView(QWidget):
             self._shortcut(Qt.Key.Key_Right, self.next)
         keys = editor.key_help() + [("S", "skip"), ("PgUp/PgDn", "prev/next"),
                                     ("Ctrl+Z", "undo")]
-        self.keys_label.setText("   ".join(f"<b>{k}</b> {what}" for k, what in keys))
+        self.keys_label.setText("  ·  ".join(f"<b>{k}</b> {what}" for k, what in keys))
 
     def _button(self, text: str, tip: str, slot: Any) -> QPushButton:
         button = QPushButton(text)

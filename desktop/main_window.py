@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         from annotune.desktop.tryit import TryItPanel
 
         self.close_project()
+        self.statusBar().clearMessage()
         self.project = project
         self.task = self.registry.task(project.task_name)
         editor = self.editors.factory(self.task.annotation_kind)(self.task, project.settings)

@@ -71,7 +71,10 @@ class LabelEditor(Editor):
             button = QPushButton(f"{key}  {label}" if key else label)
             button.setCheckable(True)
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.setMinimumHeight(36)
+            button.setMinimumHeight(40)
+            font = button.font()
+            font.setPointSizeF(font.pointSizeF() * 1.15)
+            button.setFont(font)
             verb = "Toggle" if self.multi else "Label as"
             button.setToolTip(f"{verb} '{label}'" + (f" ({key})" if key else ""))
             button.clicked.connect(lambda _=False, lab=label: self.press(lab))

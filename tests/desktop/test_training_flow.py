@@ -1,0 +1,93 @@
+"""Train through the panel (tiny BERT in a child process), then export and try the bundle."""
+
+from __future__ import annotations
+
+import pytest
+from annotune.core.formats.base import ImportRecord
+from annotune.core.plugins import registry
+from annotune.desktop.editors.label_editor import LabelEditor
+from annotune.desktop.export_dialog import ExportDialog
+from annotune.desktop.labeling import LabelingView
+from annotune.desktop.train_panel import TrainPanel, format_eta
+from annotune.desktop.tryit import TryItPanel
+from PySide6.QtCore import Qt
+
+GOOD = ("lovely", "great", "superb", "wonderful", "excellent")
+BAD = ("awful", "broken", "terrible", "useless", "horrible")
+
+
+@pytest.fixture
+def labeled_project(tmp_path, make_project):
+    project = make_project(tmp_path / "reviews.annotune", "text-classification", ("neg", "pos"))
+    records = []
+    for i in range(40):
+        word = GOOD[i % 5] if i % 2 else BAD[i % 5]
+        records.append(ImportRecord(fields={"text": f"the {word} product number {i}"},
+                                    annotation={"label": "pos" if i % 2 else "neg"}, line=i + 1))
+    records.append(ImportRecord(fields={"text": "a great and lovely thing"}, line=41))
+    project.add_examples(records, source="test")
+    yield project
+    project.close()
+
+
+def test_format_eta():
+    assert format_eta(None) == "…"
+    assert format_eta(42) == "42s"
+    assert format_eta(190) == "3m 10s"
+    assert format_eta(3720) == "1h 02m"
+
+
+def test_train_export_try_and_preannotate(qtbot, labeled_project, tiny_base_model):
+    project = labeled_project
+    task = registry().task(project.task_name)
+    panel = TrainPanel(project, task)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_base_model(str(tiny_base_model))
+    panel.epochs.setValue(2)
+    panel.batch_size.setValue(8)
+    assert panel.config().base_model == str(tiny_base_model)
+    ended = []
+    panel.runEnded.connect(ended.append)
+    qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
+    assert panel.running() and panel.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: bool(ended), timeout=120_000)
+    assert ended[0]["event"] == "finished", ended[0]
+    assert panel.loss_chart.series["loss"], "no loss points were drawn"
+    assert len(panel.metric_chart.series["f1"]) >= 1
+    assert panel.progress.value() == panel.progress.maximum()
+    run = project.runs()[-1]
+    assert run["status"] == "finished"
+
+    dialog = ExportDialog(run, project.runs_dir)
+    qtbot.addWidget(dialog)
+    exported = []
+    dialog.exported.connect(exported.append)
+    dialog.start_export()
+    qtbot.waitUntil(lambda: dialog.report is not None or dialog.error is not None,
+                    timeout=120_000)
+    assert dialog.error is None, dialog.error
+    assert "Parity with PyTorch" in dialog.result_label.text()
+    assert "ms per example" in dialog.result_label.text()
+
+    tryit = TryItPanel(project, task)
+    qtbot.addWidget(tryit)
+    tryit.show()
+    tryit.load_bundle(exported[0])
+    qtbot.waitUntil(lambda: tryit.predictor is not None, timeout=60_000)
+    qtbot.keyClicks(tryit.inputs["text"], "a superb thing")
+    qtbot.waitUntil(lambda: tryit.last_prediction is not None, timeout=5_000)
+    probabilities = tryit.last_prediction["probabilities"]
+    assert set(probabilities) == {"neg", "pos"}
+    assert tryit.bars.count() == 4  # a name and a bar per label
+
+    tryit.preannotate()
+    assert "Stored suggestions for 1 examples" in tryit.status.text()
+    view = LabelingView(project, task, LabelEditor(task, project.settings))
+    qtbot.addWidget(view)
+    view.start()
+    assert view.current.fields["text"] == "a great and lovely thing"
+    assert "Model suggests" in view.editor.suggestion_label.text()
+    view.editor.accept()  # Enter accepts the suggestion
+    stored = project.annotation(view.history[0])
+    assert stored.payload["label"] in ("neg", "pos")
