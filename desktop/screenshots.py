@@ -172,6 +172,7 @@ def shoot(out: Path, train: bool) -> None:
     window.views["label"].refresh_current()
     grab(window, out / "editor-classification.png")
     window.close()
+    app.processEvents()
 
 
 def train_and_export(window: object, out: Path) -> None:
