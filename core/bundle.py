@@ -148,10 +148,11 @@ def verify_bundle(folder: str | os.PathLike[str], preloaded: Mapping[str, bytes]
         if manifest[key] not in files:
             raise AnnotuneError(f"manifest.json lists no checksum for its {key} file "
                                 f"'{manifest[key]}'", where=str(folder), hint=_REEXPORT)
-    preloaded = preloaded or {}
-    for name, entry in files.items():
+    for name in files:
         if Path(name).name != name:  # a manifest must never point outside its folder
             raise AnnotuneError(f"manifest.json names a file outside the bundle: '{name}'",
                                 where=str(folder), hint=_REEXPORT)
+    preloaded = preloaded or {}
+    for name, entry in files.items():
         check_file(folder, name, entry, preloaded.get(name))
     return manifest
