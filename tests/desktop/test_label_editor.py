@@ -84,3 +84,19 @@ def test_pair_fields_have_headings(qtbot, tmp_path, make_project):
     assert editor.field_views["text_pair"].text() == "Someone rests."
     assert editor.field_views["text"].y() < editor.field_views["text_pair"].y()
     project.close()
+
+
+def test_suggestion_enter_and_uncertainty_order(qtbot, sentiment_project):
+    project = sentiment_project
+    project.save_predictions("bundle", [
+        (4, {"label": "pos", "score": 0.55, "probabilities": {"neg": 0.45, "pos": 0.55}}, 0.55),
+        (2, {"label": "neg", "score": 0.9, "probabilities": {"neg": 0.9, "pos": 0.1}}, 0.9)])
+    view = _view(qtbot, project)
+    assert view.current.id == 1
+    view.uncertain.setChecked(True)
+    assert view.current.id == 4  # least confident first
+    assert "pos (0.55)" in view.editor.suggestion_label.text()
+    assert view.editor.buttons["pos"].isChecked()
+    qtbot.keyClick(view.editor, Qt.Key.Key_Return)
+    assert project.annotation(4).payload == {"label": "pos"}
+    assert view.current.id == 2
