@@ -11,6 +11,7 @@ from annotune.desktop.editors.textspans import SpanText, entity_colour
 from annotune.desktop.worker import run_in_background
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QFileDialog,
     QGridLayout,
@@ -252,8 +253,17 @@ class TryItPanel(QWidget):
         from annotune.core.preannotate import preannotate
 
         self.status.setText("Pre-annotating…")
+
+        def progress(done: int, total: int) -> bool:
+            # the store's connection belongs to this thread, so the work runs here in pages
+            # and the window repaints between them
+            self.status.setText(f"Pre-annotating… {done:,} of {total:,}")
+            QApplication.processEvents()
+            return True
+
         try:
-            count = preannotate(self.project, self.bundle, only_unlabeled=True)
+            count = preannotate(self.project, self.bundle, only_unlabeled=True,
+                                predictor=self.predictor, progress=progress)
         except AnnotuneError as error:
             self.status.setText(f"⚠ {error}")
             return
