@@ -261,12 +261,15 @@ class TryItPanel(QWidget):
             QApplication.processEvents()
             return True
 
+        self.preannotate_button.setEnabled(False)  # no second run from inside processEvents
         try:
             count = preannotate(self.project, self.bundle, only_unlabeled=True,
                                 predictor=self.predictor, progress=progress)
         except AnnotuneError as error:
             self.status.setText(f"⚠ {error}")
             return
+        finally:
+            self.preannotate_button.setEnabled(True)
         self.status.setText(f"Stored suggestions for {count:,} examples. The Label tab shows "
                             "them; Enter accepts one.")
         self.preannotated.emit(int(count))
