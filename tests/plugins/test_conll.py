@@ -294,3 +294,52 @@ def test_formats_are_registered_for_ner_only():
         assert registry.importers[name].tasks == ("token-classification",)
         assert registry.exporters[name].tasks == ("token-classification",)
     assert ".conll" in registry.importers["conll"].extensions
+
+
+# -- through a project -------------------------------------------------------------------------
+@pytest.fixture
+def project(tmp_path):
+    from annotune.core.store import Project
+
+    return Project.create(tmp_path / "ner.annotune", task="token-classification",
+                          settings=SETTINGS)
+
+
+def test_project_import_then_export_gives_the_file_back(tmp_path, project):
+    from annotune.core.formats.importing import export_data, import_file
+
+    source = tmp_path / "news.conll"
+    source.write_text(FOUR_COLUMNS, encoding="utf-8")
+    report = import_file(project, source)
+    assert (report.format, report.added, report.annotated) == ("conll", 3, 3)
+    # an annotator's edit is written in the file's own scheme, beside the kept columns
+    example = project.examples()[1]
+    project.save_annotation(example.id, {"spans": [{"start": 0, "end": 6, "label": "ORG"}]})
+    target = tmp_path / "back.conll"
+    assert export_data(project, target) == 3
+    assert target.read_text(encoding="utf-8") == FOUR_COLUMNS.replace(
+        "Shares NNS B-NP O", "Shares NNS B-NP B-ORG")
+
+
+def test_project_import_of_a_broken_file_names_file_line_and_fix(tmp_path, project):
+    from annotune.core.formats.importing import import_file
+
+    source = tmp_path / "broken.conll"
+    source.write_text(FOUR_COLUMNS.replace("B-MISC", "X-MISC"), encoding="utf-8")
+    with pytest.raises(AnnotuneError) as error:
+        import_file(project, source)
+    message = str(error.value)
+    assert "broken.conll:20" in message and "'X-MISC' is not a valid tag" in message
+    assert "B-TYPE" in message and "nothing was imported" in message
+    assert project.count() == 0
+
+
+def test_txt_files_import_as_conll_when_asked(tmp_path, project):
+    from annotune.core.formats.importing import import_file
+
+    source = tmp_path / "tagged.txt"
+    source.write_text("Ada B-PER\nLovelace I-PER\nwrote O\n\n", encoding="utf-8")
+    report = import_file(project, source, format="conll")
+    assert report.annotated == 1
+    [(example, annotation)] = project.labeled()
+    assert annotation == {"spans": [{"start": 0, "end": 12, "label": "PER"}]}
