@@ -129,18 +129,20 @@ class TokenClassificationTask(Task):
         text = example.get("text", "")
         return {"spans": validate_spans(annotation["spans"], text, settings.labels or None)}
 
-    def annotation_from_value(self, value: str, settings: TaskSettings) -> Annotation:
-        """Read a table cell holding a JSON list of spans (dicts, or [start, end, type])."""
-        try:
-            data = json.loads(value) if value.strip() else []
-        except json.JSONDecodeError:
-            raise AnnotuneError(f"the entity cell {value[:60]!r} is not JSON",
-                                hint='write a JSON list like [{"start": 0, "end": 5, '
-                                     '"label": "PER"}] or [[0, 5, "PER"]]') from None
+    def annotation_from_value(self, value: Any, settings: TaskSettings) -> Annotation:
+        """Read a cell holding a list of spans (dicts, or [start, end, type]), JSON or parsed."""
+        data = value
+        if isinstance(value, str):
+            try:
+                data = json.loads(value) if value.strip() else []
+            except json.JSONDecodeError:
+                raise AnnotuneError(f"the entity cell {value[:60]!r} is not JSON",
+                                    hint='write a JSON list like [{"start": 0, "end": 5, '
+                                         '"label": "PER"}] or [[0, 5, "PER"]]') from None
         if isinstance(data, Mapping):
             data = data.get("spans", data.get("entities", data.get("label")))
         if not isinstance(data, list):
-            raise AnnotuneError(f"the entity cell {value[:60]!r} is not a list of spans")
+            raise AnnotuneError(f"the entity cell {str(value)[:60]!r} is not a list of spans")
         spans = [{"start": s[0], "end": s[1], "label": s[2]}
                  if isinstance(s, list | tuple) and len(s) == 3 else s for s in data]
         return {"spans": spans}

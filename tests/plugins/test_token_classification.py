@@ -316,6 +316,11 @@ def test_annotation_from_table_cell(task, settings):
     assert task.annotation_from_value('[[0, 3, "PER"]]', settings) == {
         "spans": [{"start": 0, "end": 3, "label": "PER"}]}
     assert task.annotation_from_value("", settings) == {"spans": []}
+    # a JSONL label key arrives already parsed
+    assert task.annotation_from_value([[4, 7, "LOC"]], settings) == {
+        "spans": [{"start": 4, "end": 7, "label": "LOC"}]}
+    with pytest.raises(AnnotuneError, match="not a list of spans"):
+        task.annotation_from_value(3, settings)
     with pytest.raises(AnnotuneError, match="not JSON"):
         task.annotation_from_value("PER", settings)
     assert task.stratify_key({"spans": [{"label": "LOC"}, {"label": "PER"},
