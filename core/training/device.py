@@ -1,0 +1,93 @@
+"""Pick the device and numeric precision a run trains with, and describe them to people."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from annotune.core.errors import AnnotuneError
+from annotune.core.training.config import TrainConfig
+
+
+def choose_device(config: TrainConfig | None = None) -> torch.device:
+    """Return the device the config asks for; "auto" prefers CUDA when a GPU is usable."""
+    wanted = config.device if config is not None else "auto"
+    if wanted == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if wanted == "cuda":
+        raise AnnotuneError("training on 'cuda' was asked for, but PyTorch sees no CUDA GPU",
+                            hint="choose device 'auto' or 'cpu', or check the NVIDIA driver "
+                                 "and that torch was installed with CUDA support")
+    return torch.device("cpu")
+
+
+def pick_precision(device: torch.device, requested: str = "auto") -> str:
+    """Return "bf16", "fp16" or "fp32" for the device.
+
+    CUDA: bf16 autocast where the GPU supports it (Ampere and later), else fp16 autocast with
+    a gradient scaler. CPU: fp32, because CPU autocast is slower than fp32 on most machines.
+    """
+    if device.type != "cuda":
+        if requested in ("auto", "fp32"):
+            return "fp32"
+        if requested == "bf16":
+            return "bf16"
+        raise AnnotuneError(f"precision '{requested}' is not available when training on the CPU",
+                            hint="choose 'auto', 'fp32' or 'bf16'")
+    bf16_ok = torch.cuda.is_bf16_supported()
+    if requested == "auto":
+        return "bf16" if bf16_ok else "fp16"
+    if requested == "bf16" and not bf16_ok:
+        raise AnnotuneError(f"this GPU ({torch.cuda.get_device_name(device)}) cannot train in bf16",
+                            hint="choose precision 'auto' or 'fp16'")
+    return requested
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """Return the autocast dtype for a precision name (None: no autocast)."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def _ram_gb() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def describe_device(config: TrainConfig | None = None) -> dict[str, Any]:
+    """Describe where training would run, for the train panel and the run record.
+
+    Returns ``{"device": "cuda"|"cpu", "name": ..., "memory_gb": ..., "precision": ...}``.
+    """
+    config = config or TrainConfig()
+    device = choose_device(config)
+    precision = pick_precision(device, config.precision)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        name, memory = props.name, props.total_memory / 2**30
+    else:
+        name, memory = _cpu_name(), _ram_gb()
+    return {"device": device.type, "name": name,
+            "memory_gb": round(memory, 1) if memory is not None else None,
+            "precision": precision}
+
+
+def device_label(description: dict[str, Any]) -> str:
+    """Format a description on one line, e.g. ``cuda (NVIDIA H100 80GB HBM3, bf16)``."""
+    return f"{description['device']} ({description['name']}, {description['precision']})"

@@ -1,0 +1,310 @@
+"""The one training loop: labeled examples in, the best checkpoint and run.json out.
+
+Read ``train`` top to bottom: seeds, device, model, features, optimizer, then epochs of
+training steps, each epoch followed by an evaluation that reuses the numpy post-processing of
+the Predictor (Task.decode + Task.metrics), best-checkpoint keeping and early stopping.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from annotune.core.errors import AnnotuneError
+from annotune.core.features import collate, length_sorted_batches, pad_id, split_outputs
+from annotune.core.tasks import Feature, Task, TaskSettings
+from annotune.core.training.config import TrainConfig
+from annotune.core.training.data import Item, bucketed_batches, split_validation, to_device
+from annotune.core.training.device import (
+    autocast_dtype,
+    choose_device,
+    describe_device,
+    pick_precision,
+)
+from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
+
+Emit = Callable[[dict[str, Any]], None]
+SAMPLES = 32  # validation examples copied into run.json for the export parity check
+
+
+class Cancelled(Exception):
+    """Raised inside the loop when ``should_stop`` says so; ``train`` turns it into a status."""
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; ``artifact_dir`` is None when no epoch finished before a stop."""
+
+    status: str  # "finished" | "cancelled"
+    out_dir: Path
+    artifact_dir: Path | None
+    best_epoch: int | None
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    device: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    settings: TaskSettings | None = None  # as trained (max length, tuned thresholds)
+
+
+def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: Sequence[Item],
+          val_data: Sequence[Item] | None, out_dir: str | Path, emit: Emit | None = None,
+          should_stop: Callable[[], bool] | None = None, progress_interval: float = 0.5
+          ) -> TrainResult:
+    """Fine-tune ``config.base_model`` for ``task`` and keep the best epoch in ``out_dir/model``.
+
+    ``train_data`` and ``val_data`` are lists of (fields, annotation); an empty ``val_data``
+    means: hold out a stratified ``config.validation_fraction`` of ``train_data``. ``emit``
+    receives progress and metrics events; ``should_stop`` is polled every step.
+    """
+    started = time.perf_counter()
+    emit = emit or (lambda event: None)
+    should_stop = should_stop or (lambda: False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.max_length is not None:
+        settings = settings.with_(max_length=int(config.max_length))
+    task.check_settings(settings)
+    if not val_data:
+        train_data, val_data = split_validation(train_data, task, config.validation_fraction,
+                                                config.seed)
+    if not train_data:
+        raise AnnotuneError("there are no labeled training examples",
+                            hint="label some examples, or move some out of the validation split")
+
+    # -- seeds: before the model is built, because the new head is initialised randomly
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    # -- device and precision: bf16 autocast on recent GPUs, fp16 + loss scaling on older ones
+    device = choose_device(config)
+    precision = pick_precision(device, config.precision)
+    amp_dtype = autocast_dtype(precision)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 leftovers (head, loss) on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+    device_info = describe_device(config)
+
+    # -- model and tokenizer
+    loaded = load_model(task, settings, config.base_model)
+    model = loaded.model.to(device)
+    if config.freeze_encoder:
+        freeze_encoder(model)
+    accepted = model_inputs(model)
+    pad_token_id = pad_id(loaded.tokenizer)
+
+    # -- features: the task cuts examples into windows and attaches targets
+    train_features = task.encode(loaded.tokenizer, [f for f, _ in train_data],
+                                 [a for _, a in train_data], settings)
+    val_fields = [dict(f) for f, _ in val_data]
+    val_annotations = [a for _, a in val_data]
+    val_features = task.encode(loaded.tokenizer, val_fields, val_annotations, settings)
+    if not train_features:
+        raise AnnotuneError("the training examples produced no model inputs",
+                            hint="check that the labeled examples have text")
+    lengths = [len(f) for f in train_features]
+
+    # -- optimizer: AdamW without decay on biases and norms, linear warmup then linear decay
+    steps_per_epoch = math.ceil(len(train_features) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = round(total_steps * config.warmup_ratio)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": config.weight_decay},
+         {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}],
+        lr=config.learning_rate, fused=device.type == "cuda")
+
+    def rate(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    forward = _maybe_compile(model, config, device, total_steps)
+
+    def run_model(inputs: Mapping[str, torch.Tensor]) -> Any:
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            return forward(**inputs)
+
+    # -- training: epochs of optimizer steps, each an evaluation and a checkpoint decision
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": None, "score": -math.inf, "metrics": {},
+                            "settings": settings}
+    artifact_dir = out_dir / "model"
+    status = "finished"
+    step = 0
+    loop_start = last_report = time.perf_counter()
+    window_loss, window_steps, window_samples = torch.zeros((), device=device), 0, 0
+    try:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            epoch_start = time.perf_counter()
+            epoch_loss = torch.zeros((), device=device)
+            for batch in bucketed_batches(lengths, config.batch_size, config.seed, epoch):
+                if should_stop():
+                    raise Cancelled()
+                # gradient accumulation: micro-batches weighted by their share of the batch,
+                # so the summed gradient equals that of the whole batch at once
+                for start in range(0, len(batch), config.micro_batch_size):
+                    piece = batch[start:start + config.micro_batch_size]
+                    arrays = collate([train_features[i] for i in piece], pad_token_id, task,
+                                     with_targets=True)
+                    loss = run_model(to_device(arrays, device, accepted)).loss
+                    loss = loss.float() * (len(piece) / len(batch))
+                    scaler.scale(loss).backward()
+                    epoch_loss += loss.detach()
+                    window_loss += loss.detach()
+                if config.max_grad_norm:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                window_steps += 1
+                window_samples += len(batch)
+
+                # progress: throttled, because reading the loss waits for the GPU
+                now = time.perf_counter()
+                if now - last_report >= progress_interval or step == total_steps or step == 1:
+                    emit({"event": "progress", "step": step, "total_steps": total_steps,
+                          "epoch": epoch, "loss": round(window_loss.item() / window_steps, 6),
+                          "learning_rate": scheduler.get_last_lr()[0],
+                          "eta_s": round((now - loop_start) / step * (total_steps - step), 1),
+                          "samples_per_s": round(window_samples / max(now - last_report, 1e-9),
+                                                 1)})
+                    last_report = now
+                    window_loss, window_steps, window_samples = torch.zeros((), device=device), 0, 0
+
+            # -- evaluation: the same numpy decode + metrics the exported model is judged by
+            outputs = predict(model, task, val_features, pad_token_id, device, amp_dtype,
+                              config.eval_batch_size, accepted, should_stop)
+            predictions = task.decode(val_fields, val_features, outputs, settings)
+            epoch_settings = settings
+            if settings.multi_label and not settings.thresholds and hasattr(task,
+                                                                            "tune_thresholds"):
+                # multi-label: per-label decision thresholds picked on validation travel with
+                # the checkpoint (run.json settings), so export and inference decide the same
+                thresholds = task.tune_thresholds(predictions, val_annotations, settings)
+                epoch_settings = settings.with_(thresholds=tuple(thresholds))
+                predictions = task.decode(val_fields, val_features, outputs, epoch_settings)
+            metrics = _jsonable(task.metrics(predictions, val_annotations, epoch_settings))
+            if task.main_metric not in metrics:
+                raise AnnotuneError(f"task '{task.name}' reported no '{task.main_metric}' metric",
+                                    hint="the task plugin's metrics() must include its main metric")
+            score = float(metrics[task.main_metric])
+            train_loss = epoch_loss.item() / steps_per_epoch
+            history.append({"epoch": epoch, "train_loss": round(train_loss, 6),
+                            "metrics": metrics,
+                            "seconds": round(time.perf_counter() - epoch_start, 2)})
+            emit({"event": "metrics", "epoch": epoch, "train_loss": round(train_loss, 6),
+                  "metrics": metrics, "main_metric": task.main_metric})
+
+            # -- keep the best epoch; stop when it has not improved for `patience` epochs
+            if score > best["score"]:  # strictly better: a tie keeps the earlier epoch
+                best = {"epoch": epoch, "score": score, "metrics": metrics,
+                        "settings": epoch_settings}
+                _save(model, loaded.hf_tokenizer, artifact_dir)
+            elif (config.early_stopping_patience
+                  and epoch - best["epoch"] >= config.early_stopping_patience):
+                break
+    except Cancelled:
+        status = "cancelled"
+
+    # -- record the run beside the checkpoint
+    duration = round(time.perf_counter() - started, 2)
+    result = TrainResult(status=status, out_dir=out_dir,
+                         artifact_dir=artifact_dir if best["epoch"] is not None else None,
+                         best_epoch=best["epoch"], metrics=best["metrics"], history=history,
+                         device=device_info, duration_s=duration, settings=best["settings"])
+    record = {
+        "task": task.name, "status": status, "settings": best["settings"].to_dict(),
+        "config": config.to_dict(), "base_model": config.base_model or BUNDLED_NAME,
+        "base_model_source": loaded.source, "main_metric": task.main_metric,
+        "best_epoch": best["epoch"], "metrics": best["metrics"], "history": history,
+        "device": device_info, "duration_s": duration, "steps": step,
+        "train_examples": len(train_data), "validation_examples": len(val_data),
+        "annotune_version": _version(), "samples": val_fields[:SAMPLES],
+    }
+    (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    return result
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, task: Task, features: Sequence[Feature], pad_token_id: int,
+            device: torch.device, amp_dtype: torch.dtype | None, batch_size: int,
+            accepted: set[str] | None = None, should_stop: Callable[[], bool] | None = None
+            ) -> list[dict[str, np.ndarray]]:
+    """Run the model over length-sorted batches; return unpadded outputs in feature order."""
+    model.eval()
+    per_feature: list[dict[str, np.ndarray]] = [{} for _ in features]
+    for indices in length_sorted_batches(features, batch_size):
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        batch = [features[i] for i in indices]
+        inputs = to_device(collate(batch, pad_token_id), device, accepted)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            output = model(**inputs)
+        arrays = {name: output[name].float().cpu().numpy() for name in task.output_names}
+        for index, piece in zip(indices, split_outputs(arrays, batch, task.sequence_outputs),
+                                strict=True):
+            per_feature[index] = piece
+    return per_feature
+
+
+def _maybe_compile(model: torch.nn.Module, config: TrainConfig, device: torch.device,
+                   total_steps: int) -> Callable[..., Any]:
+    """Return a compiled forward when asked; "auto" compiles only long CUDA runs.
+
+    Compiling costs tens of seconds, which pays off only over thousands of steps.
+    """
+    wanted = config.compile
+    if wanted == "auto":
+        wanted = device.type == "cuda" and total_steps >= 2000
+    if not wanted:
+        return model
+    return torch.compile(model, dynamic=True)
+
+
+def _save(model: torch.nn.Module, hf_tokenizer: Any, target: Path) -> None:
+    """Write the checkpoint beside the old one, then swap, so a crash never leaves half a model."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    hf_tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy scalars and arrays inside metrics into plain JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _version() -> str | None:
+    try:
+        return importlib.metadata.version("annotune")
+    except importlib.metadata.PackageNotFoundError:
+        return None
