@@ -1,0 +1,198 @@
+"""ONNX export of tiny runs: parity, manifest and hashes, dynamic axes, int8, all-or-nothing."""
+
+import hashlib
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import transformers
+from annotune.core import export
+from annotune.core.bundle import verify_bundle
+from annotune.core.errors import AnnotuneError
+from annotune.core.export import export_run
+from annotune.core.plugins import registry
+from annotune.core.tasks import TaskSettings
+from tokenizers import Tokenizer
+
+SAMPLES = [
+    {"text": "A short one."},
+    {"text": "This sentence is a good deal longer than the first, so the batch has padding in "
+             "it and the comparison must ignore the padded positions."},
+    {"text": "Ana Silva works for Nokia in Espoo."},
+    {"text": "ok"},
+]
+QA_SAMPLES = [
+    {"context": "The bridge was finished in 1932 and painted red the year after.",
+     "question": "When was the bridge finished?"},
+    {"context": "Tea came to the town with the railway.", "question": "What brought tea?"},
+]
+
+
+def make_run(folder, base_model, task_name, settings, samples):
+    """Write a run folder like the training loop does: model/ plus run.json."""
+    task = registry().task(task_name)
+    auto_class = getattr(transformers, task.auto_model)
+    model = auto_class.from_pretrained(base_model, **task.model_kwargs(settings))
+    model.save_pretrained(folder / "model")
+    transformers.AutoTokenizer.from_pretrained(base_model).save_pretrained(folder / "model")
+    run = {"task": task_name, "settings": settings.to_dict(), "config": {"epochs": 1},
+           "metrics": {task.main_metric: 0.5}, "base_model": "tiny", "device": "cpu",
+           "samples": samples}
+    (folder / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory, tiny_base_model):
+    return make_run(tmp_path_factory.mktemp("run"), tiny_base_model, "text-classification",
+                    TaskSettings(labels=("neg", "pos", "mixed")), SAMPLES)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, classifier_run):
+    out = tmp_path_factory.mktemp("exports") / "bundle"
+    return export_run(classifier_run, out)
+
+
+def test_classifier_export_passes_parity_and_writes_a_bundle(exported, classifier_run):
+    assert exported.parity_max_diff <= 1e-4
+    assert exported.parity_examples == len(SAMPLES)
+    assert exported.parity_features == len(SAMPLES)
+    assert exported.latency_ms > 0
+    assert not exported.quantized and exported.int8_agreement is None
+    folder = exported.bundle_dir
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.onnx",
+                                                        "tokenizer.json"]
+    # the temporary sibling folder was renamed, not left behind
+    assert [p.name for p in folder.parent.iterdir()] == ["bundle"]
+    assert exported.files == {p.name: p.stat().st_size for p in folder.iterdir()
+                              if p.name != "manifest.json"}
+    assert exported.model_bytes == (folder / "model.onnx").stat().st_size
+
+
+def test_manifest_describes_the_run_and_hashes_every_file(exported, classifier_run):
+    folder = exported.bundle_dir
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    run = json.loads((classifier_run / "run.json").read_text(encoding="utf-8"))
+    assert manifest["task"] == "text-classification"
+    assert manifest["labels"] == ["neg", "pos", "mixed"]
+    assert manifest["settings"] == run["settings"]
+    assert manifest["windowing"] == {"max_length": 128, "stride": 128}
+    assert manifest["metrics"] == run["metrics"]
+    assert manifest["onnx"]["opset"] == 17
+    assert manifest["onnx"]["outputs"] == ["logits"]
+    assert manifest["quantization"] is None
+    assert manifest["parity"]["max_abs_diff"] == exported.parity_max_diff
+    assert manifest["parity"]["tolerance"] == 1e-4
+    assert manifest["annotune_version"]
+    for name in ("model.onnx", "tokenizer.json"):
+        data = (folder / name).read_bytes()
+        assert manifest["files"][name] == {"bytes": len(data),
+                                           "sha256": hashlib.sha256(data).hexdigest()}
+    assert verify_bundle(folder)["task"] == "text-classification"
+
+
+def test_bundled_tokenizer_neither_pads_nor_truncates(exported):
+    tokenizer = Tokenizer.from_file(str(exported.bundle_dir / "tokenizer.json"))
+    assert tokenizer.padding is None and tokenizer.truncation is None
+    assert len(tokenizer.encode("ok").ids) == 3
+
+
+@pytest.mark.parametrize(("batch", "length"), [(1, 5), (7, 40), (7, 5), (1, 40)])
+def test_exported_graph_takes_any_batch_and_length(exported, batch, length):
+    session = ort.InferenceSession(str(exported.model_path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(batch * 100 + length)
+    ids = rng.integers(1000, 20000, size=(batch, length), dtype=np.int64)
+    mask = np.ones_like(ids)
+    mask[0, length // 2:] = 0
+    (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": mask,
+                                         "token_type_ids": np.zeros_like(ids)})
+    assert logits.shape == (batch, 3)
+    assert np.isfinite(logits).all()
+
+
+def test_broken_parity_fails_loudly_and_writes_nothing(classifier_run, tmp_path, monkeypatch):
+    real = export.onnx_outputs
+
+    def perturbed(session, batch, names):
+        return {name: value + 1e-3 for name, value in real(session, batch, names).items()}
+
+    monkeypatch.setattr(export, "onnx_outputs", perturbed)
+    with pytest.raises(AnnotuneError, match=r"parity check failed.*up to 0\.001") as error:
+        export_run(classifier_run, tmp_path / "bundle")
+    assert "tolerance 0.0001" in str(error.value) and "logits" in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # no bundle, no temporary folder
+
+
+def test_int8_export_reports_agreement_and_shrinks_the_model(classifier_run, tmp_path,
+                                                             exported):
+    report = export_run(classifier_run, tmp_path / "int8", quantize=True)
+    assert report.quantized
+    assert 0.0 <= report.int8_agreement <= 1.0
+    assert 0.0 <= report.int8_argmax_agreement <= 1.0
+    assert report.int8_bytes == report.model_bytes
+    assert report.model_bytes < report.fp32_bytes / 2
+    assert report.fp32_bytes == exported.fp32_bytes
+    manifest = verify_bundle(report.bundle_dir)
+    quantization = manifest["quantization"]
+    assert quantization["weight_type"] == "QInt8"
+    assert quantization["prediction_agreement"] == report.int8_agreement
+    assert quantization["fp32_bytes"] == report.fp32_bytes
+    assert manifest["onnx"]["dtype"] == "int8"
+    names = sorted(p.name for p in report.bundle_dir.iterdir())
+    assert names == ["manifest.json", "model.onnx", "tokenizer.json"]  # no scratch files kept
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(classifier_run, tmp_path):
+    target = tmp_path / "photos"
+    target.mkdir()
+    (target / "holiday.jpg").write_bytes(b"\xff\xd8")
+    with pytest.raises(AnnotuneError, match="refusing to overwrite"):
+        export_run(classifier_run, target)
+    assert [p.name for p in target.iterdir()] == ["holiday.jpg"]
+
+
+def test_replaces_an_older_bundle(classifier_run, exported, tmp_path):
+    target = tmp_path / "bundle"
+    target.mkdir()
+    for path in exported.bundle_dir.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    (target / "stale.txt").write_text("from the old bundle", encoding="utf-8")
+    report = export_run(classifier_run, target, parity_texts=["one text", "and another one"])
+    assert report.parity_examples == 2
+    assert not (target / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_missing_run_files_are_explained(tmp_path, classifier_run):
+    with pytest.raises(AnnotuneError, match="run.json is missing"):
+        export_run(tmp_path, tmp_path / "out")
+    (tmp_path / "run.json").write_text(json.dumps({"task": "text-classification"}))
+    with pytest.raises(AnnotuneError, match="no saved model"):
+        export_run(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize(("task_name", "settings", "samples"), [
+    ("token-classification", TaskSettings(labels=("PER", "ORG", "LOC")), SAMPLES),
+    ("question-answering", TaskSettings(max_length=48, stride=16), QA_SAMPLES),
+])
+def test_sequence_outputs_export_with_parity_at_real_tokens(tmp_path, tiny_base_model,
+                                                            task_name, settings, samples):
+    run = make_run(tmp_path / "run", tiny_base_model, task_name, settings, samples)
+    report = export_run(run, tmp_path / "bundle")
+    task = registry().task(task_name)
+    assert report.parity_max_diff <= 1e-4
+    assert set(report.parity_per_output) == set(task.output_names)
+    session = ort.InferenceSession(str(report.model_path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == list(task.output_names)
+    ids = np.full((3, 11), 1000, dtype=np.int64)
+    outputs = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                                 "token_type_ids": np.zeros_like(ids)})
+    assert all(output.shape[:2] == (3, 11) for output in outputs)
+    manifest = verify_bundle(report.bundle_dir)
+    assert manifest["onnx"]["sequence_outputs"] is True
+    assert manifest["windowing"]["stride"] == settings.stride
+    if task_name == "question-answering":
+        # long contexts are cut into several windows; parity covered all of them
+        assert report.parity_features >= report.parity_examples
