@@ -89,7 +89,8 @@ class MainWindow(QMainWindow):
         self.export_data_action = self._action(file_menu, "&Export data…", self.export_data,
                                                tip="Write the annotated examples to a file")
         file_menu.addSeparator()
-        self.close_action = self._action(file_menu, "&Close project", self.close_project)
+        self.close_action = self._action(file_menu, "&Close project",
+                                         lambda: self.close_project())
         self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
 
         edit_menu = bar.addMenu("&Edit")
@@ -158,7 +159,9 @@ class MainWindow(QMainWindow):
         from annotune.desktop.train_panel import TrainPanel
         from annotune.desktop.tryit import TryItPanel
 
-        self.close_project()
+        if not self.close_project():
+            project.close()
+            return
         self.statusBar().clearMessage()
         self.project = project
         self.task = self.registry.task(project.task_name)
@@ -190,9 +193,12 @@ class MainWindow(QMainWindow):
         labeling.start()
         log.info("opened %s", project.path)
 
-    def close_project(self) -> None:
+    def close_project(self, ask: bool = True) -> bool:
+        """Close the open project (offering to save pending edits); False when cancelled."""
         if self.project is None:
-            return
+            return True
+        if ask and not self.save_pending():
+            return False
         train = self.views.get("train")
         if train is not None:
             train.stop()
@@ -215,6 +221,7 @@ class MainWindow(QMainWindow):
         self._project_actions_enabled(False)
         self.start_screen.refresh()
         self.stack.setCurrentWidget(self.start_screen)
+        return True
 
     def _tab_changed(self, index: int) -> None:
         widget = self.tabs.widget(index)
@@ -288,6 +295,26 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.views["try"])
         self.views["try"].preannotate()
 
+    def save_pending(self) -> bool:
+        """Offer to save edits not yet accepted; return False when the person cancels."""
+        labeling = self.views.get("label")
+        if labeling is None or labeling.current is None:
+            return True
+        pending = labeling.editor.pending_annotation()
+        if pending is None:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved entities",
+            f"Example #{labeling.current.id} has changes you did not accept with Enter. "
+            "Save them?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Cancel:
+            return False
+        if answer == QMessageBox.StandardButton.Save:
+            self.project.save_annotation(labeling.current.id, pending)
+        return True
+
     def closeEvent(self, event: QCloseEvent) -> None:
         train = self.views.get("train")
         if train is not None and train.running():
@@ -296,6 +323,9 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        if not self.save_pending():
+            event.ignore()
+            return
         QSettings().setValue("geometry", self.saveGeometry())
-        self.close_project()
+        self.close_project(ask=False)
         event.accept()

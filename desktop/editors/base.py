@@ -46,6 +46,14 @@ class Editor(QWidget):
         """Return (key, action) pairs shown under the editor."""
         return []
 
+    def pending_annotation(self) -> dict[str, Any] | None:
+        """Return edits made to the shown example but not yet accepted (None when there are none).
+
+        Editors whose decisions take several steps (marking entities) report them, so that
+        closing the window can offer to save them instead of losing them.
+        """
+        return None
+
     def focus_editor(self) -> None:
         """Give keyboard focus to the part of the editor that receives the keys."""
         self.setFocus()

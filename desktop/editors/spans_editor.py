@@ -22,6 +22,7 @@ class SpansEditor(Editor):
     def __init__(self, task: Any, settings: TaskSettings, parent: QWidget | None = None):
         super().__init__(task, settings, parent)
         self.spans: list[dict[str, Any]] = []
+        self.loaded: list[dict[str, Any]] = []  # the spans as shown, to notice unsaved edits
         self.selected: int | None = None
         self.from_suggestion = False
 
@@ -75,6 +76,7 @@ class SpansEditor(Editor):
                       for s in (source or {}).get("spans", [])
                       if s.get("label") in self.labels()]
         self.spans.sort(key=lambda s: s["start"])
+        self.loaded = [dict(s) for s in self.spans]
         self.selected = None
         if self.from_suggestion:
             self.note.setText(f"Model suggests {len(self.spans)} entities — Enter accepts, "
@@ -135,6 +137,11 @@ class SpansEditor(Editor):
         self.selected = None
         self._paint()
         self.message.emit(f"Removed {removed['label']} entity")
+
+    def pending_annotation(self) -> dict[str, Any] | None:
+        if self.example is None or self.spans == self.loaded:
+            return None
+        return {"spans": [dict(s) for s in self.spans]}
 
     def accept(self) -> None:
         """Save the example with its entities as they stand."""

@@ -111,3 +111,27 @@ def test_crash_handler_shows_log_path(qtbot):
     handler(AnnotuneError, AnnotuneError("bad file", where="x.csv:3"), None)
     assert handler.last_dialog.text().count("boom")  # a user error is no crash
     window.close()
+
+
+def test_closing_offers_to_save_marked_entities(qtbot, tmp_path, make_project, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    project = make_project(tmp_path / "ner.annotune", "token-classification", ("PER",),
+                           [{"text": "Grace Hopper wrote code."}])
+    path = project.path
+    project.close()
+    window = _window(qtbot)
+    window.open_project(path)
+    editor = window.views["label"].editor
+    editor.text_view.select(0, 5)
+    editor.apply_label("PER")
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args, **kw: asked.append(args) or QMessageBox.StandardButton.Save)
+    window.close()
+    assert len(asked) == 1
+    from annotune.core.store import Project
+
+    with Project.open(path) as reopened:
+        assert reopened.annotation(1).payload == {"spans": [{"start": 0, "end": 5,
+                                                             "label": "PER"}]}
