@@ -191,8 +191,10 @@ class TokenClassificationTask(Task):
                 raise AnnotuneError(f"max_length {settings.max_length} leaves no room for text",
                                     where="settings", hint="raise max_length (128 is usual)")
             text_slice = slice(before, before + n_text)
-            ids = encoding.ids[text_slice]
-            types = encoding.type_ids[text_slice]
+            all_ids, all_types = encoding.ids, encoding.type_ids
+            ids, types = all_ids[text_slice], all_types[text_slice]
+            head_ids, tail_ids = all_ids[:before], all_ids[before + n_text:]
+            head_types, tail_types = all_types[:before], all_types[before + n_text:]
             offsets = [tuple(o) for o in encoding.offsets[text_slice]]
             # a text token without a word (an added token) is a word of its own
             words = [w if w is not None else -1 - i for i, w in
@@ -209,13 +211,12 @@ class TokenClassificationTask(Task):
                                   [word_ranges[w] for w in order], tag_index)
                 by_word = dict(zip(order, tags, strict=True))
                 word_tag = [by_word[w] for w in words]
-            head, tail = slice(0, before), slice(before + n_text, None)
             for start in window_starts(n_text, window, settings.stride):
                 part = slice(start, min(start + window, n_text))
                 feature = TokenFeature(
                     example_index=example_index,
-                    input_ids=encoding.ids[head] + ids[part] + encoding.ids[tail],
-                    token_type_ids=encoding.type_ids[head] + types[part] + encoding.type_ids[tail],
+                    input_ids=head_ids + ids[part] + tail_ids,
+                    token_type_ids=head_types + types[part] + tail_types,
                     offsets=[(0, 0)] * before + offsets[part] + [(0, 0)] * after,
                     sequence_ids=[None] * before + [0] * len(ids[part]) + [None] * after,
                     token_start=start,
