@@ -79,12 +79,32 @@ class ExportReport:
     def model_bytes(self) -> int:
         return self.files.get(self.model_path.name, 0)
 
+    def __str__(self) -> str:
+        """Describe the export in a few lines (what the CLI prints)."""
+        kind = "int8" if self.quantized else "fp32"
+        lines = [f"bundle      {self.bundle_dir}",
+                 f"model       {self.model_path.name}, {_mib(self.model_bytes)} ({kind})"]
+        if self.quantized:
+            lines.append(f"fp32 size   {_mib(self.fp32_bytes)}")
+        lines.append(f"parity      max |onnx - torch| {self.parity_max_diff:.2e} over "
+                     f"{self.parity_examples} samples ({self.parity_features} windows)")
+        if self.int8_agreement is not None:
+            lines.append(f"int8        {self.int8_agreement:.1%} of predictions equal fp32 "
+                         f"({self.int8_argmax_agreement:.1%} of argmaxes)")
+        lines.append(f"latency     {self.latency_ms:.2f} ms per example (batch 1, CPU)")
+        lines.extend(f"note        {note}" for note in self.notes)
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["bundle_dir"] = str(self.bundle_dir)
         data["model_path"] = str(self.model_path)
         data["model_bytes"] = self.model_bytes
         return data
+
+
+def _mib(size: int | None) -> str:
+    return f"{(size or 0) / 2**20:.1f} MiB"
 
 
 # -- reading the run -------------------------------------------------------------------------

@@ -69,6 +69,7 @@ def test_classifier_export_passes_parity_and_writes_a_bundle(exported, classifie
     assert exported.files == {p.name: p.stat().st_size for p in folder.iterdir()
                               if p.name != "manifest.json"}
     assert exported.model_bytes == (folder / "model.onnx").stat().st_size
+    assert "parity      max |onnx - torch|" in str(exported)
 
 
 def test_manifest_describes_the_run_and_hashes_every_file(exported, classifier_run):
