@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ class TrainingWatcher(QObject):
         self.project_path = Path(project_path)
         self.config = config
         self.process: Any = None
+        self.stopper: threading.Thread | None = None
         self.thread = QThread()
         self.thread.setObjectName("training-events")
         self.moveToThread(self.thread)
@@ -46,8 +48,10 @@ class TrainingWatcher(QObject):
         final: dict[str, Any] = {"event": "failed",
                                  "error": "the training process ended without a result"}
         try:
-            self.process = TrainingProcess.start(self.project_path, self.config)
-            for event in self.process.events():
+            process = TrainingProcess()
+            self.process = process
+            process.start(self.project_path, self.config)
+            for event in process.events():
                 kind = event.get("event")
                 signal = getattr(self, str(kind), None) if kind in (
                     "started", "progress", "metrics", "finished", "failed", "cancelled") else None
@@ -63,10 +67,16 @@ class TrainingWatcher(QObject):
         self.thread.quit()
 
     def stop(self) -> None:
-        """Ask the child process to stop (it records the run as cancelled)."""
+        """Ask the child process to stop (it records the run as cancelled).
+
+        TrainingProcess.stop waits for the child to finish its step (and kills it after a
+        timeout), so it runs on a plain thread: the GUI thread never waits for it.
+        """
         process = self.process
-        if process is not None:
-            process.stop()
+        if process is not None and self.stopper is None:
+            self.stopper = threading.Thread(target=process.stop, name="training-stop",
+                                            daemon=True)
+            self.stopper.start()
 
     def wait(self, ms: int = 10000) -> bool:
         return self.thread.wait(ms)
