@@ -52,7 +52,8 @@ class LabelingView(QWidget):
     this session, Right/PgDn forward again and then on to the next unlabeled one.
     """
 
-    countsChanged = Signal()
+    countsChanged = Signal()  # counts may have changed in ways only a recount tells
+    statusChanged = Signal(str, str)  # one example went from status A to B ("" = unlabeled)
     message = Signal(str)
     exampleShown = Signal(int)
 
@@ -204,11 +205,13 @@ class LabelingView(QWidget):
             if edited and hasattr(self.project, "update_fields"):
                 self.project.update_fields(self.current.id, edited)
                 self.current = self.project.example(self.current.id)
+            before = _status(self.project.annotation(self.current.id)) or ""
             self.project.save_annotation(self.current.id, annotation)
         except AnnotuneError as error:
             self.message.emit(f"Not saved: {error}")
             return
-        self.countsChanged.emit()
+        # counting a million rows after every key press would cost more than the save itself
+        self.statusChanged.emit(before, "accepted")
         self.message.emit(f"Saved example #{self.current.id}")
         self._forward()
 
@@ -216,8 +219,9 @@ class LabelingView(QWidget):
         """Mark the current example as skipped and show the next one."""
         if self.current is None:
             return
+        before = _status(self.project.annotation(self.current.id)) or ""
         self.project.skip(self.current.id)
-        self.countsChanged.emit()
+        self.statusChanged.emit(before, "skipped")
         self.message.emit(f"Skipped example #{self.current.id}")
         self._forward()
 

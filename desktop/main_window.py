@@ -41,6 +41,7 @@ class MainWindow(QMainWindow):
         self.project: Any = None
         self.task: Any = None
         self.views: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
         self.setWindowTitle("annotune")
         self.resize(1100, 760)
 
@@ -168,6 +169,7 @@ class MainWindow(QMainWindow):
         editor = self.editors.factory(self.task.annotation_kind)(self.task, project.settings)
         labeling = LabelingView(project, self.task, editor)
         labeling.countsChanged.connect(self.update_counts)
+        labeling.statusChanged.connect(self.status_changed)
         labeling.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         browser = BrowserView(project, self.task)
         browser.openExample.connect(self.open_example)
@@ -217,6 +219,7 @@ class MainWindow(QMainWindow):
         self.project = None
         self.task = None
         self.counts_label.setText("")
+        self.counts = {}
         self.setWindowTitle("annotune")
         self._project_actions_enabled(False)
         self.start_screen.refresh()
@@ -235,15 +238,29 @@ class MainWindow(QMainWindow):
             widget.editor.focus_editor()
 
     def update_counts(self) -> None:
-        """Show 'labeled N of M' in the status bar."""
+        """Count examples again and show 'labeled N of M' in the status bar."""
         if self.project is None:
             return
-        labeled = self.project.count(status="accepted")
-        total = self.project.count()
-        skipped = self.project.count(status="skipped")
-        text = f"labeled {labeled:,} of {total:,}"
-        if skipped:
-            text += f" · skipped {skipped:,}"
+        self.counts = {"total": self.project.count(),
+                       "accepted": self.project.count(status="accepted"),
+                       "skipped": self.project.count(status="skipped")}
+        self._show_counts()
+
+    def status_changed(self, before: str, after: str) -> None:
+        """Adjust the counts for one example whose status changed (no recount)."""
+        if not self.counts:
+            self.update_counts()
+            return
+        if before in self.counts:
+            self.counts[before] -= 1
+        if after in self.counts:
+            self.counts[after] += 1
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        text = f"labeled {self.counts['accepted']:,} of {self.counts['total']:,}"
+        if self.counts["skipped"]:
+            text += f" · skipped {self.counts['skipped']:,}"
         self.counts_label.setText(text)
 
     def open_example(self, example_id: int) -> None:

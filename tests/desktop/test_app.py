@@ -49,6 +49,10 @@ def test_open_label_and_count(qtbot, sentiment_project):
     first = labeling.current.id
     qtbot.keyClick(labeling.editor, Qt.Key.Key_1)
     assert window.counts_label.text() == "labeled 1 of 6"
+    qtbot.keyClick(labeling.editor, Qt.Key.Key_S)
+    assert window.counts_label.text() == "labeled 1 of 6 · skipped 1"
+    window.undo_action.trigger()
+    assert window.counts_label.text() == "labeled 1 of 6"
     window.undo_action.trigger()
     assert window.counts_label.text() == "labeled 0 of 6"
     assert labeling.current.id == first
