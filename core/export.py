@@ -385,8 +385,9 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
     parity = {"tolerance": FP32_TOLERANCE, "max_abs_diff": max(diffs.values()),
               "per_output": diffs, "examples": len(examples), "features": len(features),
               "compared_at": "real (unpadded) positions, padded mixed-length batches"}
+    inputs = [i.name for i in session.get_inputs()]  # DistilBERT-like graphs take two
     manifest = bundle_files.write_manifest(tmp_dir, _manifest(
-        run, task, settings, parity, quantization, fp32_bytes))
+        run, task, settings, parity, quantization, fp32_bytes, inputs))
 
     report = ExportReport(
         bundle_dir=tmp_dir, model_path=model_path,
@@ -444,8 +445,8 @@ def _quantize(tmp_dir: Path, model_path: Path, task: Task, settings: TaskSetting
 
 
 def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
-              parity: dict[str, Any], quantization: dict[str, Any] | None, fp32_bytes: int
-              ) -> dict[str, Any]:
+              parity: dict[str, Any], quantization: dict[str, Any] | None, fp32_bytes: int,
+              inputs: Sequence[str]) -> dict[str, Any]:
     from annotune.core import __version__
 
     if quantization is not None:
@@ -465,7 +466,7 @@ def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": bundle_files.MODEL_NAME,
         "tokenizer": bundle_files.TOKENIZER_NAME,
-        "onnx": {"opset": OPSET, "inputs": list(MODEL_INPUTS), "outputs": list(task.output_names),
+        "onnx": {"opset": OPSET, "inputs": list(inputs), "outputs": list(task.output_names),
                  "sequence_outputs": bool(task.sequence_outputs),
                  "dynamic_axes": ["batch", "sequence"], "dtype": "int8" if quantization
                  else "float32"},

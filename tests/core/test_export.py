@@ -197,3 +197,23 @@ def test_sequence_outputs_export_with_parity_at_real_tokens(tmp_path, tiny_base_
     if task_name == "question-answering":
         # long contexts are cut into several windows; parity covered all of them
         assert report.parity_features >= report.parity_examples
+
+
+def test_models_without_token_type_ids_export_with_two_inputs(tmp_path, bundled_model_dir):
+    """DistilBERT-like models take no token_type_ids; the bundle and Predictor cope."""
+    from annotune.core.inference import Predictor
+
+    config = transformers.DistilBertConfig(vocab_size=30522, dim=32, n_layers=1, n_heads=2,
+                                           hidden_dim=37, num_labels=2)
+    model = transformers.AutoModelForSequenceClassification.from_config(config)
+    model.save_pretrained(tmp_path / "run" / "model")
+    transformers.AutoTokenizer.from_pretrained(bundled_model_dir).save_pretrained(
+        tmp_path / "run" / "model")
+    run = {"task": "text-classification", "settings": {"labels": ["a", "b"]},
+           "samples": SAMPLES[:2]}
+    (tmp_path / "run" / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    report = export_run(tmp_path / "run", tmp_path / "bundle")
+    assert report.parity_max_diff <= 1e-4
+    predictor = Predictor(report.bundle_dir)
+    assert predictor.manifest["onnx"]["inputs"] == ["input_ids", "attention_mask"]
+    assert predictor.predict_one("hello")["label"] in ("a", "b")
