@@ -16,7 +16,7 @@ import sqlite_utils
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
 from annotune.core.store import annotations as _annotations
-from annotune.core.store import migrations
+from annotune.core.store import bulk, migrations
 from annotune.core.store import queries as q
 from annotune.core.store import runs as _runs
 from annotune.core.store.records import (
@@ -26,21 +26,15 @@ from annotune.core.store.records import (
     ImportSummary,
     StoredAnnotation,
     annotation_from_row,
-    content_hash,
     dumps,
     example_from_row,
     loads,
     now,
-    search_text,
 )
 from annotune.core.store.runs import StoredPrediction
 from annotune.core.tasks import TaskSettings
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-INSERT_EXAMPLE = """
-INSERT OR IGNORE INTO examples (fields, text, split, source, line, hash, meta, source_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-"""
 
 
 def _connect(path: Path) -> sqlite_utils.Database:
@@ -166,30 +160,7 @@ class Project:
         Examples whose task fields equal an existing one (content hash) are not added; they
         are counted in ``duplicates`` with their line in ``duplicate_lines``.
         """
-        summary = ImportSummary()
-        conn = self.db.conn
-        time = now()
-        with self.db.atomic():
-            for record in records:
-                fields = {str(k): str(v) for k, v in dict(record.fields).items()}
-                _check_split(record.split, f"{source or 'import'}:{record.line}")
-                cursor = conn.execute(INSERT_EXAMPLE, [
-                    dumps(fields), search_text(fields), record.split, source, record.line,
-                    content_hash(fields), dumps(record.meta or {}), record.source_id])
-                if cursor.rowcount == 0:
-                    summary.duplicates += 1
-                    summary.duplicate_lines.append(record.line)
-                    continue
-                summary.added += 1
-                if record.annotation is not None:
-                    payload = dumps(record.annotation)
-                    conn.execute(_annotations.UPSERT, [cursor.lastrowid, payload, "accepted",
-                                                       "import", time])
-                    conn.execute(_annotations.HISTORY, [
-                        cursor.lastrowid, "import", None, None, None, payload, "accepted",
-                        "import", time, None, None])
-                    summary.annotated += 1
-        return summary
+        return bulk.insert_examples(self.db, records, source)
 
     def example(self, example_id: int) -> Example:
         """Return one example; AnnotuneError when the id does not exist."""

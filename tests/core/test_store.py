@@ -222,6 +222,12 @@ def test_counts_stay_right_on_a_large_project(project):
     last_page = project.examples(status="unlabeled", offset=19_990, limit=50)
     assert [e.id for e in last_page] == [*range(19_991, 19_999), 20_000]
     assert project.next_example(after_id=19_998).id == 20_000
+    # A large import fills the search index in bulk; later small imports go through the
+    # trigger again.
+    assert [e.id for e in project.examples(search="19998")] == [19_999]
+    project.add_examples([ImportRecord({"text": "a late arrival"}, line=1)])
+    assert [e.id for e in project.examples(search="late arrival")] == [20_001]
+    assert project.count(search="text") == 20_000
 
 
 def test_next_example_in_id_order_wraps_around(project):
