@@ -258,6 +258,9 @@ class DelimitedImporter:
         if duplicates:
             raise AnnotuneError(f"the header names a column twice: {', '.join(duplicates)}",
                                 where=f"{path}:1", hint="give every column its own name")
+        if header[0].lstrip().startswith(("{", "[")):
+            raise AnnotuneError(f"the first line looks like JSON, not a {self.title} header",
+                                where=f"{path}:1", hint="import it with --format jsonl")
         other = "\t" if self.delimiter == "," else ","
         if len(header) == 1 and other in header[0]:
             raise AnnotuneError(

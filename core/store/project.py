@@ -26,10 +26,12 @@ from annotune.core.store.records import (
     ImportSummary,
     StoredAnnotation,
     annotation_from_row,
+    content_hash,
     dumps,
     example_from_row,
     loads,
     now,
+    search_text,
 )
 from annotune.core.store.runs import StoredPrediction
 from annotune.core.tasks import TaskSettings
@@ -237,6 +239,32 @@ class Project:
             if rows:
                 return example_from_row(rows[0])
         return None
+
+    def update_fields(self, example_id: int, fields: Mapping[str, str]) -> Example:
+        """Change some text fields of an example (e.g. a corrected QA question).
+
+        The content hash follows the new texts; an edit that would make the example equal to
+        another one is refused. Field edits are not part of the annotation undo history.
+        """
+        example = self.example(example_id)
+        unknown = sorted(set(fields) - set(example.fields))
+        if unknown:
+            raise AnnotuneError(f"example {example_id} has no field {', '.join(unknown)}",
+                                hint=f"its fields: {', '.join(example.fields)}")
+        merged = {**example.fields, **{k: str(v) for k, v in fields.items()}}
+        empty = [k for k, v in merged.items() if not v.strip()]
+        if empty:
+            raise AnnotuneError(f"the field '{empty[0]}' of example {example_id} would be empty",
+                                hint="give it some text")
+        digest = content_hash(merged)
+        clash = self.db.execute("SELECT id FROM examples WHERE hash = ? AND id != ?",
+                                [digest, example_id]).fetchone()
+        if clash:
+            raise AnnotuneError(f"example {clash[0]} already has exactly these texts",
+                                where=f"example {example_id}", hint="edit the other one instead")
+        self.db.execute("UPDATE examples SET fields = ?, text = ?, hash = ? WHERE id = ?",
+                        [dumps(merged), search_text(merged), digest, example_id])
+        return self.example(example_id)
 
     def set_splits(self, splits: Mapping[int, str | None]) -> None:
         """Assign splits to examples in one transaction (None clears the split)."""

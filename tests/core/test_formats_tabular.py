@@ -121,6 +121,13 @@ def test_a_tsv_given_as_csv_is_named(tmp_path, text_task):
         read("csv", path, text_task, SENTIMENT)
 
 
+def test_json_lines_given_as_csv_is_named(tmp_path, text_task):
+    path = write(tmp_path, "r.csv", '{"text": "hello", "label": "positive"}\n')
+    with pytest.raises(AnnotuneError, match="looks like JSON, not a CSV header") as caught:
+        read("csv", path, text_task, SENTIMENT)
+    assert "--format jsonl" in str(caught.value)
+
+
 def test_header_problems(tmp_path, text_task):
     with pytest.raises(AnnotuneError, match="the file is empty"):
         read("csv", write(tmp_path, "e.csv", "\n\n"), text_task, SENTIMENT)

@@ -181,6 +181,22 @@ def test_add_examples_is_all_or_nothing(project):
     reopened.close()
 
 
+def test_update_fields_keeps_hash_and_search_current(project):
+    project.add_examples(records(["a typo hre", "another text"]))
+    edited = project.update_fields(1, {"text": "a typo here"})
+    assert edited.fields == {"text": "a typo here"}
+    assert [e.id for e in project.examples(search="here")] == [1]
+    assert project.examples(search="hre") == []
+    assert project.add_examples(records(["a typo here"])).duplicates == 1
+    with pytest.raises(AnnotuneError, match="example 2 already has exactly these texts"):
+        project.update_fields(1, {"text": "another text"})
+    with pytest.raises(AnnotuneError, match="no field context"):
+        project.update_fields(1, {"context": "x"})
+    with pytest.raises(AnnotuneError, match="would be empty"):
+        project.update_fields(1, {"text": "  "})
+    assert project.example(1).fields == {"text": "a typo here"}
+
+
 def test_filters_paging_and_search(project):
     texts = [f"review number {i} about {'cats' if i % 3 == 0 else 'dogs'}" for i in range(250)]
     project.add_examples(records(texts))
