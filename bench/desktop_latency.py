@@ -117,4 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # skip interpreter teardown: PySide6 may abort while finalizing widgets created outside an
+    # event loop, which would hide the figures above behind a fatal-error message
+    os._exit(code)

@@ -230,11 +230,14 @@ class BrowserView(QWidget):
         self.counts.setObjectName("label_counts")
         self.counts.setWordWrap(True)
         layout.addWidget(self.counts)
-        self.apply()
+        # the first query waits until the tab is shown: counting a large project's labels
+        # should not slow down opening it
+        self.loaded = False
 
     def apply(self) -> None:
         """Re-run the query with the current filter and search text."""
         self._debounce.stop()
+        self.loaded = True
         try:
             self.model.set_filter(self.filter.currentData() or {}, self.search.text())
         except AnnotuneError as error:

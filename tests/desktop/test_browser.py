@@ -32,6 +32,8 @@ def _browser(qtbot, project):
     view.resize(900, 500)
     view.show()
     qtbot.waitExposed(view)
+    assert not view.loaded and view.model.fetches == 0  # nothing is read until shown
+    view.refresh()
     return view
 
 
