@@ -116,6 +116,8 @@ def hardware() -> dict[str, Any]:
         pass
     info: dict[str, Any] = {"cpu": cpu, "cpu_cores": os.cpu_count(),
                             "python": platform.python_version()}
+    if hasattr(os, "getloadavg"):  # other work on the machine skews CPU timings: say so
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
     if "torch" in sys.modules:
         import torch
         import transformers
