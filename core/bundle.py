@@ -4,7 +4,9 @@ Standard library only (no numpy, no torch): the Predictor, the CLI and the deskt
 
 A bundle is one flat folder::
 
-    model.onnx       the network (dynamic batch and sequence axes)
+    model.onnx       the network's graph (dynamic batch and sequence axes)
+    model.onnx.data  its weights, as ONNX external data: onnxruntime maps them instead of
+                     copying them out of the graph file, which halves load time
     tokenizer.json   the tokenizer, padding and truncation off
     manifest.json    what the bundle is (see ``write_manifest``) and the sha256 of every other file
 """
@@ -24,6 +26,7 @@ FORMAT_NAME = "annotune-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.onnx"
+MODEL_DATA_NAME = "model.onnx.data"  # external weights of model.onnx (ONNX's own mechanism)
 TOKENIZER_NAME = "tokenizer.json"
 REQUIRED_KEYS = ("task", "settings", "model", "tokenizer", "files")
 

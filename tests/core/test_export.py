@@ -62,13 +62,16 @@ def test_classifier_export_passes_parity_and_writes_a_bundle(exported, classifie
     assert exported.latency_ms > 0
     assert not exported.quantized and exported.int8_agreement is None
     folder = exported.bundle_dir
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.onnx",
-                                                        "tokenizer.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json", "model.onnx", "model.onnx.data", "tokenizer.json"]
+    # weights live beside the graph (memory-mapped on load), the graph file stays small
+    assert (folder / "model.onnx").stat().st_size < (folder / "model.onnx.data").stat().st_size
     # the temporary sibling folder was renamed, not left behind
     assert [p.name for p in folder.parent.iterdir()] == ["bundle"]
     assert exported.files == {p.name: p.stat().st_size for p in folder.iterdir()
                               if p.name != "manifest.json"}
-    assert exported.model_bytes == (folder / "model.onnx").stat().st_size
+    assert exported.model_bytes == sum((folder / name).stat().st_size
+                                       for name in ("model.onnx", "model.onnx.data"))
     assert "parity      max |onnx - torch|" in str(exported)
 
 
@@ -87,7 +90,8 @@ def test_manifest_describes_the_run_and_hashes_every_file(exported, classifier_r
     assert manifest["parity"]["max_abs_diff"] == exported.parity_max_diff
     assert manifest["parity"]["tolerance"] == 1e-4
     assert manifest["annotune_version"]
-    for name in ("model.onnx", "tokenizer.json"):
+    assert set(manifest["files"]) == {"model.onnx", "model.onnx.data", "tokenizer.json"}
+    for name in manifest["files"]:
         data = (folder / name).read_bytes()
         assert manifest["files"][name] == {"bytes": len(data),
                                            "sha256": hashlib.sha256(data).hexdigest()}
@@ -142,7 +146,8 @@ def test_int8_export_reports_agreement_and_shrinks_the_model(classifier_run, tmp
     assert quantization["fp32_bytes"] == report.fp32_bytes
     assert manifest["onnx"]["dtype"] == "int8"
     names = sorted(p.name for p in report.bundle_dir.iterdir())
-    assert names == ["manifest.json", "model.onnx", "tokenizer.json"]  # no scratch files kept
+    # no scratch files kept (fp32 weights, the other quantization scheme, pre-processing)
+    assert names == ["manifest.json", "model.onnx", "model.onnx.data", "tokenizer.json"]
 
 
 def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(classifier_run, tmp_path):

@@ -148,12 +148,13 @@ def test_bad_items_are_explained(classifier):
 def test_tampered_bundle_is_refused(classifier, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(classifier[1], copy)
-    data = bytearray((copy / "model.onnx").read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (copy / "model.onnx").write_bytes(bytes(data))
-    with pytest.raises(AnnotuneError, match=r"'model\.onnx' does not match its sha256"):
-        Predictor(copy)
-    shutil.copy(classifier[1] / "model.onnx", copy / "model.onnx")
+    for name in ("model.onnx.data", "model.onnx"):  # weights, then the graph
+        data = bytearray((copy / name).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (copy / name).write_bytes(bytes(data))
+        with pytest.raises(AnnotuneError, match=rf"'{name}' does not match its sha256"):
+            Predictor(copy)
+        shutil.copy(classifier[1] / name, copy / name)
     tokenizer = json.loads((copy / "tokenizer.json").read_text(encoding="utf-8"))
     tokenizer["padding"] = {"strategy": {"Fixed": 128}}  # the edit that makes texts 10x slower
     (copy / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
