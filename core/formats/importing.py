@@ -16,7 +16,7 @@ from typing import Any
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError, where
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem, serves
-from annotune.core.formats.tabular import resolve_columns
+from annotune.core.formats.tabular import SPLIT_NAMES, resolve_columns
 from annotune.core.tasks import Task, TaskSettings
 
 DEFAULT_OPTIONS = ImportOptions()
@@ -121,15 +121,26 @@ def _task_and_settings(target: Any) -> tuple[Task, TaskSettings]:
     return task, settings
 
 
+def _forced_split(options: ImportOptions) -> str | None:
+    if options.split is None:
+        return None
+    split = SPLIT_NAMES.get(options.split.strip().lower())
+    if split is None:
+        raise AnnotuneError(f"unknown split '{options.split}'",
+                            hint="use train, validation (or dev) or test")
+    return split
+
+
 def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
              options: ImportOptions) -> Iterator[ImportRecord | RowProblem]:
     """Read a file, validating annotations again (importers of other plugins included)."""
+    split = _forced_split(options)
     for item in importer.read(path, task, settings, options):
         if isinstance(item, RowProblem):
             yield item
             continue
-        if options.split is not None:
-            item.split = options.split
+        if split is not None:
+            item.split = split
         if item.annotation is not None:
             try:
                 item.annotation = task.validate(item.annotation, item.fields, settings)

@@ -116,8 +116,9 @@ def migrate(db: sqlite_utils.Database, path: object) -> int:
     Raises AnnotuneError when the file was written by a newer annotune (its schema version is
     higher than the last migration known here).
     """
-    db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, "
-               "applied_at TEXT NOT NULL)")
+    if "migrations" not in db.table_names():  # only a new file: opening must not write
+        db.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, "
+                   "applied_at TEXT NOT NULL)")
     version = current_version(db)
     if version > SCHEMA_VERSION:
         raise AnnotuneError(

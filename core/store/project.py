@@ -60,6 +60,9 @@ class Project:
         self.path = Path(path)
         self.db = db
         values = {row["key"]: row["value"] for row in db.query("SELECT * FROM project")}
+        if "task" not in values or "settings" not in values:
+            raise AnnotuneError("the project file has no task settings", where=str(path),
+                                hint="the file may be damaged; restore it from a backup")
         self.task_name: str = values["task"]
         self.settings: TaskSettings = TaskSettings.from_dict(loads(values["settings"]))
         self.base_model: str | None = loads(values.get("base_model", "null"))

@@ -102,6 +102,11 @@ def test_options_force_a_split_and_map_columns(project, tmp_path):
     [(example, annotation)] = project.labeled()
     assert (example.fields, example.split, annotation) == (
         {"text": "nice"}, "test", {"label": "positive"})
+    other = write(tmp_path, "s.txt", "plain\n")
+    import_file(project, other, options=ImportOptions(split="Dev"))
+    assert project.example(2).split == "validation"
+    with pytest.raises(AnnotuneError, match="unknown split 'holdout'"):
+        import_file(project, other, options=ImportOptions(split="holdout"))
 
 
 def test_format_choice(project, tmp_path):

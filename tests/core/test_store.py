@@ -228,6 +228,7 @@ def test_filters_paging_and_search(project):
     assert [e.id for e in found] == [43]
     with pytest.raises(AnnotuneError, match="unknown status filter"):
         project.count(status="done")
+    assert project.stats()["labels"] == {"neg": 10, "pos": 11, "extra": 2}
 
 
 def test_counts_stay_right_on_a_large_project(project):
