@@ -374,7 +374,8 @@ def predict_torch(model_dir: Path, task: Any, settings: Any, items: Sequence[Ite
         split_outputs,
     )
     tokenizer = prepare_tokenizer(Path(model_dir) / "tokenizer.json")
-    model = getattr(transformers, task.auto_model).from_pretrained(str(model_dir))
+    model = getattr(transformers, task.auto_model).from_pretrained(
+        str(model_dir), dtype=torch.float32)
     model.to(device).eval()
     examples = [fields for fields, _ in items]
     features = task.encode(tokenizer, examples, None, settings)

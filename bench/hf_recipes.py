@@ -130,7 +130,7 @@ def run_glue(task: Any, settings: Any, train: Sequence[Item], test: Sequence[Ite
     torch.manual_seed(SEED)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         base_model, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id=label_index, ignore_mismatched_sizes=True)
+        label2id=label_index, ignore_mismatched_sizes=True, dtype=torch.float32)
     logits, seconds = _train_and_predict(model, recipe, epochs, train_rows, test_rows,
                                          tokenizer, transformers.default_data_collator, use_cpu)
     chosen = np.asarray(logits).argmax(-1)
@@ -192,7 +192,7 @@ def run_ner(task: Any, settings: Any, train: Sequence[Item], test: Sequence[Item
     torch.manual_seed(SEED)
     model = transformers.AutoModelForTokenClassification.from_pretrained(
         base_model, num_labels=len(tag_list), id2label=dict(enumerate(tag_list)),
-        label2id=tag_index, ignore_mismatched_sizes=True)
+        label2id=tag_index, ignore_mismatched_sizes=True, dtype=torch.float32)
     collator = transformers.DataCollatorForTokenClassification(tokenizer)
     logits, seconds = _train_and_predict(model, recipe, epochs, train_rows, test_rows,
                                          tokenizer, collator, use_cpu)
@@ -268,7 +268,7 @@ def run_qa(task: Any, settings: Any, train: Sequence[Item], test: Sequence[Item]
             sequence_ids=[1 if s == 1 else (0 if s == 0 else None) for s in sequence_ids]))
     torch.manual_seed(SEED)
     model = transformers.AutoModelForQuestionAnswering.from_pretrained(
-        base_model, ignore_mismatched_sizes=True)
+        base_model, ignore_mismatched_sizes=True, dtype=torch.float32)
     (start_logits, end_logits), seconds = _train_and_predict(
         model, recipe, epochs, train_rows, test_rows, tokenizer,
         transformers.default_data_collator, use_cpu)

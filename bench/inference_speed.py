@@ -75,7 +75,7 @@ def make_run(folder: Path, base_model: str, samples: list[str]) -> Path:
     labels = list(SST2_LABELS)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         base_model, num_labels=2, id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)})
+        label2id={label: i for i, label in enumerate(labels)}, dtype=torch.float32)
     tokenizer = transformers.AutoTokenizer.from_pretrained(base_model)
     run = folder / "run"
     model.save_pretrained(run / "model")
@@ -125,7 +125,7 @@ class TorchPredictor:
         self.pad = pad_id(self.tokenizer)
         self.batch_size = batch_size
         self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
-            str(run_dir / "model")).eval()
+            str(run_dir / "model"), dtype=torch.float32).eval()
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
         from annotune.core.features import collate, length_sorted_batches, split_outputs

@@ -151,7 +151,6 @@ def run_hf(variant: str, args: argparse.Namespace, model_dir: str, train: list[A
     """Train with the Trainer the way run_glue does; return throughput figures."""
     import torch
     import transformers
-
     from hf_recipes import make_trainer, training_arguments
     bf16, pad_to_max, grouped = HF_VARIANTS[variant]
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
@@ -163,7 +162,8 @@ def run_hf(variant: str, args: argparse.Namespace, model_dir: str, train: list[A
     rows = [{**{k: enc[k][i] for k in enc.keys()}, "label": labels[i]} for i in range(len(train))]
     collator = (transformers.default_data_collator if pad_to_max
                 else transformers.DataCollatorWithPadding(tokenizer))
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(
+        model_dir, dtype=torch.float32)
     marks: dict[str, float] = {}
 
     class Clock(transformers.TrainerCallback):
@@ -196,7 +196,6 @@ def run_annotune(args: argparse.Namespace, model_dir: str, train: list[Any],
                  validation: list[Any], cuda: bool) -> dict[str, Any]:
     """Train with annotune's loop at its device defaults; return throughput figures."""
     import torch
-
     from annotune.core.plugins import registry
     from annotune.core.training.config import TrainConfig
     from annotune.core.training.loop import train as annotune_train
