@@ -121,7 +121,8 @@ def _run_training(project_path: Path, config) -> dict:
     """Run the training job in its child process, drawing progress; return the final event."""
     from annotune.core.training.job import TrainingProcess
 
-    process = TrainingProcess.start(project_path, config)
+    process = TrainingProcess()
+    process.start(project_path, config)
     bar = ProgressBar()
     final: dict = {"event": "failed", "error": "the training process ended without a result"}
     try:
