@@ -21,11 +21,12 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+
 from annotune.core.formats.base import ImportRecord  # noqa: E402
 from annotune.core.store import Project  # noqa: E402
 from annotune.core.tasks import TaskSettings  # noqa: E402
-from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 SIZE = (1120, 720)
 
@@ -142,6 +143,7 @@ def shoot(out: Path, train: bool) -> None:
     spans.apply_label("ORG")
     spans.text_view.select(41, 48)
     grab(window, out / "editor-ner.png")
+    spans.accept()  # saved, so switching projects asks nothing
 
     window.open_project(paths["qa"])
     answers = window.views["label"].editor

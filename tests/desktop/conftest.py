@@ -9,6 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
 from annotune.core.formats.base import ImportRecord  # noqa: E402
 from annotune.core.store import Project  # noqa: E402
 from annotune.core.tasks import TaskSettings  # noqa: E402

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.plugins import PluginFailure, registry
 from annotune.desktop.app import show_plugin_failures
@@ -13,8 +16,6 @@ from annotune.desktop.plugins import build_editor_registry
 from annotune.desktop.recent import recent_projects
 from annotune.desktop.start_screen import NewProjectDialog
 from annotune.desktop.testing import show_active
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
 
 
 def _window(qtbot):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
+
 from annotune.core.plugins import registry
 from annotune.desktop.browser import PAGE_SIZE, BrowserView
-from PySide6.QtCore import Qt
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+
 from annotune.core.plugins import registry
 from annotune.desktop.import_dialog import ImportDialog
-from PySide6.QtCore import Qt
 
 
 def _dialog(qtbot, project, path):

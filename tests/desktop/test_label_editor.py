@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+
 from annotune.core.plugins import registry
 from annotune.desktop.editors.label_editor import LabelEditor
 from annotune.desktop.labeling import LabelingView
 from annotune.desktop.testing import show_active
-from PySide6.QtCore import Qt
 
 
 def _view(qtbot, project):

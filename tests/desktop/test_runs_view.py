@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from PySide6.QtWidgets import QTableWidget, QTableWidgetSelectionRange
+
 from annotune.core.plugins import registry
 from annotune.desktop.runs_view import RunsView
-from PySide6.QtWidgets import QTableWidget, QTableWidgetSelectionRange
 
 
 def _classification_metrics(f1: float) -> dict:

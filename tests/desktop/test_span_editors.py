@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+
 from annotune.core.plugins import registry
 from annotune.desktop.editors.answers_editor import AnswersEditor
 from annotune.desktop.editors.spans_editor import SpansEditor
 from annotune.desktop.editors.textspans import snap_to_words
 from annotune.desktop.labeling import LabelingView
 from annotune.desktop.testing import show_active
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QTextCursor
 
 SENTENCE = "Ada Lovelace met Charles Babbage in London."
 

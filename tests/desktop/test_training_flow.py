@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
+
 from annotune.core.formats.base import ImportRecord
 from annotune.core.plugins import registry
 from annotune.desktop.editors.label_editor import LabelEditor
@@ -10,7 +12,6 @@ from annotune.desktop.export_dialog import ExportDialog
 from annotune.desktop.labeling import LabelingView
 from annotune.desktop.train_panel import TrainPanel, format_eta
 from annotune.desktop.tryit import TryItPanel
-from PySide6.QtCore import Qt
 
 GOOD = ("lovely", "great", "superb", "wonderful", "excellent")
 BAD = ("awful", "broken", "terrible", "useless", "horrible")
@@ -91,3 +92,24 @@ def test_train_export_try_and_preannotate(qtbot, labeled_project, tiny_base_mode
     view.editor.accept()  # Enter accepts the suggestion
     stored = project.annotation(view.history[0])
     assert stored.payload["label"] in ("neg", "pos")
+
+
+def test_stop_cancels_the_run_without_blocking(qtbot, labeled_project, tiny_base_model):
+    project = labeled_project
+    panel = TrainPanel(project, registry().task(project.task_name))
+    qtbot.addWidget(panel)
+    panel.set_base_model(str(tiny_base_model))
+    panel.epochs.setValue(500)
+    panel.batch_size.setValue(4)
+    progress, ended = [], []
+    panel.runEnded.connect(ended.append)
+    panel.train()
+    panel.watcher.progress.connect(progress.append)
+    qtbot.waitUntil(lambda: bool(progress) or bool(ended), timeout=120_000)
+    assert not ended, ended
+    qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    assert panel.status.text() == "Stopping…"  # the click returned at once
+    qtbot.waitUntil(lambda: bool(ended), timeout=60_000)
+    assert ended[0]["event"] == "cancelled"
+    assert project.runs()[-1]["status"] == "cancelled"
+    assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
