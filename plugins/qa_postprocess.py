@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from annotune.core.features import softmax
 from annotune.core.tasks import Feature, Prediction
 

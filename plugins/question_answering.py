@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import (

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from annotune.core.tasks import Feature
 from annotune.plugins.qa_postprocess import (
     decode_answers,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
 from annotune.core.plugins import build_registry
