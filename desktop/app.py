@@ -8,10 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from annotune.core import __version__
-from annotune.desktop.crash import CrashHandler, setup_logging
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from annotune.core import __version__
+from annotune.desktop.crash import CrashHandler, setup_logging
 
 log = logging.getLogger("annotune.desktop")
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from annotune.core.errors import AnnotuneError
-from annotune.desktop.labeling import _payload, _status
-from annotune.desktop.summaries import disagrees, summarize
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -27,6 +24,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from annotune.core.errors import AnnotuneError
+from annotune.desktop.labeling import _payload, _status
+from annotune.desktop.summaries import disagrees, summarize
 
 NO_PARENT = QModelIndex()
 PAGE_SIZE = 200

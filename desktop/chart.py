@@ -32,9 +32,12 @@ def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
 class LineChart(QWidget):
     """Plot named series of (x, y) points; colours and text follow the system palette."""
 
-    def __init__(self, title: str = "", x_label: str = "", parent: QWidget | None = None):
+    def __init__(self, title: str = "", x_label: str = "", parent: QWidget | None = None,
+                 unit_range: bool = False):
         super().__init__(parent)
         self.title = title
+        # scores in [0, 1] are drawn on the whole [0, 1] axis, so 0.91 does not look like 0
+        self.unit_range = unit_range
         self.x_label = x_label
         self.series: dict[str, list[tuple[float, float]]] = {}
         self.setMinimumSize(240, 160)
@@ -81,7 +84,12 @@ class LineChart(QWidget):
         x_low, x_high = min(xs), max(xs)
         if x_high == x_low:
             x_high = x_low + 1
-        y_ticks = nice_ticks(min(ys), max(ys))
+        low, high = min(ys), max(ys)
+        if self.unit_range and low >= 0 and high <= 1:
+            low, high = 0.0, 1.0
+        elif high == low:
+            low, high = low - max(abs(low), 1.0) * 0.5, high + max(abs(high), 1.0) * 0.5
+        y_ticks = nice_ticks(low, high)
         y_low, y_high = y_ticks[0], y_ticks[-1]
         if y_high == y_low:
             y_high = y_low + 1

@@ -9,9 +9,10 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-from annotune.core.errors import AnnotuneError
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from annotune.core.errors import AnnotuneError
 
 log = logging.getLogger("annotune.desktop")
 

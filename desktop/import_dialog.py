@@ -5,10 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from annotune.core.errors import AnnotuneError
-from annotune.core.formats.base import ImportOptions, serves
-from annotune.core.formats.importing import describe, import_file, preview_file
-from annotune.core.plugins import registry
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,6 +24,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from annotune.core.errors import AnnotuneError
+from annotune.core.formats.base import ImportOptions, serves
+from annotune.core.formats.importing import describe, import_file, preview_file
+from annotune.core.plugins import registry
 
 AUTOMATIC = "(automatic)"
 NOT_USED = "(not used)"

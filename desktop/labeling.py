@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotune.core.errors import AnnotuneError
-from annotune.desktop.editors.base import Editor
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -17,6 +15,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from annotune.core.errors import AnnotuneError
+from annotune.desktop.editors.base import Editor
 
 
 def _payload(stored: Any) -> dict[str, Any] | None:

@@ -6,10 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from annotune.core.errors import AnnotuneError
-from annotune.desktop.crash import show_error
-from annotune.desktop.recent import remember_project
-from annotune.desktop.start_screen import NewProjectDialog, StartScreen
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -21,6 +17,11 @@ from PySide6.QtWidgets import (
     QTabWidget,
     QWidget,
 )
+
+from annotune.core.errors import AnnotuneError
+from annotune.desktop.crash import show_error
+from annotune.desktop.recent import remember_project
+from annotune.desktop.start_screen import NewProjectDialog, StartScreen
 
 log = logging.getLogger("annotune.desktop")
 

@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 import pluggy
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.plugins import PluginFailure
 from annotune.desktop import hookspecs

@@ -5,15 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from annotune.desktop.base_models import describe_choice
-from annotune.desktop.metrics_tables import (
-    confusion_table,
-    fill_key_values,
-    format_value,
-    per_class,
-    per_class_table,
-    scalar_metrics,
-)
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -26,6 +17,16 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
+)
+
+from annotune.desktop.base_models import describe_choice
+from annotune.desktop.metrics_tables import (
+    confusion_table,
+    fill_key_values,
+    format_value,
+    per_class,
+    per_class_table,
+    scalar_metrics,
 )
 
 RUN_COLUMNS = ("Run", "Status", "Started", "Base model", "Epochs", "LR", "Batch", "Main metric",

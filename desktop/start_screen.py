@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from annotune.core.errors import AnnotuneError
-from annotune.core.tasks import TaskSettings
-from annotune.desktop.recent import recent_projects
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -25,6 +22,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from annotune.core.errors import AnnotuneError
+from annotune.core.tasks import TaskSettings
+from annotune.desktop.recent import recent_projects
 
 BUNDLED_MODEL_TEXT = "bundled all-MiniLM-L6-v2"
 PROJECT_SUFFIX = ".annotune"

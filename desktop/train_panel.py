@@ -7,13 +7,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from annotune.core.errors import AnnotuneError
-from annotune.core.training.config import DEVICES, PRECISIONS, TrainConfig
-from annotune.desktop.base_models import BUNDLED_TITLE, cached_models
-from annotune.desktop.chart import LineChart
-from annotune.desktop.crash import show_error
-from annotune.desktop.job_events import TrainingWatcher
-from annotune.desktop.worker import run_in_background
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,6 +25,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from annotune.core.errors import AnnotuneError
+from annotune.core.training.config import DEVICES, PRECISIONS, TrainConfig
+from annotune.desktop.base_models import BUNDLED_TITLE, cached_models
+from annotune.desktop.chart import LineChart
+from annotune.desktop.crash import show_error
+from annotune.desktop.job_events import TrainingWatcher
+from annotune.desktop.worker import run_in_background
 
 log = logging.getLogger("annotune.desktop")
 
@@ -138,7 +139,7 @@ class TrainPanel(QWidget):
         layout.addWidget(self.status)
         charts = QGridLayout()
         self.loss_chart = LineChart("Training loss", "step")
-        self.metric_chart = LineChart("Validation metrics", "epoch")
+        self.metric_chart = LineChart("Validation metrics", "epoch", unit_range=True)
         charts.addWidget(self.loss_chart, 0, 0)
         charts.addWidget(self.metric_chart, 0, 1)
         layout.addLayout(charts, 1)
@@ -291,7 +292,14 @@ class TrainPanel(QWidget):
             self.watcher.stop()
 
     def _started(self, event: dict) -> None:
-        self.status.setText(f"Training run {event.get('run_id')} on {event.get('device')}")
+        device = event.get("device")
+        if isinstance(device, dict):
+            device = f"{device.get('device')} ({device.get('name')}, {device.get('precision')})"
+        counts = ""
+        if event.get("train_examples") is not None:
+            counts = (f" · {event['train_examples']} training and "
+                      f"{event.get('validation_examples', 0)} validation examples")
+        self.status.setText(f"Training run {event.get('run_id')} on {device}{counts}")
 
     def _progress(self, event: dict) -> None:
         total = int(event.get("total_steps") or 0)

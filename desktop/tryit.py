@@ -5,10 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from annotune.core.errors import AnnotuneError
-from annotune.desktop.editors.base import field_title
-from annotune.desktop.editors.textspans import SpanText, entity_colour
-from annotune.desktop.worker import run_in_background
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
@@ -25,6 +21,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from annotune.core.errors import AnnotuneError
+from annotune.desktop.editors.base import field_title
+from annotune.desktop.editors.textspans import SpanText, entity_colour
+from annotune.desktop.worker import run_in_background
 
 
 def find_bundles(runs_dir: Path) -> list[Path]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from annotune.core.tasks import TaskSettings
-from annotune.desktop.editors.base import Editor, field_title
-from annotune.desktop.editors.textspans import SpanText, entity_colour, snap_to_words
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from annotune.core.tasks import TaskSettings
+from annotune.desktop.editors.base import Editor, field_title
+from annotune.desktop.editors.textspans import SpanText, entity_colour, snap_to_words
 
 ANSWER_COLOUR = entity_colour(2, alpha=120)
 SUGGESTION_COLOUR = QColor(entity_colour(0, alpha=80))

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from annotune.core.tasks import TaskSettings
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QWidget
+
+from annotune.core.tasks import TaskSettings
 
 MAX_LABEL_KEYS = 9
 

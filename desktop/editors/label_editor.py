@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from annotune.core.tasks import TaskSettings
-from annotune.desktop.editors.base import MAX_LABEL_KEYS, Editor, big_text_label, field_title
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFrame,
@@ -17,6 +15,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from annotune.core.tasks import TaskSettings
+from annotune.desktop.editors.base import MAX_LABEL_KEYS, Editor, big_text_label, field_title
 
 
 class LabelEditor(Editor):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
 from annotune.core.tasks import TaskSettings
 from annotune.desktop.editors.base import MAX_LABEL_KEYS, Editor
 from annotune.desktop.editors.textspans import SpanText, entity_colour, snap_to_words
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 
 class SpansEditor(Editor):
