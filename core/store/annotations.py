@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlite_utils
+
 from annotune.core.store.records import (
     StoredAnnotation,
     annotation_from_row,

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlite_utils
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.store.annotations import HISTORY, UPSERT
 from annotune.core.store.records import (

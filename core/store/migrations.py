@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlite_utils
+
 from annotune.core.errors import AnnotuneError
 
 SCHEMA_1 = """

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
 from annotune.core.store import annotations as _annotations

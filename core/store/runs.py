@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.store.records import RUN_STATUSES, dumps, loads, now
 

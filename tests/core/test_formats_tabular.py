@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats import tabular
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportOptions
 from annotune.core.formats.importing import export_data, import_file, preview_file

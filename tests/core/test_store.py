@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any, ClassVar
 
 import pytest
+
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportRecord

@@ -10,6 +10,7 @@ import textwrap
 from typing import Any
 
 import pytest
+
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportRecord
