@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from annotune.core import bundle as bundle_files
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError

@@ -36,7 +36,10 @@ def max_abs_diff(reference: Sequence[Mapping[str, np.ndarray]],
             if a.shape != b.shape:
                 raise ValueError(f"output '{name}' has shape {b.shape}, expected {a.shape}")
             if a.size:
-                worst = max(worst, float(np.max(np.abs(a - b))))
+                diff = float(np.max(np.abs(a - b)))
+                worst = diff if np.isnan(diff) else max(worst, diff)
+                if np.isnan(worst):
+                    break  # NaN anywhere is the verdict: keep it, max() would drop it
         diffs[name] = worst
     return diffs
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from annotune.core import bundle
 from annotune.core.errors import AnnotuneError
 

@@ -7,13 +7,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import transformers
+from tokenizers import Tokenizer
+
 from annotune.core import export
 from annotune.core.bundle import verify_bundle
 from annotune.core.errors import AnnotuneError
 from annotune.core.export import export_run
 from annotune.core.plugins import registry
 from annotune.core.tasks import TaskSettings
-from tokenizers import Tokenizer
 
 SAMPLES = [
     {"text": "A short one."},
@@ -117,14 +118,16 @@ def test_exported_graph_takes_any_batch_and_length(exported, batch, length):
     assert np.isfinite(logits).all()
 
 
-def test_broken_parity_fails_loudly_and_writes_nothing(classifier_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("change", "figure"), [(1e-3, r"0\.001"), (float("nan"), "nan")])
+def test_broken_parity_fails_loudly_and_writes_nothing(classifier_run, tmp_path, monkeypatch,
+                                                       change, figure):
     real = export.onnx_outputs
 
     def perturbed(session, batch, names):
-        return {name: value + 1e-3 for name, value in real(session, batch, names).items()}
+        return {name: value + change for name, value in real(session, batch, names).items()}
 
     monkeypatch.setattr(export, "onnx_outputs", perturbed)
-    with pytest.raises(AnnotuneError, match=r"parity check failed.*up to 0\.001") as error:
+    with pytest.raises(AnnotuneError, match=rf"parity check failed.*up to {figure}") as error:
         export_run(classifier_run, tmp_path / "bundle")
     assert "tolerance 0.0001" in str(error.value) and "logits" in str(error.value)
     assert list(tmp_path.iterdir()) == []  # no bundle, no temporary folder
@@ -132,7 +135,10 @@ def test_broken_parity_fails_loudly_and_writes_nothing(classifier_run, tmp_path,
 
 def test_int8_export_reports_agreement_and_shrinks_the_model(classifier_run, tmp_path,
                                                              exported):
-    report = export_run(classifier_run, tmp_path / "int8", quantize=True)
+    stages = []
+    report = export_run(classifier_run, tmp_path / "int8", quantize=True,
+                        progress=stages.append)
+    assert stages[0] == "loading the model" and "quantizing to int8" in stages
     assert report.quantized
     assert 0.0 <= report.int8_agreement <= 1.0
     assert 0.0 <= report.int8_argmax_agreement <= 1.0

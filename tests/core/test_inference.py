@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 import transformers
+
 from annotune.core import inference
 from annotune.core.errors import AnnotuneError
 from annotune.core.export import export_run
