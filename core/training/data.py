@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.tasks import Task
 

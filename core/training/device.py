@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.training.config import TrainConfig
 

@@ -73,6 +73,7 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
     Emits the same events as the job; returns the loop's TrainResult. Errors are recorded on
     the run, emitted as a failed event and raised again.
     """
+    from annotune.core.training.data import split_validation
     from annotune.core.training.device import describe_device, device_label
     from annotune.core.training.loop import train
 
@@ -90,6 +91,9 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
             raise AnnotuneError("the project has no labeled examples to train on",
                                 where=str(project.path),
                                 hint="label examples (or import labeled data) first")
+        if not validation_items:  # split here, so "started" reports the real sizes
+            train_items, validation_items = split_validation(
+                train_items, task, config.validation_fraction, config.seed)
         device = describe_device(config)
         run_id = project.create_run(config.to_dict(), device_label(device))
         run_dir = project.runs_dir / str(run_id)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import collate, length_sorted_batches, pad_id, split_outputs
 from annotune.core.tasks import Feature, Task, TaskSettings
@@ -131,7 +132,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    forward = _maybe_compile(model, config, device, total_steps)
+    forward = _maybe_compile(model, config)
 
     def run_model(inputs: Mapping[str, torch.Tensor]) -> Any:
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
@@ -266,16 +267,15 @@ def predict(model: torch.nn.Module, task: Task, features: Sequence[Feature], pad
     return per_feature
 
 
-def _maybe_compile(model: torch.nn.Module, config: TrainConfig, device: torch.device,
-                   total_steps: int) -> Callable[..., Any]:
-    """Return a compiled forward when asked; "auto" compiles only long CUDA runs.
+def _maybe_compile(model: torch.nn.Module, config: TrainConfig) -> Callable[..., Any]:
+    """Return a compiled forward when asked for explicitly; "auto" does not compile.
 
-    Compiling costs tens of seconds, which pays off only over thousands of steps.
+    Measured on an H100 (all-MiniLM-L6-v2, batch 16, bf16): compiling took about 90 s and
+    gave no faster steps, because a step of a model this small is bound by Python and kernel
+    launches, and length-bucketed batches change shape every step. Bigger base models may
+    gain; they can ask for compile=True.
     """
-    wanted = config.compile
-    if wanted == "auto":
-        wanted = device.type == "cuda" and total_steps >= 2000
-    if not wanted:
+    if config.compile is not True:
         return model
     return torch.compile(model, dynamic=True)
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import torch
 import transformers
+from tokenizers import Tokenizer
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import prepare_tokenizer
 from annotune.core.tasks import Task, TaskSettings
-from tokenizers import Tokenizer
 
 BUNDLED_NAME = "all-MiniLM-L6-v2"
 

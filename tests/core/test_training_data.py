@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.data import (

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportRecord
 from annotune.core.store import Project
@@ -79,7 +80,8 @@ def test_job_trains_and_records_the_run(project_path):
     assert progress[-1]["step"] == progress[-1]["total_steps"] == 2 * 5  # 36 train / 8 per step
 
     started, finished = events[0], events[-1]
-    assert started["device"]["device"] == "cpu" and started["train_examples"] == 40
+    assert started["device"]["device"] == "cpu"
+    assert (started["train_examples"], started["validation_examples"]) == (36, 4)
     run_id = started["run_id"]
     assert finished["run_id"] == run_id and "f1" in finished["metrics"]
     artifact = Path(finished["artifact_dir"])

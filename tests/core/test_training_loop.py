@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.tasks import TaskSettings
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.loop import train
 from annotune.core.training.model import load_model, resolve_base_model
 from annotune.plugins.text_classification import TextClassificationTask
-from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
 
 SETTINGS = TaskSettings(labels=("neg", "pos"), max_length=32)
 POSITIVE = ("good", "great", "excellent", "wonderful")
