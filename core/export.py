@@ -112,6 +112,13 @@ def _mib(size: int | None) -> str:
 
 # -- reading the run -------------------------------------------------------------------------
 
+def run_folder(path: Path) -> Path:
+    """Return the run folder for a run folder or its model/ checkpoint (what runs record)."""
+    if not (path / "run.json").is_file() and (path.parent / "run.json").is_file():
+        return path.parent
+    return path
+
+
 def read_run(run_dir: Path) -> dict[str, Any]:
     """Load run.json and check the checkpoint folder beside it."""
     path = run_dir / "run.json"
@@ -353,7 +360,7 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     a short description of each stage as it starts (for a status line).
     """
     started = time.perf_counter()
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run_dir, out_dir = run_folder(Path(run_dir)), Path(out_dir)
     run = read_run(run_dir)
     _check_target(out_dir)
     task = plugins.registry().task(run["task"])
