@@ -13,7 +13,7 @@ from typing import Any
 
 from annotune.core.errors import AnnotuneError
 
-PAGE = 512  # examples read, predicted and saved together
+PAGE = 1024  # examples read, predicted and saved together (fewer deep OFFSET queries)
 
 Progress = Callable[[int, int], Any]
 
