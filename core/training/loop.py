@@ -120,10 +120,11 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = round(total_steps * config.warmup_ratio)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for p in trainable if p.ndim >= 2], "weight_decay": config.weight_decay},
-         {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}],
-        lr=config.learning_rate, fused=device.type == "cuda")
+    groups = [{"params": [p for p in trainable if p.ndim >= 2],
+               "weight_decay": config.weight_decay},
+              {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate,
+                                  fused=device.type == "cuda")
 
     def rate(step: int) -> float:
         if step < warmup_steps:
@@ -224,6 +225,11 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                 break
     except Cancelled:
         status = "cancelled"
+    except torch.cuda.OutOfMemoryError as error:
+        raise AnnotuneError(
+            f"the GPU ran out of memory at batch size {config.micro_batch_size} and max length "
+            f"{settings.max_length}", hint="raise gradient_accumulation (same results, less "
+            "memory), or lower eval_batch_size or max_length") from error
 
     # -- record the run beside the checkpoint
     duration = round(time.perf_counter() - started, 2)

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.plugins import registry
 from annotune.core.tasks import TaskSettings
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.loop import train
@@ -260,3 +261,55 @@ def test_too_few_examples_is_a_clear_error(tmp_path, tiny_base_model):
     with pytest.raises(AnnotuneError, match="at least 2 labeled examples"):
         train(TextClassificationTask(), SETTINGS, fast(tiny_base_model), [make_items(1, 0)[0]],
               [], tmp_path)
+
+
+def sentences(n: int) -> list[tuple[str, int, int]]:
+    """Return texts naming a city at a varied place, with the city's character span."""
+    rng = random.Random(5)
+    out = []
+    for i in range(n):
+        before = " ".join(rng.choice(FILLER) for _ in range(rng.randint(1, 6)))
+        city = rng.choice(("Paris", "Lima", "Oslo", "Cairo"))
+        text = f"{before} in {city} {i}"
+        start = len(before) + 4
+        out.append((text, start, start + len(city)))
+    return out
+
+
+def task_items(name: str) -> tuple[TaskSettings, list]:
+    if name == "pair-classification":
+        items = [({"text": f["text"], "text_pair": "is it good"}, a) for f, a in make_items(24, 3)]
+        return SETTINGS, items
+    if name == "token-classification":
+        return (TaskSettings(labels=("LOC",), max_length=32),
+                [({"text": t}, {"spans": [{"start": s, "end": e, "label": "LOC"}]})
+                 for t, s, e in sentences(24)])
+    if name == "question-answering":
+        return (TaskSettings(max_length=64, stride=16),
+                [({"context": t, "question": "where"}, {"answers": [{"start": s,
+                                                                     "text": t[s:e]}]})
+                 for t, s, e in sentences(24)])
+    return SETTINGS, make_items(24, 3)
+
+
+@pytest.mark.parametrize("name", ["text-classification", "pair-classification",
+                                  "token-classification", "question-answering"])
+def test_every_builtin_task_trains_through_the_loop(tmp_path, tiny_base_model, name):
+    task = registry().task(name)
+    settings, items = task_items(name)
+    result = train(task, settings, fast(tiny_base_model, epochs=1), items[:18], items[18:],
+                   tmp_path)
+    assert result.status == "finished" and task.main_metric in result.metrics
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["task"] == name and (tmp_path / "model" / "config.json").is_file()
+
+
+def test_multi_label_thresholds_are_tuned_on_validation(tmp_path, tiny_base_model):
+    settings = TaskSettings(labels=("neg", "pos", "long"), multi_label=True, max_length=32)
+    items = [(f, {"labels": [a["label"]] + (["long"] if len(f["text"]) > 40 else [])})
+             for f, a in make_items(40, 4)]
+    result = train(TextClassificationTask(), settings, fast(tiny_base_model, epochs=1),
+                   items[:30], items[30:], tmp_path)
+    thresholds = json.loads((tmp_path / "run.json").read_text())["settings"]["thresholds"]
+    assert len(thresholds) == 3 and all(0 < t < 1 for t in thresholds)
+    assert result.settings.thresholds == tuple(thresholds)
