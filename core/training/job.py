@@ -276,6 +276,8 @@ class TrainingProcess:
                                        f"{code}): {self._log_tail()}"}
                 self._record_end("failed", self.ended["error"])
             yield self.ended
+        elif self.ended.get("event") == "finished" and self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)  # nothing went wrong: no log to keep
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the job to stop after its current step; kill it if it has not after ``timeout``."""

@@ -68,6 +68,7 @@ def test_job_trains_and_records_the_run(project_path):
     process.start(project_path, CONFIG, env=ONE_THREAD)
     events = list(process.events())
     assert process.wait() == job.EXIT_FINISHED
+    assert not process.log_path.exists()  # a clean run leaves no stderr log behind
 
     kinds = [e["event"] for e in events]
     assert kinds[0] == "started" and kinds[-1] == "finished", kinds
@@ -123,6 +124,20 @@ def test_a_job_that_dies_without_a_word_is_reported_failed(project_path, tmp_pat
     events = list(process.events())
     assert [e["event"] for e in events] == ["failed"]
     assert "exit code 139" in events[0]["error"] and "segmentation fault" in events[0]["error"]
+
+
+def test_a_job_that_ignores_stop_is_killed(project_path, tmp_path):
+    stubborn = tmp_path / "python"
+    stubborn.write_text("#!/bin/sh\ntrap '' INT TERM\necho '{\"event\": \"started\"}'\n"
+                        "sleep 60\n")
+    stubborn.chmod(0o755)
+    process = TrainingProcess(python=str(stubborn))
+    process.start(project_path, CONFIG)
+    events = process.events()
+    assert next(events)["event"] == "started"
+    process.stop(timeout=1)
+    assert not process.running
+    assert list(events) == [{"event": "cancelled", "run_id": None, "forced": True}]
 
 
 def test_examples_split_decides_train_and_validation(project_path):
