@@ -152,7 +152,8 @@ class RunsView(QWidget):
         summary.setObjectName("run_summary")
         summary.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         fill_key_values(summary, [(k, [v]) for k, v in scalars.items()]
-                        + [(k, [config.get(k)]) for k in SETTINGS_SHOWN if k in config],
+                        + [(k, [describe_choice(config.get(k)) if k == "base_model"
+                                else config.get(k)]) for k in SETTINGS_SHOWN if k in config],
                         ["value"])
         left.addWidget(summary)
         row.addLayout(left, 1)
