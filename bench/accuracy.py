@@ -27,6 +27,7 @@ from common import (
     add_common_arguments,
     hardware,
     load_bench_data,
+    model_name,
     pick_device,
     predict_torch,
     print_json_line,
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     info = hardware()
     device_name = info.get("gpu") if device.type == "cuda" else info["cpu"]
     print_table(f"{args.task}: held-out scores ({len(data.test)} examples), "
-                f"model {Path(base_model).name}, device {device.type} ({device_name})",
+                f"model {model_name(base_model)}, device {device.type} ({device_name})",
                 ["side", *shown, "train examples", "epochs", "train s"], table)
     print_json_line("accuracy", {"task": args.task, "base_model": base_model,
                                  "train_pool": len(data.train), "held_out": len(data.test),

@@ -70,6 +70,13 @@ def resolve_base_model(value: str | None) -> str:
     return str(Path(folder).resolve())
 
 
+def model_name(folder: str) -> str:
+    """Name a base model folder for tables: the bundled model by name, others by folder."""
+    if folder == str(Path(default_base_model() or "-").resolve()):
+        return "all-MiniLM-L6-v2 (bundled)"
+    return Path(folder).name
+
+
 def check_data_dir(data_dir: Path, name: str) -> Path:
     folder = Path(data_dir) / name
     if not folder.is_dir():
@@ -366,6 +373,7 @@ def predict_torch(model_dir: Path, task: Any, settings: Any, items: Sequence[Ite
     import numpy as np
     import torch
     import transformers
+
     from annotune.core.features import (
         collate,
         length_sorted_batches,

@@ -70,6 +70,7 @@ def make_run(folder: Path, base_model: str, samples: list[str]) -> Path:
     """Save the base model with a new two-label head as a run folder annotune can export."""
     import torch
     import transformers
+
     from annotune.core.tasks import TaskSettings
     torch.manual_seed(0)
     labels = list(SST2_LABELS)
@@ -114,6 +115,7 @@ class TorchPredictor:
     def __init__(self, run_dir: Path, batch_size: int = 32):
         import torch
         import transformers
+
         from annotune.core.features import pad_id, prepare_tokenizer
         from annotune.core.plugins import registry
         from annotune.core.tasks import TaskSettings

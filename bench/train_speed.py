@@ -79,8 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def sentences(args: argparse.Namespace, cuda: bool) -> tuple[list[Any], list[Any], list[str]]:
     """Return training and validation items from SST-2 (pairs of 128 tokens with --pairs)."""
-    from annotune.core.plugins import registry
     from common import default_settings
+
+    from annotune.core.plugins import registry
     folder = check_data_dir(args.data_dir, "sst2")
     name = "pair-classification" if args.pairs else "text-classification"
     task = registry().task(name)
@@ -196,10 +197,11 @@ def run_annotune(args: argparse.Namespace, model_dir: str, train: list[Any],
                  validation: list[Any], cuda: bool) -> dict[str, Any]:
     """Train with annotune's loop at its device defaults; return throughput figures."""
     import torch
+    from common import default_settings
+
     from annotune.core.plugins import registry
     from annotune.core.training.config import TrainConfig
     from annotune.core.training.loop import train as annotune_train
-    from common import default_settings
     task = registry().task("pair-classification" if args.pairs else "text-classification")
     settings = default_settings(task, SST2_LABELS).with_(max_length=MAX_LENGTH)
     config = TrainConfig(base_model=model_dir, batch_size=args.batch_size,
