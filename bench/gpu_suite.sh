@@ -14,7 +14,8 @@
 #                     10 with early stopping; capped at the HF recipe's 3 to fit the budget)
 #   accuracy_rte, accuracy_conll2003, accuracy_squad   each recipe's own defaults, if time remains
 #
-# GPU_SUITE_QUICK=1 runs every step on a small subset (a smoke test of the suite itself).
+# GPU_SUITE_QUICK=1 runs every step on a small subset (a smoke test of the suite itself);
+# GPU_SUITE_STEPS=name,name runs only the named steps.
 set -u
 
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ DATA_DIR=${DATA_DIR:-.gpu-carry/datasets}
 BASE_MODEL=${BASE_MODEL:-.gpu-carry/minilm}
 BUDGET=${GPU_SUITE_BUDGET_S:-480}
 QUICK=${GPU_SUITE_QUICK:-0}
+STEPS=${GPU_SUITE_STEPS:-}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
@@ -64,6 +66,9 @@ fi
 step() {
     local name=$1 usual=$2
     shift 2
+    if [ -n "$STEPS" ] && [[ ",$STEPS," != *",$name,"* ]]; then
+        return
+    fi
     local left=$((BUDGET - ($(date +%s) - START)))
     if [ "$QUICK" != 1 ] && [ "$left" -lt "$usual" ]; then
         echo "== $name skipped: ${left}s of the budget left, it usually takes ${usual}s" \
