@@ -238,3 +238,24 @@ def test_metrics_and_prediction_score(task):
     assert v2["f1"] == 100.0 and v2["NoAns_total"] == 1
     assert task.prediction_score(predictions[1]) == 0.2
     assert task.stratify_key({"answers": []}) != task.stratify_key(annotations[0])
+
+
+def test_pair_templates_of_other_tokenizers_are_followed(task, tokenizer):
+    from tokenizers import Tokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    # a RoBERTa-style template: two separators between the texts, one token type
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    roberta_like = Tokenizer.from_str(tokenizer.to_str())
+    roberta_like.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] [SEP] $B:0 [SEP]",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    example = {"context": long_context(100), "question": "which place?"}
+    features = task.encode(roberta_like, [example], None, TaskSettings(max_length=48, stride=8))
+    assert len(features) > 1
+    for feature in features:
+        assert len(feature) <= 48
+        first_context = feature.sequence_ids.index(1)
+        assert feature.input_ids[first_context - 2:first_context] == [sep, sep]
+        assert feature.input_ids[0] == cls and feature.input_ids[-1] == sep
+        assert set(feature.token_type_ids) == {0}
