@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--long", type=int, default=50, help="128-token texts at batch 1")
     parser.add_argument("--cold-starts", type=int, default=3,
                         help="fresh processes per bundle for the cold-start time (median)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every runtime (default: each runtime's own: torch's "
+                             "intra-op default, the Predictor's one per physical core)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one runtime
     parser.add_argument("--target", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--texts", default=None, help=argparse.SUPPRESS)
@@ -172,11 +175,13 @@ def child(args: argparse.Namespace) -> None:
     if args.one == "torch-fp32":
         quiet_transformers()
         import torch
+        if args.threads:
+            torch.set_num_threads(args.threads)
         predictor: Any = TorchPredictor(Path(args.target))
         threads = torch.get_num_threads()
     else:
         from annotune.core.inference import Predictor
-        predictor = Predictor(args.target)
+        predictor = Predictor(args.target, threads=args.threads)
         options = predictor.session.get_session_options()
         threads = options.intra_op_num_threads
     result = {"threads": threads,
@@ -248,9 +253,11 @@ def main(argv: list[str] | None = None) -> None:
         texts_file.write_text(json.dumps({"sentences": sentences, "long": long}))
         for runtime in RUNTIMES:
             print(f"  {runtime} ...", file=sys.stderr, flush=True)
-            line, _, error = _run_child(
-                [sys.executable, str(Path(__file__).resolve()), "--one", runtime,
-                 "--target", str(targets[runtime]), "--texts", str(texts_file)], "LATENCY ")
+            command = [sys.executable, str(Path(__file__).resolve()), "--one", runtime,
+                       "--target", str(targets[runtime]), "--texts", str(texts_file)]
+            if args.threads:
+                command += ["--threads", str(args.threads)]
+            line, _, error = _run_child(command, "LATENCY ")
             results[runtime] = json.loads(line) if line else {"error": error}
             results[runtime]["model_mb"] = round(sizes[runtime] / 2**20, 1)
         cold = {name: cold_start(targets[name], args.cold_starts)
@@ -271,7 +278,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append([runtime, r["batch1_sentences"]["mean_ms"], r["batch1_128_tokens"]["mean_ms"],
                      r["batch32_ms_per_example"], r["model_mb"], speedup])
     print_table(f"CPU inference, ms per example, tokenization included ({info['cpu']}, "
-                f"{info['cpu_cores']} cores; {len(sentences)} dev sentences, {len(long)} "
+                f"{info['cpu_cores']} cores, threads {args.threads or 'default'}; "
+                f"{len(sentences)} dev sentences, {len(long)} "
                 f"texts of {LONG_TOKENS} tokens)",
                 ["runtime", "batch 1 sentences", "batch 1 128 tok", "batch 32", "model MB",
                  "speed-up vs torch (b1 / b1-128 / b32)"], rows)
@@ -280,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
                 [[name, c.get("import_to_first_prediction_s"), c.get("process_wall_s"),
                   c.get("torch_imported", c.get("error"))] for name, c in cold.items()])
     print_json_line("inference_speed", {"hardware": info, "sentences": len(sentences),
+                                        "threads": args.threads,
                                         "long_texts": len(long), "results": results,
                                         "cold_start": cold, "base_model": base_model})
 
