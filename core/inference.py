@@ -39,27 +39,35 @@ def physical_cores() -> int:
     """Return the number of physical CPU cores this process may use (hyper-threads not counted).
 
     onnxruntime runs fastest with one thread per physical core; a second thread per core
-    mostly contends for the same execution units.
+    mostly contends for the same execution units. Linux's CPU topology gives the answer for
+    the CPUs this process may run on; elsewhere psutil does when installed (optional).
     """
+    allowed = _allowed_cpus()
+    cores = _linux_cores(allowed)
+    if cores:
+        return cores
     try:
-        import psutil  # optional: only used when the user's environment has it
+        import psutil  # optional, not a dependency
 
         count = psutil.cpu_count(logical=False)
         if count:
-            return int(count)
+            return max(1, min(int(count), len(allowed)))
     except ImportError:
         pass
-    allowed = _allowed_cpus()
+    return max(1, len(allowed))
+
+
+def _linux_cores(cpus: Sequence[int]) -> int:
+    """Count distinct (package, core) pairs among ``cpus``; 0 when the topology is unreadable."""
     cores = set()
-    for cpu in allowed:
+    for cpu in cpus:
         topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
         try:
-            package = (topology / "physical_package_id").read_text().strip()
-            core = (topology / "core_id").read_text().strip()
+            cores.add(((topology / "physical_package_id").read_text().strip(),
+                       (topology / "core_id").read_text().strip()))
         except OSError:
-            return max(1, len(allowed))
-        cores.add((package, core))
-    return max(1, len(cores) or len(allowed))
+            return 0
+    return len(cores)
 
 
 def _allowed_cpus() -> list[int]:

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 
 import numpy as np
 import onnxruntime as ort
@@ -128,6 +129,18 @@ def test_session_uses_physical_cores_one_inter_thread_and_all_optimisations(clas
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert Predictor(bundle, threads=1).session.get_session_options().intra_op_num_threads == 1
     assert 1 <= physical_cores() <= (os.cpu_count() or 1)
+
+
+def test_physical_cores_falls_back_without_linux_topology(monkeypatch):
+    monkeypatch.setattr(inference, "_allowed_cpus", lambda: [0, 1, 2])
+    monkeypatch.setattr(inference, "_linux_cores", lambda cpus: 0)
+    fake_psutil = types.SimpleNamespace(cpu_count=lambda logical=True: 8)
+    monkeypatch.setitem(sys.modules, "psutil", fake_psutil)
+    assert physical_cores() == 3  # psutil's count, capped by the CPUs this process may use
+    monkeypatch.setitem(sys.modules, "psutil", None)  # not installed
+    assert physical_cores() == 3
+    monkeypatch.setattr(inference, "_allowed_cpus", lambda: [5])
+    assert physical_cores() == 1
 
 
 def test_cuda_that_is_not_there_is_refused(classifier, monkeypatch):
