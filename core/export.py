@@ -520,3 +520,40 @@ def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
         "quantization": quantization,
         "parity": parity,
     }
+
+
+# -- a child process for the desktop: JSON lines on stdout -----------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Export in a child process, one JSON event per line (as the training job does).
+
+    ``python -m annotune.core.export RUN_DIR OUT_DIR [--int8]`` prints
+    ``{"event": "stage", "stage"}`` lines, then ``{"event": "finished", "report"}`` or
+    ``{"event": "failed", "error"}`` (exit code 1). Keeps torch out of the calling process.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m annotune.core.export",
+                                     description="export a training run as an ONNX bundle")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--int8", action="store_true", help="quantize weights to int8")
+    args = parser.parse_args(argv)
+
+    def emit(event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
+
+    try:
+        report = export_run(args.run_dir, args.out_dir, quantize=args.int8,
+                            progress=lambda stage: emit({"event": "stage", "stage": stage}))
+    except AnnotuneError as error:
+        emit({"event": "failed", "error": str(error)})
+        return 1
+    emit({"event": "finished", "report": report.to_dict()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -228,3 +230,22 @@ def test_models_without_token_type_ids_export_with_two_inputs(tmp_path, bundled_
     predictor = Predictor(report.bundle_dir)
     assert predictor.manifest["onnx"]["inputs"] == ["input_ids", "attention_mask"]
     assert predictor.predict_one("hello")["label"] in ("a", "b")
+
+
+def test_child_process_export_reports_json_lines(classifier_run, tmp_path):
+    command = [sys.executable, "-m", "annotune.core.export", str(classifier_run),
+               str(tmp_path / "bundle")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0, result.stderr
+    assert [e["stage"] for e in events if e["event"] == "stage"][0] == "loading the model"
+    assert events[-1]["event"] == "finished"
+    assert events[-1]["report"]["bundle_dir"] == str(tmp_path / "bundle")
+    assert events[-1]["report"]["parity_max_diff"] <= 1e-4
+    # a second export into a folder that is not a bundle fails as an event, not a traceback
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
+    command[-1] = str(tmp_path / "other")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "refusing to overwrite" in json.loads(result.stdout.splitlines()[-1])["error"]
