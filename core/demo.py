@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +72,7 @@ def run_demo(folder: Path, gui: str, train: Callable) -> int:
     for name, quantize in (("bundle-fp32", False), ("bundle-int8", True)):
         report = export_run(run_dir, folder / name, quantize=quantize)
         bundles[name] = folder / name
-        print(f"    {report}")
+        print(textwrap.indent(str(report), "    "))
 
     print("4/4 predictions of the int8 bundle on new sentences")
     predictor = Predictor(bundles["bundle-int8"])

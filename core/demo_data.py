@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 
 PRODUCTS = (
-    "headphones", "coffee maker", "backpack", "phone case", "desk lamp", "keyboard",
-    "running shoes", "blender", "tent", "water bottle", "office chair", "e-reader",
+    "headphones", "coffee maker", "backpack", "desk lamp", "keyboard", "running shoes",
+    "blender", "tent", "office chair", "e-reader",
 )
 
 POSITIVE = (
@@ -26,6 +26,18 @@ POSITIVE = (
     "Impressed by how well the {p} holds up.",
     "Best {p} I have owned, worth every penny.",
     "The {p} arrived quickly and works like a charm.",
+    "Wonderful {p}, elegant and surprisingly light.",
+    "My whole family enjoys the new {p}.",
+    "Quiet, sturdy and easy to clean: a fantastic {p}.",
+    "Customer service was friendly and the {p} is superb.",
+    "I would happily buy this {p} again.",
+    "The {p} is beautifully designed and thoughtful in every detail.",
+    "Brilliant {p}, setup took two minutes.",
+    "Still going strong after a year, great {p}.",
+    "Pleasantly surprised, the {p} feels premium.",
+    "A delightful {p} that does its job without fuss.",
+    "Perfect gift, my friend adores the {p}.",
+    "Solid, dependable {p} at a fair price.",
 )
 
 NEGATIVE = (
@@ -41,6 +53,18 @@ NEGATIVE = (
     "Disappointed by how badly the {p} holds up.",
     "Worst {p} I have owned, I want a refund.",
     "The {p} arrived late and never worked properly.",
+    "Awful {p}, clumsy and surprisingly heavy.",
+    "Nobody in my family can stand the new {p}.",
+    "Noisy, wobbly and hard to clean: a dreadful {p}.",
+    "Customer service ignored me and the {p} is defective.",
+    "I would never buy this {p} again.",
+    "The {p} is badly designed and careless in every detail.",
+    "Useless {p}, setup failed three times.",
+    "Dead after a month, lousy {p}.",
+    "Unpleasantly surprised, the {p} feels like cheap plastic.",
+    "An annoying {p} that constantly causes trouble.",
+    "Returned it at once, the {p} smelled of burnt plastic.",
+    "Overpriced, fragile {p} that cracked immediately.",
 )
 
 LABELS = ("negative", "positive")
@@ -56,8 +80,12 @@ NEW_TEXTS = (
 
 def demo_rows(seed: int = 0) -> list[dict[str, str]]:
     """Return the demo's labeled rows ({"text", "label"}), shuffled with a fixed seed."""
-    rows = [{"text": template.format(p=product), "label": label}
-            for label, templates in (("positive", POSITIVE), ("negative", NEGATIVE))
-            for template in templates for product in PRODUCTS]
-    random.Random(seed).shuffle(rows)
+    rng = random.Random(seed)
+    rows = []
+    for label, templates in (("positive", POSITIVE), ("negative", NEGATIVE)):
+        for template in templates:
+            # four products per phrase: enough variety without hundreds of near-copies
+            for product in rng.sample(PRODUCTS, 4):
+                rows.append({"text": template.format(p=product), "label": label})
+    rng.shuffle(rows)
     return rows
