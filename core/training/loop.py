@@ -26,12 +26,7 @@ from annotune.core.features import collate, length_sorted_batches, pad_id, split
 from annotune.core.tasks import Feature, Task, TaskSettings
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.data import Item, bucketed_batches, split_validation, to_device
-from annotune.core.training.device import (
-    autocast_dtype,
-    choose_device,
-    describe_device,
-    pick_precision,
-)
+from annotune.core.training.device import autocast_dtype, choose_device, describe_device
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
 
 Emit = Callable[[dict[str, Any]], None]
@@ -89,12 +84,12 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
 
     # -- device and precision: bf16 autocast on recent GPUs, fp16 + loss scaling on older ones
     device = choose_device(config)
-    precision = pick_precision(device, config.precision)
+    device_info = describe_device(config)
+    precision = device_info["precision"]
     amp_dtype = autocast_dtype(precision)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 leftovers (head, loss) on tensor cores
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores
         torch.backends.cudnn.allow_tf32 = True
-    device_info = describe_device(config)
 
     # -- model and tokenizer
     loaded = load_model(task, settings, config.base_model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import inspect
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,17 @@ def resolve_base_model(base_model: str | None) -> str:
                                  "tokenizer files) or leave the base model empty for the "
                                  f"bundled {BUNDLED_NAME}")
     return base_model
+
+
+def base_model_width(base_model: str | None) -> int | None:
+    """Return the hidden size of a local base model from its config.json (None: unknown)."""
+    try:
+        source = Path(resolve_base_model(base_model))
+        config = json.loads((source / "config.json").read_text())
+    except (AnnotuneError, OSError, ValueError):
+        return None
+    width = config.get("hidden_size") or config.get("dim")  # DistilBERT calls it "dim"
+    return int(width) if isinstance(width, int) else None
 
 
 def _unavailable(name: str, error: Exception) -> AnnotuneError:

@@ -17,6 +17,7 @@ from annotune.core.training.data import (
     to_device,
 )
 from annotune.core.training.device import choose_device, describe_device, pick_precision
+from annotune.core.training.model import base_model_width
 from annotune.plugins.text_classification import TextClassificationTask
 
 TASK = TextClassificationTask()
@@ -143,6 +144,31 @@ def test_cpu_device_and_precision():
     info = describe_device(TrainConfig(device="cpu"))
     assert info["device"] == "cpu" and info["precision"] == "fp32" and info["name"]
     assert info["memory_gb"] > 0
+
+
+@pytest.mark.parametrize("bf16_ok, width, expected", [
+    (True, 384, "fp32"), (True, 768, "bf16"), (True, None, "bf16"), (False, 1024, "fp16"),
+    (False, 256, "fp32"),
+])
+def test_auto_precision_on_cuda(monkeypatch, bf16_ok, width, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_ok)
+    assert pick_precision(torch.device("cuda"), "auto", width) == expected
+
+
+def test_explicit_precision_on_cuda_is_kept_or_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "Tesla T4")
+    assert pick_precision(torch.device("cuda"), "fp16", 384) == "fp16"
+    assert pick_precision(torch.device("cuda"), "fp32", 1024) == "fp32"
+    with pytest.raises(AnnotuneError, match=r"Tesla T4\).*bf16"):
+        pick_precision(torch.device("cuda"), "bf16", 1024)
+
+
+def test_base_model_width_reads_local_config(tmp_path, bundled_model_dir):
+    assert base_model_width(None) == 384  # the bundled all-MiniLM-L6-v2
+    (tmp_path / "config.json").write_text('{"dim": 768}')
+    assert base_model_width(str(tmp_path)) == 768
+    assert base_model_width("someone/hub-model") is None
 
 
 def test_auto_device_follows_cuda_availability():
