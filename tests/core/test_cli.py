@@ -1,0 +1,111 @@
+"""The command line end to end on a tiny model: init → import → train → export → predict."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+POSITIVE = ["a lovely bright day", "great and lovely work", "what a great joy", "lovely joy"]
+NEGATIVE = ["a dreadful grey day", "awful and dreadful work", "what an awful mess", "dreadful mess"]
+
+
+def annotune(*args, stdin=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "annotune.core.cli", *map(str, args)],
+                          input=stdin, capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture
+def reviews_csv(tmp_path):
+    path = tmp_path / "reviews.csv"
+    rows = [f"{text},pos" for text in POSITIVE * 6] + [f"{text},neg" for text in NEGATIVE * 6]
+    # repeated texts are duplicates: the import must report them, not keep them
+    path.write_text("review,stars\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path, reviews_csv):
+    path = tmp_path / "reviews.annotune"
+    result = annotune("init", path, "--labels", "neg,pos")
+    assert result.returncode == 0, result.stderr
+    result = annotune("import", path, reviews_csv, "--map", "text=review", "--map", "label=stars")
+    assert result.returncode == 0, result.stderr
+    assert "8 examples" in result.stdout and "duplicate" in result.stdout
+    return path
+
+
+def test_stats_reports_counts(project):
+    stats = json.loads(annotune("stats", project).stdout)
+    assert stats["task"] == "text-classification"
+    assert stats["examples"] == 8
+    assert stats["accepted"] == 8
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path, project):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("review,stars\nfine text,pos\nanother,maybe\n", encoding="utf-8")
+    result = annotune("import", project, bad, "--map", "text=review", "--map", "label=stars")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "bad.csv:3" in lines[0] and "maybe" in lines[0]
+    assert "Traceback" not in result.stderr
+    # nothing was half-imported
+    assert json.loads(annotune("stats", project).stdout)["examples"] == 8
+
+    debug = annotune("--debug", "import", project, bad, "--map", "text=review",
+                     "--map", "label=stars")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_missing_project_and_unknown_task(tmp_path):
+    result = annotune("stats", tmp_path / "nope.annotune")
+    assert result.returncode == 1 and "nope.annotune" in result.stderr
+    result = annotune("init", tmp_path / "x.annotune", "--task", "sentiment")
+    assert result.returncode == 1 and "unknown task 'sentiment'" in result.stderr
+    assert not (tmp_path / "x.annotune").exists()
+
+
+def test_plugins_lists_tasks_and_formats():
+    result = annotune("plugins")
+    assert result.returncode == 0
+    for name in ("text-classification", "pair-classification", "token-classification",
+                 "question-answering", "conll", "squad", "jsonl"):
+        assert name in result.stdout
+
+
+def test_train_export_predict(tmp_path, project, tiny_base_model):
+    result = annotune("train", project, "--base-model", tiny_base_model, "--epochs", "2",
+                      "--batch-size", "4", "--learning-rate", "1e-3")
+    assert result.returncode == 0, result.stderr
+    assert "finished" in result.stdout
+    assert "epoch 2" in result.stderr  # per-epoch metrics were shown
+
+    runs = json.loads(annotune("runs", project, "--json").stdout)
+    assert [run["status"] for run in runs] == ["finished"]
+
+    bundle = tmp_path / "bundle"
+    result = annotune("export", project, bundle)
+    assert result.returncode == 0, result.stderr
+    assert {"model.onnx", "tokenizer.json", "manifest.json"} <= {p.name for p in bundle.iterdir()}
+
+    result = annotune("predict", bundle, stdin="a lovely day\nan awful mess\n")
+    assert result.returncode == 0, result.stderr
+    predictions = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["input"] for p in predictions] == ["a lovely day", "an awful mess"]
+    for prediction in predictions:
+        assert prediction["label"] in ("neg", "pos")
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+    exported = tmp_path / "labels.jsonl"
+    result = annotune("export-data", project, exported)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert len(records) == 8 and {r["label"] for r in records} == {"neg", "pos"}
+
+
+def test_export_without_a_run_says_what_to_do(tmp_path, project):
+    result = annotune("export", project, tmp_path / "bundle")
+    assert result.returncode == 1
+    assert "no finished training run" in result.stderr and "annotune train" in result.stderr
