@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor, QMouseEvent, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextEdit, QWidget
 
 # Mid-saturation hues at partial opacity: they tint the background under dark text on a light
@@ -52,6 +52,15 @@ class SpanText(QTextEdit):
         font = self.font()
         font.setPointSizeF(font.pointSizeF() * size_factor)
         self.setFont(font)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        # show the word-snapped range at once, so what is marked is what is seen
+        super().mouseReleaseEvent(event)
+        start, end = self.selection()
+        if start != end:
+            snapped = snap_to_words(self.text(), start, end)
+            if snapped != (start, end) and snapped[0] < snapped[1]:
+                self.select(*snapped)
 
     def text(self) -> str:
         return self.toPlainText()

@@ -117,3 +117,23 @@ def test_qa_enter_without_selection_asks_for_one(qtbot, tmp_path, make_project):
     assert messages == ["Select the answer in the context first"]
     assert not view.editor.no_answer_button.isVisible()
     project.close()
+
+
+def test_mouse_drag_selection_snaps_to_words(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "ner.annotune", "token-classification", ("PER",),
+                           [{"text": SENTENCE}])
+    view = _view(qtbot, project, SpansEditor)
+    text_view = view.editor.text_view
+
+    def point(position):
+        cursor = QTextCursor(text_view.document())
+        cursor.setPosition(position)
+        return text_view.cursorRect(cursor).center()
+
+    qtbot.mousePress(text_view.viewport(), Qt.MouseButton.LeftButton, pos=point(19))
+    qtbot.mouseMove(text_view.viewport(), pos=point(27))
+    qtbot.mouseRelease(text_view.viewport(), Qt.MouseButton.LeftButton, pos=point(27))
+    assert text_view.selection() == (17, 32)  # "arles Bab" grew to "Charles Babbage"
+    qtbot.keyClick(text_view, Qt.Key.Key_1)
+    assert view.editor.spans == [{"start": 17, "end": 32, "label": "PER"}]
+    project.close()

@@ -113,3 +113,21 @@ def test_stop_cancels_the_run_without_blocking(qtbot, labeled_project, tiny_base
     assert ended[0]["event"] == "cancelled"
     assert project.runs()[-1]["status"] == "cancelled"
     assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
+
+
+def test_a_failed_run_shows_the_message_and_log(qtbot, labeled_project):
+    panel = TrainPanel(labeled_project, registry().task(labeled_project.task_name))
+    qtbot.addWidget(panel)
+    panel._started({"event": "started", "run_id": 7, "train_examples": 36,
+                    "validation_examples": 4,
+                    "device": {"device": "cpu", "name": "Test CPU", "precision": "fp32"}})
+    assert panel.status.text() == ("Training run 7 on cpu (Test CPU, fp32) · 36 training and "
+                                   "4 validation examples")
+    panel._progress({"event": "progress", "step": 3, "total_steps": 12, "epoch": 1,
+                     "loss": 0.7, "eta_s": 95})
+    assert panel.progress.text() == "25% · epoch 1 · ETA 1m 35s"
+    panel._ended({"event": "failed", "error": "CUDA out of memory",
+                  "log": "/tmp/annotune-train-x.log"})
+    assert "Training failed: CUDA out of memory" in panel.status.text()
+    assert "/tmp/annotune-train-x.log" in panel.status.text()
+    assert panel.train_button.isEnabled() and not panel.stop_button.isEnabled()
