@@ -109,3 +109,21 @@ def test_export_without_a_run_says_what_to_do(tmp_path, project):
     result = annotune("export", project, tmp_path / "bundle")
     assert result.returncode == 1
     assert "no finished training run" in result.stderr and "annotune train" in result.stderr
+
+
+def test_plugin_commands_join_the_cli(tmp_path):
+    dist = tmp_path / "hello_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[annotune]\nhello = hello_plugin\n")
+    (tmp_path / "hello_plugin.py").write_text(
+        "from annotune.core.hookspecs import hookimpl\n\n"
+        "@hookimpl\n"
+        "def register_commands(cli):\n"
+        "    parser = cli.add_parser('hello')\n"
+        "    parser.set_defaults(func=lambda args: print('hello from a plugin') or 0)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "annotune.core.cli", "hello"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hello from a plugin"
