@@ -43,7 +43,6 @@ class AnswersEditor(Editor):
         font.setPointSizeF(font.pointSizeF() * 1.35)
         self.question.setFont(font)
         self.question.setToolTip("Edit the question if it is wrong; it is saved with the answer")
-        self.question.returnPressed.connect(self.focus_editor)
         layout.addWidget(self.question)
         context_heading = QLabel(field_title(task, self.context_field))
         context_heading.setFont(bold)
@@ -133,6 +132,10 @@ class AnswersEditor(Editor):
     def accept(self) -> None:
         """Save the selected span as the answer (or the one shown when nothing is selected)."""
         if self.example is None:
+            return
+        if self.question.hasFocus():
+            # Enter after editing the question means "done editing", not "save"
+            self.focus_editor()
             return
         text = self.context.text()
         start, end = self.context.selection()

@@ -137,3 +137,25 @@ def test_mouse_drag_selection_snaps_to_words(qtbot, tmp_path, make_project):
     qtbot.keyClick(text_view, Qt.Key.Key_1)
     assert view.editor.spans == [{"start": 17, "end": 32, "label": "PER"}]
     project.close()
+
+
+def test_qa_edited_question_is_saved_with_the_answer(qtbot, tmp_path, make_project):
+    context = "The tower was finished in 1889 in Paris."
+    project = make_project(tmp_path / "qa.annotune", "question-answering", (),
+                           [{"context": context, "question": "When was it built?"}],
+                           allow_unanswerable=True)
+    view = _view(qtbot, project, AnswersEditor)
+    editor = view.editor
+    assert not editor.question.isReadOnly()
+    editor.question.setFocus()
+    qtbot.keyClick(editor.question, Qt.Key.Key_End)
+    qtbot.keyClick(editor.question, Qt.Key.Key_Backspace)  # typing: no shortcut fires
+    qtbot.keyClicks(editor.question, " and finished?")  # A and N type, not decide
+    assert project.annotation(1) is None
+    qtbot.keyClick(editor.question, Qt.Key.Key_Return)  # back to the context
+    assert editor.context.hasFocus()
+    _select(qtbot, editor.context, 26, 4)
+    qtbot.keyClick(editor.context, Qt.Key.Key_A)
+    assert project.example(1).fields["question"] == "When was it built and finished?"
+    assert project.annotation(1).payload == {"answers": [{"start": 26, "text": "1889"}]}
+    project.close()
