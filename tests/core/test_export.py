@@ -232,20 +232,18 @@ def test_models_without_token_type_ids_export_with_two_inputs(tmp_path, bundled_
     assert predictor.predict_one("hello")["label"] in ("a", "b")
 
 
-def test_child_process_export_reports_json_lines(classifier_run, tmp_path):
-    command = [sys.executable, "-m", "annotune.core.export", str(classifier_run),
-               str(tmp_path / "bundle")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert result.returncode == 0, result.stderr
+def test_child_process_export_reports_json_lines(classifier_run, tmp_path, capsys):
+    assert export.main([str(classifier_run), str(tmp_path / "bundle")]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["stage"] for e in events if e["event"] == "stage"][0] == "loading the model"
     assert events[-1]["event"] == "finished"
     assert events[-1]["report"]["bundle_dir"] == str(tmp_path / "bundle")
     assert events[-1]["report"]["parity_max_diff"] <= 1e-4
-    # a second export into a folder that is not a bundle fails as an event, not a traceback
+    # as a real child process: a failure is an event and exit code 1, not a traceback
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
-    command[-1] = str(tmp_path / "other")
+    command = [sys.executable, "-m", "annotune.core.export", str(classifier_run),
+               str(tmp_path / "other")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert "refusing to overwrite" in json.loads(result.stdout.splitlines()[-1])["error"]
