@@ -53,11 +53,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(path: Path, presses: int) -> dict[str, float]:
-    from annotune.desktop.app import application
-    from annotune.desktop.main_window import MainWindow
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
+
+    from annotune.desktop.app import application
+    from annotune.desktop.main_window import MainWindow
 
     app = application()
     window = MainWindow()
