@@ -82,7 +82,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    # -- device and precision: bf16 autocast on recent GPUs, fp16 + loss scaling on older ones
+    # -- device and precision: fp32/TF32 for small encoders, else bf16 autocast on recent
+    #    GPUs and fp16 + loss scaling on older ones; fp32 on the CPU (device.pick_precision)
     device = choose_device(config)
     device_info = describe_device(config)
     precision = device_info["precision"]
@@ -215,8 +216,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                 best = {"epoch": epoch, "score": score, "metrics": metrics,
                         "settings": epoch_settings}
                 _save(model, loaded.hf_tokenizer, artifact_dir)
-            elif (config.early_stopping_patience
-                  and epoch - best["epoch"] >= config.early_stopping_patience):
+            elif (config.early_stopping_patience  # (no best yet: a NaN score counts as none)
+                  and epoch - (best["epoch"] or 0) >= config.early_stopping_patience):
                 break
     except Cancelled:
         status = "cancelled"

@@ -157,6 +157,14 @@ def test_without_patience_every_epoch_runs(tmp_path, quiet_base_model, data):
     assert len(result.history) == 4 and result.best_epoch == 1
 
 
+def test_a_run_that_never_scores_stops_without_a_checkpoint(tmp_path, quiet_base_model, data):
+    task = ScriptedTask([float("nan")] * 4)
+    config = fast(quiet_base_model, epochs=4, early_stopping_patience=2)
+    result = train(task, SETTINGS, config, data[0], data[1], tmp_path)
+    assert len(result.history) == 2 and result.best_epoch is None
+    assert result.artifact_dir is None and not (tmp_path / "model").exists()
+
+
 def test_freeze_encoder_trains_only_the_head(tmp_path, tiny_base_model, data):
     result = train(TextClassificationTask(), SETTINGS,
                    fast(tiny_base_model, epochs=2, freeze_encoder=True), data[0], data[1],
