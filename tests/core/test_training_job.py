@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,10 @@ def test_config_argument_is_json_or_a_file(tmp_path):
     assert job._read_config(str(file)).batch_size == 4
     with pytest.raises(AnnotuneError, match="not valid JSON"):
         job._read_config("{epochs: 3")
+
+
+def test_the_parent_side_imports_no_torch():
+    code = ("import sys, annotune.core.training.job, annotune.core.training.config; "
+            "print(sorted({'torch', 'transformers'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
