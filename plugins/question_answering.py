@@ -58,6 +58,10 @@ class _PairLayout:
         last_q = len(seq_ids) - 1 - seq_ids[::-1].index(0)
         first_c = seq_ids.index(1)
         last_c = len(seq_ids) - 1 - seq_ids[::-1].index(1)
+        if first_q == 0:
+            raise AnnotuneError("the tokenizer puts no classifier token before the question, "
+                                "which question answering needs for 'no answer'",
+                                hint="use a BERT- or RoBERTa-style base model")
         ids, types = encoding.ids, encoding.type_ids
         return cls(prefix=ids[:first_q], middle=ids[last_q + 1:first_c], suffix=ids[last_c + 1:],
                    prefix_types=types[:first_q], middle_types=types[last_q + 1:first_c],

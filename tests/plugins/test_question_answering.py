@@ -259,3 +259,15 @@ def test_pair_templates_of_other_tokenizers_are_followed(task, tokenizer):
         assert feature.input_ids[first_context - 2:first_context] == [sep, sep]
         assert feature.input_ids[0] == cls and feature.input_ids[-1] == sep
         assert set(feature.token_type_ids) == {0}
+
+
+def test_a_tokenizer_without_classifier_token_is_refused(task, tokenizer):
+    from tokenizers import Tokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    sep = tokenizer.token_to_id("[SEP]")
+    bare = Tokenizer.from_str(tokenizer.to_str())
+    bare.post_processor = TemplateProcessing(single="$A [SEP]", pair="$A [SEP] $B:1 [SEP]:1",
+                                             special_tokens=[("[SEP]", sep)])
+    with pytest.raises(AnnotuneError, match="classifier token"):
+        task.encode(bare, [{"context": "a b", "question": "c?"}], None, TaskSettings())
