@@ -56,6 +56,8 @@ def decode_answers(contexts: Sequence[str], features: Sequence[Feature],
     """Pick one answer per example from the start/end logits of all of its windows.
 
     ``outputs[i]`` holds ``start_logits`` and ``end_logits`` of ``features[i]`` (unpadded).
+    A prediction is ``{"text", "start", "end", "score"}`` with ``text == context[start:end]``
+    (character offsets, end exclusive); no answer is ``""`` with start and end -1.
     The score is the softmax probability of the chosen candidate among the example's n-best
     distinct spans (plus the null answer when unanswerable questions are allowed), so it lies
     in [0, 1] and is low when the model hesitates between spans. The null answer wins when
