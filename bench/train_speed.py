@@ -7,8 +7,10 @@ dynamic padding and length-grouped batches; the best of them is compared with an
 defaults for the device. Each variant runs in its own process, so none inherits another's
 memory, compiled kernels or warm caches.
 
-Throughput counts training samples per second of the training phase (from the first step to
-the end of the last one; annotune's per-epoch validation on 256 dev sentences is inside it).
+Throughput counts training samples per second of the training phase, from the first step to
+the end of the last one: model loading and tokenization are outside it on both sides, and so is
+annotune's validation after the last epoch (with several epochs, its validation on 256 dev
+sentences between epochs is inside it).
 
     python bench/train_speed.py --train-limit 512            # CPU: MiniLM shape only
     python bench/train_speed.py --shapes minilm,bert-base    # GPU: full SST-2 train set
