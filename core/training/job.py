@@ -3,7 +3,8 @@
 Child: ``python -m annotune.core.training.job --project PATH --config JSON`` trains one run of
 the project and prints one JSON object per line on stdout::
 
-    {"event": "started", "run_id", "device", "run_dir", "train_examples", "validation_examples"}
+    {"event": "started", "run_id", "device" (describe_device), "device_label", "run_dir",
+     "train_examples", "validation_examples"}
     {"event": "progress", "step", "total_steps", "epoch", "loss", "eta_s", "samples_per_s"}
     {"event": "metrics", "epoch", "train_loss", "metrics"}
     {"event": "finished", "run_id", "artifact_dir", "metrics", "best_epoch"}
@@ -95,9 +96,11 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
             train_items, validation_items = split_validation(
                 train_items, task, config.validation_fraction, config.seed)
         device = describe_device(config)
-        run_id = project.create_run(config.to_dict(), device_label(device))
+        label = device_label(device)
+        run_id = project.create_run(config.to_dict(), label)
         run_dir = project.runs_dir / str(run_id)
-        emit({"event": "started", "run_id": run_id, "device": device, "run_dir": str(run_dir),
+        emit({"event": "started", "run_id": run_id, "device": device, "device_label": label,
+              "run_dir": str(run_dir),
               "task": task.name, "base_model": config.base_model,
               "train_examples": len(train_items),
               "validation_examples": len(validation_items)})

@@ -83,7 +83,7 @@ def test_job_trains_and_records_the_run(project_path):
     assert progress[-1]["step"] == progress[-1]["total_steps"] == 2 * 5  # 36 train / 8 per step
 
     started, finished = events[0], events[-1]
-    assert started["device"]["device"] == "cpu"
+    assert started["device"]["device"] == "cpu" and started["device_label"].startswith("cpu (")
     assert (started["train_examples"], started["validation_examples"]) == (36, 4)
     run_id = started["run_id"]
     assert finished["run_id"] == run_id and "f1" in finished["metrics"]
