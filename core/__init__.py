@@ -1,4 +1,4 @@
-"""annotune core: everything usable without a screen (store, formats, training, export, inference)."""
+"""annotune core: everything usable without a screen (store, formats, training, export, ...)."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -52,18 +52,17 @@ def _parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
 # -- project and data ------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
     from annotune.core.store import Project
-    from annotune.core.tasks import TaskSettings
 
     task = _registry().task(args.task)
     labels = tuple(label.strip() for label in (args.labels or "").split(",") if label.strip())
-    settings = TaskSettings(labels=labels, multi_label=args.multi_label,
-                            allow_unanswerable=args.allow_unanswerable)
+    if args.multi_label and not task.supports_multi_label:
+        raise AnnotuneError(f"the {task.title} task has no multi-label mode",
+                            hint="drop --multi-label")
+    settings = task.default_settings().with_(labels=labels, multi_label=args.multi_label,
+                                             allow_unanswerable=args.allow_unanswerable)
     overrides = {k: v for k, v in (("max_length", args.max_length), ("stride", args.stride))
                  if v is not None}
-    if overrides:
-        settings = settings.with_(**overrides)
-    elif task.name == "question-answering":
-        settings = settings.with_(max_length=384, stride=128)
+    settings = settings.with_(**overrides)
     task.check_settings(settings)
     project = Project.create(Path(args.project), task=task.name, settings=settings,
                              base_model=args.base_model)
@@ -367,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plugins)
 
     p = commands.add_parser("demo", help="build, train and export a demo project")
-    p.add_argument("--dir", default="demo-project", help="folder for the demo (default: %(default)s)")
+    p.add_argument("--dir", default="demo-project",
+                   help="folder for the demo (default: %(default)s)")
     p.add_argument("--gui", choices=("auto", "yes", "no"), default="auto",
                    help="open the desktop app at the end (auto: when a display is available)")
     p.set_defaults(func=cmd_demo)

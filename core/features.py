@@ -62,7 +62,7 @@ def collate(features: Sequence[Feature], pad_token_id: int, task: Task | None = 
 
 
 def length_sorted_batches(features: Sequence[Feature], batch_size: int) -> Iterator[list[int]]:
-    """Yield index batches of similar lengths (for inference: least padding, order restored later)."""
+    """Yield index batches of similar lengths (least padding; callers restore the order)."""
     order = sorted(range(len(features)), key=lambda i: len(features[i]))
     for start in range(0, len(order), batch_size):
         yield order[start:start + batch_size]

@@ -97,7 +97,7 @@ class Task:
             register(MyTask())
     """
 
-    name: ClassVar[str]  # stable identifier stored in projects and bundles, e.g. "text-classification"
+    name: ClassVar[str]  # stable id stored in projects and bundles: "text-classification"
     title: ClassVar[str]  # shown to people, e.g. "Text classification"
     annotation_kind: ClassVar[str]  # which desktop editor labels it: "label", "spans", "answers"
     fields: ClassVar[tuple[str, ...]]  # text fields of an example, main text first
@@ -106,6 +106,8 @@ class Task:
     sequence_outputs: ClassVar[bool] = False  # True when outputs have one row per token
     main_metric: ClassVar[str]  # metric that picks the best epoch (higher is better)
     needs_labels: ClassVar[bool] = True  # project must declare a label set
+    supports_multi_label: ClassVar[bool] = False  # several labels per example (sigmoid head)
+    field_titles: ClassVar[dict[str, str]] = {}  # headings shown above fields in the editor
 
     # -- annotations -------------------------------------------------------------------------
     def validate(self, annotation: Annotation, example: ExampleFields, settings: TaskSettings
@@ -161,6 +163,10 @@ class Task:
     def prediction_score(self, prediction: Prediction) -> float:
         """Confidence in [0, 1] of a prediction, used for uncertainty ordering."""
         return float(prediction.get("score", 0.0))
+
+    def default_settings(self) -> TaskSettings:
+        """Return the settings a new project of this task starts from (before its labels)."""
+        return TaskSettings()
 
     def check_settings(self, settings: TaskSettings) -> None:
         """Raise AnnotuneError when the project settings cannot work for this task."""

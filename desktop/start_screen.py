@@ -146,7 +146,7 @@ class NewProjectDialog(QDialog):
     def _task_changed(self) -> None:
         task = self._task()
         self.labels.setEnabled(bool(task.needs_labels))
-        self.multi_label.setVisible(task.annotation_kind == "label")
+        self.multi_label.setVisible(task.supports_multi_label)
         self.unanswerable.setVisible(task.annotation_kind == "answers")
 
     def _browse_model(self) -> None:
@@ -166,13 +166,10 @@ class NewProjectDialog(QDialog):
         """Return (path, task name, settings, base model or None for the bundled one)."""
         task = self._task()
         labels = tuple(x.strip() for x in self.labels.text().split(",") if x.strip())
-        settings = TaskSettings(labels=labels if task.needs_labels else (),
-                                multi_label=self.multi_label.isChecked()
-                                and task.annotation_kind == "label",
-                                allow_unanswerable=self.unanswerable.isChecked()
-                                and task.annotation_kind == "answers")
-        if task.annotation_kind == "answers":
-            settings = settings.with_(max_length=384, stride=128)
+        settings = task.default_settings().with_(
+            labels=labels if task.needs_labels else (),
+            multi_label=self.multi_label.isChecked() and task.supports_multi_label,
+            allow_unanswerable=self.unanswerable.isChecked() and task.annotation_kind == "answers")
         base = self.base_model.text().strip() or None
         return Path(self.path.text().strip()), task.name, settings, base
 

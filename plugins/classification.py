@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import sigmoid, softmax
 from annotune.core.tasks import (

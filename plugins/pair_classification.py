@@ -20,6 +20,8 @@ class PairClassificationTask(ClassificationTask):
     title: ClassVar[str] = "Sentence-pair classification"
     fields: ClassVar[tuple[str, ...]] = ("text", "text_pair")
     supports_multi_label: ClassVar[bool] = False
+    field_titles: ClassVar[dict[str, str]] = {"text": "First text (premise)",
+                                              "text_pair": "Second text (hypothesis)"}
 
 
 @hookimpl

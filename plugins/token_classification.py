@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import softmax
 from annotune.core.hookspecs import hookimpl

@@ -60,7 +60,7 @@ class ExportRow:
     annotation: Annotation
     split: str | None
     status: str
-    meta: dict[str, Any] = field(default_factory=dict)  # what the importer kept in ImportRecord.meta
+    meta: dict[str, Any] = field(default_factory=dict)  # the ImportRecord.meta it came from
 
 
 class Importer(Protocol):

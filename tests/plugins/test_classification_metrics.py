@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from annotune.plugins.classification import (
     multi_label_metrics,
     single_label_metrics,

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
 from annotune.core.plugins import build_registry

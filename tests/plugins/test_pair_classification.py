@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import prepare_tokenizer
 from annotune.core.plugins import build_registry

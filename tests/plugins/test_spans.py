@@ -1,6 +1,7 @@
 """Span utilities: tag schemes read the way conlleval reads them, span validation, entity scores."""
 
 import pytest
+
 from annotune.core.errors import AnnotuneError
 from annotune.plugins.spans import (
     TagError,

@@ -4,6 +4,7 @@ import importlib.resources
 
 import numpy as np
 import pytest
+
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import collate, prepare_tokenizer
 from annotune.core.plugins import build_registry

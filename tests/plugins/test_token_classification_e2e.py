@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from annotune.core.export import export_run
 from annotune.core.inference import Predictor
 from annotune.core.tasks import TaskSettings
