@@ -182,8 +182,9 @@ def _read_config(text: str) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     """Run one training job; return its exit code (0 finished, 1 failed, 130 cancelled)."""
     stop = _StopFlag()
-    signal.signal(signal.SIGINT, stop.handle)
-    signal.signal(signal.SIGTERM, stop.handle)
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Windows' Ctrl+Break
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop.handle)
     parser = argparse.ArgumentParser(prog="python -m annotune.core.training.job",
                                      description="Train one run of a project; JSON lines out.")
     parser.add_argument("--project", required=True, help="the .annotune project file")
@@ -250,7 +251,7 @@ class TrainingProcess:
                 [self.python, "-m", "annotune.core.training.job", "--project",
                  str(self.project_path), "--config", json.dumps(config.to_dict())],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
-                encoding="utf-8", bufsize=1, env=child_env, start_new_session=True)
+                encoding="utf-8", bufsize=1, env=child_env, **_own_group())
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Yield the job's events until it exits; a job that dies silently yields failed."""
@@ -289,13 +290,13 @@ class TrainingProcess:
             return
         self._stopping = True
         try:
-            os.killpg(process.pid, signal.SIGINT)
+            _signal_group(process, hard=False)
             process.wait(timeout)
         except ProcessLookupError:
             return
         except subprocess.TimeoutExpired:
             try:
-                os.killpg(process.pid, signal.SIGKILL)
+                _signal_group(process, hard=True)
             except ProcessLookupError:
                 pass
             process.wait()
@@ -331,6 +332,23 @@ class TrainingProcess:
                     project.finish_run(self.run_id, status, error=error)
         except AnnotuneError:
             pass  # the project is gone or unreadable: nothing left to record into
+
+
+def _own_group() -> dict[str, Any]:
+    """Popen arguments that start the child in a process group of its own."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def _signal_group(process: subprocess.Popen[str], hard: bool) -> None:
+    """Ask the child's group to stop (SIGINT; Ctrl+Break on Windows), or kill it when hard."""
+    if os.name != "nt":
+        os.killpg(process.pid, signal.SIGKILL if hard else signal.SIGINT)
+    elif hard:
+        process.kill()
+    else:
+        process.send_signal(signal.CTRL_BREAK_EVENT)
 
 
 if __name__ == "__main__":
