@@ -128,7 +128,9 @@ def _run_training(project_path: Path, config) -> dict:
         for event in process.events():
             kind = event.get("event")
             if kind == "started":
-                print(f"training run {event.get('run_id')} on {event.get('device')}",
+                print(f"training run {event.get('run_id')} on {event.get('device_label')}: "
+                      f"{event.get('train_examples', '?')} training and "
+                      f"{event.get('validation_examples', '?')} validation examples",
                       file=sys.stderr)
             elif kind == "progress":
                 bar.update(event)

@@ -38,15 +38,15 @@ def _preprocess(source: Path, target: Path) -> bool:
     level = logger.level
     logger.setLevel(logging.ERROR)  # its warnings about symbolic shapes are expected and noisy
     try:
-        # Symbolic shape inference gives up on most traced BERT graphs ("incomplete symbolic
-        # shape inference"); ONNX's own shape inference plus the graph clean-up still help.
-        for skip_symbolic in (False, True):
-            try:
-                quant_pre_process(str(source), str(target), skip_symbolic_shape=skip_symbolic)
-                return target.is_file()
-            except Exception:  # noqa: BLE001 - any failure: try the next, then the plain graph
-                target.unlink(missing_ok=True)
-        return False
+        # Symbolic shape inference gives up on traced BERT graphs ("incomplete symbolic shape
+        # inference") and then leaves sym_shape_infer_temp.onnx and a weights file in the
+        # current folder; ONNX's own shape inference plus the graph clean-up still help.
+        try:
+            quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+            return target.is_file()
+        except Exception:  # noqa: BLE001 - any failure: quantize the plain graph instead
+            target.unlink(missing_ok=True)
+            return False
     finally:
         logger.setLevel(level)
 
