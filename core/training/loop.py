@@ -138,8 +138,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
 
     # -- training: epochs of optimizer steps, each an evaluation and a checkpoint decision
     history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": None, "score": -math.inf, "metrics": {},
-                            "settings": settings}
+    best: dict[str, Any] = {"epoch": None, "score": -math.inf, "rank": (-math.inf, 0.0),
+                            "metrics": {}, "settings": settings}
     artifact_dir = out_dir / "model"
     status = "finished"
     step = 0
@@ -188,8 +188,9 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                     window_loss, window_steps, window_samples = torch.zeros((), device=device), 0, 0
 
             # -- evaluation: the same numpy decode + metrics the exported model is judged by
-            outputs = predict(model, task, val_features, pad_token_id, device, amp_dtype,
-                              config.eval_batch_size, accepted, should_stop)
+            outputs, val_loss = predict(model, task, val_features, pad_token_id, device,
+                                        amp_dtype, config.eval_batch_size, accepted, should_stop,
+                                        with_loss=True)
             predictions = task.decode(val_fields, val_features, outputs, settings)
             epoch_settings = settings
             if settings.multi_label and not settings.thresholds and hasattr(task,
@@ -205,15 +206,21 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                                     hint="the task plugin's metrics() must include its main metric")
             score = float(metrics[task.main_metric])
             train_loss = epoch_loss.item() / steps_per_epoch
+            val_loss_shown = round(val_loss, 6) if val_loss is not None else None
             history.append({"epoch": epoch, "train_loss": round(train_loss, 6),
-                            "metrics": metrics,
+                            "validation_loss": val_loss_shown, "metrics": metrics,
                             "seconds": round(time.perf_counter() - epoch_start, 2)})
             emit({"event": "metrics", "epoch": epoch, "train_loss": round(train_loss, 6),
-                  "metrics": metrics, "main_metric": task.main_metric})
+                  "validation_loss": val_loss_shown, "metrics": metrics,
+                  "main_metric": task.main_metric})
 
-            # -- keep the best epoch; stop when it has not improved for `patience` epochs
-            if score > best["score"]:  # strictly better: a tie keeps the earlier epoch
-                best = {"epoch": epoch, "score": score, "metrics": metrics,
+            # -- keep the best epoch; stop when it has not improved for `patience` epochs.
+            #    Ties on the main metric are common on small validation sets (accuracy 1.0
+            #    from the first epoch): the lower validation loss breaks them, so the kept
+            #    model is the confident one, not the barely trained one.
+            rank = (score, -val_loss if val_loss is not None else 0.0)
+            if rank > best["rank"]:
+                best = {"epoch": epoch, "score": score, "rank": rank, "metrics": metrics,
                         "settings": epoch_settings}
                 _save(model, loaded.hf_tokenizer, artifact_dir)
             elif (config.early_stopping_patience  # (no best yet: a NaN score counts as none)
@@ -249,24 +256,33 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
 @torch.inference_mode()
 def predict(model: torch.nn.Module, task: Task, features: Sequence[Feature], pad_token_id: int,
             device: torch.device, amp_dtype: torch.dtype | None, batch_size: int,
-            accepted: set[str] | None = None, should_stop: Callable[[], bool] | None = None
-            ) -> list[dict[str, np.ndarray]]:
-    """Run the model over length-sorted batches; return unpadded outputs in feature order."""
+            accepted: set[str] | None = None, should_stop: Callable[[], bool] | None = None,
+            with_loss: bool = False) -> tuple[list[dict[str, np.ndarray]], float | None]:
+    """Run the model over length-sorted batches; return unpadded outputs in feature order.
+
+    With ``with_loss`` (and targets on every feature) the mean loss over the features comes
+    back too; otherwise the loss is None.
+    """
     model.eval()
     per_feature: list[dict[str, np.ndarray]] = [{} for _ in features]
+    with_loss = with_loss and all(f.target is not None for f in features)
+    loss_sum = 0.0
     for indices in length_sorted_batches(features, batch_size):
         if should_stop is not None and should_stop():
             raise Cancelled()
         batch = [features[i] for i in indices]
-        inputs = to_device(collate(batch, pad_token_id), device, accepted)
+        inputs = to_device(collate(batch, pad_token_id, task, with_targets=with_loss), device,
+                           accepted)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
             output = model(**inputs)
+        if with_loss:
+            loss_sum += float(output.loss) * len(batch)
         arrays = {name: output[name].float().cpu().numpy() for name in task.output_names}
         for index, piece in zip(indices, split_outputs(arrays, batch, task.sequence_outputs),
                                 strict=True):
             per_feature[index] = piece
-    return per_feature
+    return per_feature, (loss_sum / len(features) if with_loss and features else None)
 
 
 def _maybe_compile(model: torch.nn.Module, config: TrainConfig) -> Callable[..., Any]:

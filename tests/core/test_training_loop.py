@@ -134,10 +134,10 @@ class ScriptedTask(TextClassificationTask):
 
 
 def test_best_epoch_is_kept_and_early_stopping_ends_the_run(tmp_path, quiet_base_model, data):
-    task = ScriptedTask([0.2, 0.9, 0.5, 0.9, 0.3, 0.95, 0.99])
+    task = ScriptedTask([0.2, 0.9, 0.5, 0.8, 0.3, 0.95, 0.99])
     config = fast(quiet_base_model, epochs=7, early_stopping_patience=3)
     result = train(task, SETTINGS, config, data[0], data[1], tmp_path)
-    # epochs 3, 4 (a tie is no improvement) and 5 do not beat epoch 2: stop after epoch 5
+    # epochs 3, 4 and 5 do not beat epoch 2: stop after epoch 5
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]
     assert result.best_epoch == 2 and result.metrics["f1"] == 0.9
 
@@ -149,6 +149,15 @@ def test_best_epoch_is_kept_and_early_stopping_ends_the_run(tmp_path, quiet_base
         logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
     assert np.allclose(logits, task.seen_logits[1], atol=1e-5)
     assert not np.allclose(logits, task.seen_logits[4], atol=1e-5)
+
+
+def test_a_tie_on_the_main_metric_keeps_the_epoch_with_the_lower_validation_loss(
+        tmp_path, quiet_base_model, data):
+    task = ScriptedTask([1.0, 1.0, 1.0])
+    result = train(task, SETTINGS, fast(quiet_base_model, epochs=3), data[0], data[1], tmp_path)
+    losses = [h["validation_loss"] for h in result.history]
+    assert all(isinstance(loss, float) for loss in losses) and len(set(losses)) == 3
+    assert result.best_epoch == 1 + losses.index(min(losses))
 
 
 def test_without_patience_every_epoch_runs(tmp_path, quiet_base_model, data):
