@@ -241,8 +241,6 @@ def save_with_external_weights(source: Path, target: Path) -> None:
         target.unlink(missing_ok=True)
     onnx.save_model(model, str(target), save_as_external_data=True,
                     all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
-    if target != source:
-        source.unlink(missing_ok=True)
 
 
 def export_onnx(module: Any, example: Mapping[str, np.ndarray], task: Task, path: Path) -> None:
@@ -281,6 +279,19 @@ def onnx_outputs(session: Any, batch: Mapping[str, np.ndarray], output_names: Se
     feed = {i.name: batch[i.name] for i in session.get_inputs()}
     values = session.run(list(output_names), feed)
     return dict(zip(output_names, values, strict=True))
+
+
+def run_onnx(path: Path, features: Sequence[Feature], pad_token_id: int, task: Task
+             ) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """Run features through a fresh session of ``path``; return outputs and the graph's inputs.
+
+    The session is closed on return: it maps model.onnx.data, which int8 export replaces and
+    the final rename moves (Windows refuses both on a mapped file).
+    """
+    session = onnx_session(path)
+    outputs = run_batches(features, pad_token_id, task,
+                          lambda batch: onnx_outputs(session, batch, task.output_names))
+    return outputs, [i.name for i in session.get_inputs()]  # DistilBERT-like graphs take two
 
 
 def run_batches(features: Sequence[Feature], pad_token_id: int, task: Task, run_one: Any
@@ -410,9 +421,7 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
     stage(f"checking parity on {len(features)} samples")
     reference = run_batches(features, pad_token_id, task,
                             lambda batch: torch_outputs(module, batch, names))
-    session = onnx_session(model_path)
-    exported = run_batches(features, pad_token_id, task,
-                           lambda batch: onnx_outputs(session, batch, names))
+    exported, inputs = run_onnx(model_path, features, pad_token_id, task)
     diffs = max_abs_diff(reference, exported)
     worst = max(diffs.values())
     if not worst <= FP32_TOLERANCE:  # written so that NaN fails too
@@ -423,14 +432,17 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
     int8_agreement = int8_argmax = None
     if quantize:
         stage("quantizing to int8")
+        # From the inline graph: onnxruntime's pre-processing copies the model elsewhere and
+        # would lose an external weights file.
         quantization, int8_agreement, int8_argmax = _quantize(
-            tmp_dir, model_path, task, settings, examples, features, pad_token_id, exported)
+            tmp_dir, traced, model_path, task, settings, examples, features, pad_token_id,
+            exported)
+    traced.unlink()
 
     tokenizer.save(str(tmp_dir / bundle_files.TOKENIZER_NAME))
     parity = {"tolerance": FP32_TOLERANCE, "max_abs_diff": max(diffs.values()),
               "per_output": diffs, "examples": len(examples), "features": len(features),
               "compared_at": "real (unpadded) positions, padded mixed-length batches"}
-    inputs = [i.name for i in session.get_inputs()]  # DistilBERT-like graphs take two
     manifest = bundle_files.write_manifest(tmp_dir, _manifest(
         run, task, settings, parity, quantization, fp32_bytes, inputs))
 
@@ -448,11 +460,11 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
     return report
 
 
-def _quantize(tmp_dir: Path, model_path: Path, task: Task, settings: TaskSettings,
+def _quantize(tmp_dir: Path, source: Path, model_path: Path, task: Task, settings: TaskSettings,
               examples: list[dict[str, str]], features: list[Feature], pad_token_id: int,
               fp32_outputs: list[dict[str, np.ndarray]]
               ) -> tuple[dict[str, Any], float, float]:
-    """Replace model.onnx by its int8 version; return manifest figures and agreements."""
+    """Replace model.onnx by an int8 version of ``source``; return figures and agreements."""
     from annotune.core.quantize import quantize_int8
 
     fp32_predictions = task.decode(examples, features, fp32_outputs, settings)
@@ -461,10 +473,8 @@ def _quantize(tmp_dir: Path, model_path: Path, task: Task, settings: TaskSetting
     # Try both and keep the one that changes fewer decisions (then the smaller raw error).
     for per_channel in (False, True):
         target = tmp_dir / f"model.int8{'.pc' if per_channel else ''}.onnx"
-        result = quantize_int8(model_path, target, per_channel=per_channel)
-        session = onnx_session(target)
-        outputs = run_batches(features, pad_token_id, task,
-                              lambda batch, s=session: onnx_outputs(s, batch, task.output_names))
+        result = quantize_int8(source, target, per_channel=per_channel)
+        outputs, _ = run_onnx(target, features, pad_token_id, task)
         predictions = task.decode(examples, features, outputs, settings)
         agreement = prediction_agreement(fp32_predictions, predictions)
         argmax = argmax_agreement(fp32_outputs, outputs)
@@ -476,12 +486,12 @@ def _quantize(tmp_dir: Path, model_path: Path, task: Task, settings: TaskSetting
             best = (key, result, agreement, argmax, error)
         else:
             target.unlink(missing_ok=True)
-        del session
         if agreement == 1.0 and argmax == 1.0:
             break  # nothing left to gain from the other scheme
     assert best is not None
     _, result, agreement, argmax, error = best
     save_with_external_weights(result.path, model_path)
+    result.path.unlink()
     quantization = {"mode": "dynamic-int8", "weight_type": "QInt8",
                     "per_channel": result.per_channel, "preprocessed": result.preprocessed,
                     "fp32_bytes": None, "int8_bytes": model_size(model_path),

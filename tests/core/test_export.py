@@ -150,6 +150,7 @@ def test_int8_export_reports_agreement_and_shrinks_the_model(classifier_run, tmp
     manifest = verify_bundle(report.bundle_dir)
     quantization = manifest["quantization"]
     assert quantization["weight_type"] == "QInt8"
+    assert quantization["preprocessed"] is True  # onnxruntime's pre-processing ran
     assert quantization["prediction_agreement"] == report.int8_agreement
     assert quantization["fp32_bytes"] == report.fp32_bytes
     assert manifest["onnx"]["dtype"] == "int8"
