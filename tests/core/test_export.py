@@ -180,6 +180,18 @@ def test_replaces_an_older_bundle(classifier_run, exported, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
+def test_a_runs_model_folder_is_accepted_for_the_run(classifier_run, tmp_path):
+    """Runs record model/ as their artifact; exporting that folder exports the run."""
+    report = export_run(classifier_run / "model", tmp_path / "bundle", parity_texts=["hi"])
+    assert verify_bundle(report.bundle_dir)["task"] == "text-classification"
+    # a single parity text still traces with two rows, so the batch axis stays dynamic
+    session = ort.InferenceSession(str(report.model_path), providers=["CPUExecutionProvider"])
+    ids = np.full((5, 9), 1000, dtype=np.int64)
+    (logits,) = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                                   "token_type_ids": np.zeros_like(ids)})
+    assert logits.shape == (5, 3)
+
+
 def test_missing_run_files_are_explained(tmp_path, classifier_run):
     with pytest.raises(AnnotuneError, match="run.json is missing"):
         export_run(tmp_path, tmp_path / "out")
