@@ -159,3 +159,30 @@ def verify_bundle(folder: str | os.PathLike[str], preloaded: Mapping[str, bytes]
     for name, entry in files.items():
         check_file(folder, name, entry, preloaded.get(name))
     return manifest
+
+
+# -- the model files ------------------------------------------------------------------------
+
+def model_size(path: str | os.PathLike[str]) -> int:
+    """Return the bytes of an ONNX graph file plus its external weights file, if any."""
+    path = Path(path)
+    data = path.with_name(MODEL_DATA_NAME)
+    return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
+
+
+def save_with_external_weights(source: Path, target: Path) -> None:
+    """Rewrite an ONNX model as a small graph file plus one weights file beside it.
+
+    onnxruntime memory-maps external weights, so a session opens about twice as fast as from
+    a graph that holds them inline (measured on the MiniLM bundle).
+    Writing needs the onnx package, imported here: reading bundles never does.
+    """
+    import onnx
+
+    model = onnx.load(str(source))
+    data = target.with_name(MODEL_DATA_NAME)
+    data.unlink(missing_ok=True)  # onnx appends to an existing weights file
+    if target != source:
+        target.unlink(missing_ok=True)
+    onnx.save_model(model, str(target), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=data.name, size_threshold=1024)

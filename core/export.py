@@ -32,18 +32,12 @@ from annotune.core.features import (
     collate,
     pad_id,
     prepare_tokenizer,
-    split_outputs,
 )
-from annotune.core.parity import (
-    FP32_TOLERANCE,
-    argmax_agreement,
-    max_abs_diff,
-    prediction_agreement,
-)
+from annotune.core.parity import FP32_TOLERANCE, max_abs_diff, run_batches, run_onnx
+from annotune.core.quantize import quantize_bundle_model
 from annotune.core.tasks import Feature, Task, TaskSettings
 
 OPSET = 17
-PARITY_BATCH = 16  # features per parity batch: mixed lengths, so padding is exercised
 FALLBACK_TEXTS = (
     "The delivery arrived two days late and the box was damaged.",
     "Great value.",
@@ -220,29 +214,6 @@ def torch_outputs(module: Any, batch: Mapping[str, np.ndarray], output_names: Se
     return {name: value.float().numpy() for name, value in zip(output_names, values, strict=True)}
 
 
-def model_size(path: Path) -> int:
-    """Return the bytes of an ONNX graph file plus its external weights file, if any."""
-    data = path.with_name(bundle_files.MODEL_DATA_NAME)
-    return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
-
-
-def save_with_external_weights(source: Path, target: Path) -> None:
-    """Rewrite an ONNX model as a small graph file plus one weights file beside it.
-
-    onnxruntime memory-maps external weights, so a session opens about twice as fast as from
-    a graph that holds them inline (measured on the MiniLM bundle).
-    """
-    import onnx
-
-    model = onnx.load(str(source))
-    data = target.with_name(bundle_files.MODEL_DATA_NAME)
-    data.unlink(missing_ok=True)  # onnx appends to an existing weights file
-    if target != source:
-        target.unlink(missing_ok=True)
-    onnx.save_model(model, str(target), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
-
-
 def export_onnx(module: Any, example: Mapping[str, np.ndarray], task: Task, path: Path) -> None:
     """Trace the wrapped model to ONNX with dynamic batch and sequence axes."""
     import torch
@@ -259,50 +230,6 @@ def export_onnx(module: Any, example: Mapping[str, np.ndarray], task: Task, path
                           input_names=list(MODEL_INPUTS), output_names=list(task.output_names),
                           dynamic_axes={**axes_in, **axes_out}, do_constant_folding=True)
     module.eval()
-
-
-# -- onnxruntime side ------------------------------------------------------------------------
-
-def onnx_session(path: Path) -> Any:
-    """Open an onnxruntime CPU session like the Predictor does."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def onnx_outputs(session: Any, batch: Mapping[str, np.ndarray], output_names: Sequence[str]
-                 ) -> dict[str, np.ndarray]:
-    """Run one batch through an onnxruntime session; return outputs by name."""
-    feed = {i.name: batch[i.name] for i in session.get_inputs()}
-    values = session.run(list(output_names), feed)
-    return dict(zip(output_names, values, strict=True))
-
-
-def run_onnx(path: Path, features: Sequence[Feature], pad_token_id: int, task: Task
-             ) -> tuple[list[dict[str, np.ndarray]], list[str]]:
-    """Run features through a fresh session of ``path``; return outputs and the graph's inputs.
-
-    The session is closed on return: it maps model.onnx.data, which int8 export replaces and
-    the final rename moves (Windows refuses both on a mapped file).
-    """
-    session = onnx_session(path)
-    outputs = run_batches(features, pad_token_id, task,
-                          lambda batch: onnx_outputs(session, batch, task.output_names))
-    return outputs, [i.name for i in session.get_inputs()]  # DistilBERT-like graphs take two
-
-
-def run_batches(features: Sequence[Feature], pad_token_id: int, task: Task, run_one: Any
-                ) -> list[dict[str, np.ndarray]]:
-    """Run features in input order, PARITY_BATCH at a time; return unpadded outputs per feature."""
-    per_feature: list[dict[str, np.ndarray]] = []
-    for start in range(0, len(features), PARITY_BATCH):
-        chunk = features[start:start + PARITY_BATCH]
-        outputs = run_one(collate(chunk, pad_token_id))
-        per_feature.extend(split_outputs(outputs, chunk, task.sequence_outputs))
-    return per_feature
 
 
 # -- the bundle folder -----------------------------------------------------------------------
@@ -415,7 +342,7 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
     traced = tmp_dir / "traced.onnx"
     stage("exporting to ONNX")
     export_onnx(module, collate(trace_features, pad_token_id), task, traced)
-    save_with_external_weights(traced, model_path)
+    bundle_files.save_with_external_weights(traced, model_path)
 
     # -- parity: the same padded batches through PyTorch and onnxruntime
     stage(f"checking parity on {len(features)} samples")
@@ -426,7 +353,7 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
     worst = max(diffs.values())
     if not worst <= FP32_TOLERANCE:  # written so that NaN fails too
         raise _parity_error(diffs, len(features), model_dir)
-    fp32_bytes = model_size(model_path)
+    fp32_bytes = bundle_files.model_size(model_path)
 
     quantization: dict[str, Any] | None = None
     int8_agreement = int8_argmax = None
@@ -434,7 +361,7 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         stage("quantizing to int8")
         # From the inline graph: onnxruntime's pre-processing copies the model elsewhere and
         # would lose an external weights file.
-        quantization, int8_agreement, int8_argmax = _quantize(
+        quantization, int8_agreement, int8_argmax = quantize_bundle_model(
             tmp_dir, traced, model_path, task, settings, examples, features, pad_token_id,
             exported)
     traced.unlink()
@@ -451,53 +378,13 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         files={name: entry["bytes"] for name, entry in manifest["files"].items()},
         task=task.name, parity_max_diff=max(diffs.values()), parity_per_output=diffs,
         parity_examples=len(examples), parity_features=len(features), quantized=quantize,
-        fp32_bytes=fp32_bytes, int8_bytes=model_size(model_path) if quantize else None,
+        fp32_bytes=fp32_bytes, int8_bytes=bundle_files.model_size(model_path) if quantize else None,
         int8_agreement=int8_agreement, int8_argmax_agreement=int8_argmax)
     stage("measuring speed")
     report.latency_ms = round(_measure_latency(tmp_dir, examples), 3)
     if int8_agreement is not None and int8_agreement < 1.0:
         report.notes.append(f"int8 changes {1 - int8_agreement:.0%} of the sample predictions")
     return report
-
-
-def _quantize(tmp_dir: Path, source: Path, model_path: Path, task: Task, settings: TaskSettings,
-              examples: list[dict[str, str]], features: list[Feature], pad_token_id: int,
-              fp32_outputs: list[dict[str, np.ndarray]]
-              ) -> tuple[dict[str, Any], float, float]:
-    """Replace model.onnx by an int8 version of ``source``; return figures and agreements."""
-    from annotune.core.quantize import quantize_int8
-
-    fp32_predictions = task.decode(examples, features, fp32_outputs, settings)
-    best = None
-    # Per-tensor scales are the usual choice; per-channel keeps more accuracy on some heads.
-    # Try both and keep the one that changes fewer decisions (then the smaller raw error).
-    for per_channel in (False, True):
-        target = tmp_dir / f"model.int8{'.pc' if per_channel else ''}.onnx"
-        result = quantize_int8(source, target, per_channel=per_channel)
-        outputs, _ = run_onnx(target, features, pad_token_id, task)
-        predictions = task.decode(examples, features, outputs, settings)
-        agreement = prediction_agreement(fp32_predictions, predictions)
-        argmax = argmax_agreement(fp32_outputs, outputs)
-        error = max(max_abs_diff(fp32_outputs, outputs).values())
-        key = (agreement, argmax, -error)
-        if best is None or key > best[0]:
-            if best is not None:
-                best[1].path.unlink(missing_ok=True)
-            best = (key, result, agreement, argmax, error)
-        else:
-            target.unlink(missing_ok=True)
-        if agreement == 1.0 and argmax == 1.0:
-            break  # nothing left to gain from the other scheme
-    assert best is not None
-    _, result, agreement, argmax, error = best
-    save_with_external_weights(result.path, model_path)
-    result.path.unlink()
-    quantization = {"mode": "dynamic-int8", "weight_type": "QInt8",
-                    "per_channel": result.per_channel, "preprocessed": result.preprocessed,
-                    "fp32_bytes": None, "int8_bytes": model_size(model_path),
-                    "prediction_agreement": agreement, "argmax_agreement": argmax,
-                    "max_abs_diff_vs_fp32": error}
-    return quantization, agreement, argmax
 
 
 def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,

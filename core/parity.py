@@ -1,17 +1,23 @@
-"""Compare two sets of raw model outputs, and two sets of predictions, the way export reports them.
+"""Run checked batches through onnxruntime and compare outputs and predictions, for export.
 
-Numpy only. Sequence outputs are compared at real (unpadded) token positions only: what a
-model writes at padding is never read by ``Task.decode``, so it must not fail an export.
+Numpy only at import (onnxruntime is imported when a session opens). Sequence outputs are
+compared at real (unpadded) token positions only: what a model writes at padding is never read
+by ``Task.decode``, so it must not fail an export.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from annotune.core.features import collate, split_outputs
+from annotune.core.tasks import Feature, Task
+
 FP32_TOLERANCE = 1e-4  # max abs difference between PyTorch and onnxruntime fp32 outputs
+PARITY_BATCH = 16  # features per parity batch: mixed lengths, so padding is exercised
 
 
 def real_rows(outputs: Sequence[Mapping[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
@@ -90,3 +96,47 @@ def prediction_agreement(reference: Sequence[Any], candidate: Sequence[Any]) -> 
         return 1.0
     same = sum(decision(a) == decision(b) for a, b in zip(reference, candidate, strict=True))
     return same / len(reference)
+
+
+# -- running the exported graph ------------------------------------------------------------
+
+def onnx_session(path: Path) -> Any:
+    """Open an onnxruntime CPU session like the Predictor does."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_outputs(session: Any, batch: Mapping[str, np.ndarray], output_names: Sequence[str]
+                 ) -> dict[str, np.ndarray]:
+    """Run one batch through an onnxruntime session; return outputs by name."""
+    feed = {i.name: batch[i.name] for i in session.get_inputs()}
+    values = session.run(list(output_names), feed)
+    return dict(zip(output_names, values, strict=True))
+
+
+def run_onnx(path: Path, features: Sequence[Feature], pad_token_id: int, task: Task
+             ) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """Run features through a fresh session of ``path``; return outputs and the graph's inputs.
+
+    The session is closed on return: it maps model.onnx.data, which int8 export replaces and
+    the final rename moves (Windows refuses both on a mapped file).
+    """
+    session = onnx_session(path)
+    outputs = run_batches(features, pad_token_id, task,
+                          lambda batch: onnx_outputs(session, batch, task.output_names))
+    return outputs, [i.name for i in session.get_inputs()]  # DistilBERT-like graphs take two
+
+
+def run_batches(features: Sequence[Feature], pad_token_id: int, task: Task, run_one: Any
+                ) -> list[dict[str, np.ndarray]]:
+    """Run features in input order, PARITY_BATCH at a time; return unpadded outputs per feature."""
+    per_feature: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(features), PARITY_BATCH):
+        chunk = features[start:start + PARITY_BATCH]
+        outputs = run_one(collate(chunk, pad_token_id))
+        per_feature.extend(split_outputs(outputs, chunk, task.sequence_outputs))
+    return per_feature

@@ -11,7 +11,7 @@ import pytest
 import transformers
 from tokenizers import Tokenizer
 
-from annotune.core import export
+from annotune.core import export, parity
 from annotune.core.bundle import verify_bundle
 from annotune.core.errors import AnnotuneError
 from annotune.core.export import export_run
@@ -123,12 +123,12 @@ def test_exported_graph_takes_any_batch_and_length(exported, batch, length):
 @pytest.mark.parametrize(("change", "figure"), [(1e-3, r"0\.001"), (float("nan"), "nan")])
 def test_broken_parity_fails_loudly_and_writes_nothing(classifier_run, tmp_path, monkeypatch,
                                                        change, figure):
-    real = export.onnx_outputs
+    real = parity.onnx_outputs
 
     def perturbed(session, batch, names):
         return {name: value + change for name, value in real(session, batch, names).items()}
 
-    monkeypatch.setattr(export, "onnx_outputs", perturbed)
+    monkeypatch.setattr(parity, "onnx_outputs", perturbed)
     with pytest.raises(AnnotuneError, match=rf"parity check failed.*up to {figure}") as error:
         export_run(classifier_run, tmp_path / "bundle")
     assert "tolerance 0.0001" in str(error.value) and "logits" in str(error.value)
