@@ -170,6 +170,7 @@ def load_model(task: Task, model_dir: Path) -> Any:
     if auto_class is None:
         raise AnnotuneError(f"task '{task.name}' names an unknown model class '{task.auto_model}'",
                             hint="update transformers or the task plugin")
+    transformers.utils.logging.disable_progress_bar()  # no loading bars inside our report
     try:
         # Eager attention traces into plain MatMul/Softmax, which every onnxruntime optimises.
         model = auto_class.from_pretrained(str(model_dir), dtype=torch.float32,

@@ -71,6 +71,10 @@ def quantize_int8(source: str | Path, target: str | Path, per_channel: bool = Fa
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantize-") as scratch:
         prepared = Path(scratch) / "preprocessed.onnx"
         preprocessed = preprocess and _preprocess(source, prepared)
+        root = logging.getLogger()
+        level = root.level
+        # quantize_dynamic advises pre-processing on the root logger even after it was done
+        root.setLevel(logging.ERROR)
         try:
             quantize_dynamic(str(prepared if preprocessed else source), str(target),
                              weight_type=QuantType.QInt8, per_channel=per_channel)
@@ -78,6 +82,8 @@ def quantize_int8(source: str | Path, target: str | Path, per_channel: bool = Fa
             raise AnnotuneError(f"int8 quantization failed: {type(error).__name__}: {error}",
                                 where=str(source),
                                 hint="export without int8 quantization") from error
+        finally:
+            root.setLevel(level)
     return QuantizeResult(path=target, per_channel=per_channel, preprocessed=preprocessed,
                           bytes=target.stat().st_size)
 

@@ -136,7 +136,10 @@ def test_broken_parity_fails_loudly_and_writes_nothing(classifier_run, tmp_path,
 
 
 def test_int8_export_reports_agreement_and_shrinks_the_model(classifier_run, tmp_path,
-                                                             exported):
+                                                             exported, monkeypatch):
+    working = tmp_path / "working"
+    working.mkdir()
+    monkeypatch.chdir(working)  # onnxruntime tools like to drop files into the current folder
     stages = []
     report = export_run(classifier_run, tmp_path / "int8", quantize=True,
                         progress=stages.append)
@@ -157,6 +160,7 @@ def test_int8_export_reports_agreement_and_shrinks_the_model(classifier_run, tmp
     names = sorted(p.name for p in report.bundle_dir.iterdir())
     # no scratch files kept (fp32 weights, the other quantization scheme, pre-processing)
     assert names == ["manifest.json", "model.onnx", "model.onnx.data", "tokenizer.json"]
+    assert list(working.iterdir()) == []
 
 
 def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(classifier_run, tmp_path):
