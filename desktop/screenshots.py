@@ -211,7 +211,10 @@ def train_and_export(window: object, out: Path) -> None:
                                       "replied.")
     tryit.predict()
     grab(window, out / "tryit.png")
+    done = []
+    tryit.preannotated.connect(done.append)
     tryit.preannotate()
+    wait_until(lambda: bool(done), 300, "pre-annotation")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,6 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QFileDialog,
     QGridLayout,
@@ -41,6 +40,7 @@ class TryItPanel(QWidget):
     """Load a bundle and show its prediction for whatever is typed, as it is typed."""
 
     preannotated = Signal(int)  # how many examples got a stored prediction
+    preannotateProgress = Signal(int, int)  # done, total; emitted from the worker thread
 
     def __init__(self, project: Any, task: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -66,6 +66,7 @@ class TryItPanel(QWidget):
                                            "examples: the editor shows them as suggestions and "
                                            "can order examples by uncertainty")
         self.preannotate_button.clicked.connect(self.preannotate)
+        self.preannotateProgress.connect(self._preannotate_progress)
         bar.addWidget(self.preannotate_button)
         layout.addLayout(bar)
         self.status = QLabel("Export a run (Runs ▸ Export bundle…) to try it here.")
@@ -247,30 +248,35 @@ class TryItPanel(QWidget):
 
     # -- pre-annotation --------------------------------------------------------------------
     def preannotate(self) -> None:
-        """Store the loaded bundle's predictions for every unlabeled example."""
+        """Store the loaded bundle's predictions for every unlabeled example, off the GUI thread."""
         if self.bundle is None:
             self.status.setText("Load a bundle first (export a run on the Runs tab).")
             return
         from annotune.core.preannotate import preannotate
+        from annotune.core.store import Project
 
         self.status.setText("Pre-annotating…")
+        self.preannotate_button.setEnabled(False)  # one run at a time
+        path, bundle, predictor = self.project.path, self.bundle, self.predictor
 
-        def progress(done: int, total: int) -> bool:
-            # the store's connection belongs to this thread, so the work runs here in pages
-            # and the window repaints between them
-            self.status.setText(f"Pre-annotating… {done:,} of {total:,}")
-            QApplication.processEvents()
-            return True
+        def work() -> int:
+            # a connection of its own: SQLite connections belong to the thread that opened them
+            with Project.open(path) as project:
+                return preannotate(project, bundle, only_unlabeled=True, predictor=predictor,
+                                   progress=lambda done, total: self.preannotateProgress.emit(
+                                       done, total) or True)
 
-        self.preannotate_button.setEnabled(False)  # no second run from inside processEvents
-        try:
-            count = preannotate(self.project, self.bundle, only_unlabeled=True,
-                                predictor=self.predictor, progress=progress)
-        except AnnotuneError as error:
-            self.status.setText(f"⚠ {error}")
-            return
-        finally:
+        def done(count: int) -> None:
             self.preannotate_button.setEnabled(True)
-        self.status.setText(f"Stored suggestions for {count:,} examples. The Label tab shows "
-                            "them; Enter accepts one.")
-        self.preannotated.emit(int(count))
+            self.status.setText(f"Stored suggestions for {count:,} examples. The Label tab "
+                                "shows them; Enter accepts one.")
+            self.preannotated.emit(int(count))
+
+        def failed(error: BaseException) -> None:
+            self.preannotate_button.setEnabled(True)
+            self.status.setText(f"⚠ {error}")
+
+        run_in_background(work, done, failed)
+
+    def _preannotate_progress(self, done: int, total: int) -> None:
+        self.status.setText(f"Pre-annotating… {done:,} of {total:,}")

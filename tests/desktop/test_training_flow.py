@@ -82,7 +82,9 @@ def test_train_export_try_and_preannotate(qtbot, labeled_project, tiny_base_mode
     assert set(probabilities) == {"neg", "pos"}
     assert tryit.bars.count() == 4  # a name and a bar per label
 
-    tryit.preannotate()
+    with qtbot.waitSignal(tryit.preannotated, timeout=60_000) as stored:
+        tryit.preannotate()  # runs on a worker thread: the window stays responsive
+    assert stored.args == [1]
     assert "Stored suggestions for 1 examples" in tryit.status.text()
     view = LabelingView(project, task, LabelEditor(task, project.settings))
     qtbot.addWidget(view)
