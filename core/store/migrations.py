@@ -97,8 +97,46 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         db["examples"].enable_fts(["text"], fts_version="FTS5", create_triggers=True)
 
 
+# Counts of the common filters (all, accepted, skipped; unlabeled is the difference) kept in a
+# one-row-per-name table: COUNT(*) over a million examples costs 15-20 ms, a lookup here
+# ~0.01 ms. Triggers keep them in the same transaction as every write, whatever writes;
+# core.store.bulk swaps the per-row triggers out for one UPDATE during a large import.
+COUNTERS = ("examples", "accepted", "skipped")
+COUNTER_TRIGGERS = {
+    "counters_example_added": """CREATE TRIGGER counters_example_added AFTER INSERT ON examples
+BEGIN UPDATE counters SET n = n + 1 WHERE name = 'examples'; END""",
+    "counters_example_removed": """CREATE TRIGGER counters_example_removed AFTER DELETE ON examples
+BEGIN UPDATE counters SET n = n - 1 WHERE name = 'examples'; END""",
+    "counters_annotation_added": """CREATE TRIGGER counters_annotation_added
+AFTER INSERT ON annotations
+BEGIN UPDATE counters SET n = n + 1 WHERE name = NEW.status; END""",
+    "counters_annotation_removed": """CREATE TRIGGER counters_annotation_removed
+AFTER DELETE ON annotations
+BEGIN UPDATE counters SET n = n - 1 WHERE name = OLD.status; END""",
+    "counters_annotation_changed": """CREATE TRIGGER counters_annotation_changed
+AFTER UPDATE OF status ON annotations WHEN OLD.status IS NOT NEW.status
+BEGIN
+    UPDATE counters SET n = n - 1 WHERE name = OLD.status;
+    UPDATE counters SET n = n + 1 WHERE name = NEW.status;
+END""",
+}
+
+
+def _v2_counters(db: sqlite_utils.Database) -> None:
+    """Keep the counts of examples, accepted and skipped annotations in table ``counters``."""
+    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) "
+               "WITHOUT ROWID")
+    db.execute("INSERT INTO counters (name, n) SELECT 'examples', COUNT(*) FROM examples")
+    for status in ("accepted", "skipped"):
+        db.execute("INSERT INTO counters (name, n) "
+                   "SELECT ?, COUNT(*) FROM annotations WHERE status = ?", [status, status])
+    for sql in COUNTER_TRIGGERS.values():
+        db.execute(sql)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
+    _v2_counters,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

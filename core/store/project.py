@@ -180,17 +180,20 @@ class Project:
         """Count examples matching the filters (status: unlabeled, accepted or skipped)."""
         q.check_status(status)
         if label is None and split is None and not (search and search.strip()):
-            # Common counts straight from the small tables, without visiting every example.
-            total = self.db.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
+            # The common counts come from the counters kept by triggers (migration 2).
+            counts = self.counters()
             if status is None:
-                return total
+                return counts["examples"]
             if status == "unlabeled":
-                return total - self.db.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
-            return self.db.execute("SELECT COUNT(*) FROM annotations WHERE status = ?",
-                                   [status]).fetchone()[0]
+                return counts["examples"] - counts["accepted"] - counts["skipped"]
+            return counts[status]
         clauses, params = q.where(status, label, split, search, self.db.quote_fts)
         return self.db.execute(f"SELECT COUNT(*) FROM examples e{q.sql_where(clauses)}",
                                params).fetchone()[0]
+
+    def counters(self) -> dict[str, int]:
+        """Return the kept counts of examples, accepted and skipped annotations (no scan)."""
+        return dict(self.db.execute("SELECT name, n FROM counters").fetchall())
 
     def examples(self, status: str | None = None, label: str | None = None,
                  split: str | None = None, search: str | None = None, offset: int = 0,
@@ -345,16 +348,13 @@ class Project:
 
     def stats(self) -> dict[str, Any]:
         """Count examples, accepted, skipped, unlabeled, per label and per split."""
-        total = self.count()
-        by_status = dict(self.db.execute(
-            "SELECT status, COUNT(*) FROM annotations GROUP BY status").fetchall())
+        counts = self.counters()
         labels = {label: 0 for label in self.settings.labels}
         for label, n in self.db.execute(q.LABEL_COUNTS).fetchall():
             labels[str(label)] = n
         splits = {(split or "unassigned"): n for split, n in self.db.execute(
             "SELECT split, COUNT(*) FROM examples GROUP BY split ORDER BY split").fetchall()}
-        accepted = by_status.get("accepted", 0)
-        skipped = by_status.get("skipped", 0)
+        total, accepted, skipped = counts["examples"], counts["accepted"], counts["skipped"]
         return {"examples": total, "accepted": accepted, "labeled": accepted,
                 "skipped": skipped, "unlabeled": total - accepted - skipped,
                 "labels": labels, "splits": splits}

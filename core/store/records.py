@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) quotes with
 from typing import Any
 
 STATUSES = ("accepted", "skipped")
@@ -62,9 +63,21 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def fields_json(fields: dict[str, str]) -> str:
+    """Serialize text fields exactly as ``dumps`` does, several times faster (imports)."""
+    keys = sorted(fields) if len(fields) > 1 else fields
+    return "{" + ",".join(f"{encode_basestring(k)}:{encode_basestring(fields[k])}"
+                          for k in keys) + "}"
+
+
+def hash_json(serialized_fields: str) -> str:
+    """Hash the serialized task fields (``fields_json``): the example's content hash."""
+    return hashlib.sha256(serialized_fields.encode("utf-8")).hexdigest()
+
+
 def content_hash(fields: dict[str, str]) -> str:
     """Hash the task fields of an example: equal texts are one example (dedupe on import)."""
-    return hashlib.sha256(dumps(fields).encode("utf-8")).hexdigest()
+    return hash_json(dumps(fields))
 
 
 def search_text(fields: dict[str, str]) -> str:
