@@ -131,10 +131,43 @@ def _forced_split(options: ImportOptions) -> str | None:
     return split
 
 
+class _Validator:
+    """Validate annotations with the task; for label tasks, each distinct one only once.
+
+    A label annotation (``annotation_kind == "label"``) is valid or not whatever the texts,
+    and a million-row file repeats a handful of them.
+    """
+
+    def __init__(self, task: Task, settings: TaskSettings):
+        self.task, self.settings = task, settings
+        self.cache: dict[Any, Any] | None = {} if task.annotation_kind == "label" else None
+
+    def __call__(self, annotation: Any, fields: dict[str, str]) -> Any:
+        cache = self.cache
+        if cache is None:
+            return self.task.validate(annotation, fields, self.settings)
+        try:
+            key = tuple(annotation.items())
+            found = cache.get(key)
+        except (AttributeError, TypeError):  # not a mapping, or unhashable values: no cache
+            return self.task.validate(annotation, fields, self.settings)
+        if found is None:
+            try:
+                found = (self.task.validate(annotation, fields, self.settings), None)
+            except AnnotuneError as error:
+                found = (None, error)
+            cache[key] = found
+        valid, error = found
+        if error is not None:
+            raise error
+        return dict(valid)  # each record owns its annotation
+
+
 def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
              options: ImportOptions) -> Iterator[ImportRecord | RowProblem]:
     """Read a file, validating annotations again (importers of other plugins included)."""
     split = _forced_split(options)
+    validate = _Validator(task, settings)
     for item in importer.read(path, task, settings, options):
         if isinstance(item, RowProblem):
             yield item
@@ -143,7 +176,7 @@ def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
             item.split = split
         if item.annotation is not None:
             try:
-                item.annotation = task.validate(item.annotation, item.fields, settings)
+                item.annotation = validate(item.annotation, item.fields)
             except AnnotuneError as error:
                 yield RowProblem(item.line, error.what, field="label", hint=error.hint)
                 continue

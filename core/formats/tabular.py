@@ -180,50 +180,92 @@ def make_record(line: int, row: dict[str, Any], columns: dict[str, str], task: T
                 settings: TaskSettings, options: ImportOptions, fmt: str
                 ) -> ImportRecord | RowProblem:
     """Turn one row (column → cell) into an ImportRecord, or the RowProblem it has."""
-    fields: dict[str, str] = {}
-    for name in task.fields:
-        column = columns[name]
-        if column not in row:
-            return RowProblem(line, f"the key '{column}' is missing", field=name,
-                              hint=f"give every line a '{column}' key, or map another one")
-        text = _cell_text(row[column])
-        if text is None:
-            return RowProblem(line, f"'{column}' holds {type(row[column]).__name__}, not text",
-                              field=name, hint="write the text as a string")
-        if not text.strip():
-            return RowProblem(line, f"the text in column '{column}' is empty", field=name,
-                              hint="fill it in, or drop the row (or use --skip-bad-rows)")
-        fields[name] = text
-    annotation = None
-    value = row.get(columns["label"]) if "label" in columns else None
-    if not _is_blank(value):
+    return RecordMaker(columns, task, settings, options, fmt)(line, row)
+
+
+class RecordMaker:
+    """Turn the rows of one file into ImportRecords (or RowProblems), a million times over.
+
+    The columns are resolved once per file, and for tasks whose annotations are labels
+    (``annotation_kind == "label"``: the annotation depends on the cell alone, never on the
+    texts) each distinct label cell is converted and validated once, then reused.
+    """
+
+    def __init__(self, columns: dict[str, str], task: Task, settings: TaskSettings,
+                 options: ImportOptions, fmt: str):
+        self.task, self.settings, self.fmt = task, settings, fmt
+        self.fields = [(name, columns[name]) for name in task.fields]
+        self.label = columns.get("label")
+        self.split_column = None if options.split is not None else columns.get("split")
+        self.forced_split = options.split
+        self.id = columns.get("id")
+        self.used = set(columns.values())
+        self.labels: dict[Any, tuple[Any, str | None]] | None = \
+            {} if task.annotation_kind == "label" else None
+
+    def _annotation(self, value: Any, fields: dict[str, str]) -> tuple[Any, str | None]:
+        """Return (annotation, None) or (error message, hint) for one label cell."""
+        task, settings = self.task, self.settings
         try:
             if isinstance(value, dict):  # JSONL may carry the annotation object itself
                 annotation = dict(value)
             else:
                 annotation = task.annotation_from_value(value, settings)
-            annotation = task.validate(annotation, fields, settings)
+            return task.validate(annotation, fields, settings), None
         except AnnotuneError as error:
             allowed = ", ".join(settings.labels)
-            hint = error.hint or (f"allowed labels: {allowed}" if allowed else None)
-            return RowProblem(line, error.what, field="label", hint=hint)
-    split = options.split
-    if split is None and "split" in columns and not _is_blank(row.get(columns["split"])):
-        given = str(row[columns["split"]]).strip()
-        split = SPLIT_NAMES.get(given.lower())
-        if split is None:
-            return RowProblem(line, f"unknown split '{given}'", field="split",
-                              hint="use train, validation (or dev) or test")
-    source_id = None
-    if "id" in columns and not _is_blank(row.get(columns["id"])):
-        source_id = str(row[columns["id"]])
-    used = set(columns.values())
-    extra = {k: v for k, v in row.items() if k not in used}
-    meta: dict[str, Any] = {"format": fmt}
-    if extra:
-        meta["extra"] = extra
-    return ImportRecord(fields=fields, annotation=annotation, split=split, line=line,
-                        source_id=source_id, meta=meta)
+            return error.what, error.hint or (f"allowed labels: {allowed}" if allowed else None)
+
+    def __call__(self, line: int, row: dict[str, Any]) -> ImportRecord | RowProblem:
+        fields: dict[str, str] = {}
+        for name, column in self.fields:
+            if column not in row:
+                return RowProblem(line, f"the key '{column}' is missing", field=name,
+                                  hint=f"give every line a '{column}' key, or map another one")
+            text = row[column]
+            if type(text) is not str:
+                text = _cell_text(text)
+                if text is None:
+                    return RowProblem(line, f"'{column}' holds {type(row[column]).__name__}, "
+                                      "not text", field=name, hint="write the text as a string")
+            if not text.strip():
+                return RowProblem(line, f"the text in column '{column}' is empty", field=name,
+                                  hint="fill it in, or drop the row (or use --skip-bad-rows)")
+            fields[name] = text
+        annotation = None
+        value = row.get(self.label) if self.label is not None else None
+        if not _is_blank(value):
+            cache, key = self.labels, None
+            if cache is not None and isinstance(value, str | int | float):
+                key = (type(value), value)  # True == 1, but not as a label cell
+            found = cache.get(key) if key is not None else None  # type: ignore[union-attr]
+            if found is None:
+                found = self._annotation(value, fields)
+                if key is not None:
+                    cache[key] = found  # type: ignore[index]
+            annotation, hint = found
+            if hint is not None or isinstance(annotation, str):
+                return RowProblem(line, annotation, field="label", hint=hint)
+            if key is not None:
+                annotation = dict(annotation)  # each record owns its annotation
+        split = self.forced_split
+        column = self.split_column
+        if column is not None and not _is_blank(row.get(column)):
+            given = str(row[column]).strip()
+            split = SPLIT_NAMES.get(given.lower())
+            if split is None:
+                return RowProblem(line, f"unknown split '{given}'", field="split",
+                                  hint="use train, validation (or dev) or test")
+        source_id = None
+        if self.id is not None and not _is_blank(row.get(self.id)):
+            source_id = str(row[self.id])
+        used = self.used
+        meta: dict[str, Any] = {"format": self.fmt}
+        extra = {k: v for k, v in row.items() if k not in used}
+        if extra:
+            meta["extra"] = extra
+        return ImportRecord(fields=fields, annotation=annotation, split=split, line=line,
+                            source_id=source_id, meta=meta)
 
 
 # -- importers -----------------------------------------------------------------------------------
@@ -281,14 +323,15 @@ class DelimitedImporter:
              options: ImportOptions = DEFAULT_OPTIONS, quoting: str | None = None
              ) -> Iterator[ImportRecord | RowProblem]:
         header, rows = self.table(path, options, quoting)
-        columns = resolve_columns(header, task, options, path)
+        make = RecordMaker(resolve_columns(header, task, options, path), task, settings,
+                           options, self.name)
+        width = len(header)
         for line, cells in rows:
-            if len(cells) != len(header):
-                yield RowProblem(line, f"expected {len(header)} columns but found {len(cells)}",
+            if len(cells) != width:
+                yield RowProblem(line, f"expected {width} columns but found {len(cells)}",
                                  hint="check the delimiter and quote marks of this line")
                 continue
-            yield make_record(line, dict(zip(header, cells, strict=True)), columns, task,
-                              settings, options, self.name)
+            yield make(line, dict(zip(header, cells, strict=True)))
 
 
 class JsonlImporter:
@@ -330,12 +373,13 @@ class JsonlImporter:
     def read(self, path: Path, task: Task, settings: TaskSettings,
              options: ImportOptions = DEFAULT_OPTIONS) -> Iterator[ImportRecord | RowProblem]:
         keys, items = self.objects(path)
-        columns = resolve_columns(keys, task, options, path)
+        make = RecordMaker(resolve_columns(keys, task, options, path), task, settings, options,
+                           self.name)
         for line, value in items:
             if isinstance(value, str):
                 yield RowProblem(line, value, hint="write one JSON object per line")
             else:
-                yield make_record(line, value, columns, task, settings, options, self.name)
+                yield make(line, value)
 
 
 class TxtImporter:
