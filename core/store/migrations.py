@@ -134,9 +134,37 @@ def _v2_counters(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def _v3_hash_index(db: sqlite_utils.Database) -> None:
+    """Move the content-hash uniqueness of examples from the column to a named index.
+
+    A column's UNIQUE index can never be dropped; a named one can, so a large import drops it,
+    appends rows and rebuilds it in one sorted pass (random inserts into a million-entry index
+    cost twice as much). The table is rebuilt the way SQLite documents for schema changes:
+    copy, drop, rename, with foreign keys off (``migrate`` does that) and every trigger of the
+    old table recreated. Ids are kept, so the FTS index and every reference stay valid.
+    """
+    table_sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' "
+                           "AND name = 'examples'").fetchone()[0]
+    if "hash TEXT NOT NULL UNIQUE" not in table_sql:
+        raise AnnotuneError("unexpected schema of table examples", hint="restore a backup")
+    triggers = [row[0] for row in db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'examples'")]
+    new_sql = table_sql.replace("hash TEXT NOT NULL UNIQUE", "hash TEXT NOT NULL")
+    db.execute(new_sql.replace("examples", "examples_new", 1))
+    db.execute("INSERT INTO examples_new SELECT * FROM examples")
+    db.execute("DROP TABLE examples")
+    db.execute("ALTER TABLE examples_new RENAME TO examples")
+    db.execute("CREATE UNIQUE INDEX examples_hash ON examples (hash)")
+    db.execute("CREATE INDEX examples_split ON examples (split, id)")
+    db.execute("CREATE INDEX examples_latest_score ON examples (latest_score, id)")
+    for sql in triggers:
+        db.execute(sql)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_counters,
+    _v3_hash_index,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -164,9 +192,23 @@ def migrate(db: sqlite_utils.Database, path: object) -> int:
             f"this project uses schema version {version}, but this annotune only knows "
             f"versions up to {SCHEMA_VERSION}", where=str(path),
             hint="upgrade annotune (pip install -U annotune) to open it")
-    for number in range(version, SCHEMA_VERSION):
-        with db.atomic():
-            MIGRATIONS[number](db)
-            db.execute("INSERT INTO migrations (version, applied_at) VALUES (?, ?)",
-                       [number + 1, datetime.now(UTC).isoformat(timespec="seconds")])
+    if version == SCHEMA_VERSION:
+        return version
+    # Rebuilding a table (migration 3) drops it: with foreign keys on, that would delete every
+    # annotation with it. SQLite only honours this pragma outside a transaction.
+    keys = db.execute("PRAGMA foreign_keys").fetchone()[0]
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for number in range(version, SCHEMA_VERSION):
+            with db.atomic():
+                MIGRATIONS[number](db)
+                broken = db.execute("PRAGMA foreign_key_check").fetchone()
+                if broken:
+                    raise AnnotuneError(f"migration {number + 1} broke a reference in table "
+                                        f"{broken[0]}", where=str(path),
+                                        hint="the file is unchanged; report this problem")
+                db.execute("INSERT INTO migrations (version, applied_at) VALUES (?, ?)",
+                           [number + 1, datetime.now(UTC).isoformat(timespec="seconds")])
+    finally:
+        db.execute(f"PRAGMA foreign_keys = {int(keys)}")
     return SCHEMA_VERSION

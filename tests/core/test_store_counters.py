@@ -93,6 +93,11 @@ def test_counters_follow_small_and_bulk_imports(project):
     names = {row[0] for row in project.db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     assert set(bulk.ROW_TRIGGERS) <= names
+    # The hash index, rebuilt after the bulk insert, still refuses a second copy.
+    assert project.add_examples(records(["text 7"])).duplicates == 1
+    with pytest.raises(sqlite3.IntegrityError):
+        project.db.execute("INSERT INTO examples (fields, text, hash) SELECT fields, text, hash "
+                           "FROM examples WHERE id = 5")
     assert project.examples(search="late")[0].id == 1503
     assert [e.id for e in project.examples(search="1499")] == [1502]
     history = project.history(example_id=3)
@@ -128,26 +133,45 @@ def test_bulk_import_restores_connection_settings(project):
     assert after == before
 
 
-def test_migration_2_counts_an_existing_project(tmp_path):
-    """A file from before the counters gets them filled from its rows when opened."""
+def test_migrations_2_and_3_upgrade_a_version_1_project(tmp_path, monkeypatch):
+    """A file from before the counters gets them counted, and its hash index moved, on open."""
     path = tmp_path / "old.annotune"
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 1)
     with Project.create(path, task="text-classification",
                         settings=TaskSettings(labels=LABELS)) as project:
-        project.add_examples(records(["a", "b", "c"], [{"label": "pos"}, None, None]))
+        project.add_examples(records(["a good one", "b", "c", "d"],
+                                     [{"label": "pos"}, None, None, None]))
         project.skip(2)
-    db = sqlite3.connect(path)
-    db.execute("DELETE FROM migrations WHERE version = 2")
-    for name in migrations.COUNTER_TRIGGERS:
-        db.execute(f"DROP TRIGGER {name}")
-    db.execute("DROP TABLE counters")
-    db.execute("INSERT INTO examples (fields, text, hash) VALUES (?, ?, ?)",
-               ['{"text":"d"}', "d", content_hash({"text": "d"})])
-    db.commit()
-    db.close()
+        project.save_annotation(3, {"label": "neg"})
+        project.undo()
+        project.save_predictions("run-1", [(4, {"label": "pos"}, 0.7)])
+        assert project.db.execute("SELECT COUNT(*) FROM sqlite_master "
+                                  "WHERE name = 'counters'").fetchone()[0] == 0
+    monkeypatch.undo()
     with Project.open(path) as reopened:
+        versions = [r[0] for r in reopened.db.execute("SELECT version FROM migrations")]
+        assert versions == list(range(1, migrations.SCHEMA_VERSION + 1))
         check(reopened, all=4, accepted=1, skipped=1, unlabeled=2)
-        reopened.save_annotation(4, {"label": "neg"})
-        check(reopened, accepted=2, unlabeled=1)
+        # Nothing cascaded away when the examples table was rebuilt.
+        assert reopened.annotation(1).payload == {"label": "pos"}
+        assert reopened.annotation(2).status == "skipped"
+        assert len(reopened.history()) == 4  # import, save, undo (+ the skip)
+        assert reopened.prediction(4).score == 0.7
+        assert reopened.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        table = reopened.db.execute("SELECT sql FROM sqlite_master "
+                                    "WHERE name = 'examples'").fetchone()[0]
+        assert "UNIQUE" not in table
+        assert reopened.add_examples(records(["a good one"])).duplicates == 1
+        with pytest.raises(sqlite3.IntegrityError):
+            reopened.db.execute("INSERT INTO examples (fields, text, hash) VALUES (?, ?, ?)",
+                                ['{"text":"b"}', "b", content_hash({"text": "b"})])
+        # The rebuilt table kept its triggers: search and counters follow new rows.
+        reopened.add_examples(records(["e fresh"]))
+        assert [e.id for e in reopened.examples(search="fresh")] == [5]
+        assert [e.id for e in reopened.examples(search="good")] == [1]
+        reopened.save_annotation(5, {"label": "neg"})
+        check(reopened, all=5, accepted=2, unlabeled=2)
 
 
 def test_fields_json_is_dumps_exactly():
