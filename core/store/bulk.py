@@ -19,6 +19,7 @@ it can (measured on a 2-core machine, see docs/benchmarks.md):
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -55,6 +56,7 @@ ROW_TRIGGERS = ("examples_ai", "counters_example_added", "counters_annotation_ad
 BULK_FROM = 1000  # below this many rows, the triggers are cheaper than swapping them out
 BULK_CACHE_KIB = 256 * 1024  # page cache while a large import runs
 HASH_CHUNK = 500  # bound parameters per IN (...) lookup
+FEW_PAYLOADS = 64  # distinct annotations written by one CASE expression
 
 
 class _Encoder:
@@ -163,6 +165,34 @@ def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: s
     return summary
 
 
+def _insert_few_payloads(conn: Any, rows: dict[str, tuple[tuple[Any, ...], str | None]],
+                         before: int, time: str) -> bool:
+    """Insert annotations drawn from a few distinct payloads (labels) in one statement.
+
+    The rows' payload numbers travel as one JSON array that SQLite walks with json_each: a
+    third of the cost of binding a million rows one by one. Returns False (nothing written)
+    when the payloads are too varied for one CASE expression (spans, answers).
+    """
+    numbers: dict[str, int] = {}
+    order = []
+    for _, payload in rows.values():
+        if payload is None:
+            order.append(None)
+            continue
+        number = numbers.setdefault(payload, len(numbers))
+        if number >= FEW_PAYLOADS:
+            return False
+        order.append(number)
+    if not numbers:
+        return True
+    cases = " ".join(f"WHEN {n} THEN ?" for n in range(len(numbers)))
+    conn.execute("INSERT INTO annotations (example_id, payload, status, annotator, updated_at) "
+                 f"SELECT key + ?, CASE value {cases} END, 'accepted', 'import', ? "
+                 "FROM json_each(?) WHERE value IS NOT NULL ORDER BY key",
+                 [before + 1, *numbers, time, json.dumps(order)])
+    return True
+
+
 def _write(db: sqlite_utils.Database, rows: dict[str, tuple[tuple[Any, ...], str | None]],
            bulk: bool, summary: ImportSummary) -> None:
     """Write the rows inside the caller's transaction."""
@@ -189,15 +219,17 @@ def _write(db: sqlite_utils.Database, rows: dict[str, tuple[tuple[Any, ...], str
     else:  # the id space ran out (ids near 2**63) and SQLite picked free ones: ask for them
         found = dict(conn.execute("SELECT hash, id FROM examples WHERE id > ?", [before]))
         ids = [found[digest] for digest in rows]
-    payloads = [(example_id, payload, time) for example_id, (_, payload)
-                in zip(ids, rows.values(), strict=True) if payload is not None]
-    conn.executemany(INSERT_ANNOTATION, payloads)
-    summary.annotated = len(payloads)
+    summary.annotated = sum(payload is not None for _, payload in rows.values())
+    if not (in_order and _insert_few_payloads(conn, rows, before, time)):
+        conn.executemany(INSERT_ANNOTATION, (
+            (example_id, payload, time) for example_id, (_, payload)
+            in zip(ids, rows.values(), strict=True) if payload is not None))
     if in_order:
         conn.execute(HISTORY_FROM_IMPORT + "WHERE example_id > ?", [before])
     else:
-        conn.executemany(HISTORY_FROM_IMPORT + "WHERE example_id = ?",
-                         ((example_id,) for example_id, _, _ in payloads))
+        conn.executemany(HISTORY_FROM_IMPORT + "WHERE example_id = ?", (
+            (example_id,) for example_id, (_, payload) in zip(ids, rows.values(), strict=True)
+            if payload is not None))
     if bulk:
         if in_order:
             conn.execute(FTS_FROM_EXAMPLES + "WHERE id > ?", [before])

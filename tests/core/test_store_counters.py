@@ -105,6 +105,29 @@ def test_counters_follow_small_and_bulk_imports(project):
         [("import", {"label": "pos"}, "import")]
 
 
+def test_bulk_import_of_many_distinct_annotations(project):
+    """Payloads too varied for one statement (spans, answers) are written row by row."""
+    texts = [f"text {i}" for i in range(1200)]
+    annotations = [None if i % 3 == 0 else {"label": f"l{i}"} for i in range(1200)]
+    summary = project.add_examples(records(texts, annotations))
+    assert summary.annotated == 800
+    check(project, all=1200, accepted=800, unlabeled=400)
+    assert project.annotation(3).payload == {"label": "l2"}
+    assert project.annotation(4) is None
+    assert [h["new"] for h in project.history(example_id=1200)] == [{"label": "l1199"}]
+
+
+def test_bulk_import_keeps_each_row_its_label(project):
+    texts = [f"text {i}" for i in range(1200)]
+    annotations = [None if i % 5 == 0 else {"label": LABELS[i % 2]} for i in range(1200)]
+    project.add_examples(records(texts, annotations))
+    for example_id in (1, 2, 3, 6, 1199, 1200):
+        stored = project.annotation(example_id)
+        expected = annotations[example_id - 1]
+        assert (stored.payload if stored else None) == expected
+    check(project, all=1200, accepted=960, unlabeled=240)
+
+
 def test_a_failed_bulk_import_leaves_counters_and_triggers(project):
     project.add_examples(records(["kept"]))
 
@@ -179,3 +202,19 @@ def test_fields_json_is_dumps_exactly():
                    {"text_pair": "b", "text": "a"}, {"question": "q?", "context": "c"}):
         assert fields_json(fields) == dumps(fields)
         assert json.loads(fields_json(fields)) == fields
+
+
+def test_bulk_import_when_ids_run_out(project):
+    """Past the largest id SQLite picks free ids at random; the import still lines up."""
+    project.db.execute("INSERT INTO examples (id, fields, text, hash) VALUES (?, ?, ?, ?)",
+                       [2**63 - 1, '{"text":"last"}', "last", content_hash({"text": "last"})])
+    texts = [f"text {i}" for i in range(1200)]
+    annotations = [{"label": LABELS[i % 2]} if i % 4 else None for i in range(1200)]
+    summary = project.add_examples(records(texts, annotations))
+    assert (summary.added, summary.annotated) == (1200, 900)
+    found = project.examples(search="1001")
+    assert [e.fields["text"] for e in found] == ["text 1001"]
+    assert project.annotation(found[0].id).payload == {"label": "pos"}
+    assert project.history(example_id=found[0].id)[0]["action"] == "import"
+    assert project.db.execute("SELECT COUNT(*) FROM annotation_history").fetchone()[0] == 900
+    check(project, all=1201, accepted=900)
