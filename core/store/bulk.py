@@ -217,7 +217,7 @@ def _write(db: sqlite_utils.Database, rows: dict[str, tuple[tuple[Any, ...], str
     if in_order:
         ids: list[int] | range = range(before + 1, last + 1)
     else:  # the id space ran out (ids near 2**63) and SQLite picked free ones: ask for them
-        found = dict(conn.execute("SELECT hash, id FROM examples WHERE id > ?", [before]))
+        found = dict(conn.execute("SELECT hash, id FROM examples"))  # one scan, rare case
         ids = [found[digest] for digest in rows]
     summary.annotated = sum(payload is not None for _, payload in rows.values())
     if not (in_order and _insert_few_payloads(conn, rows, before, time)):
