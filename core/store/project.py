@@ -195,11 +195,19 @@ class Project:
         """Return the kept counts of examples, accepted and skipped annotations (no scan)."""
         return dict(self.db.execute("SELECT name, n FROM counters").fetchall())
 
+    def _common(self, status: str | None) -> bool:
+        """Tell whether an accepted/skipped filter matches a large share of the examples."""
+        if status not in STATUSES:
+            return False
+        counts = self.counters()
+        return counts[status] >= q.COMMON_SHARE * counts["examples"]
+
     def examples(self, status: str | None = None, label: str | None = None,
                  split: str | None = None, search: str | None = None, offset: int = 0,
                  limit: int = 100) -> list[Example]:
         """Return one page of matching examples in id order."""
-        clauses, params = q.where(status, label, split, search, self.db.quote_fts)
+        clauses, params = q.where(status, label, split, search, self.db.quote_fts,
+                                  common=self._common(status))
         params.update(limit=int(limit), offset=int(offset))
         sql = (f"SELECT e.* FROM examples e{q.sql_where(clauses)} "
                "ORDER BY e.id LIMIT :limit OFFSET :offset")
@@ -214,7 +222,11 @@ class Project:
         """
         if order not in ("id", "uncertainty"):
             raise AnnotuneError(f"unknown order '{order}'", hint="use 'id' or 'uncertainty'")
-        clauses, params = q.where(status)
+        if status is not None and self.count(status=status) == 0:
+            return None  # from the counters: no need to walk a million examples to find none
+        if order == "id" and status in STATUSES:
+            return self._next_with_status(status, after_id)
+        clauses, params = q.where(status, common=self._common(status))
         attempts: list[tuple[str, dict[str, Any]]] = []
         scored = "e.latest_score IS NOT NULL ORDER BY e.latest_score, e.id"
         unscored = "e.latest_score IS NULL ORDER BY e.id"
@@ -243,6 +255,17 @@ class Project:
         for tail, extra in attempts:
             sql = f"SELECT e.* FROM examples e WHERE {' AND '.join([*clauses, tail])} LIMIT 1"
             rows = list(self.db.query(sql, {**params, **extra}))
+            if rows:
+                return example_from_row(rows[0])
+        return None
+
+    def _next_with_status(self, status: str, after_id: int | None) -> Example | None:
+        """Walk the (status, example_id) index: the next annotated example in O(log n)."""
+        sql = ("SELECT e.* FROM annotations a JOIN examples e ON e.id = a.example_id "
+               "WHERE a.status = :status AND a.example_id > :after "
+               "ORDER BY a.example_id LIMIT 1")
+        for after in ([after_id, -2**63] if after_id is not None else [-2**63]):
+            rows = list(self.db.query(sql, {"status": status, "after": after}))
             if rows:
                 return example_from_row(rows[0])
         return None

@@ -12,9 +12,14 @@ from annotune.core.errors import AnnotuneError
 from annotune.core.store.records import FILTER_STATUSES
 
 UNLABELED = "NOT EXISTS (SELECT 1 FROM annotations a WHERE a.example_id = e.id)"
-# IN (subquery) rather than EXISTS: SQLite builds the small set of annotated ids once and
-# probes it, instead of running a correlated subquery for every one of a million examples.
+# A rare status: IN (subquery) builds the small set of ids once and probes it, instead of
+# running a correlated subquery for every one of a million examples.
 WITH_STATUS = "e.id IN (SELECT a.example_id FROM annotations a WHERE a.status = :status)"
+# A common status: building the set would read a million ids to show one page, while walking
+# examples in id order finds a match every few rows.
+WITH_COMMON_STATUS = ("EXISTS (SELECT 1 FROM annotations a WHERE a.example_id = e.id "
+                      "AND a.status = :status)")
+COMMON_SHARE = 0.01  # a status held by at least this share of the examples is common
 # A label matches a single-label payload, a multi-label list or any span of an NER payload.
 WITH_LABEL = """e.id IN (SELECT a.example_id FROM annotations a WHERE (
     json_extract(a.payload, '$.label') = :label
@@ -46,15 +51,19 @@ def check_status(status: str | None) -> None:
 
 
 def where(status: str | None = None, label: str | None = None, split: str | None = None,
-          search: str | None = None, quote_fts: Any = None) -> tuple[list[str], dict[str, Any]]:
-    """Return the WHERE clauses (joined with AND by the caller) and their named parameters."""
+          search: str | None = None, quote_fts: Any = None, common: bool = False
+          ) -> tuple[list[str], dict[str, Any]]:
+    """Return the WHERE clauses (joined with AND by the caller) and their named parameters.
+
+    ``common``: the status filter matches a large share of the examples (see COMMON_SHARE).
+    """
     check_status(status)
     clauses: list[str] = []
     params: dict[str, Any] = {}
     if status == "unlabeled":
         clauses.append(UNLABELED)
     elif status is not None:
-        clauses.append(WITH_STATUS)
+        clauses.append(WITH_COMMON_STATUS if common else WITH_STATUS)
         params["status"] = status
     if label is not None:
         clauses.append(WITH_LABEL)

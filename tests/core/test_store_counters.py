@@ -218,3 +218,26 @@ def test_bulk_import_when_ids_run_out(project):
     assert project.history(example_id=found[0].id)[0]["action"] == "import"
     assert project.db.execute("SELECT COUNT(*) FROM annotation_history").fetchone()[0] == 900
     check(project, all=1201, accepted=900)
+
+
+def test_status_filters_agree_for_common_and_rare_statuses(project):
+    project.add_examples(records([f"text {i}" for i in range(300)],
+                                 [{"label": "pos"} if i < 200 else None for i in range(300)]))
+    project.skip(250)
+    project.skip(20)  # accepted -> skipped
+    assert project._common("accepted") and not project._common("skipped")
+    accepted = [i for i in range(1, 201) if i != 20]
+    assert [e.id for e in project.examples(status="accepted", offset=150, limit=60)] == \
+        accepted[150:210]
+    assert [e.id for e in project.examples(status="skipped")] == [20, 250]
+    assert project.examples(status="skipped", label="pos") == []
+    assert project.next_example(after_id=20, status="skipped").id == 250
+    assert project.next_example(after_id=250, status="skipped").id == 20  # wraps around
+    assert project.next_example(after_id=200, status="accepted").id == 1
+    assert project.next_example(after_id=19, status="accepted").id == 21
+    assert project.next_example(after_id=300).id == 201
+    for example_id in range(201, 301):
+        if example_id != 250:
+            project.save_annotation(example_id, {"label": "neg"})
+    assert project.next_example() is None  # no unlabeled left: answered from the counters
+    assert project.next_example(order="uncertainty") is None
