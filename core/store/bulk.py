@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import sqlite_utils
@@ -56,6 +57,7 @@ ROW_TRIGGERS = ("examples_ai", "counters_example_added", "counters_annotation_ad
 BULK_FROM = 1000  # below this many rows, the triggers are cheaper than swapping them out
 BULK_CACHE_KIB = 256 * 1024  # page cache while a large import runs
 HASH_CHUNK = 500  # bound parameters per IN (...) lookup
+CHUNK = 50_000  # records serialized while the worker indexes the chunk before
 FEW_PAYLOADS = 64  # distinct annotations written by one CASE expression
 
 
@@ -94,30 +96,6 @@ def _existing_hashes(db: sqlite_utils.Database, hashes: list[str]) -> set[str]:
     return found
 
 
-def _rows(records: Iterable[Any], source: str | None, summary: ImportSummary
-          ) -> dict[str, tuple[tuple[Any, ...], str | None]]:
-    """Serialize records into INSERT values keyed by content hash; count in-file duplicates."""
-    rows: dict[str, tuple[tuple[Any, ...], str | None]] = {}
-    meta_json, annotation_json = _Encoder(), _Encoder()
-    for record in records:
-        fields = {str(k): v if type(v) is str else str(v) for k, v in record.fields.items()}
-        split = record.split
-        if split is not None and split not in SPLITS:
-            raise AnnotuneError(f"unknown split '{split}'",
-                                where=f"{source or 'import'}:{record.line}",
-                                hint=f"use one of: {', '.join(SPLITS)}")
-        serialized = fields_json(fields)
-        digest = hash_json(serialized)
-        if digest in rows:
-            summary.duplicate_lines.append(record.line)
-            continue
-        annotation = record.annotation
-        rows[digest] = ((serialized, "\n".join(fields.values()), split, source, record.line,
-                         digest, meta_json(record.meta or {}), record.source_id),
-                        None if annotation is None else annotation_json(annotation))
-    return rows
-
-
 @contextlib.contextmanager
 def _bulk_settings(db: sqlite_utils.Database) -> Iterator[None]:
     """Trade per-commit fsync for speed and give SQLite a large cache while a bulk write runs.
@@ -144,25 +122,6 @@ def _drop_row_triggers(db: sqlite_utils.Database) -> list[str]:
     for name, _ in found:
         db.execute(f"DROP TRIGGER {name}")
     return [sql for _, sql in found]
-
-
-def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: str | None
-                    ) -> ImportSummary:
-    """Insert ImportRecords and their annotations in one transaction; return the counts."""
-    summary = ImportSummary()
-    rows = _rows(records, source, summary)
-    for digest in _existing_hashes(db, list(rows)):
-        summary.duplicate_lines.append(rows.pop(digest)[0][4])
-    summary.duplicate_lines.sort()
-    summary.duplicates = len(summary.duplicate_lines)
-    if not rows:
-        return summary
-    bulk = len(rows) >= BULK_FROM
-    settings = _bulk_settings(db) if bulk and not db.conn.in_transaction \
-        else contextlib.nullcontext()
-    with settings, db.atomic():
-        _write(db, rows, bulk, summary)
-    return summary
 
 
 def _insert_few_payloads(conn: Any, rows: dict[str, tuple[tuple[Any, ...], str | None]],
@@ -193,50 +152,142 @@ def _insert_few_payloads(conn: Any, rows: dict[str, tuple[tuple[Any, ...], str |
     return True
 
 
-def _write(db: sqlite_utils.Database, rows: dict[str, tuple[tuple[Any, ...], str | None]],
-           bulk: bool, summary: ImportSummary) -> None:
-    """Write the rows inside the caller's transaction."""
-    conn, time = db.conn, now()
-    before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
-    triggers = _drop_row_triggers(db) if bulk else []
-    # Rebuilding the hash index in one sorted pass beats a million random inserts into it
-    # once the import is at least as large as the project (the rows were deduplicated above).
-    hash_index = None
-    if bulk and len(rows) >= conn.execute("SELECT n FROM counters WHERE name = 'examples'"
-                                          ).fetchone()[0]:
-        hash_index = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' "
-                                  "AND name = 'examples_hash'").fetchone()
+class _Import:
+    """Write records chunk by chunk inside the caller's transaction.
+
+    Serializing a chunk is Python work; filling the search index and the history for the
+    chunk before is one long SQLite statement each, which releases the GIL. A worker thread
+    runs those statements while this thread serializes the next chunk, so both cores work.
+    The connection is only ever used by one thread at a time: each hand-over waits.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, source: str | None, summary: ImportSummary,
+                 bulk: bool):
+        self.db, self.conn, self.source, self.summary, self.bulk = \
+            db, db.conn, source, summary, bulk
+        self.time = now()
+        self.meta_json, self.annotation_json = _Encoder(), _Encoder()
+        self.seen: set[str] = set()
+        self.pending: Future[None] | None = None
+        self.worker = ThreadPoolExecutor(max_workers=1) if bulk else None
+
+    def rows(self, records: Iterable[Any]) -> dict[str, tuple[tuple[Any, ...], str | None]]:
+        """Serialize records into INSERT values keyed by content hash; skip repeated texts."""
+        rows: dict[str, tuple[tuple[Any, ...], str | None]] = {}
+        seen, source, duplicates = self.seen, self.source, self.summary.duplicate_lines
+        meta_json, annotation_json = self.meta_json, self.annotation_json
+        for record in records:
+            fields = {str(k): v if type(v) is str else str(v)
+                      for k, v in record.fields.items()}
+            split = record.split
+            if split is not None and split not in SPLITS:
+                raise AnnotuneError(f"unknown split '{split}'",
+                                    where=f"{source or 'import'}:{record.line}",
+                                    hint=f"use one of: {', '.join(SPLITS)}")
+            serialized = fields_json(fields)
+            digest = hash_json(serialized)
+            if digest in seen:
+                duplicates.append(record.line)
+                continue
+            seen.add(digest)
+            annotation = record.annotation
+            rows[digest] = ((serialized, "\n".join(fields.values()), split, source,
+                             record.line, digest, meta_json(record.meta or {}),
+                             record.source_id),
+                            None if annotation is None else annotation_json(annotation))
+        return rows
+
+    def run(self, records: list[Any]) -> None:
+        conn = self.conn
+        empty = conn.execute("SELECT 1 FROM examples LIMIT 1").fetchone() is None
+        triggers = _drop_row_triggers(self.db) if self.bulk else []
+        # Rebuilding the hash index in one sorted pass beats a million random inserts into
+        # it; only a new project can do without it meanwhile (no existing texts to look up).
+        hash_index = None
+        if self.bulk and empty:
+            hash_index = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' "
+                                      "AND name = 'examples_hash'").fetchone()
+            if hash_index:
+                conn.execute("DROP INDEX examples_hash")
+        try:
+            for start in range(0, len(records), CHUNK):
+                rows = self.rows(records[start:start + CHUNK])
+                if not empty:
+                    for digest in _existing_hashes(self.db, list(rows)):
+                        self.summary.duplicate_lines.append(rows.pop(digest)[0][4])
+                self.wait()
+                if rows:
+                    self.write(rows)
+            self.wait()
+        finally:
+            if self.pending is not None:  # an error: let the worker finish before rollback
+                wait([self.pending])
+            if self.worker is not None:
+                self.worker.shutdown()
         if hash_index:
-            conn.execute("DROP INDEX examples_hash")
-    conn.executemany(INSERT, (values for values, _ in rows.values()))
-    if hash_index:
-        conn.execute(hash_index[0])
-    summary.added = len(rows)
-    last = conn.execute("SELECT MAX(id) FROM examples").fetchone()[0]
-    in_order = last == before + len(rows)  # row i got id before + 1 + i, as SQLite does
-    if in_order:
-        ids: list[int] | range = range(before + 1, last + 1)
-    else:  # the id space ran out (ids near 2**63) and SQLite picked free ones: ask for them
+            conn.execute(hash_index[0])
+        if self.bulk:
+            conn.execute("UPDATE counters SET n = n + ? WHERE name = 'examples'",
+                         [self.summary.added])
+            conn.execute("UPDATE counters SET n = n + ? WHERE name = 'accepted'",
+                         [self.summary.annotated])
+            for sql in triggers:
+                conn.execute(sql)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def write(self, rows: dict[str, tuple[tuple[Any, ...], str | None]]) -> None:
+        """Insert one chunk's examples and annotations; index and history follow."""
+        conn, time = self.conn, self.time
+        before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
+        conn.executemany(INSERT, (values for values, _ in rows.values()))
+        last = conn.execute("SELECT MAX(id) FROM examples").fetchone()[0]
+        self.summary.added += len(rows)
+        self.summary.annotated += sum(payload is not None for _, payload in rows.values())
+        if last == before + len(rows):  # row i got id before + 1 + i, as SQLite does
+            if not _insert_few_payloads(conn, rows, before, time):
+                conn.executemany(INSERT_ANNOTATION, (
+                    (example_id, payload, time) for example_id, (_, payload)
+                    in zip(range(before + 1, last + 1), rows.values(), strict=True)
+                    if payload is not None))
+            if self.worker is None:
+                self.follow(before)
+            else:
+                self.pending = self.worker.submit(self.follow, before)
+            return
+        # The id space ran out (ids near 2**63) and SQLite picked free ones: ask for them.
         found = dict(conn.execute("SELECT hash, id FROM examples"))  # one scan, rare case
-        ids = [found[digest] for digest in rows]
-    summary.annotated = sum(payload is not None for _, payload in rows.values())
-    if not (in_order and _insert_few_payloads(conn, rows, before, time)):
-        conn.executemany(INSERT_ANNOTATION, (
-            (example_id, payload, time) for example_id, (_, payload)
-            in zip(ids, rows.values(), strict=True) if payload is not None))
-    if in_order:
-        conn.execute(HISTORY_FROM_IMPORT + "WHERE example_id > ?", [before])
-    else:
-        conn.executemany(HISTORY_FROM_IMPORT + "WHERE example_id = ?", (
-            (example_id,) for example_id, (_, payload) in zip(ids, rows.values(), strict=True)
-            if payload is not None))
-    if bulk:
-        if in_order:
-            conn.execute(FTS_FROM_EXAMPLES + "WHERE id > ?", [before])
-        else:
-            conn.executemany(FTS_FROM_EXAMPLES + "WHERE id = ?", ((i,) for i in ids))
-        conn.execute("UPDATE counters SET n = n + ? WHERE name = 'examples'", [summary.added])
-        conn.execute("UPDATE counters SET n = n + ? WHERE name = 'accepted'",
-                     [summary.annotated])
-        for sql in triggers:
-            conn.execute(sql)
+        pairs = [(found[digest], payload) for digest, (_, payload) in rows.items()]
+        conn.executemany(INSERT_ANNOTATION, ((example_id, payload, time)
+                                            for example_id, payload in pairs
+                                            if payload is not None))
+        conn.executemany(HISTORY_FROM_IMPORT + "WHERE example_id = ?",
+                         ((example_id,) for example_id, payload in pairs
+                          if payload is not None))
+        if self.bulk:
+            conn.executemany(FTS_FROM_EXAMPLES + "WHERE id = ?",
+                             ((example_id,) for example_id, _ in pairs))
+
+    def follow(self, before: int) -> None:
+        """Copy the new annotations into the history and (bulk) the texts into the index."""
+        self.conn.execute(HISTORY_FROM_IMPORT + "WHERE example_id > ?", [before])
+        if self.bulk:
+            self.conn.execute(FTS_FROM_EXAMPLES + "WHERE id > ?", [before])
+
+
+def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: str | None
+                    ) -> ImportSummary:
+    """Insert ImportRecords and their annotations in one transaction; return the counts."""
+    summary = ImportSummary()
+    records = records if isinstance(records, list) else list(records)
+    bulk = len(records) >= BULK_FROM
+    settings = _bulk_settings(db) if bulk and not db.conn.in_transaction \
+        else contextlib.nullcontext()
+    with settings, db.atomic():
+        _Import(db, source, summary, bulk).run(records)
+    summary.duplicate_lines.sort()
+    summary.duplicates = len(summary.duplicate_lines)
+    return summary

@@ -43,7 +43,9 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 def _connect(path: Path) -> sqlite_utils.Database:
     # timeout: the training job and the desktop write the same file; wait for a lock
     # instead of failing at once.
-    db = sqlite_utils.Database(sqlite3.connect(str(path), timeout=30))
+    # check_same_thread off: a bulk import hands the connection to its worker thread and
+    # back (never used by two threads at once).
+    db = sqlite_utils.Database(sqlite3.connect(str(path), timeout=30, check_same_thread=False))
     db.execute("PRAGMA foreign_keys = ON")
     return db
 
