@@ -241,3 +241,7 @@ def test_status_filters_agree_for_common_and_rare_statuses(project):
             project.save_annotation(example_id, {"label": "neg"})
     assert project.next_example() is None  # no unlabeled left: answered from the counters
     assert project.next_example(order="uncertainty") is None
+
+
+def test_new_projects_use_large_pages(project):
+    assert project.db.execute("PRAGMA page_size").fetchone()[0] == 16384
