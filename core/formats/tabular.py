@@ -261,9 +261,8 @@ class RecordMaker:
             source_id = str(row[self.id])
         used = self.used
         meta: dict[str, Any] = {"format": self.fmt}
-        extra = {k: v for k, v in row.items() if k not in used}
-        if extra:
-            meta["extra"] = extra
+        if not used.issuperset(row):
+            meta["extra"] = {k: v for k, v in row.items() if k not in used}
         return ImportRecord(fields=fields, annotation=annotation, split=split, line=line,
                             source_id=source_id, meta=meta)
 

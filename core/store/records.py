@@ -65,9 +65,11 @@ def loads(text: str | None) -> Any:
 
 def fields_json(fields: dict[str, str]) -> str:
     """Serialize text fields exactly as ``dumps`` does, several times faster (imports)."""
-    keys = sorted(fields) if len(fields) > 1 else fields
+    if len(fields) == 1:
+        for key, value in fields.items():
+            return f"{{{encode_basestring(key)}:{encode_basestring(value)}}}"
     return "{" + ",".join(f"{encode_basestring(k)}:{encode_basestring(fields[k])}"
-                          for k in keys) + "}"
+                          for k in sorted(fields)) + "}"
 
 
 def hash_json(serialized_fields: str) -> str:
