@@ -167,14 +167,15 @@ def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
              options: ImportOptions) -> Iterator[ImportRecord | RowProblem]:
     """Read a file, validating annotations again (importers of other plugins included)."""
     split = _forced_split(options)
-    validate = _Validator(task, settings)
+    # Importers that say so (the tabular ones) validated with this task and settings already.
+    validate = None if getattr(importer, "validates", False) else _Validator(task, settings)
     for item in importer.read(path, task, settings, options):
         if isinstance(item, RowProblem):
             yield item
             continue
         if split is not None:
             item.split = split
-        if item.annotation is not None:
+        if item.annotation is not None and validate is not None:
             try:
                 item.annotation = validate(item.annotation, item.fields)
             except AnnotuneError as error:

@@ -272,6 +272,7 @@ class DelimitedImporter:
     """CSV or TSV with a header row; TSV quoting is detected per file unless forced."""
 
     tasks = None
+    validates = True  # RecordMaker validates every annotation with the task
 
     def __init__(self, name: str, title: str, extensions: tuple[str, ...], delimiter: str):
         self.name, self.title, self.extensions, self.delimiter = name, title, extensions, delimiter
@@ -337,6 +338,7 @@ class JsonlImporter:
     """One JSON object per line; a label may be a name, an index or a list (multi-label)."""
 
     name, title, extensions, tasks = "jsonl", "JSON Lines", (".jsonl", ".ndjson"), None
+    validates = True  # RecordMaker validates every annotation with the task
 
     def objects(self, path: Path) -> tuple[list[str], list[tuple[int, Any]]]:
         """Return every key seen (first-seen order) and (line, parsed object or error text)."""

@@ -237,3 +237,42 @@ def test_rte_train_head_imports_as_pairs(pair_project, tmp_path):
     assert example.fields == {"text": rows[quoted[0]]["sentence1"],
                               "text_pair": rows[quoted[0]]["sentence2"]}
     assert example.source_id == rows[quoted[0]]["idx"]
+
+
+# -- label caches ------------------------------------------------------------------------------
+def test_repeated_label_cells_are_checked_each_time_they_appear(project, tmp_path):
+    """Label cells are converted once per distinct value, yet every row gets its verdict."""
+    rows = ["text,label"] + [f"row {i},{['positive', '0', 'Positive', 'meh'][i % 4]}"
+                             for i in range(40)]
+    path = write(tmp_path, "many.csv", "\n".join(rows) + "\n")
+    report = import_file(project, path, options=ImportOptions(skip_bad_rows=True))
+    assert report.added == 30
+    assert [p.line for p in report.problems] == [i + 2 for i in range(3, 40, 4)]
+    assert {p.message for p in report.problems} == {"unknown label 'meh'"}
+    labels = Counter(a.payload["label"] for _, a in project.annotated())
+    assert labels == {"positive": 20, "negative": 10}
+    first, second = project.annotation(1), project.annotation(4)  # rows 0 and 4
+    assert first.payload == second.payload and first.payload is not second.payload
+
+
+def test_other_importers_are_validated_again_with_a_cache(project, tmp_path):
+    from annotune.core.formats import importing
+    from annotune.core.formats.base import ImportRecord
+
+    class Loose:
+        """An importer of another plugin: yields labels without validating them."""
+
+        def read(self, path, task, settings, options):
+            for i in range(6):
+                label = ["positive", "x"][i % 2]
+                yield ImportRecord({"text": f"t{i}"}, annotation={"label": label}, line=i + 1)
+
+    items = list(importing._checked(Loose(), tmp_path, project.task, project.settings,
+                                    ImportOptions()))
+    problems = [i for i in items if not isinstance(i, ImportRecord)]
+    assert [p.line for p in problems] == [2, 4, 6]
+    assert all(p.field == "label" and "unknown label 'x'" in p.message for p in problems)
+    good = [i for i in items if isinstance(i, ImportRecord)]
+    assert [g.annotation for g in good] == [{"label": "positive"}] * 3
+    good[0].annotation["label"] = "changed"  # each record owns its annotation
+    assert good[1].annotation == {"label": "positive"}
