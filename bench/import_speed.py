@@ -17,6 +17,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,11 +84,39 @@ def child(args: argparse.Namespace) -> None:
     done = time.perf_counter()
     examples = project.count()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    project.close()
     print("IMPORT " + json.dumps({
         "create_s": round(ready - started, 2), "import_s": round(done - ready, 2),
         "added": report.added, "annotated": report.annotated,
         "duplicates": report.duplicates, "examples_in_project": examples,
-        "peak_rss_mib": round(peak, 1)}), flush=True)
+        "peak_rss_mib": round(peak, 1), **store_latency(Path(args.project))}), flush=True)
+
+
+def store_latency(path: Path) -> dict[str, float]:
+    """Time opening the imported project, the common counts and next_example (ms, median)."""
+    from annotune.core.store import Project
+
+    def median_ms(call: Any, repeat: int = 200) -> float:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return round(statistics.median(times) * 1000, 3)
+
+    start = time.perf_counter()
+    project = Project.open(path)
+    figures = {"open_ms": round((time.perf_counter() - start) * 1000, 2)}
+    for status in (None, "unlabeled", "accepted", "skipped"):
+        figures[f"count_{status or 'all'}_ms"] = median_ms(lambda s=status: project.count(s))
+    figures["next_unlabeled_ms"] = median_ms(lambda: project.next_example(after_id=500))
+    figures["next_accepted_ms"] = median_ms(
+        lambda: project.next_example(after_id=500, status="accepted"))
+    start = time.perf_counter()
+    project.save_annotation(7, {"label": LABELS[0]})
+    figures["save_ms"] = round((time.perf_counter() - start) * 1000, 2)
+    project.close()
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,6 +165,13 @@ def main(argv: list[str] | None = None) -> None:
                 [[name, r.get("file_mib"), r.get("import_s"), r.get("rows_per_s"),
                   r.get("added"), r.get("project_mib"), r.get("peak_rss_mib"),
                   r.get("error", "")] for name, r in results.items()])
+    print_table("the imported project afterwards (ms; counts and next_example: median of 200)",
+                ["format", "open", "count all", "unlabeled", "accepted", "skipped",
+                 "next unlabeled", "next accepted", "first save"],
+                [[name, r.get("open_ms"), r.get("count_all_ms"), r.get("count_unlabeled_ms"),
+                  r.get("count_accepted_ms"), r.get("count_skipped_ms"),
+                  r.get("next_unlabeled_ms"), r.get("next_accepted_ms"), r.get("save_ms")]
+                 for name, r in results.items() if "error" not in r])
     print_json_line("import_speed", {"rows": args.rows, "hardware": info, "results": results})
 
 
