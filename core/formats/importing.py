@@ -1,9 +1,10 @@
 """Import a file into a project, preview one for the import dialog, export annotated data.
 
-An import reads the whole file first. Any bad row aborts it with an error that names the file,
-line and field, unless ``skip_bad_rows`` is set: then every skipped row is listed in the
-report. Only then does one ``Project.add_examples`` transaction write everything, so a failed
-import leaves the project as it was. Duplicates (same task fields) are counted and reported.
+An import streams the file's records into one ``Project.add_examples`` transaction (the store
+writes one chunk while the next is read). Any bad row aborts it with an error that names the
+file, line and field, raised once the whole file was read and before the commit, so a failed
+import leaves the project as it was; with ``skip_bad_rows`` every skipped row is listed in the
+report instead. Duplicates (same task fields) are counted and reported.
 """
 
 from __future__ import annotations
@@ -185,32 +186,45 @@ def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
 
 
 # -- import ----------------------------------------------------------------------------------
-def import_file(project: Any, path: Path, format: str | None = None,
-                options: ImportOptions = DEFAULT_OPTIONS) -> ImportReport:
-    """Read a whole file, then add its examples to the project in one transaction."""
-    path = Path(path)
-    if not path.is_file():
-        raise AnnotuneError("no such file", where=str(path), hint="check the path")
-    task, settings = _task_and_settings(project)
-    importer = choose_importer(path, task, format)
-    report = ImportReport(path=path, format=importer.name)
-    records: list[ImportRecord] = []
-    for item in _checked(importer, path, task, settings, options):
+def _records(items: Iterator[ImportRecord | RowProblem], report: ImportReport, path: Path,
+             skip_bad_rows: bool) -> Iterator[ImportRecord]:
+    """Yield a file's records to the store, noting bad rows; raise at the end if it must fail.
+
+    The store reads this while it writes (reading and indexing overlap), inside its one
+    transaction: an error raised here, after the whole file was read, rolls everything back.
+    After a bad row (without ``skip_bad_rows``) nothing more is passed on, only counted.
+    """
+    count = 0
+    for item in items:
         report.rows += 1
         if isinstance(item, RowProblem):
             report.problems.append(item)
-        else:
-            records.append(item)
-    if report.problems and not options.skip_bad_rows:
+        elif skip_bad_rows or not report.problems:
+            count += 1
+            yield item
+    if report.problems and not skip_bad_rows:
         first = report.problems[0]
         others = len(report.problems) - 1
         more = f" ({others} more bad rows)" if others else ""
         hint = f"{first.hint}; {SKIP_HINT}" if first.hint else SKIP_HINT
         raise AnnotuneError(f"{first.message}{more}; nothing was imported",
                             where=where(path, first.line, first.field), hint=hint)
-    if not records:
+    if not count:
         raise AnnotuneError("the file holds no examples to import", where=str(path),
                             hint="check that it has rows below the header")
+
+
+def import_file(project: Any, path: Path, format: str | None = None,
+                options: ImportOptions = DEFAULT_OPTIONS) -> ImportReport:
+    """Read a file and add its examples to the project in one transaction: all or nothing."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotuneError("no such file", where=str(path), hint="check the path")
+    task, settings = _task_and_settings(project)
+    importer = choose_importer(path, task, format)
+    report = ImportReport(path=path, format=importer.name)
+    records = _records(_checked(importer, path, task, settings, options), report, path,
+                       options.skip_bad_rows)
     summary = project.add_examples(records, source=str(path))
     report.added, report.annotated = summary.added, summary.annotated
     report.duplicates, report.duplicate_lines = summary.duplicates, summary.duplicate_lines

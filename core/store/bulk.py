@@ -19,6 +19,7 @@ it can (measured on a 2-core machine, see docs/benchmarks.md):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -197,7 +198,7 @@ class _Import:
                             None if annotation is None else annotation_json(annotation))
         return rows
 
-    def run(self, records: list[Any]) -> None:
+    def run(self, chunks: Iterable[list[Any]]) -> None:
         conn = self.conn
         empty = conn.execute("SELECT 1 FROM examples LIMIT 1").fetchone() is None
         triggers = _drop_row_triggers(self.db) if self.bulk else []
@@ -210,8 +211,8 @@ class _Import:
             if hash_index:
                 conn.execute("DROP INDEX examples_hash")
         try:
-            for start in range(0, len(records), CHUNK):
-                rows = self.rows(records[start:start + CHUNK])
+            for chunk in chunks:
+                rows = self.rows(chunk)
                 if not empty:
                     for digest in _existing_hashes(self.db, list(rows)):
                         self.summary.duplicate_lines.append(rows.pop(digest)[0][4])
@@ -278,16 +279,28 @@ class _Import:
             self.conn.execute(FTS_FROM_EXAMPLES + "WHERE id > ?", [before])
 
 
+def _chunks(first: list[Any], rest: Iterator[Any]) -> Iterator[list[Any]]:
+    if first:
+        yield first
+    while chunk := list(itertools.islice(rest, CHUNK)):
+        yield chunk
+
+
 def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: str | None
                     ) -> ImportSummary:
-    """Insert ImportRecords and their annotations in one transaction; return the counts."""
+    """Insert ImportRecords and their annotations in one transaction; return the counts.
+
+    ``records`` may be a generator: it is read chunk by chunk while the chunks before are
+    written, and an exception it raises rolls the whole import back.
+    """
     summary = ImportSummary()
-    records = records if isinstance(records, list) else list(records)
-    bulk = len(records) >= BULK_FROM
+    rest = iter(records)
+    first = list(itertools.islice(rest, CHUNK))
+    bulk = len(first) >= BULK_FROM
     settings = _bulk_settings(db) if bulk and not db.conn.in_transaction \
         else contextlib.nullcontext()
     with settings, db.atomic():
-        _Import(db, source, summary, bulk).run(records)
+        _Import(db, source, summary, bulk).run(_chunks(first, rest))
     summary.duplicate_lines.sort()
     summary.duplicates = len(summary.duplicate_lines)
     return summary

@@ -276,3 +276,20 @@ def test_other_importers_are_validated_again_with_a_cache(project, tmp_path):
     assert [g.annotation for g in good] == [{"label": "positive"}] * 3
     good[0].annotation["label"] = "changed"  # each record owns its annotation
     assert good[1].annotation == {"label": "positive"}
+
+
+def test_a_bad_row_at_the_end_of_a_large_file_rolls_everything_back(project, tmp_path):
+    """The store writes while the file is read; a late bad row still leaves nothing behind."""
+    rows = ["text,label"] + [f"review {i},{'positive' if i % 2 else 'negative'}"
+                             for i in range(120_000)] + ["the last one,meh"]
+    path = write(tmp_path, "big.csv", "\n".join(rows) + "\n")
+    with pytest.raises(AnnotuneError, match="unknown label 'meh'.*nothing was imported") as info:
+        import_file(project, path)
+    assert info.value.where == f"{path}:120002 (field 'label')"
+    assert project.count() == 0 and project.history() == []
+    assert project.examples(search="review") == []
+    good = write(tmp_path, "good.csv", "\n".join(rows[:-1]) + "\n")
+    report = import_file(project, good)
+    assert (report.added, report.annotated, report.rows) == (120_000, 120_000, 120_000)
+    assert project.count(status="accepted") == 120_000
+    assert [e.id for e in project.examples(search="119999")] == [120_000]
