@@ -73,6 +73,8 @@ def read_utf8(path: Path, what: str) -> str:
 
 def lines(text: str) -> list[str]:
     """Split on line feeds only: str.splitlines would also cut at U+2028 inside JSON strings."""
+    if "\r" not in text:
+        return text.split("\n")
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
@@ -363,7 +365,7 @@ class JsonlImporter:
                 raise AnnotuneError(f"the first line is not a JSON object ({value}): this does "
                                     "not look like JSON Lines", where=f"{path}:{number}",
                                     hint=f"give one JSON object per line, or {OTHER_FORMATS}")
-            if isinstance(value, dict):
+            if isinstance(value, dict) and not keys.keys() >= value.keys():
                 keys.update(dict.fromkeys(value))
             items.append((number, value))
         if not items:
