@@ -82,8 +82,9 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    # -- device and precision: fp32/TF32 for small encoders, else bf16 autocast on recent
-    #    GPUs and fp16 + loss scaling on older ones; fp32 on the CPU (device.pick_precision)
+    # -- device and precision: fp32 with TF32 on recent GPUs (faster than bf16 autocast on
+    #    sentence-length inputs), fp16 + loss scaling for wide models on older GPUs, fp32 on
+    #    the CPU (device.pick_precision)
     device = choose_device(config)
     device_info = describe_device(config)
     precision = device_info["precision"]

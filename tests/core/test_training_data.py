@@ -147,8 +147,8 @@ def test_cpu_device_and_precision():
 
 
 @pytest.mark.parametrize("bf16_ok, width, expected", [
-    (True, 384, "fp32"), (True, 768, "bf16"), (True, None, "bf16"), (False, 1024, "fp16"),
-    (False, 256, "fp32"),
+    (True, 384, "fp32"), (True, 768, "fp32"), (True, None, "fp32"), (False, 1024, "fp16"),
+    (False, None, "fp16"), (False, 256, "fp32"),
 ])
 def test_auto_precision_on_cuda(monkeypatch, bf16_ok, width, expected):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16_ok)
