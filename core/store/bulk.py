@@ -178,14 +178,17 @@ class _Import:
         seen, source, duplicates = self.seen, self.source, self.summary.duplicate_lines
         meta_json, annotation_json = self.meta_json, self.annotation_json
         for record in records:
-            fields = {str(k): v if type(v) is str else str(v)
-                      for k, v in record.fields.items()}
+            fields = record.fields
+            try:
+                serialized = fields_json(fields)  # importers hand over str → str already
+            except TypeError:
+                fields = {str(k): str(v) for k, v in dict(fields).items()}
+                serialized = fields_json(fields)
             split = record.split
             if split is not None and split not in SPLITS:
                 raise AnnotuneError(f"unknown split '{split}'",
                                     where=f"{source or 'import'}:{record.line}",
                                     hint=f"use one of: {', '.join(SPLITS)}")
-            serialized = fields_json(fields)
             digest = hash_json(serialized)
             if digest in seen:
                 duplicates.append(record.line)

@@ -245,3 +245,9 @@ def test_status_filters_agree_for_common_and_rare_statuses(project):
 
 def test_new_projects_use_large_pages(project):
     assert project.db.execute("PRAGMA page_size").fetchone()[0] == 16384
+
+
+def test_fields_that_are_not_text_are_stored_as_text(project):
+    project.add_examples([ImportRecord(fields={"text": 42}, line=1)])
+    assert project.example(1).fields == {"text": "42"}
+    assert project.add_examples([ImportRecord(fields={"text": "42"}, line=1)]).duplicates == 1
