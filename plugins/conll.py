@@ -134,6 +134,9 @@ class ConllImporter:
     title = "CoNLL (token per line, BIO/IOB1/BIOES tags)"
     extensions = (".conll", ".bio", ".iob")
     tasks = NER_TASKS
+    # Sentences are positions in a document: a repeated headline or "-DOCSTART-"-led sentence
+    # is kept, or the export could not give back the file it came from.
+    keeps_repeated_texts = True
 
     def __init__(self, scheme: str | None = None):
         self.scheme = scheme  # None: detect per file (or ImportOptions.mapping["scheme"])

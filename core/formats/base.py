@@ -68,6 +68,8 @@ class Importer(Protocol):
     title: str
     extensions: tuple[str, ...]  # ".csv", ...; used to guess the format from a file name
     tasks: tuple[str, ...] | None  # task names it serves; None means every task
+    # Optional ``keeps_repeated_texts = True``: the records are positions in a document (CoNLL
+    # sentences), so a repeated text is kept as its own example; its identity is file + line.
 
     def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
              ) -> Iterator[ImportRecord | RowProblem]: ...

@@ -225,7 +225,9 @@ def import_file(project: Any, path: Path, format: str | None = None,
     report = ImportReport(path=path, format=importer.name)
     records = _records(_checked(importer, path, task, settings, options), report, path,
                        options.skip_bad_rows)
-    summary = project.add_examples(records, source=str(path))
+    summary = project.add_examples(
+        records, source=str(path),
+        keep_repeated_texts=getattr(importer, "keeps_repeated_texts", False))
     report.added, report.annotated = summary.added, summary.annotated
     report.duplicates, report.duplicate_lines = summary.duplicates, summary.duplicate_lines
     return report

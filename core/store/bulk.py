@@ -163,9 +163,10 @@ class _Import:
     """
 
     def __init__(self, db: sqlite_utils.Database, source: str | None, summary: ImportSummary,
-                 bulk: bool):
+                 bulk: bool, keep_repeated_texts: bool = False):
         self.db, self.conn, self.source, self.summary, self.bulk = \
             db, db.conn, source, summary, bulk
+        self.keep_repeated_texts = keep_repeated_texts
         self.time = now()
         self.meta_json, self.annotation_json = _Encoder(), _Encoder()
         self.seen: set[str] = set()
@@ -189,7 +190,8 @@ class _Import:
                 raise AnnotuneError(f"unknown split '{split}'",
                                     where=f"{source or 'import'}:{record.line}",
                                     hint=f"use one of: {', '.join(SPLITS)}")
-            digest = hash_json(serialized)
+            digest = hash_json(serialized if not self.keep_repeated_texts
+                               else f"{serialized}\x00{source}:{record.line}")
             if digest in seen:
                 duplicates.append(record.line)
                 continue
@@ -289,8 +291,8 @@ def _chunks(first: list[Any], rest: Iterator[Any]) -> Iterator[list[Any]]:
         yield chunk
 
 
-def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: str | None
-                    ) -> ImportSummary:
+def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: str | None,
+                    keep_repeated_texts: bool = False) -> ImportSummary:
     """Insert ImportRecords and their annotations in one transaction; return the counts.
 
     ``records`` may be a generator: it is read chunk by chunk while the chunks before are
@@ -303,7 +305,7 @@ def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: s
     settings = _bulk_settings(db) if bulk and not db.conn.in_transaction \
         else contextlib.nullcontext()
     with settings, db.atomic():
-        _Import(db, source, summary, bulk).run(_chunks(first, rest))
+        _Import(db, source, summary, bulk, keep_repeated_texts).run(_chunks(first, rest))
     summary.duplicate_lines.sort()
     summary.duplicates = len(summary.duplicate_lines)
     return summary

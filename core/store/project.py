@@ -166,13 +166,17 @@ class Project:
         self.settings = settings
 
     # -- examples ----------------------------------------------------------------------------
-    def add_examples(self, records: Iterable[Any], source: str | None = None) -> ImportSummary:
+    def add_examples(self, records: Iterable[Any], source: str | None = None,
+                     keep_repeated_texts: bool = False) -> ImportSummary:
         """Add ImportRecords (with their annotations) in one transaction: all or nothing.
 
         Examples whose task fields equal an existing one (content hash) are not added; they
-        are counted in ``duplicates`` with their line in ``duplicate_lines``.
+        are counted in ``duplicates`` with their line in ``duplicate_lines``. With
+        ``keep_repeated_texts`` (document formats such as CoNLL, where a repeated sentence is
+        a sentence of its own) the identity is the text plus its source and line instead, so
+        only a second import of the same file is a duplicate.
         """
-        return bulk.insert_examples(self.db, records, source)
+        return bulk.insert_examples(self.db, records, source, keep_repeated_texts)
 
     def example(self, example_id: int) -> Example:
         """Return one example; AnnotuneError when the id does not exist."""

@@ -1,6 +1,7 @@
 """CoNLL and span JSONL formats: import, broken files, and faithful round trips."""
 
 import json
+import re
 
 import pytest
 
@@ -344,3 +345,24 @@ def test_txt_files_import_as_conll_when_asked(tmp_path, project):
     assert report.annotated == 1
     [(example, annotation)] = project.labeled()
     assert annotation == {"spans": [{"start": 0, "end": 12, "label": "PER"}]}
+
+
+def test_repeated_sentences_are_kept_and_only_a_second_import_is_a_duplicate(tmp_path, project):
+    from annotune.core.formats.importing import export_data, import_file
+
+    source = tmp_path / "repeats.conll"
+    # the same short sentence in two documents: two examples, or the file cannot come back
+    text = FOUR_COLUMNS + "\n-DOCSTART- -X- -X- O\n\nShares NNS B-NP O\nrose VBD B-VP O\n"
+    source.write_text(text, encoding="utf-8")
+    report = import_file(project, source)
+    assert (report.added, report.duplicates) == (4, 0)
+    target = tmp_path / "back.conll"
+    assert export_data(project, target) == 4
+    def blank_lines_normalised(content):
+        return re.sub(r"\n\s*\n+", "\n\n", content).strip()
+
+    assert blank_lines_normalised(target.read_text(encoding="utf-8")) == \
+        blank_lines_normalised(text)
+
+    again = import_file(project, source)
+    assert (again.added, again.duplicates) == (0, 4)
