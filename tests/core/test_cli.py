@@ -127,3 +127,24 @@ def test_plugin_commands_join_the_cli(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "hello from a plugin"
+
+
+def test_ctrl_c_stops_training_and_records_the_run_as_cancelled(project, tiny_base_model):
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "annotune.core.cli", "train", str(project),
+                                "--base-model", str(tiny_base_model), "--epochs", "500",
+                                "--batch-size", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until the child reports training progress, then press Ctrl-C
+    seen = ""
+    while "epoch" not in seen:
+        chunk = process.stderr.read(1)
+        assert chunk, f"training ended early: {seen}"
+        seen += chunk
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "cancelled" in err
+    runs = json.loads(annotune("runs", project, "--json").stdout)
+    assert [run["status"] for run in runs] == ["cancelled"]
