@@ -11,7 +11,6 @@ normalised to one between sentences).
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
+from annotune.core.formats.files import read_utf8, write_atomic
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import Task, TaskSettings
 from annotune.plugins.spans import (
@@ -37,25 +37,6 @@ from annotune.plugins.spans import (
 
 NER_TASKS = ("token-classification",)
 DOCSTART = "-DOCSTART-"
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise AnnotuneError(f"the file is not UTF-8 text ({error.reason} at byte {error.start})",
-                            where=str(path), hint="save it as UTF-8 and import again") from None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a file through a temporary neighbour, so a failure never leaves half a file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        temporary.write_text(text, encoding="utf-8", newline="\n")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _scheme_option(scheme: str | None, options: ImportOptions) -> str | None:
@@ -144,7 +125,7 @@ class ConllImporter:
     def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
              ) -> Iterator[ImportRecord | RowProblem]:
         scheme = _scheme_option(self.scheme, options)
-        sentences, separator = _sentences(_read_text(Path(path)))
+        sentences, separator = _sentences(read_utf8(Path(path), "a CoNLL file"))
         if not sentences:
             return
         # the usual column count is the file's: a broken first line must not condemn the rest
@@ -212,7 +193,7 @@ class ConllExporter:
             if block:
                 blocks.append(block)
                 count += 1
-        _write_atomic(Path(path), "".join(blocks))
+        write_atomic(Path(path), lambda out: out.write("".join(blocks)))
         return count
 
     def _block(self, row: ExportRow, width: int) -> str:
@@ -280,7 +261,7 @@ class SpanJsonlImporter:
     def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
              ) -> Iterator[ImportRecord | RowProblem]:
         text_key = options.mapping.get("text", "text")
-        for number, line in enumerate(_read_text(Path(path)).splitlines(), start=1):
+        for number, line in enumerate(read_utf8(Path(path), "a CoNLL file").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -340,7 +321,7 @@ class SpanJsonlExporter:
                      for s in row.annotation.get("spans", [])]
             lines.append(json.dumps({"id": row.example_id, "text": text, "spans": spans,
                                      "split": row.split}, ensure_ascii=False) + "\n")
-        _write_atomic(Path(path), "".join(lines))
+        write_atomic(Path(path), lambda out: out.write("".join(lines)))
         return len(lines)
 
 

@@ -21,8 +21,6 @@ reads back as unlabeled; an empty answer list means "no answer" (SQuAD 2.0 ``is_
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 from annotune.core.errors import AnnotuneError
 from annotune.core.errors import where as where_text
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
+from annotune.core.formats.files import read_utf8, write_atomic
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import Annotation, Task, TaskSettings
 
@@ -58,19 +57,6 @@ def _checked(task: Task, settings: TaskSettings, fields: dict[str, str], annotat
                           hint=error.hint)
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the target folder, renamed over ``path`` at the end."""
-    path = Path(path)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            write(stream)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 class SquadFormat:
     """SQuAD JSON: ``data[].paragraphs[].qas[]``, read as v1.1 or v2.0, written v2.0-style."""
 
@@ -96,12 +82,7 @@ class SquadFormat:
     @staticmethod
     def _load(path: Path) -> list[Any]:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise AnnotuneError("file not found", where=str(path)) from None
-        except UnicodeDecodeError as error:
-            raise AnnotuneError(f"the file is not UTF-8 ({error.reason} at byte {error.start})",
-                                where=str(path)) from None
+            data = json.loads(read_utf8(path, "a SQuAD JSON file"))
         except json.JSONDecodeError as error:
             raise AnnotuneError(f"not valid JSON: {error.msg} (column {error.colno})",
                                 where=where_text(path, error.lineno),
@@ -208,7 +189,7 @@ class SquadFormat:
             {"title": title, "paragraphs": [{"context": context, "qas": qas}
                                             for context, qas in paragraphs.items()]}
             for title, paragraphs in articles.items()]}
-        _atomic_write(path, lambda stream: json.dump(document, stream, ensure_ascii=False))
+        write_atomic(path, lambda stream: json.dump(document, stream, ensure_ascii=False))
         return count
 
 
@@ -298,7 +279,7 @@ class QaJsonlFormat:
                 stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
                 count += 1
 
-        _atomic_write(path, write_rows)
+        write_atomic(path, write_rows)
         return count
 
 

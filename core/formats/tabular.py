@@ -13,18 +13,16 @@ with ``--map quoting=csv`` or ``--map quoting=none``.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.formats import files
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import Task, TaskSettings
@@ -45,30 +43,8 @@ DEFAULT_OPTIONS = ImportOptions()  # frozen, so one shared default is safe
 
 # -- reading raw text ----------------------------------------------------------------------------
 def read_utf8(path: Path, what: str) -> str:
-    """Read a whole file as UTF-8 (a BOM is allowed); raise AnnotuneError for anything else."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise AnnotuneError(f"cannot read the file: {error.strerror}", where=str(path)) from None
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise AnnotuneError("the file is UTF-16 text, not UTF-8 (byte offset 0 is a UTF-16 "
-                            "byte order mark)", where=str(path),
-                            hint="re-save it as UTF-8 and import again")
-    try:
-        text = data[start:].decode("utf-8")
-    except UnicodeDecodeError as error:
-        offset = start + error.start
-        line = data.count(b"\n", 0, offset) + 1
-        raise AnnotuneError(
-            f"the file is not UTF-8: byte 0x{data[offset]:02X} at byte offset {offset} "
-            f"(line {line}) is not valid UTF-8", where=str(path),
-            hint="re-save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet, or "
-                 "`iconv -f latin1 -t utf-8`) and import again") from None
-    if "\x00" in text:
-        raise AnnotuneError(f"the file holds NUL bytes: it is a binary file, not {what}",
-                            where=str(path), hint=OTHER_FORMATS)
-    return text
+    """Read a whole file as UTF-8; a binary file is told which formats annotune reads."""
+    return files.read_utf8(path, what, hint=OTHER_FORMATS)
 
 
 def lines(text: str) -> list[str]:
@@ -405,22 +381,6 @@ class TxtImporter:
 
 
 # -- exporters -----------------------------------------------------------------------------------
-def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through a temporary file in the same folder, renamed into place at the end."""
-    path = Path(path)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
-                                         prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
 def export_records(task: Task, rows: Iterable[ExportRow]) -> tuple[list[str], list[dict]]:
     """Flatten rows into records that all have the same keys (absent values are None)."""
     records = []
@@ -451,7 +411,7 @@ class JsonlExporter:
             for record in records:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-        write_atomic(path, dump)
+        files.write_atomic(path, dump)
         return len(records)
 
 
@@ -479,7 +439,7 @@ class CsvExporter:
             for record in records:
                 writer.writerow([_csv_cell(record[key]) for key in keys])
 
-        write_atomic(path, dump)
+        files.write_atomic(path, dump)
         return len(records)
 
 
