@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotune.core.export import run_folder
 from annotune.desktop.worker import run_in_background
 
 
@@ -52,14 +53,6 @@ def report_lines(report: Any) -> list[str]:
     return lines
 
 
-def run_folder(run: dict[str, Any], runs_dir: Path) -> Path:
-    """Return the run's folder (the one holding run.json; artifact_dir may be its model/)."""
-    folder = Path(run.get("artifact_dir") or runs_dir / str(run["id"]))
-    if not (folder / "run.json").exists() and (folder.parent / "run.json").exists():
-        return folder.parent
-    return folder
-
-
 class ExportDialog(QDialog):
     """Choose fp32 or int8 and a folder; export on a worker thread; show size, parity, speed."""
 
@@ -70,7 +63,8 @@ class ExportDialog(QDialog):
         self.run = run
         self.report: Any = None
         self.error: BaseException | None = None
-        self.run_dir = run_folder(run, runs_dir)
+        # a run records its model/ checkpoint as artifact; core maps it to the run folder
+        self.run_dir = run_folder(Path(run.get("artifact_dir") or runs_dir / str(run["id"])))
         self.setWindowTitle(f"Export run {run['id']}")
         self.setMinimumWidth(560)
         layout = QVBoxLayout(self)
