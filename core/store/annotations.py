@@ -68,39 +68,37 @@ def change(db: sqlite_utils.Database, example_id: int, payload: dict[str, Any], 
 
 def undo(db: sqlite_utils.Database, who: str = "user") -> int | None:
     """Revert the newest change still in effect; return its example id (None: nothing to undo)."""
-    with db.atomic():
-        rows = list(db.query("SELECT * FROM annotation_history WHERE state = 'done' "
-                             "ORDER BY id DESC LIMIT 1"))
-        if not rows:
-            return None
-        entry = rows[0]
-        time = now()
-        _write(db, entry["example_id"], entry["old_payload"], entry["old_status"],
-               entry["old_annotator"], time)
-        db.execute("UPDATE annotation_history SET state = 'undone' WHERE id = ?", [entry["id"]])
-        db.execute(HISTORY, [
-            entry["example_id"], "undo", entry["new_payload"], entry["new_status"],
-            entry["annotator"], entry["old_payload"], entry["old_status"], who, time, None,
-            entry["id"]])
-        return entry["example_id"]
+    return _replay(db, who, "undo")
 
 
 def redo(db: sqlite_utils.Database, who: str = "user") -> int | None:
     """Re-apply the oldest undone change; return its example id (None: nothing to redo)."""
+    return _replay(db, who, "redo")
+
+
+def _replay(db: sqlite_utils.Database, who: str, action: str) -> int | None:
+    """Step through the linear history: undo the newest done entry or redo the oldest undone.
+
+    The annotation goes back to the entry's old side (undo) or forward to its new side (redo);
+    the step itself is recorded too, pointing at the entry it replayed, for the audit.
+    """
+    undoing = action == "undo"
+    state, order, next_state = ("done", "DESC", "undone") if undoing else ("undone", "ASC", "done")
     with db.atomic():
-        rows = list(db.query("SELECT * FROM annotation_history WHERE state = 'undone' "
-                             "ORDER BY id ASC LIMIT 1"))
+        rows = list(db.query("SELECT * FROM annotation_history WHERE state = ? "
+                             f"ORDER BY id {order} LIMIT 1", [state]))
         if not rows:
             return None
         entry = rows[0]
+        old = (entry["old_payload"], entry["old_status"], entry["old_annotator"])
+        new = (entry["new_payload"], entry["new_status"], entry["annotator"])
+        current, target = (new, old) if undoing else (old, new)
         time = now()
-        _write(db, entry["example_id"], entry["new_payload"], entry["new_status"],
-               entry["annotator"], time)
-        db.execute("UPDATE annotation_history SET state = 'done' WHERE id = ?", [entry["id"]])
-        db.execute(HISTORY, [
-            entry["example_id"], "redo", entry["old_payload"], entry["old_status"],
-            entry["old_annotator"], entry["new_payload"], entry["new_status"], who, time,
-            None, entry["id"]])
+        _write(db, entry["example_id"], *target, time)
+        db.execute("UPDATE annotation_history SET state = ? WHERE id = ?",
+                   [next_state, entry["id"]])
+        db.execute(HISTORY, [entry["example_id"], action, *current, target[0], target[1], who,
+                             time, None, entry["id"]])
         return entry["example_id"]
 
 
