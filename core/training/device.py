@@ -28,24 +28,26 @@ def choose_device(config: TrainConfig | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-# Below this hidden size "auto" trains in fp32 even on GPUs without TF32 tensor cores.
-# On GPUs with them (Ampere and later), "auto" trains in fp32 with TF32 at every width:
+# Below this hidden size the fallback rule trains in fp32 even on GPUs without TF32 tensor
+# cores. On GPUs with them (Ampere and later) it trains in fp32 with TF32 at every width:
 # measured on an H200 with 6,000-8,000 SST-2 sentences, batch 32 (bench/train_speed.py), the
 # loop ran the MiniLM shape (384 wide) at 2,373 samples/s in fp32 and BERT-base (768 wide) at
 # 1,023 in fp32 against 472 with bf16 autocast; on an H100, MiniLM took 6.8 s an epoch in fp32
 # and 7.9 s with bf16. Steps on sentence-length inputs are bound by kernel launches, and
-# autocast adds cast kernels. bf16 (or fp16) stays available on request for long inputs.
+# autocast adds cast kernels. Longer inputs can turn this around, which is why "auto" on a GPU
+# is measured at the start of each run (core/training/precision.py) rather than guessed.
 SMALL_MODEL_WIDTH = 768
 
 
 def pick_precision(device: torch.device, requested: str = "auto",
                    model_width: int | None = None) -> str:
-    """Return "bf16", "fp16" or "fp32" for the device (and the model's hidden size).
+    """Return "bf16", "fp16" or "fp32" for the device without measuring (the fallback rule).
 
-    CUDA: fp32 with TF32 on Ampere and later (measured faster than bf16 autocast, see
-    above); on older GPUs fp32 for small models and fp16 autocast with a gradient scaler for
-    wide ones (see SMALL_MODEL_WIDTH). CPU: fp32, because CPU autocast is slower than fp32 on
-    most machines.
+    An explicit request is checked and kept. For "auto" on CUDA: fp32 with TF32 on Ampere and
+    later (see above); on older GPUs fp32 for small models and fp16 autocast with a gradient
+    scaler for wide ones (see SMALL_MODEL_WIDTH). The training loop replaces this guess by a
+    measurement (``measures_precision``). CPU: fp32, because CPU autocast is slower than fp32
+    on most machines.
     """
     if device.type != "cuda":
         if requested in ("auto", "fp32"):
@@ -63,6 +65,21 @@ def pick_precision(device: torch.device, requested: str = "auto",
         raise AnnotuneError(f"this GPU ({torch.cuda.get_device_name(device)}) cannot train in bf16",
                             hint="choose precision 'auto' or 'fp16'")
     return requested
+
+
+def measures_precision(device: torch.device, requested: str = "auto") -> bool:
+    """Tell whether the run times fp32 against half precision before training.
+
+    Only "auto" on a GPU: explicit choices are kept, and the CPU trains in fp32.
+    """
+    return device.type == "cuda" and requested == "auto"
+
+
+def half_precision(device: torch.device) -> str:
+    """Return the half precision a device trains in: bf16, or fp16 on GPUs without bf16."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "fp16"
+    return "bf16"
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -91,10 +108,16 @@ def describe_device(config: TrainConfig | None = None) -> dict[str, Any]:
     """Describe where (and in which precision) training would run: train panel, run record.
 
     Returns ``{"device": "cuda"|"cpu", "name": ..., "memory_gb": ..., "precision": ...}``.
+    Before a run, "auto" on a GPU reads e.g. "fp32 or bf16, measured at start": the loop
+    times both on the run's own batches and its run.json records the one it chose.
     """
     config = config or TrainConfig()
     device = choose_device(config)
-    precision = pick_precision(device, config.precision, base_model_width(config.base_model))
+    if measures_precision(device, config.precision):
+        precision = f"fp32 or {half_precision(device)}, measured at start"
+    else:
+        precision = pick_precision(device, config.precision,
+                                   base_model_width(config.base_model))
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         name, memory = props.name, props.total_memory / 2**30
@@ -106,5 +129,9 @@ def describe_device(config: TrainConfig | None = None) -> dict[str, Any]:
 
 
 def device_label(description: dict[str, Any]) -> str:
-    """Format a description on one line, e.g. ``cuda (NVIDIA H100 80GB HBM3, bf16)``."""
+    """Format a description on one line, e.g. ``cuda (NVIDIA H100 80GB HBM3, bf16)``.
+
+    Before an "auto" run on a GPU: ``cuda (NVIDIA H100 80GB HBM3, fp32 or bf16, measured at
+    start)``.
+    """
     return f"{description['device']} ({description['name']}, {description['precision']})"

@@ -1,8 +1,10 @@
 """The one training loop: labeled examples in, the best checkpoint and run.json out.
 
-Read ``train`` top to bottom: seeds, device, model, features, optimizer, then epochs of
-training steps, each epoch followed by an evaluation that reuses the numpy post-processing of
-the Predictor (Task.decode + Task.metrics), best-checkpoint keeping and early stopping.
+Read ``train`` top to bottom: seeds, device, model, features, batch sizes, precision (timed
+on the run's own batches for "auto" on a GPU), optimizer, then epochs of training steps, each
+epoch followed by an evaluation that reuses the numpy post-processing of the Predictor
+(Task.decode + Task.metrics), best-checkpoint keeping and early stopping. A step or an
+evaluation batch that runs out of GPU memory is redone in halves (core/training/memory.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +25,31 @@ import numpy as np
 import torch
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.features import collate, length_sorted_batches, pad_id, split_outputs
+from annotune.core.features import collate, pad_id, split_outputs
 from annotune.core.tasks import Feature, Task, TaskSettings
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.data import Item, bucketed_batches, split_validation, to_device
-from annotune.core.training.device import autocast_dtype, choose_device, describe_device
+from annotune.core.training.device import (
+    autocast_dtype,
+    choose_device,
+    describe_device,
+    half_precision,
+    measures_precision,
+)
+from annotune.core.training.memory import (
+    OUT_OF_MEMORY,
+    BatchSizes,
+    peak_gpu_memory_gb,
+    reset_peak,
+    retry_on_oom,
+)
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
+from annotune.core.training.precision import (
+    measure_precision,
+    probe_batch,
+    probe_message,
+    probe_record,
+)
 
 Emit = Callable[[dict[str, Any]], None]
 SAMPLES = 32  # validation examples copied into run.json for the export parity check
@@ -85,16 +107,16 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    # -- device and precision: fp32 with TF32 on recent GPUs (faster than bf16 autocast on
-    #    sentence-length inputs), fp16 + loss scaling for wide models on older GPUs, fp32 on
-    #    the CPU (device.pick_precision)
+    # -- device: CUDA when there is one; its peak memory is counted from here. The precision
+    #    is the requested one, fp32 on the CPU, and measured below for "auto" on a GPU.
     device = choose_device(config)
     device_info = describe_device(config)
-    precision = device_info["precision"]
-    amp_dtype = autocast_dtype(precision)
+    measured = measures_precision(device, config.precision)
+    precision = "fp32" if measured else device_info["precision"]
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores
         torch.backends.cudnn.allow_tf32 = True
+    reset_peak(device)
 
     # -- model and tokenizer
     loaded = load_model(task, settings, config.base_model)
@@ -115,6 +137,36 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                             hint="check that the labeled examples have text")
     lengths = [len(f) for f in train_features]
     _write_validation(out_dir / VALIDATION_FILE, val_fields, val_annotations)
+
+    # -- batch sizes: halved (gradient accumulation doubled) when the GPU runs out of memory
+    sizes = BatchSizes(config.batch_size, config.micro_batch_size, config.eval_batch_size,
+                       settings.max_length, emit)
+
+    def drop_gradients() -> None:
+        model.zero_grad(set_to_none=True)
+
+    # -- precision: time fp32 (TF32) against half precision on a long batch of this run's
+    #    own features, and keep fp32 unless half precision is clearly faster (precision.py)
+    if measured:
+        def timed_probe() -> tuple[str, dict[str, float], list[int]]:
+            piece = probe_batch(lengths, bucketed_batches(lengths, config.batch_size,
+                                                          config.seed, 1),
+                                sizes.micro_batch_size)
+            arrays = collate([train_features[i] for i in piece], pad_token_id, task,
+                             with_targets=True)
+            choice, timings = measure_precision(model, to_device(arrays, device, accepted),
+                                                device, half_precision(device))
+            return choice, timings, piece
+
+        precision, timings, piece = retry_on_oom(timed_probe, sizes, "train", drop_gradients,
+                                                 device)
+        length = max(lengths[i] for i in piece)
+        device_info["precision"] = precision
+        device_info["precision_probe"] = probe_record(precision, timings, length, len(piece))
+        emit({"event": "precision", "precision": precision,
+              "probe": device_info["precision_probe"],
+              "message": probe_message(precision, timings, length, len(piece))})
+    amp_dtype = autocast_dtype(precision)
 
     # -- optimizer: AdamW without decay on biases and norms, linear warmup then linear decay
     steps_per_epoch = math.ceil(len(train_features) / config.batch_size)
@@ -141,6 +193,21 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                             enabled=amp_dtype is not None):
             return forward(**inputs)
 
+    def accumulate(batch: Sequence[int]) -> torch.Tensor:
+        """Run forward and backward over ``batch`` in micro-batches; return its loss."""
+        # micro-batches weighted by their share of the batch, so the summed gradient equals
+        # that of the whole batch at once, whatever the micro-batch size
+        total = torch.zeros((), device=device)
+        for start in range(0, len(batch), sizes.micro_batch_size):
+            piece = batch[start:start + sizes.micro_batch_size]
+            arrays = collate([train_features[i] for i in piece], pad_token_id, task,
+                             with_targets=True)
+            loss = run_model(to_device(arrays, device, accepted)).loss
+            loss = loss.float() * (len(piece) / len(batch))
+            scaler.scale(loss).backward()
+            total += loss.detach()
+        return total
+
     # -- training: epochs of optimizer steps, each an evaluation and a checkpoint decision
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": None, "score": -math.inf, "rank": (-math.inf, 0.0),
@@ -158,17 +225,12 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
             for batch in bucketed_batches(lengths, config.batch_size, config.seed, epoch):
                 if should_stop():
                     raise Cancelled()
-                # gradient accumulation: micro-batches weighted by their share of the batch,
-                # so the summed gradient equals that of the whole batch at once
-                for start in range(0, len(batch), config.micro_batch_size):
-                    piece = batch[start:start + config.micro_batch_size]
-                    arrays = collate([train_features[i] for i in piece], pad_token_id, task,
-                                     with_targets=True)
-                    loss = run_model(to_device(arrays, device, accepted)).loss
-                    loss = loss.float() * (len(piece) / len(batch))
-                    scaler.scale(loss).backward()
-                    epoch_loss += loss.detach()
-                    window_loss += loss.detach()
+                # out of memory: the partial gradients are dropped and the same step is
+                # redone in smaller micro-batches, so the optimizer steps once per batch
+                loss = retry_on_oom(partial(accumulate, batch), sizes, "train",
+                                    drop_gradients, device)
+                epoch_loss += loss
+                window_loss += loss
                 if config.max_grad_norm:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
@@ -194,8 +256,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
 
             # -- evaluation: the same numpy decode + metrics the exported model is judged by
             outputs, val_loss = predict(model, task, val_features, pad_token_id, device,
-                                        amp_dtype, config.eval_batch_size, accepted, should_stop,
-                                        with_loss=True)
+                                        amp_dtype, sizes, accepted, should_stop, with_loss=True)
             predictions = task.decode(val_fields, val_features, outputs, settings)
             epoch_settings = settings
             if settings.multi_label and not settings.thresholds and hasattr(task,
@@ -212,12 +273,14 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
             score = float(metrics[task.main_metric])
             train_loss = epoch_loss.item() / steps_per_epoch
             val_loss_shown = round(val_loss, 6) if val_loss is not None else None
+            peak = peak_gpu_memory_gb(device)  # None on the CPU
             history.append({"epoch": epoch, "train_loss": round(train_loss, 6),
                             "validation_loss": val_loss_shown, "metrics": metrics,
-                            "seconds": round(time.perf_counter() - epoch_start, 2)})
+                            "seconds": round(time.perf_counter() - epoch_start, 2),
+                            "peak_gpu_memory_gb": peak})
             emit({"event": "metrics", "epoch": epoch, "train_loss": round(train_loss, 6),
                   "validation_loss": val_loss_shown, "metrics": metrics,
-                  "main_metric": task.main_metric})
+                  "main_metric": task.main_metric, "peak_gpu_memory_gb": peak})
 
             # -- keep the best epoch; stop when it has not improved for `patience` epochs.
             #    Ties on the main metric are common on small validation sets (accuracy 1.0
@@ -233,11 +296,12 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                 break
     except Cancelled:
         status = "cancelled"
-    except torch.cuda.OutOfMemoryError as error:
+    except OUT_OF_MEMORY as error:  # outside a forward/backward pass: nothing to halve
         raise AnnotuneError(
-            f"the GPU ran out of memory at batch size {config.micro_batch_size} and max length "
-            f"{settings.max_length}", hint="raise gradient_accumulation (same results, less "
-            "memory), or lower eval_batch_size or max_length") from error
+            f"the GPU ran out of memory outside a training step (optimizer step or checkpoint) "
+            f"with {sizes.micro_batch_size} examples per step and max length "
+            f"{settings.max_length}", hint="choose a smaller base model, or train on the CPU"
+        ) from error
 
     # -- record the run beside the checkpoint
     duration = round(time.perf_counter() - started, 2)
@@ -250,7 +314,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         "config": config.to_dict(), "base_model": config.base_model or BUNDLED_NAME,
         "base_model_source": loaded.source, "main_metric": task.main_metric,
         "best_epoch": best["epoch"], "metrics": best["metrics"], "history": history,
-        "device": device_info, "duration_s": duration, "steps": step,
+        "device": device_info, "memory": sizes.record(device), "duration_s": duration,
+        "steps": step,
         "train_examples": len(train_data), "validation_examples": len(val_data),
         "annotune_version": _version(), "samples": val_fields[:SAMPLES],
     }
@@ -260,33 +325,46 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, task: Task, features: Sequence[Feature], pad_token_id: int,
-            device: torch.device, amp_dtype: torch.dtype | None, batch_size: int,
+            device: torch.device, amp_dtype: torch.dtype | None, batch_size: int | BatchSizes,
             accepted: set[str] | None = None, should_stop: Callable[[], bool] | None = None,
             with_loss: bool = False) -> tuple[list[dict[str, np.ndarray]], float | None]:
     """Run the model over length-sorted batches; return unpadded outputs in feature order.
 
     With ``with_loss`` (and targets on every feature) the mean loss over the features comes
-    back too; otherwise the loss is None.
+    back too; otherwise the loss is None. ``batch_size`` may be the run's BatchSizes: when
+    the GPU runs out of memory, its evaluation batch is halved and the batch redone.
     """
     model.eval()
+    sizes = batch_size if isinstance(batch_size, BatchSizes) else BatchSizes(
+        batch_size, batch_size, batch_size)
     per_feature: list[dict[str, np.ndarray]] = [{} for _ in features]
     with_loss = with_loss and all(f.target is not None for f in features)
-    loss_sum = 0.0
-    for indices in length_sorted_batches(features, batch_size):
-        if should_stop is not None and should_stop():
-            raise Cancelled()
+    order = sorted(range(len(features)), key=lambda i: len(features[i]))  # least padding
+
+    def run_batch(start: int) -> tuple[list[int], dict[str, np.ndarray], float]:
+        indices = order[start:start + sizes.eval_batch_size]
         batch = [features[i] for i in indices]
         inputs = to_device(collate(batch, pad_token_id, task, with_targets=with_loss), device,
                            accepted)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
             output = model(**inputs)
-        if with_loss:
-            loss_sum += float(output.loss) * len(batch)
         arrays = {name: output[name].float().cpu().numpy() for name in task.output_names}
+        return indices, arrays, float(output.loss) * len(batch) if with_loss else 0.0
+
+    loss_sum = 0.0
+    start = 0
+    while start < len(order):
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        indices, arrays, loss = retry_on_oom(partial(run_batch, start), sizes, "eval",
+                                             lambda: None, device)
+        loss_sum += loss
+        batch = [features[i] for i in indices]
         for index, piece in zip(indices, split_outputs(arrays, batch, task.sequence_outputs),
                                 strict=True):
             per_feature[index] = piece
+        start += len(indices)
     return per_feature, (loss_sum / len(features) if with_loss and features else None)
 
 

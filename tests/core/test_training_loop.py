@@ -104,6 +104,8 @@ def test_loss_falls_and_validation_accuracy_is_high(tmp_path, tiny_base_model, d
     assert len(record["history"]) == 6 and record["device"]["device"] == "cpu"
     assert record["samples"] == [fields for fields, _ in data[1]]
     assert record["base_model"] == str(tiny_base_model) and record["duration_s"] > 0
+    lines = (tmp_path / "validation.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == record["validation_examples"] == len(data[1])
 
     # the checkpoint is a complete transformers folder that reproduces the reported accuracy
     model = AutoModelForSequenceClassification.from_pretrained(result.artifact_dir).eval()
