@@ -1,9 +1,11 @@
 """Turn a training run into a bundle: ONNX model (+ optional int8), tokenizer.json, manifest.json.
 
 The export is checked before it is kept: PyTorch and onnxruntime run the same padded batch of
-mixed-length samples and must agree to 1e-4 at every real position. Everything is written to a
-hidden sibling folder that is renamed into place at the end, so a failed export never leaves a
-half bundle behind.
+mixed-length samples and must agree to 1e-4 at every real position. When the run kept its
+validation split (validation.jsonl), the fp32 and int8 bundles are scored on it with the task's
+main metric, so the cost of int8 is stated in points of that metric. Everything is written to
+a hidden sibling folder that is renamed into place at the end, so a failed export never leaves
+a half bundle behind.
 
 torch and transformers are imported inside the functions that need them, so importing this
 module (the CLI does, for ``--help``) stays cheap.
@@ -36,6 +38,12 @@ from annotune.core.features import (
 from annotune.core.parity import FP32_TOLERANCE, max_abs_diff, run_batches, run_onnx
 from annotune.core.quantize import quantize_bundle_model
 from annotune.core.tasks import Feature, Task, TaskSettings
+from annotune.core.validation import (
+    ValidationReport,
+    ValidationScorer,
+    ValidationSet,
+    read_validation,
+)
 
 OPSET = 17
 FALLBACK_TEXTS = (
@@ -68,6 +76,7 @@ class ExportReport:
     int8_argmax_agreement: float | None = None  # share of rows/tokens whose argmax is unchanged
     latency_ms: float = 0.0  # per example at batch 1 through the Predictor (tokenizing included)
     seconds: float = 0.0
+    validation: ValidationReport | None = None  # None: the run kept no validation data
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -86,8 +95,10 @@ class ExportReport:
         lines.append(f"parity      max |onnx - torch| {self.parity_max_diff:.2e} over "
                      f"{self.parity_examples} samples ({self.parity_features} windows)")
         if self.int8_agreement is not None:
-            lines.append(f"int8        {self.int8_agreement:.1%} of predictions equal fp32 "
-                         f"({self.int8_argmax_agreement:.1%} of argmaxes)")
+            lines.append(f"int8        {self.int8_agreement:.1%} of sample predictions equal "
+                         f"fp32 ({self.int8_argmax_agreement:.1%} of argmaxes)")
+        lines.extend(f"{'validation' if n == 0 else '':<12}{line}"
+                     for n, line in enumerate(validation_lines(self.validation)))
         lines.append(f"latency     {self.latency_ms:.2f} ms per example (batch 1, CPU)")
         lines.extend(f"note        {note}" for note in self.notes)
         return "\n".join(lines)
@@ -97,7 +108,20 @@ class ExportReport:
         data["bundle_dir"] = str(self.bundle_dir)
         data["model_path"] = str(self.model_path)
         data["model_bytes"] = self.model_bytes
+        data["validation"] = self.validation.to_dict() if self.validation else None
         return data
+
+
+NO_VALIDATION = ("no validation data was available (the run has no validation.jsonl; "
+                 "runs trained by older versions lack it)")
+
+
+def validation_lines(validation: ValidationReport | None) -> list[str]:
+    """Describe the validation scores in one or two lines (the CLI and the desktop show them)."""
+    if validation is None:
+        return [NO_VALIDATION]
+    recorded = validation.recorded_summary()
+    return [validation.summary()] + ([recorded] if recorded else [])
 
 
 def _mib(size: int | None) -> str:
@@ -313,12 +337,16 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     if not features:
         raise AnnotuneError("the parity samples produced no model input", where=str(run_dir),
                             hint="pass some non-empty parity texts")
+    validation = read_validation(run_dir, task)
+    if validation is not None:
+        validation.features = task.encode(tokenizer, validation.examples, None, settings)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
     try:
         report = _build(tmp_dir, run, task, settings, tokenizer, pad_token_id, model_dir,
-                        examples, features, quantize, progress or (lambda _stage: None))
+                        examples, features, validation, quantize,
+                        progress or (lambda _stage: None))
         _replace(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -331,8 +359,8 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
 
 def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSettings,
            tokenizer: Any, pad_token_id: int, model_dir: Path, examples: list[dict[str, str]],
-           features: list[Feature], quantize: bool, stage: Callable[[str], Any]
-           ) -> ExportReport:
+           features: list[Feature], validation_set: ValidationSet | None, quantize: bool,
+           stage: Callable[[str], Any]) -> ExportReport:
     model_path = tmp_dir / bundle_files.MODEL_NAME
     names = task.output_names
 
@@ -356,15 +384,31 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         raise _parity_error(diffs, len(features), model_dir)
     fp32_bytes = bundle_files.model_size(model_path)
 
+    # -- validation: the fp32 bundle scored as evaluation after training scored the checkpoint
+    metric = str(run.get("main_metric") or task.main_metric)
+    scorer = fp32_scored = validation = None
+    if validation_set is not None and validation_set.features:
+        stage(f"scoring on {len(validation_set.examples):,} validation examples")
+        scorer = ValidationScorer(validation_set, task, settings, metric, pad_token_id)
+        fp32_scored = scorer.score(model_path)
+        recorded = (run.get("metrics") or {}).get(metric)
+        validation = ValidationReport(
+            metric=metric, examples=len(validation_set.examples), available=validation_set.total,
+            fp32=fp32_scored.score,
+            recorded=float(recorded) if isinstance(recorded, int | float) else None)
+
     quantization: dict[str, Any] | None = None
     int8_agreement = int8_argmax = None
     if quantize:
         stage("quantizing to int8")
         # From the inline graph: onnxruntime's pre-processing copies the model elsewhere and
         # would lose an external weights file.
-        quantization, int8_agreement, int8_argmax = quantize_bundle_model(
+        quantization, int8_agreement, int8_argmax, int8_scored = quantize_bundle_model(
             tmp_dir, traced, model_path, task, settings, examples, features, pad_token_id,
-            exported)
+            exported, scorer, fp32_scored)
+        if validation is not None and int8_scored is not None and fp32_scored is not None:
+            validation.int8 = int8_scored.score
+            validation.int8_agreement = scorer.compare(fp32_scored, int8_scored)[1]
     traced.unlink()
 
     tokenizer.save(str(tmp_dir / bundle_files.TOKENIZER_NAME))
@@ -372,7 +416,7 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
               "per_output": diffs, "examples": len(examples), "features": len(features),
               "compared_at": "real (unpadded) positions, padded mixed-length batches"}
     manifest = bundle_files.write_manifest(tmp_dir, _manifest(
-        run, task, settings, parity, quantization, fp32_bytes, inputs))
+        run, task, settings, parity, quantization, fp32_bytes, inputs, validation))
 
     report = ExportReport(
         bundle_dir=tmp_dir, model_path=model_path,
@@ -380,17 +424,23 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         task=task.name, parity_max_diff=max(diffs.values()), parity_per_output=diffs,
         parity_examples=len(examples), parity_features=len(features), quantized=quantize,
         fp32_bytes=fp32_bytes, int8_bytes=bundle_files.model_size(model_path) if quantize else None,
-        int8_agreement=int8_agreement, int8_argmax_agreement=int8_argmax)
+        int8_agreement=int8_agreement, int8_argmax_agreement=int8_argmax,
+        validation=validation)
     stage("measuring speed")
     report.latency_ms = round(_measure_latency(tmp_dir, examples), 3)
     if int8_agreement is not None and int8_agreement < 1.0:
         report.notes.append(f"int8 changes {1 - int8_agreement:.0%} of the sample predictions")
+    if validation is not None:
+        report.notes.extend(validation.notes())
+    elif quantize:
+        report.notes.append(f"{NO_VALIDATION}: int8 was compared with fp32 on "
+                            f"{len(examples)} samples only, its accuracy cost is unknown")
     return report
 
 
 def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
               parity: dict[str, Any], quantization: dict[str, Any] | None, fp32_bytes: int,
-              inputs: Sequence[str]) -> dict[str, Any]:
+              inputs: Sequence[str], validation: ValidationReport | None) -> dict[str, Any]:
     from annotune.core import __version__
 
     if quantization is not None:
@@ -417,6 +467,7 @@ def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
                  else "float32"},
         "quantization": quantization,
         "parity": parity,
+        "validation": validation.to_dict() if validation else None,
     }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from annotune.core.features import collate, split_outputs
+from annotune.core.features import collate, length_sorted_batches, split_outputs
 from annotune.core.tasks import Feature, Task
 
 FP32_TOLERANCE = 1e-4  # max abs difference between PyTorch and onnxruntime fp32 outputs
@@ -118,25 +118,39 @@ def onnx_outputs(session: Any, batch: Mapping[str, np.ndarray], output_names: Se
     return dict(zip(output_names, values, strict=True))
 
 
-def run_onnx(path: Path, features: Sequence[Feature], pad_token_id: int, task: Task
-             ) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+def run_onnx(path: Path, features: Sequence[Feature], pad_token_id: int, task: Task,
+             by_length: bool = False) -> tuple[list[dict[str, np.ndarray]], list[str]]:
     """Run features through a fresh session of ``path``; return outputs and the graph's inputs.
 
     The session is closed on return: it maps model.onnx.data, which int8 export replaces and
-    the final rename moves (Windows refuses both on a mapped file).
+    the final rename moves (Windows refuses both on a mapped file). ``by_length`` batches
+    features of similar length (see ``run_batches``).
     """
     session = onnx_session(path)
     outputs = run_batches(features, pad_token_id, task,
-                          lambda batch: onnx_outputs(session, batch, task.output_names))
+                          lambda batch: onnx_outputs(session, batch, task.output_names),
+                          by_length=by_length)
     return outputs, [i.name for i in session.get_inputs()]  # DistilBERT-like graphs take two
 
 
-def run_batches(features: Sequence[Feature], pad_token_id: int, task: Task, run_one: Any
-                ) -> list[dict[str, np.ndarray]]:
-    """Run features in input order, PARITY_BATCH at a time; return unpadded outputs per feature."""
-    per_feature: list[dict[str, np.ndarray]] = []
-    for start in range(0, len(features), PARITY_BATCH):
-        chunk = features[start:start + PARITY_BATCH]
+def run_batches(features: Sequence[Feature], pad_token_id: int, task: Task, run_one: Any,
+                by_length: bool = False) -> list[dict[str, np.ndarray]]:
+    """Run features PARITY_BATCH at a time; return unpadded outputs per feature, in input order.
+
+    Batches follow input order by default, so mixed lengths exercise padding (the parity
+    check); ``by_length`` groups similar lengths instead, as the Predictor does, which scores
+    thousands of validation examples with little padding.
+    """
+    if by_length:
+        batches = list(length_sorted_batches(features, PARITY_BATCH))
+    else:
+        batches = [list(range(start, min(start + PARITY_BATCH, len(features))))
+                   for start in range(0, len(features), PARITY_BATCH)]
+    per_feature: list[dict[str, np.ndarray]] = [{} for _ in features]
+    for indices in batches:
+        chunk = [features[i] for i in indices]
         outputs = run_one(collate(chunk, pad_token_id))
-        per_feature.extend(split_outputs(outputs, chunk, task.sequence_outputs))
+        for index, piece in zip(indices, split_outputs(outputs, chunk, task.sequence_outputs),
+                                strict=True):
+            per_feature[index] = piece
     return per_feature

@@ -23,6 +23,7 @@ from annotune.core.parity import (
     run_onnx,
 )
 from annotune.core.tasks import Feature, Task, TaskSettings
+from annotune.core.validation import Scored, ValidationScorer
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,22 @@ def quantize_int8(source: str | Path, target: str | Path, per_channel: bool = Fa
 def quantize_bundle_model(tmp_dir: Path, source: Path, model_path: Path, task: Task,
                           settings: TaskSettings, examples: list[dict[str, str]],
                           features: list[Feature], pad_token_id: int,
-                          fp32_outputs: list[dict[str, np.ndarray]]
-                          ) -> tuple[dict[str, Any], float, float]:
-    """Replace model.onnx by an int8 version of ``source``; return figures and agreements."""
+                          fp32_outputs: list[dict[str, np.ndarray]],
+                          validation: ValidationScorer | None = None,
+                          fp32_validation: Scored | None = None
+                          ) -> tuple[dict[str, Any], float, float, Scored | None]:
+    """Replace model.onnx by an int8 version of ``source``; return figures and agreements.
+
+    With ``validation`` (and the fp32 bundle's ``fp32_validation``) each candidate is scored
+    on the run's validation data too; the last value returned is the kept candidate's score
+    there (None without validation data).
+    """
     fp32_predictions = task.decode(examples, features, fp32_outputs, settings)
+    scored = validation is not None and fp32_validation is not None
     best = None
     # Per-tensor scales are the usual choice; per-channel keeps more accuracy on some heads.
-    # Try both and keep the one that changes fewer decisions (then the smaller raw error).
+    # Try both and keep the one that costs least of the main metric on validation data, then
+    # changes fewer decisions (validation, then samples), then has the smaller raw error.
     for per_channel in (False, True):
         target = tmp_dir / f"model.int8{'.pc' if per_channel else ''}.onnx"
         result = quantize_int8(source, target, per_channel=per_channel)
@@ -106,22 +116,27 @@ def quantize_bundle_model(tmp_dir: Path, source: Path, model_path: Path, task: T
         agreement = prediction_agreement(fp32_predictions, predictions)
         argmax = argmax_agreement(fp32_outputs, outputs)
         error = max(max_abs_diff(fp32_outputs, outputs).values())
-        key = (agreement, argmax, -error)
+        on_validation, cost, validation_agreement = None, 0.0, 1.0
+        if scored:
+            on_validation = validation.score(target)
+            cost, validation_agreement = validation.compare(fp32_validation, on_validation)
+        key = (-cost, validation_agreement, agreement, argmax, -error)
         if best is None or key > best[0]:
             if best is not None:
                 best[1].path.unlink(missing_ok=True)
-            best = (key, result, agreement, argmax, error)
+            best = (key, result, agreement, argmax, error, on_validation)
         else:
             target.unlink(missing_ok=True)
-        if agreement == 1.0 and argmax == 1.0:
-            break  # nothing left to gain from the other scheme
+        if agreement == 1.0 and argmax == 1.0 and validation_agreement == 1.0:
+            break  # decides as fp32 does everywhere it was checked: nothing left to gain
     assert best is not None
-    _, result, agreement, argmax, error = best
+    _, result, agreement, argmax, error, on_validation = best
     save_with_external_weights(result.path, model_path)
     result.path.unlink()
     quantization = {"mode": "dynamic-int8", "weight_type": "QInt8",
                     "per_channel": result.per_channel, "preprocessed": result.preprocessed,
                     "fp32_bytes": None, "int8_bytes": model_size(model_path),
                     "prediction_agreement": agreement, "argmax_agreement": argmax,
-                    "max_abs_diff_vs_fp32": error}
-    return quantization, agreement, argmax
+                    "max_abs_diff_vs_fp32": error,
+                    "chosen_by": "validation metric" if scored else "sample agreement"}
+    return quantization, agreement, argmax, on_validation

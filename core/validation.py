@@ -1,0 +1,220 @@
+"""Score exported models on the run's validation data, as evaluation after training does.
+
+The training loop writes its whole validation split beside run.json (``validation.jsonl``, one
+JSON line ``{"fields", "annotation"}`` per example). Export runs the fp32 bundle and each int8
+candidate over it through the onnxruntime path of the parity check and the task's numpy
+``decode`` + ``metrics`` (what evaluation and the Predictor call), so "int8 costs x points" is
+measured on the data the run was judged by, with the run's main metric.
+
+Numpy only at import; onnxruntime is imported when a model is scored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annotune.core.errors import AnnotuneError, where
+from annotune.core.parity import prediction_agreement, run_onnx
+from annotune.core.tasks import Feature, Prediction, Task, TaskSettings
+
+# core/training/loop.py's VALIDATION_FILE, named here rather than imported: the loop imports
+# torch at module level and the export must stay importable without it.
+VALIDATION_FILE = "validation.jsonl"
+# Examples scored per model. The cost is a paired comparison (the same examples through fp32
+# and int8), so only examples whose decision int8 changes move it: 2,000 examples resolve
+# 0.05 points (one example) and keep scoring three models (fp32, two int8 candidates) to
+# well under a minute for MiniLM on a laptop CPU. Larger splits are thinned evenly, not cut
+# at the front: the file follows the project's import order, which may be sorted by label.
+VALIDATION_LIMIT = 2000
+COST_LIMIT_POINTS = 0.5  # int8 may cost at most this much of the main metric (x100)
+SAME_SCORE = 1e-9  # identical predictions give identical metrics; JSON keeps floats exact
+
+
+@dataclass
+class ValidationSet:
+    """The validation examples an export scores: all of the run's, or an even spread of them."""
+
+    path: Path
+    examples: list[dict[str, str]]
+    annotations: list[Any]
+    total: int  # examples in the file
+    features: list[Feature] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every validation example of the run is scored."""
+        return len(self.examples) == self.total
+
+
+@dataclass
+class Scored:
+    """One model's decoded validation predictions and its main metric."""
+
+    predictions: list[Prediction]
+    score: float
+
+
+@dataclass
+class ValidationReport:
+    """The main metric of the fp32 and int8 bundles on validation data, and the checkpoint's."""
+
+    metric: str
+    examples: int  # scored
+    available: int  # in the run's validation file
+    fp32: float
+    recorded: float | None = None  # run.json "metrics"[metric]: the checkpoint, in training
+    int8: float | None = None
+    int8_agreement: float | None = None  # share of validation decisions int8 leaves unchanged
+
+    @property
+    def int8_cost_points(self) -> float | None:
+        """Return fp32 minus int8 in points (x100); negative when int8 scores higher."""
+        if self.int8 is None:
+            return None
+        return round((self.fp32 - self.int8) * 100, 4)
+
+    @property
+    def matches_recorded(self) -> bool | None:
+        """Whether the fp32 bundle scores what the checkpoint recorded (None: not comparable)."""
+        if self.recorded is None or self.examples != self.available:
+            return None
+        return abs(self.fp32 - self.recorded) <= SAME_SCORE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": VALIDATION_FILE, "metric": self.metric, "examples": self.examples,
+                "available": self.available, "fp32": self.fp32, "int8": self.int8,
+                "int8_cost_points": self.int8_cost_points,
+                "int8_agreement": self.int8_agreement, "cost_limit_points": COST_LIMIT_POINTS,
+                "recorded": self.recorded, "fp32_matches_recorded": self.matches_recorded}
+
+    def summary(self) -> str:
+        """Return e.g. ``f1 fp32 0.8443, int8 0.8418 (-0.25 points) on 1,000 examples``."""
+        text = f"{self.metric} fp32 {self.fp32:.4f}"
+        if self.int8 is not None:
+            text += f", int8 {self.int8:.4f} ({-(self.int8_cost_points or 0.0):+.2f} points)"
+        text += f" on {self.examples:,} examples"
+        if self.examples != self.available:
+            text += f" (an even spread of the run's {self.available:,})"
+        return text
+
+    def recorded_summary(self) -> str | None:
+        """Say how the fp32 bundle's score compares with the checkpoint's recorded one."""
+        if self.recorded is None:
+            return None
+        if self.matches_recorded is None:
+            return (f"the checkpoint recorded {self.metric} {self.recorded:.4f} on all "
+                    f"{self.available:,} validation examples (not comparable with a subset)")
+        if self.matches_recorded:
+            return f"fp32 bundle equals the checkpoint's recorded {self.metric} {self.recorded:.4f}"
+        return (f"fp32 bundle differs from the checkpoint's recorded {self.metric} "
+                f"{self.recorded:.4f} by {(self.fp32 - self.recorded) * 100:+.2f} points")
+
+    def notes(self) -> list[str]:
+        """Return what a user must know: int8 over its allowance, fp32 unlike the checkpoint."""
+        notes = []
+        cost = self.int8_cost_points
+        if cost is not None and cost > COST_LIMIT_POINTS:
+            notes.append(f"int8 costs {cost:.2f} points of {self.metric} on {self.examples:,} "
+                         f"validation examples (more than {COST_LIMIT_POINTS} allowed); the fp32 "
+                         "bundle keeps it: export without --int8")
+        if self.matches_recorded is False:
+            notes.append(f"the fp32 bundle scores {self.metric} {self.fp32:.4f} on validation, "
+                         f"the checkpoint recorded {self.recorded:.4f}: a decision near a tie "
+                         "can flip between PyTorch and onnxruntime (or a GPU's lower precision "
+                         "in training)")
+        return notes
+
+
+def read_validation(run_dir: Path, task: Task, limit: int | None = None
+                    ) -> ValidationSet | None:
+    """Read the run's validation examples (at most ``limit``, spread evenly); None without any.
+
+    ``limit`` defaults to VALIDATION_LIMIT.
+    """
+    limit = VALIDATION_LIMIT if limit is None else limit
+    path = run_dir / VALIDATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        lines = [(n, line) for n, line in enumerate(
+            path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise AnnotuneError(f"the run's validation file cannot be read ({error})",
+                            where=str(path), hint=_HINT) from None
+    if not lines:
+        return None
+    total = len(lines)
+    chosen = lines if total <= limit else [lines[i * total // limit] for i in range(limit)]
+    examples, annotations = [], []
+    for number, line in chosen:
+        fields, annotation = _parse(line, task, where(path, number))
+        examples.append(fields)
+        annotations.append(annotation)
+    return ValidationSet(path=path, examples=examples, annotations=annotations, total=total)
+
+
+_HINT = ("train the run again, or delete the file to export without validation scores "
+         "(int8 is then checked against fp32 on the run's samples only)")
+
+
+def _parse(line: str, task: Task, location: str) -> tuple[dict[str, str], Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise AnnotuneError(f"a validation line is not valid JSON ({error.msg})",
+                            where=location, hint=_HINT) from None
+    if not isinstance(record, Mapping) or not isinstance(record.get("fields"), Mapping) \
+            or "annotation" not in record:
+        raise AnnotuneError('a validation line is not {"fields": {...}, "annotation": ...}',
+                            where=location, hint=_HINT)
+    fields = record["fields"]
+    missing = [name for name in task.fields if not isinstance(fields.get(name), str)]
+    if missing:
+        raise AnnotuneError(f"a validation example has no text in field '{missing[0]}'",
+                            where=location, hint=_HINT)
+    return {name: fields[name] for name in task.fields}, record["annotation"]
+
+
+def main_score(task: Task, metric: str, predictions: Sequence[Prediction],
+               annotations: Sequence[Any], settings: TaskSettings) -> float:
+    """Return ``metric`` of the task's metrics for these predictions, as training computed it."""
+    metrics = task.metrics(predictions, annotations, settings)
+    if metric not in metrics:
+        raise AnnotuneError(f"task '{task.name}' reported no '{metric}' metric on validation",
+                            hint="the task plugin's metrics() must include its main metric")
+    value = metrics[metric]
+    return float(value.item() if isinstance(value, np.generic) else value)
+
+
+@dataclass
+class ValidationScorer:
+    """Score ONNX models of one run on its validation set (features encoded once)."""
+
+    data: ValidationSet
+    task: Task
+    settings: TaskSettings
+    metric: str
+    pad_token_id: int
+
+    def score(self, model: Path) -> Scored:
+        """Run ``model`` over the validation features; decode and score like evaluation."""
+        outputs, _ = run_onnx(model, self.data.features, self.pad_token_id, self.task,
+                              by_length=True)
+        predictions = self.task.decode(self.data.examples, self.data.features, outputs,
+                                       self.settings)
+        return Scored(predictions, main_score(self.task, self.metric, predictions,
+                                              self.data.annotations, self.settings))
+
+    def compare(self, reference: Scored, candidate: Scored) -> tuple[float, float]:
+        """Return the candidate's cost in points against the reference, and its agreement."""
+        cost = (reference.score - candidate.score) * 100
+        if math.isnan(cost):
+            cost = math.inf  # a NaN score is the worst candidate, never the best
+        return cost, prediction_agreement(reference.predictions, candidate.predictions)

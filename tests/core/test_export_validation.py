@@ -1,0 +1,274 @@
+"""Export scores the fp32 and int8 bundles on the run's validation data and states int8's cost."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from annotune.core import validation as validation_module
+from annotune.core.errors import AnnotuneError
+from annotune.core.export import export_run
+from annotune.core.features import collate, pad_id, prepare_tokenizer, split_outputs
+from annotune.core.parity import run_batches
+from annotune.core.plugins import registry
+from annotune.core.tasks import Feature, TaskSettings
+from annotune.core.validation import Scored, ValidationScorer, read_validation
+
+WORDS = ("calm", "bright", "quick", "heavy", "plain", "narrow", "early", "silent")
+NOUNS = ("river", "ledger", "window", "garden", "engine", "ticket")
+LABELS = ("neg", "pos")
+N_VALIDATION = 40
+
+
+def sentence(i: int) -> str:
+    """Return a made-up sentence whose length varies with i (batches need padding)."""
+    words = [WORDS[(i + k) % len(WORDS)] for k in range(1 + i % 7)]
+    return f"the {' '.join(words)} {NOUNS[i % len(NOUNS)]} number {i}"
+
+
+def classification_validation() -> list[dict]:
+    return [{"fields": {"text": sentence(i)}, "annotation": {"label": LABELS[i % 3 == 0]}}
+            for i in range(N_VALIDATION)]
+
+
+def ner_validation() -> list[dict]:
+    records = []
+    for i in range(12):
+        text = f"Ada Byron met {NOUNS[i % len(NOUNS)]} people in Turin on day {i}"
+        spans = [{"start": 0, "end": 9, "label": "PER"}]
+        if i % 2:
+            spans.append({"start": text.index("Turin"), "end": text.index("Turin") + 5,
+                          "label": "LOC"})
+        records.append({"fields": {"text": text}, "annotation": {"spans": spans}})
+    return records
+
+
+def torch_score(run_dir, task, settings, records) -> float:
+    """Score the checkpoint with PyTorch, then the task's decode and metrics (as training does)."""
+    tokenizer = prepare_tokenizer(run_dir / "model" / "tokenizer.json")
+    model = getattr(transformers, task.auto_model).from_pretrained(run_dir / "model").eval()
+    examples = [r["fields"] for r in records]
+    features = task.encode(tokenizer, examples, None, settings)
+    outputs = []
+    for start in range(0, len(features), 8):
+        chunk = features[start:start + 8]
+        batch = collate(chunk, pad_id(tokenizer))
+        with torch.inference_mode():
+            result = model(**{name: torch.from_numpy(array) for name, array in batch.items()})
+        arrays = {name: result[name].float().numpy() for name in task.output_names}
+        outputs.extend(split_outputs(arrays, chunk, task.sequence_outputs))
+    predictions = task.decode(examples, features, outputs, settings)
+    metrics = task.metrics(predictions, [r["annotation"] for r in records], settings)
+    return float(metrics[task.main_metric])
+
+
+def make_run(folder, base_model, task_name, settings, records=None):
+    """Write a run folder as training does: model/, run.json and (given records) its validation."""
+    task = registry().task(task_name)
+    model = getattr(transformers, task.auto_model).from_pretrained(
+        base_model, **task.model_kwargs(settings))
+    model.save_pretrained(folder / "model")
+    transformers.AutoTokenizer.from_pretrained(base_model).save_pretrained(folder / "model")
+    samples = [r["fields"] for r in (records or [])[:4]] or [{"text": "A short one."}]
+    run = {"task": task_name, "settings": settings.to_dict(), "config": {"epochs": 1},
+           "main_metric": task.main_metric, "metrics": {task.main_metric: 0.5},
+           "base_model": "tiny", "device": "cpu", "samples": samples}
+    if records is not None:
+        with (folder / "validation.jsonl").open("w", encoding="utf-8") as out:
+            for record in records:
+                out.write(json.dumps(record) + "\n")
+        run["metrics"] = {task.main_metric: torch_score(folder, task, settings, records)}
+    (folder / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def validated_run(tmp_path_factory, tiny_base_model):
+    return make_run(tmp_path_factory.mktemp("run"), tiny_base_model, "text-classification",
+                    TaskSettings(labels=LABELS), classification_validation())
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory, validated_run):
+    return export_run(validated_run, tmp_path_factory.mktemp("exports") / "int8", quantize=True)
+
+
+def shift_int8_scores(monkeypatch, points: dict[str, float]):
+    """Make the int8 candidates score ``points`` below fp32 ("model.int8" / "model.int8.pc")."""
+    real = ValidationScorer.score
+    fp32 = {}
+
+    def shifted(self, model):
+        scored = real(self, model)
+        if model.name == "model.onnx":
+            fp32["score"] = scored.score
+            return scored
+        return Scored(scored.predictions, fp32["score"] - points[model.stem] / 100)
+
+    monkeypatch.setattr(ValidationScorer, "score", shifted)
+
+
+def test_int8_export_states_both_scores_and_the_cost(int8_export, validated_run):
+    report = int8_export
+    figures = report.validation
+    assert figures.metric == "f1"
+    assert figures.examples == figures.available == N_VALIDATION
+    assert 0.0 <= figures.fp32 <= 1.0 and 0.0 <= figures.int8 <= 1.0
+    assert figures.int8_cost_points == pytest.approx((figures.fp32 - figures.int8) * 100)
+    assert 0.0 <= figures.int8_agreement <= 1.0
+    text = str(report)
+    assert (f"validation  f1 fp32 {figures.fp32:.4f}, int8 {figures.int8:.4f} "
+            f"({-figures.int8_cost_points:+.2f} points) on 40 examples") in text
+    manifest = json.loads((report.bundle_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["validation"] == figures.to_dict() == report.to_dict()["validation"]
+    assert manifest["validation"]["file"] == "validation.jsonl"
+    assert manifest["validation"]["examples"] == N_VALIDATION
+    assert manifest["validation"]["int8_cost_points"] == figures.int8_cost_points
+    assert manifest["quantization"]["chosen_by"] == "validation metric"
+
+
+def test_fp32_bundle_scores_what_pytorch_and_the_task_metrics_give(int8_export, validated_run):
+    run = json.loads((validated_run / "run.json").read_text(encoding="utf-8"))
+    task = registry().task("text-classification")
+    expected = torch_score(validated_run, task, TaskSettings(labels=LABELS),
+                           classification_validation())
+    figures = int8_export.validation
+    assert figures.fp32 == pytest.approx(expected, abs=1e-12)
+    assert figures.recorded == run["metrics"]["f1"]
+    assert figures.matches_recorded is True
+    assert f"fp32 bundle equals the checkpoint's recorded f1 {expected:.4f}" in str(int8_export)
+    assert int8_export.to_dict()["validation"]["fp32_matches_recorded"] is True
+
+
+def test_a_score_unlike_the_checkpoints_is_stated(validated_run, tmp_path):
+    """A checkpoint scored elsewhere (a GPU in bf16, say) may record another figure."""
+    run = json.loads((validated_run / "run.json").read_text(encoding="utf-8"))
+    recorded = run["metrics"]["f1"] + (0.05 if run["metrics"]["f1"] < 0.5 else -0.05)
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("model", "validation.jsonl"):
+        (copy / name).symlink_to(validated_run / name)
+    (copy / "run.json").write_text(json.dumps({**run, "metrics": {"f1": recorded}}),
+                                   encoding="utf-8")
+    report = export_run(copy, tmp_path / "bundle")
+    assert report.validation.recorded == recorded and report.validation.int8 is None
+    assert report.validation.matches_recorded is False
+    change = (report.validation.fp32 - recorded) * 100
+    assert (f"fp32 bundle differs from the checkpoint's recorded f1 {recorded:.4f} by "
+            f"{change:+.2f} points") in str(report)
+    assert any(f"the checkpoint recorded {recorded:.4f}" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(("cost", "noted"), [(0.6, True), (0.4, False), (-1.0, False)])
+def test_a_cost_above_half_a_point_is_noted_and_the_bundle_still_written(
+        validated_run, tmp_path, monkeypatch, cost, noted):
+    shift_int8_scores(monkeypatch, {"model.int8": cost, "model.int8.pc": cost})
+    report = export_run(validated_run, tmp_path / "bundle", quantize=True)
+    assert report.validation.int8_cost_points == pytest.approx(cost)
+    expected = (f"int8 costs {cost:.2f} points of f1 on 40 validation examples (more than 0.5 "
+                "allowed); the fp32 bundle keeps it: export without --int8")
+    assert (expected in report.notes) is noted
+    assert (f"note        {expected}" in str(report)) is noted
+    assert report.quantized and (report.bundle_dir / "model.onnx").is_file()
+
+
+def test_the_int8_candidate_with_the_smaller_cost_is_kept(validated_run, tmp_path, monkeypatch):
+    shift_int8_scores(monkeypatch, {"model.int8": 2.0, "model.int8.pc": 0.25})
+    shifted = ValidationScorer.score
+
+    def one_changed_decision(self, model):
+        # a per-tensor model that decides as fp32 everywhere ends the search early; this one
+        # must not, so the per-channel candidate is tried
+        scored = shifted(self, model)
+        if model.name == "model.int8.onnx":
+            first = dict(scored.predictions[0], label="pos" if scored.predictions[0]["label"]
+                         == "neg" else "neg")
+            return Scored([first, *scored.predictions[1:]], scored.score)
+        return scored
+
+    monkeypatch.setattr(ValidationScorer, "score", one_changed_decision)
+    report = export_run(validated_run, tmp_path / "bundle", quantize=True)
+    manifest = json.loads((report.bundle_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["quantization"]["per_channel"] is True
+    assert report.validation.int8_cost_points == pytest.approx(0.25)
+    assert not any("int8 costs" in note for note in report.notes)
+
+
+def test_a_run_without_validation_data_says_so(tmp_path, tiny_base_model):
+    run = make_run(tmp_path / "run", tiny_base_model, "text-classification",
+                   TaskSettings(labels=LABELS))
+    report = export_run(run, tmp_path / "bundle", quantize=True)
+    assert report.validation is None
+    assert report.int8_agreement is not None  # the sample agreement is still measured
+    assert "validation  no validation data was available" in str(report)
+    assert any("its accuracy cost is unknown" in note for note in report.notes)
+    manifest = json.loads((report.bundle_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["validation"] is None
+    assert manifest["quantization"]["chosen_by"] == "sample agreement"
+    assert report.to_dict()["validation"] is None
+
+
+def test_large_validation_sets_are_thinned_evenly(validated_run, tmp_path, monkeypatch):
+    task = registry().task("text-classification")
+    data = read_validation(validated_run, task, limit=10)
+    assert data.total == N_VALIDATION and not data.complete
+    assert [e["text"] for e in data.examples] == [sentence(i) for i in range(0, 40, 4)]
+    assert data.annotations == [{"label": LABELS[i % 3 == 0]} for i in range(0, 40, 4)]
+    monkeypatch.setattr(validation_module, "VALIDATION_LIMIT", 10)
+    report = export_run(validated_run, tmp_path / "bundle")
+    assert report.validation.examples == 10 and report.validation.available == N_VALIDATION
+    assert report.validation.matches_recorded is None
+    text = str(report)
+    assert "on 10 examples (an even spread of the run's 40)" in text
+    assert "(not comparable with a subset)" in text
+
+
+def test_sequence_tasks_are_scored_with_their_own_metric(tmp_path, tiny_base_model):
+    settings = TaskSettings(labels=("PER", "LOC"))
+    records = ner_validation()
+    run = make_run(tmp_path / "run", tiny_base_model, "token-classification", settings, records)
+    report = export_run(run, tmp_path / "bundle")
+    task = registry().task("token-classification")
+    assert report.validation.metric == task.main_metric
+    assert report.validation.fp32 == pytest.approx(
+        torch_score(run, task, settings, records), abs=1e-12)
+    assert report.validation.examples == len(records)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("{not json", "not valid JSON"),
+    ('{"fields": {"text": "a"}}', '"annotation"'),
+    ('{"fields": {"body": "a"}, "annotation": {"label": "neg"}}', "no text in field 'text'"),
+])
+def test_a_damaged_validation_file_names_its_line(tmp_path, line, message):
+    good = json.dumps({"fields": {"text": "fine"}, "annotation": {"label": "neg"}})
+    (tmp_path / "validation.jsonl").write_text(f"{good}\n\n{line}\n", encoding="utf-8")
+    with pytest.raises(AnnotuneError, match=message) as error:
+        read_validation(tmp_path, registry().task("text-classification"))
+    assert f"{tmp_path / 'validation.jsonl'}:3" in str(error.value)
+    assert "delete the file" in str(error.value)
+
+
+def test_an_empty_or_missing_file_means_no_validation_data(tmp_path):
+    task = registry().task("text-classification")
+    assert read_validation(tmp_path, task) is None
+    (tmp_path / "validation.jsonl").write_text("\n", encoding="utf-8")
+    assert read_validation(tmp_path, task) is None
+
+
+def test_length_ordered_batches_return_outputs_in_input_order():
+    task = registry().task("token-classification")
+    features = [Feature(example_index=i, input_ids=list(range(1, 2 + (i * 7) % 23)),
+                        token_type_ids=[0] * (1 + (i * 7) % 23)) for i in range(40)]
+
+    def echo(batch):
+        ids = batch["input_ids"].astype(np.float32)[..., None]
+        return {"logits": ids}
+
+    by_input = run_batches(features, 0, task, echo)
+    by_length = run_batches(features, 0, task, echo, by_length=True)
+    for feature, a, b in zip(features, by_input, by_length, strict=True):
+        np.testing.assert_array_equal(a["logits"][:, 0], feature.input_ids)
+        np.testing.assert_array_equal(b["logits"][:, 0], feature.input_ids)
