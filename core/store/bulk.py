@@ -1,4 +1,5 @@
-"""Add many examples at once: one transaction, duplicates found by content hash.
+"""Add many examples at once (one transaction, duplicates found by content hash), and store
+many predictions at once (one transaction per page).
 
 A million-row import spends its time in SQLite, so the large path does as little per row as
 it can (measured on a 2-core machine, see docs/benchmarks.md):
@@ -14,6 +15,11 @@ it can (measured on a 2-core machine, see docs/benchmarks.md):
 - the JSON of fields, meta and annotations is written by cached or specialised encoders;
 - ``synchronous = NORMAL`` (still crash-safe in WAL mode) and a large page cache only while
   the import runs; both are restored afterwards.
+
+Pre-annotation reads a project a page at a time in id order (``id > last`` walks the primary
+key: no OFFSET that rescans the pages before, and examples labeled meanwhile shift nothing) and
+stores each page's predictions with two ``executemany`` statements in one short transaction, so
+the desktop's own saves never wait long for the write lock.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -28,6 +35,7 @@ from typing import Any
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.store.queries import UNLABELED
 from annotune.core.store.records import (
     SPLITS,
     ImportSummary,
@@ -309,3 +317,74 @@ def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: s
     summary.duplicate_lines.sort()
     summary.duplicates = len(summary.duplicate_lines)
     return summary
+
+
+# -- predictions ---------------------------------------------------------------------------------
+INSERT_PREDICTION = """
+INSERT OR REPLACE INTO predictions (example_id, source, payload, score, created_at)
+VALUES (?, ?, ?, ?, ?)
+"""
+SET_LATEST_SCORE = "UPDATE examples SET latest_score = ? WHERE id = ?"
+# Exactly what records.dumps writes; one encoder object instead of one per json.dumps call.
+_encode_payload = json.JSONEncoder(ensure_ascii=False, sort_keys=True,
+                                   separators=(",", ":")).encode
+
+
+def _text_blind_update_trigger(conn: Any) -> str | None:
+    """Return the SQL of the search-index update trigger when any column's update fires it.
+
+    sqlite-utils' FTS trigger deletes and re-inserts an example's text whenever any column of
+    the row changes. A new score changes no text, and re-indexing it costs ten times the rest
+    of a page of predictions (and leaves delete markers in the index), so the trigger is taken
+    out for the score update and put back in the same transaction.
+    """
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                       "AND name = 'examples_au'").fetchone()
+    if row is None or " OF " in row[0].upper().split(" ON ", 1)[0]:
+        return None  # absent, or already limited to the columns it indexes
+    return str(row[0])
+
+
+def fields_page(db: sqlite_utils.Database, after_id: int | None, limit: int,
+                unlabeled: bool = True) -> tuple[list[int], list[dict[str, str]]]:
+    """Return the ids and task fields of the next ``limit`` examples after ``after_id``.
+
+    Examples come in id order; ``unlabeled`` keeps only those without an annotation.
+    """
+    where = f"{UNLABELED} AND e.id > ?" if unlabeled else "e.id > ?"
+    rows = db.conn.execute(f"SELECT e.id, e.fields FROM examples e WHERE {where} "
+                           "ORDER BY e.id LIMIT ?",
+                           [-2**63 if after_id is None else after_id, int(limit)]).fetchall()
+    loads = json.loads
+    return [row[0] for row in rows], [loads(row[1]) for row in rows]
+
+
+def save_predictions(db: sqlite_utils.Database, source: str | int, example_ids: list[int],
+                     payloads: list[dict[str, Any]], scores: list[float | None]) -> int:
+    """Store one page of predictions of one source in one transaction; return how many.
+
+    The same rows as ``Project.save_predictions`` writes: each (example, source) keeps only
+    its newest prediction, and the example's ``latest_score`` follows it.
+    """
+    source, time = str(source), now()
+    scores = [None if score is None else float(score) for score in scores]
+    rows = [(example_id, source, _encode_payload(payload), score, time)
+            for example_id, payload, score in zip(example_ids, payloads, scores, strict=True)]
+    conn = db.conn
+    try:
+        with db.atomic():
+            conn.executemany(INSERT_PREDICTION, rows)
+            trigger = _text_blind_update_trigger(conn)
+            if trigger is not None:
+                conn.execute("DROP TRIGGER examples_au")
+            conn.executemany(SET_LATEST_SCORE, zip(scores, example_ids, strict=True))
+            if trigger is not None:
+                conn.execute(trigger)
+    except sqlite3.IntegrityError as error:  # foreign key: an example that does not exist
+        known = {row[0] for row in db.conn.execute(
+            "SELECT id FROM examples WHERE id IN (SELECT value FROM json_each(?))",
+            [json.dumps(example_ids)])}
+        missing = next((i for i in example_ids if i not in known), example_ids[0])
+        raise AnnotuneError(f"cannot store a prediction for example {missing}: {error}",
+                            hint="predict only examples of this project") from None
+    return len(rows)
