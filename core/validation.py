@@ -116,14 +116,23 @@ class ValidationReport:
         return (f"fp32 bundle differs from the checkpoint's recorded {self.metric} "
                 f"{self.recorded:.4f} by {(self.fp32 - self.recorded) * 100:+.2f} points")
 
+    @property
+    def over_allowance(self) -> bool:
+        """Whether int8 costs more than COST_LIMIT_POINTS of the main metric."""
+        cost = self.int8_cost_points
+        return cost is not None and cost > COST_LIMIT_POINTS
+
+    def cost_note(self, remedy: str = "export without --int8") -> str:
+        """Say what int8 costs and what keeps the score (``remedy`` as the caller's UI says it)."""
+        return (f"int8 costs {self.int8_cost_points:.2f} points of {self.metric} on "
+                f"{self.examples:,} validation examples (more than {COST_LIMIT_POINTS} allowed); "
+                f"the fp32 bundle keeps it: {remedy}")
+
     def notes(self) -> list[str]:
         """Return what a user must know: int8 over its allowance, fp32 unlike the checkpoint."""
         notes = []
-        cost = self.int8_cost_points
-        if cost is not None and cost > COST_LIMIT_POINTS:
-            notes.append(f"int8 costs {cost:.2f} points of {self.metric} on {self.examples:,} "
-                         f"validation examples (more than {COST_LIMIT_POINTS} allowed); the fp32 "
-                         "bundle keeps it: export without --int8")
+        if self.over_allowance:
+            notes.append(self.cost_note())
         if self.matches_recorded is False:
             notes.append(f"the fp32 bundle scores {self.metric} {self.fp32:.4f} on validation, "
                          f"the checkpoint recorded {self.recorded:.4f}: a decision near a tie "

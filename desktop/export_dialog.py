@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotune.core.export import run_folder
+from annotune.core.export import run_folder, validation_lines
 from annotune.desktop.worker import run_in_background
 
 
@@ -46,10 +46,19 @@ def report_lines(report: Any) -> list[str]:
     lines.append(f"Parity with PyTorch: max difference {report.parity_max_diff:.2e} over "
                  f"{report.parity_examples} samples")
     if report.int8_agreement is not None:
-        lines.append(f"int8 predictions equal to fp32: {100 * report.int8_agreement:.1f}%")
+        lines.append(f"int8 predictions equal to fp32: {100 * report.int8_agreement:.1f}% of "
+                     f"{report.parity_examples} samples")
+    validation = validation_lines(report.validation)
+    lines.append(f"Validation: {validation[0]}")
+    lines += [f"    {line}" for line in validation[1:]]
     lines.append(f"Speed: {report.latency_ms:.1f} ms per example (batch 1, CPU, "
                  "tokenizing included)")
-    lines += list(report.notes)
+    notes = list(report.notes)
+    if report.validation is not None and report.validation.over_allowance:
+        # the command line's remedy names its --int8 flag; here the choice is a radio button
+        notes = [report.validation.cost_note("choose fp32 (exact) and export again")
+                 if note == report.validation.cost_note() else note for note in notes]
+    lines += [f"⚠ {note}" for note in notes]
     return lines
 
 
@@ -88,8 +97,8 @@ class ExportDialog(QDialog):
         destination_row.addWidget(browse)
         form.addRow("Destination", destination_row)
         layout.addLayout(form)
-        self.result_label = QLabel("The export checks the ONNX model against PyTorch and "
-                                   "measures its speed.")
+        self.result_label = QLabel("The export checks the ONNX model against PyTorch, scores "
+                                   "it on the run's validation data and measures its speed.")
         self.result_label.setObjectName("export_result")
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
