@@ -78,7 +78,7 @@ class ValidationReport:
         """Return fp32 minus int8 in points (x100); negative when int8 scores higher."""
         if self.int8 is None:
             return None
-        return round((self.fp32 - self.int8) * 100, 4)
+        return round((self.fp32 - self.int8) * 100, 4) + 0.0  # + 0.0: never print -0.00
 
     @property
     def matches_recorded(self) -> bool | None:
@@ -98,7 +98,8 @@ class ValidationReport:
         """Return e.g. ``f1 fp32 0.8443, int8 0.8418 (-0.25 points) on 1,000 examples``."""
         text = f"{self.metric} fp32 {self.fp32:.4f}"
         if self.int8 is not None:
-            text += f", int8 {self.int8:.4f} ({-(self.int8_cost_points or 0.0):+.2f} points)"
+            change = 0.0 - (self.int8_cost_points or 0.0)
+            text += f", int8 {self.int8:.4f} ({change:+.2f} points)"
         text += f" on {self.examples:,} examples"
         if self.examples != self.available:
             text += f" (an even spread of the run's {self.available:,})"

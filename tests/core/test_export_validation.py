@@ -14,7 +14,7 @@ from annotune.core.features import collate, pad_id, prepare_tokenizer, split_out
 from annotune.core.parity import run_batches
 from annotune.core.plugins import registry
 from annotune.core.tasks import Feature, TaskSettings
-from annotune.core.validation import Scored, ValidationScorer, read_validation
+from annotune.core.validation import Scored, ValidationReport, ValidationScorer, read_validation
 
 WORDS = ("calm", "bright", "quick", "heavy", "plain", "narrow", "early", "silent")
 NOUNS = ("river", "ledger", "window", "garden", "engine", "ticket")
@@ -120,7 +120,8 @@ def test_int8_export_states_both_scores_and_the_cost(int8_export, validated_run)
     assert 0.0 <= figures.int8_agreement <= 1.0
     text = str(report)
     assert (f"validation  f1 fp32 {figures.fp32:.4f}, int8 {figures.int8:.4f} "
-            f"({-figures.int8_cost_points:+.2f} points) on 40 examples") in text
+            f"({0.0 - figures.int8_cost_points:+.2f} points) on 40 examples") in text
+    assert "-0.00 points" not in text
     manifest = json.loads((report.bundle_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["validation"] == figures.to_dict() == report.to_dict()["validation"]
     assert manifest["validation"]["file"] == "validation.jsonl"
@@ -272,3 +273,10 @@ def test_length_ordered_batches_return_outputs_in_input_order():
     for feature, a, b in zip(features, by_input, by_length, strict=True):
         np.testing.assert_array_equal(a["logits"][:, 0], feature.input_ids)
         np.testing.assert_array_equal(b["logits"][:, 0], feature.input_ids)
+
+
+def test_an_unchanged_score_reads_as_plus_zero():
+    figures = ValidationReport(metric="accuracy", examples=3, available=3, fp32=0.1, int8=0.1)
+    assert figures.int8_cost_points == 0.0
+    assert figures.summary() == "accuracy fp32 0.1000, int8 0.1000 (+0.00 points) on 3 examples"
+    assert figures.notes() == [] and figures.matches_recorded is None
