@@ -29,9 +29,10 @@ from annotune.core.tasks import Feature, Prediction, Task, TaskSettings
 VALIDATION_FILE = "validation.jsonl"
 # Examples scored per model. The cost is a paired comparison (the same examples through fp32
 # and int8), so only examples whose decision int8 changes move it: 2,000 examples resolve
-# 0.05 points (one example) and keep scoring three models (fp32, two int8 candidates) to
-# well under a minute for MiniLM on a laptop CPU. Larger splits are thinned evenly, not cut
-# at the front: the file follows the project's import order, which may be sorted by label.
+# 0.05 points (one example). Scoring MiniLM on 2,000 SST-2 sentences took 18 s per model on
+# two busy CPU cores (an int8 export scores three: fp32 and two candidates; 46 s in all);
+# long QA contexts cost several times that. Larger splits are thinned evenly, not cut at
+# the front: the file follows the project's import order, which may be sorted by label.
 VALIDATION_LIMIT = 2000
 COST_LIMIT_POINTS = 0.5  # int8 may cost at most this much of the main metric (x100)
 SAME_SCORE = 1e-9  # identical predictions give identical metrics; JSON keeps floats exact
