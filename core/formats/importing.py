@@ -170,7 +170,11 @@ def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
     split = _forced_split(options)
     # Importers that say so (the tabular ones) validated with this task and settings already.
     validate = None if getattr(importer, "validates", False) else _Validator(task, settings)
-    for item in importer.read(path, task, settings, options):
+    items = importer.read(path, task, settings, options)
+    if split is None and validate is None:
+        yield from items  # nothing to change: no generator step of ours per record
+        return
+    for item in items:
         if isinstance(item, RowProblem):
             yield item
             continue

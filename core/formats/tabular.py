@@ -39,6 +39,12 @@ PAIR_ALIASES = {"text": ("sentence1", "premise", "question1", "text_a"),
 SPECIAL_TARGETS = {"label": ("label", "labels"), "split": ("split",), "id": ("id", "idx")}
 QUOTING_CHOICES = ("auto", "csv", "none")
 DEFAULT_OPTIONS = ImportOptions()  # frozen, so one shared default is safe
+# Label cells cached by value (a tuple: isinstance with ``str | int | float`` would build the
+# union object again for every row).
+LABEL_CELLS = (str, int, float)
+# The scanner json.loads runs once its per-call checks are done; JSON's own whitespace.
+_scan_json = json.JSONDecoder().scan_once
+JSON_WHITESPACE = " \t\n\r"
 
 
 # -- reading raw text ----------------------------------------------------------------------------
@@ -52,6 +58,22 @@ def lines(text: str) -> list[str]:
     if "\r" not in text:
         return text.split("\n")
     return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def loads_line(raw: str) -> Any:
+    """Parse one JSON Lines line exactly as ``json.loads`` does, twice as fast on plain lines.
+
+    json.loads spends half its time on checks (type, BOM, whitespace around the value) that a
+    line starting with its value needs once; anything else (leading whitespace, a BOM, extra
+    data, an error) is handed to json.loads itself for its exact result or message.
+    """
+    try:
+        value, end = _scan_json(raw, 0)
+    except (StopIteration, ValueError):
+        return json.loads(raw)
+    if end != len(raw) and raw[end:].strip(JSON_WHITESPACE):
+        return json.loads(raw)  # extra data after the value: json.loads says where
+    return value
 
 
 def detect_quoting(text: str, delimiter: str = "\t") -> int:
@@ -212,9 +234,9 @@ class RecordMaker:
             fields[name] = text
         annotation = None
         value = row.get(self.label) if self.label is not None else None
-        if not _is_blank(value):
+        if value is not None and not (isinstance(value, str) and not value.strip()):
             cache, key = self.labels, None
-            if cache is not None and isinstance(value, str | int | float):
+            if cache is not None and isinstance(value, LABEL_CELLS):
                 key = (type(value), value)  # True == 1, but not as a label cell
             found = cache.get(key) if key is not None else None  # type: ignore[union-attr]
             if found is None:
@@ -237,12 +259,12 @@ class RecordMaker:
         source_id = None
         if self.id is not None and not _is_blank(row.get(self.id)):
             source_id = str(row[self.id])
-        used = self.used
         meta: dict[str, Any] = {"format": self.fmt}
-        if not used.issuperset(row):
-            meta["extra"] = {k: v for k, v in row.items() if k not in used}
-        return ImportRecord(fields=fields, annotation=annotation, split=split, line=line,
-                            source_id=source_id, meta=meta)
+        if not self.used.issuperset(row):
+            meta["extra"] = {k: v for k, v in row.items() if k not in self.used}
+        # Positional: a dataclass takes them in half the time of keywords (a million rows).
+        # The order is ImportRecord's: fields, annotation, split, line, source_id, meta.
+        return ImportRecord(fields, annotation, split, line, source_id, meta)
 
 
 # -- importers -----------------------------------------------------------------------------------
@@ -328,10 +350,10 @@ class JsonlImporter:
         keys: dict[str, None] = {}
         items: list[tuple[int, Any]] = []
         for number, raw in enumerate(lines(text), start=1):
-            if not raw.strip():
+            if not raw or raw.isspace():  # what `not raw.strip()` tells, without a copy
                 continue
             try:
-                value = json.loads(raw)
+                value = loads_line(raw)
             except json.JSONDecodeError as error:
                 value = f"invalid JSON: {error.msg} (column {error.colno})"
             else:

@@ -235,6 +235,77 @@ def test_files_that_are_not_json_lines(tmp_path, text_task):
     assert "b.jsonl:1" in str(caught.value)
 
 
+LINES = ['{"text": "plain", "label": "positive"}', '  {"text": "leading spaces"}',
+         '{"text": "trailing"}  \t', '{"text": "extra"} {"text": "data"}', '{"text": "x"},',
+         '\ufeff{"text": "bom"}', '{"text": "broken", ', '[1, 2]', '"a string"', '17', 'null',
+         '{"text": "esc\\u00e9 \\ud83d\\ude00 \\n"}', '{"a": {"b": [1, 2.5, -3e2, true]}}',
+         '{"text": NaN}', '{"text": "tab\there"}', '{}', ' ', '{"text": "x"}\u00a0', 'nul',
+         '{"text": "dup", "text": "dup2"}']
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_loads_line_is_json_loads(line):
+    try:
+        expected = json.loads(line)
+    except json.JSONDecodeError as error:
+        with pytest.raises(json.JSONDecodeError) as caught:
+            tabular.loads_line(line)
+        assert (caught.value.msg, caught.value.pos, caught.value.colno) == \
+            (error.msg, error.pos, error.colno)
+    else:
+        assert tabular.loads_line(line) == expected
+
+
+def test_jsonl_lines_read_exactly_as_json_loads_reads_them(tmp_path, text_task):
+    body = "\n".join(["", "\u3000", *LINES[:12], "\t", '{"text": "crlf"}\r', "x"])
+    path = write(tmp_path, "odd.jsonl", body)
+    keys, items = registry().importer("jsonl").objects(path)
+    expected = []
+    for number, raw in enumerate(body.split("\n"), start=1):
+        raw = raw.removesuffix("\r")
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                value = f"expected a JSON object, found {type(value).__name__}"
+        except json.JSONDecodeError as error:
+            value = f"invalid JSON: {error.msg} (column {error.colno})"
+        expected.append((number, value))
+    assert items == expected
+    assert items[0] == (3, {"text": "plain", "label": "positive"})
+    assert keys == ["text", "label"]
+
+
+def test_csv_and_jsonl_rows_make_the_same_records(tmp_path, text_task):
+    rows = [{"id": "r1", "text": "Loved it", "label": "positive", "split": "train",
+             "stars": "5"},
+            {"id": "r2", "text": "Meh", "label": "0", "split": "dev", "stars": "2"},
+            {"id": "r3", "text": "  ", "label": "positive", "split": "", "stars": "1"},
+            {"id": "r4", "text": "No label", "label": "", "split": "test", "stars": "3"},
+            {"id": "r5", "text": "Bad label", "label": "great", "split": "", "stars": "4"},
+            {"id": "r6", "text": "Bad split", "label": "positive", "split": "x", "stars": "4"}]
+    lines = "\n".join(json.dumps(row) for row in rows) + "\n"
+    header = list(rows[0])
+    table = ",".join(header) + "\n" + "".join(",".join(row[k] for k in header) + "\n"
+                                              for row in rows)
+    from_jsonl = read("jsonl", write(tmp_path, "r.jsonl", lines), text_task, SENTIMENT)
+    from_csv = read("csv", write(tmp_path, "r.csv", table), text_task, SENTIMENT)
+    for item in from_csv:
+        if isinstance(item, RowProblem):
+            item.line -= 1  # below the header
+        else:
+            item.line -= 1
+            item.meta["format"] = "jsonl"
+    assert from_jsonl == from_csv
+    assert [type(item).__name__ for item in from_jsonl] == [
+        "ImportRecord", "ImportRecord", "RowProblem", "ImportRecord", "RowProblem",
+        "RowProblem"]
+    assert from_jsonl[1] == ImportRecord(fields={"text": "Meh"}, annotation={"label": "negative"},
+                                         split="validation", line=2, source_id="r2",
+                                         meta={"format": "jsonl", "extra": {"stars": "2"}})
+
+
 # -- TXT -----------------------------------------------------------------------------------------
 def test_txt_one_example_per_non_empty_line(tmp_path, text_task, pair_task):
     path = write(tmp_path, "t.txt", "first line\r\n\n   \nsecond line\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 from collections import Counter
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.formats.base import ImportOptions
+from annotune.core.formats.base import ImportOptions, ImportRecord
 from annotune.core.formats.importing import export_data, import_file, preview_file
 from annotune.core.store import Project
 from annotune.core.tasks import TaskSettings
@@ -132,6 +133,78 @@ def test_files_without_examples_or_columns(project, tmp_path):
     assert "'title', 'body', 'label'" in str(caught.value)
     assert "--map text=COLUMN" in str(caught.value)
     assert project.count() == 0
+
+
+def store_rows(project):
+    """Everything an import writes, minus the per-file source and the import time."""
+    examples = project.db.execute("SELECT id, fields, text, split, line, hash, meta, source_id "
+                                  "FROM examples ORDER BY id").fetchall()
+    annotations = project.db.execute("SELECT example_id, payload, status, annotator "
+                                     "FROM annotations ORDER BY example_id").fetchall()
+    history = project.db.execute("SELECT example_id, action, new_payload, new_status "
+                                 "FROM annotation_history ORDER BY id").fetchall()
+    return examples, annotations, history, project.counters(), project.count(search="good")
+
+
+def test_jsonl_and_csv_imports_write_the_same_store(tmp_path):
+    """A large file (the bulk path) in either format: the same examples, labels and index."""
+    rows = [{"text": f"review {n}: {'good' if n % 3 else 'poor'} value", "stars": str(n % 5),
+             "label": ("positive", "negative", "0", "")[n % 4],
+             "split": ("train", "", "dev")[n % 3]} for n in range(1500)]
+    rows[40]["text"] = rows[39]["text"]  # a duplicate
+    rows[700]["label"] = "superb"  # a bad row, skipped
+    header = list(rows[0])
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows),
+                                      encoding="utf-8")
+    with (tmp_path / "r.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows([row[key] for key in header] for row in rows)
+    results = {}
+    for fmt in ("jsonl", "csv"):
+        with Project.create(tmp_path / f"{fmt}.annotune", task="text-classification",
+                            settings=SENTIMENT) as project:
+            report = import_file(project, tmp_path / f"r.{fmt}",
+                                 options=ImportOptions(skip_bad_rows=True))
+            examples, *rest = store_rows(project)
+            # the CSV header is line 1; meta names the format
+            examples = [(*row[:4], row[4] - (fmt == "csv"), row[5],
+                         row[6].replace('"csv"', '"jsonl"'), row[7]) for row in examples]
+            results[fmt] = (report.added, report.annotated, report.duplicates,
+                            [line - (fmt == "csv") for line in report.duplicate_lines],
+                            [p.line - (fmt == "csv") for p in report.problems],
+                            examples, *rest)
+    assert results["jsonl"] == results["csv"]
+    added, annotated, duplicates, duplicate_lines, problems, examples, *_ = results["jsonl"]
+    assert (added, annotated, duplicates, duplicate_lines, problems) == (1498, 1123, 1, [41],
+                                                                         [701])
+    assert examples[1][1:5] == ('{"text":"review 1: good value"}', "review 1: good value",
+                                None, 2)
+    assert '"extra":{"stars":"1"}' in examples[1][6]
+
+
+def test_an_import_pauses_the_garbage_collector_and_restores_it(project):
+    seen = []
+
+    def records(count, fail=False):
+        for n in range(count):
+            seen.append(gc.isenabled())
+            yield ImportRecord(fields={"text": f"text {n}"}, line=n + 1)
+        if fail:
+            raise AnnotuneError("bad row at the end")
+
+    assert gc.isenabled()
+    project.add_examples(records(1200))
+    assert gc.isenabled() and not any(seen)
+    with pytest.raises(AnnotuneError, match="bad row"):
+        project.add_examples(records(5, fail=True))
+    assert gc.isenabled() and project.count() == 1200
+    gc.disable()
+    try:
+        project.add_examples(iter([ImportRecord(fields={"text": "late"}, line=1)]))
+        assert not gc.isenabled()  # paused by someone else: left as it was
+    finally:
+        gc.enable()
 
 
 # -- preview ---------------------------------------------------------------------------------
