@@ -34,7 +34,7 @@ VALIDATION_FILE = "validation.jsonl"
 # long QA contexts cost several times that. Larger splits are thinned evenly, not cut at
 # the front: the file follows the project's import order, which may be sorted by label.
 VALIDATION_LIMIT = 2000
-COST_LIMIT_POINTS = 0.5  # int8 may cost at most this much of the main metric (x100)
+COST_LIMIT_POINTS = 0.5  # int8 may cost at most this many points of the main metric
 SAME_SCORE = 1e-9  # identical predictions give identical metrics; JSON keeps floats exact
 
 
@@ -75,11 +75,29 @@ class ValidationReport:
     int8_agreement: float | None = None  # share of validation decisions int8 leaves unchanged
 
     @property
+    def percent(self) -> bool:
+        """Whether the metric is on a 0-100 scale (SQuAD's F1) rather than 0-1 (accuracy).
+
+        Tasks do not declare the scale; a score above 1 shows it. Only a model scoring under
+        1% on a 0-100 metric is taken for 0-1, and nobody ships that one.
+        """
+        return any(value is not None and value > 1.0
+                   for value in (self.fp32, self.int8, self.recorded))
+
+    def points(self, difference: float) -> float:
+        """Return a difference of scores in points (hundredths of a 0-1 metric)."""
+        return round(difference * (1.0 if self.percent else 100.0), 4) + 0.0  # never -0.00
+
+    def show(self, value: float) -> str:
+        """Format a score with the digits that resolve a hundredth of a point."""
+        return f"{value:.2f}" if self.percent else f"{value:.4f}"
+
+    @property
     def int8_cost_points(self) -> float | None:
-        """Return fp32 minus int8 in points (x100); negative when int8 scores higher."""
+        """Return fp32 minus int8 in points; negative when int8 scores higher."""
         if self.int8 is None:
             return None
-        return round((self.fp32 - self.int8) * 100, 4) + 0.0  # + 0.0: never print -0.00
+        return self.points(self.fp32 - self.int8)
 
     @property
     def matches_recorded(self) -> bool | None:
@@ -93,14 +111,15 @@ class ValidationReport:
                 "available": self.available, "fp32": self.fp32, "int8": self.int8,
                 "int8_cost_points": self.int8_cost_points,
                 "int8_agreement": self.int8_agreement, "cost_limit_points": COST_LIMIT_POINTS,
-                "recorded": self.recorded, "fp32_matches_recorded": self.matches_recorded}
+                "recorded": self.recorded, "fp32_matches_recorded": self.matches_recorded,
+                "scale": "0-100" if self.percent else "0-1"}
 
     def summary(self) -> str:
         """Return e.g. ``f1 fp32 0.8443, int8 0.8418 (-0.25 points) on 1,000 examples``."""
-        text = f"{self.metric} fp32 {self.fp32:.4f}"
+        text = f"{self.metric} fp32 {self.show(self.fp32)}"
         if self.int8 is not None:
             change = 0.0 - (self.int8_cost_points or 0.0)
-            text += f", int8 {self.int8:.4f} ({change:+.2f} points)"
+            text += f", int8 {self.show(self.int8)} ({change:+.2f} points)"
         text += f" on {self.examples:,} examples"
         if self.examples != self.available:
             text += f" (an even spread of the run's {self.available:,})"
@@ -111,12 +130,14 @@ class ValidationReport:
         if self.recorded is None:
             return None
         if self.matches_recorded is None:
-            return (f"the checkpoint recorded {self.metric} {self.recorded:.4f} on all "
+            return (f"the checkpoint recorded {self.metric} {self.show(self.recorded)} on all "
                     f"{self.available:,} validation examples (not comparable with a subset)")
         if self.matches_recorded:
-            return f"fp32 bundle equals the checkpoint's recorded {self.metric} {self.recorded:.4f}"
+            return (f"fp32 bundle equals the checkpoint's recorded {self.metric} "
+                    f"{self.show(self.recorded)}")
         return (f"fp32 bundle differs from the checkpoint's recorded {self.metric} "
-                f"{self.recorded:.4f} by {(self.fp32 - self.recorded) * 100:+.2f} points")
+                f"{self.show(self.recorded)} by {self.points(self.fp32 - self.recorded):+.2f} "
+                "points")
 
     @property
     def over_allowance(self) -> bool:
@@ -136,8 +157,9 @@ class ValidationReport:
         if self.over_allowance:
             notes.append(self.cost_note())
         if self.matches_recorded is False:
-            notes.append(f"the fp32 bundle scores {self.metric} {self.fp32:.4f} on validation, "
-                         f"the checkpoint recorded {self.recorded:.4f}: a decision near a tie "
+            notes.append(f"the fp32 bundle scores {self.metric} {self.show(self.fp32)} on "
+                         f"validation, the checkpoint recorded {self.show(self.recorded)}: a "
+                         "decision near a tie "
                          "can flip between PyTorch and onnxruntime (or a GPU's lower precision "
                          "in training)")
         return notes
@@ -224,8 +246,8 @@ class ValidationScorer:
                                               self.data.annotations, self.settings))
 
     def compare(self, reference: Scored, candidate: Scored) -> tuple[float, float]:
-        """Return the candidate's cost in points against the reference, and its agreement."""
-        cost = (reference.score - candidate.score) * 100
+        """Return the candidate's cost (reference minus candidate score) and its agreement."""
+        cost = reference.score - candidate.score
         if math.isnan(cost):
             cost = math.inf  # a NaN score is the worst candidate, never the best
         return cost, prediction_agreement(reference.predictions, candidate.predictions)
