@@ -45,7 +45,8 @@ class TrainConfig:
     learning_rate: float = 1e-4
     batch_size: int = 16  # features per optimizer step (the batch the maths sees)
     # forward passes per optimizer step: cuts each batch into smaller pieces to save memory
-    # without changing the result (unlike run_glue, where it multiplies the batch)
+    # without changing the result (unlike run_glue, where it multiplies the batch). Only the
+    # starting point: a step that runs out of GPU memory doubles it (core/training/memory.py)
     gradient_accumulation: int = 1
     warmup_ratio: float = 0.1  # fraction of the optimizer steps with a linearly rising rate
     weight_decay: float = 0.01
