@@ -325,7 +325,7 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         recorded = (run.get("metrics") or {}).get(metric)
         validation = ValidationReport(
             metric=metric, examples=len(validation_set.examples), available=validation_set.total,
-            fp32=fp32_scored.score,
+            fp32=fp32_scored.score, scale=float(getattr(task, "metric_scale", 1.0)),
             recorded=float(recorded) if isinstance(recorded, int | float) else None)
 
     quantization: dict[str, Any] | None = None

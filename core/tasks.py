@@ -105,6 +105,7 @@ class Task:
     output_names: ClassVar[tuple[str, ...]] = ("logits",)  # ONNX outputs, in model order
     sequence_outputs: ClassVar[bool] = False  # True when outputs have one row per token
     main_metric: ClassVar[str]  # metric that picks the best epoch (higher is better)
+    metric_scale: ClassVar[float] = 1.0  # 100 for metrics reported in percent (SQuAD EM/F1)
     needs_labels: ClassVar[bool] = True  # project must declare a label set
     supports_multi_label: ClassVar[bool] = False  # several labels per example (sigmoid head)
     field_titles: ClassVar[dict[str, str]] = {}  # headings shown above fields in the editor

@@ -73,16 +73,12 @@ class ValidationReport:
     recorded: float | None = None  # run.json "metrics"[metric]: the checkpoint, in training
     int8: float | None = None
     int8_agreement: float | None = None  # share of validation decisions int8 leaves unchanged
+    scale: float = 1.0  # the task's metric_scale: 100 when the metric is a percentage
 
     @property
     def percent(self) -> bool:
-        """Whether the metric is on a 0-100 scale (SQuAD's F1) rather than 0-1 (accuracy).
-
-        Tasks do not declare the scale; a score above 1 shows it. Only a model scoring under
-        1% on a 0-100 metric is taken for 0-1, and nobody ships that one.
-        """
-        return any(value is not None and value > 1.0
-                   for value in (self.fp32, self.int8, self.recorded))
+        """Whether the metric is on a 0-100 scale (SQuAD's F1) rather than 0-1 (accuracy)."""
+        return self.scale == 100.0
 
     def points(self, difference: float) -> float:
         """Return a difference of scores in points (hundredths of a 0-1 metric)."""

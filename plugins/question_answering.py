@@ -104,6 +104,7 @@ class QuestionAnsweringTask(Task):
     output_names = ("start_logits", "end_logits")
     sequence_outputs = True
     main_metric = "f1"
+    metric_scale = 100.0  # SQuAD's EM and F1 are percentages
     needs_labels = False
 
     def default_settings(self) -> TaskSettings:

@@ -261,6 +261,8 @@ def test_sequence_tasks_are_scored_with_their_own_metric(tmp_path, tiny_base_mod
         torch_score(run, task, settings, records), abs=1e-9)
     assert report.validation.matches_recorded is True
     assert report.validation.examples == len(records)
+    # SQuAD's F1 is a percentage, so points are its own units; entity F1 is a fraction
+    assert report.validation.percent is (task_name == "question-answering")
     if task_name == "question-answering":  # long contexts are cut into windows, all scored
         assert len(task.encode(prepare_tokenizer(run / "model" / "tokenizer.json"),
                                [r["fields"] for r in records], None, settings)) > len(records)
@@ -313,7 +315,7 @@ def test_an_unchanged_score_reads_as_plus_zero():
 def test_a_metric_in_percent_is_not_scaled_again():
     """SQuAD's F1 runs 0-100: its points are its own units, not hundredths."""
     figures = ValidationReport(metric="f1", examples=200, available=200, fp32=84.43, int8=83.91,
-                               recorded=84.43)
+                               recorded=84.43, scale=100.0)
     assert figures.percent and figures.int8_cost_points == pytest.approx(0.52)
     assert figures.summary() == "f1 fp32 84.43, int8 83.91 (-0.52 points) on 200 examples"
     assert figures.recorded_summary() == "fp32 bundle equals the checkpoint's recorded f1 84.43"
