@@ -35,6 +35,7 @@ from annotune.core.features import (
     pad_id,
     prepare_tokenizer,
 )
+from annotune.core.fusion import encoder_shape, fuse_encoder
 from annotune.core.parity import FP32_TOLERANCE, max_abs_diff, run_batches, run_onnx
 from annotune.core.quantize import quantize_bundle_model
 from annotune.core.tasks import Feature, Task, TaskSettings
@@ -245,11 +246,14 @@ def _parity_error(diffs: Mapping[str, float], n_features: int, where: Path) -> A
 def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                quantize: bool = False,
                parity_texts: Sequence[str | Mapping[str, str]] | None = None,
-               progress: Callable[[str], Any] | None = None) -> ExportReport:
+               progress: Callable[[str], Any] | None = None, fuse: bool = True
+               ) -> ExportReport:
     """Export a training run to a checked bundle folder; return what was written and measured.
 
     ``quantize`` makes model.onnx a dynamic int8 model (about 4x smaller); the fp32 export is
-    still parity-checked first, and the int8 model's agreement with it is reported.
+    still parity-checked first, and the int8 model's agreement with it is reported. ``fuse``
+    rewrites the graph into onnxruntime's fused transformer operators (core/fusion.py) when
+    the architecture allows it; the fused graph is parity-checked like any other.
     ``parity_texts`` replaces the run's recorded samples in the checks. ``progress`` receives
     a short description of each stage as it starts (for a status line).
     """
@@ -276,7 +280,7 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     tmp_dir = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))
     try:
         report = _build(tmp_dir, run, task, settings, tokenizer, pad_token_id, model_dir,
-                        examples, features, validation, quantize,
+                        examples, features, validation, quantize, fuse,
                         progress or (lambda _stage: None))
         _replace(tmp_dir, out_dir)
     except BaseException:
@@ -291,7 +295,7 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
 def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSettings,
            tokenizer: Any, pad_token_id: int, model_dir: Path, examples: list[dict[str, str]],
            features: list[Feature], validation_set: ValidationSet | None, quantize: bool,
-           stage: Callable[[str], Any]) -> ExportReport:
+           fuse: bool, stage: Callable[[str], Any]) -> ExportReport:
     model_path = tmp_dir / bundle_files.MODEL_NAME
     names = task.output_names
 
@@ -302,16 +306,31 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
     traced = tmp_dir / "traced.onnx"
     stage("exporting to ONNX")
     export_onnx(module, collate(trace_features, pad_token_id), task, traced)
-    bundle_files.save_with_external_weights(traced, model_path)
+
+    # -- fuse: attention, layer norms and GELU into onnxruntime's operators (fewer nodes)
+    graph, fusion, notes = traced, None, []
+    if fuse:
+        stage("fusing the graph")
+        fused = tmp_dir / "fused.onnx"
+        fusion = fuse_encoder(traced, fused, encoder_shape(model_dir))
+        graph = fused if fusion else traced
 
     # -- parity: the same padded batches through PyTorch and onnxruntime
     stage(f"checking parity on {len(features)} samples")
     reference = run_batches(features, pad_token_id, task,
                             lambda batch: torch_outputs(module, batch, names))
+    bundle_files.save_with_external_weights(graph, model_path)
     exported, inputs = run_onnx(model_path, features, pad_token_id, task)
     diffs = max_abs_diff(reference, exported)
-    worst = max(diffs.values())
-    if not worst <= FP32_TOLERANCE:  # written so that NaN fails too
+    if fusion and not max(diffs.values()) <= FP32_TOLERANCE:
+        # The plain graph is the reference export; a fused one that drifts is not kept.
+        notes.append(f"the fused graph differed from PyTorch by {max(diffs.values()):.2g}; "
+                     "the plain graph was exported instead")
+        graph, fusion = traced, None
+        bundle_files.save_with_external_weights(graph, model_path)
+        exported, inputs = run_onnx(model_path, features, pad_token_id, task)
+        diffs = max_abs_diff(reference, exported)
+    if not max(diffs.values()) <= FP32_TOLERANCE:  # written so that NaN fails too
         raise _parity_error(diffs, len(features), model_dir)
     fp32_bytes = bundle_files.model_size(model_path)
 
@@ -335,19 +354,20 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         # From the inline graph: onnxruntime's pre-processing copies the model elsewhere and
         # would lose an external weights file.
         quantization, int8_agreement, int8_argmax, int8_scored = quantize_bundle_model(
-            tmp_dir, traced, model_path, task, settings, examples, features, pad_token_id,
+            tmp_dir, graph, model_path, task, settings, examples, features, pad_token_id,
             exported, scorer, fp32_scored)
         if validation is not None and int8_scored is not None and fp32_scored is not None:
             validation.int8 = int8_scored.score
             validation.int8_agreement = scorer.compare(fp32_scored, int8_scored)[1]
-    traced.unlink()
+    for path in (traced, tmp_dir / "fused.onnx"):
+        path.unlink(missing_ok=True)
 
     tokenizer.save(str(tmp_dir / bundle_files.TOKENIZER_NAME))
     parity = {"tolerance": FP32_TOLERANCE, "max_abs_diff": max(diffs.values()),
               "per_output": diffs, "examples": len(examples), "features": len(features),
               "compared_at": "real (unpadded) positions, padded mixed-length batches"}
     manifest = bundle_files.write_manifest(tmp_dir, _manifest(
-        run, task, settings, parity, quantization, fp32_bytes, inputs, validation))
+        run, task, settings, parity, quantization, fp32_bytes, inputs, validation, fusion))
 
     report = ExportReport(
         bundle_dir=tmp_dir, model_path=model_path,
@@ -359,6 +379,8 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         validation=validation)
     stage("measuring speed")
     report.latency_ms = round(_measure_latency(tmp_dir, examples), 3)
+    report.fused = fusion
+    report.notes.extend(notes)
     if int8_agreement is not None and int8_agreement < 1.0:
         report.notes.append(f"int8 changes {1 - int8_agreement:.0%} of the sample predictions")
     if validation is not None:
@@ -372,7 +394,8 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
 
 def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
               parity: dict[str, Any], quantization: dict[str, Any] | None, fp32_bytes: int,
-              inputs: Sequence[str], validation: ValidationReport | None) -> dict[str, Any]:
+              inputs: Sequence[str], validation: ValidationReport | None,
+              fusion: Mapping[str, int] | None) -> dict[str, Any]:
     from annotune.core import __version__
 
     if quantization is not None:
@@ -396,7 +419,9 @@ def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
         "onnx": {"opset": OPSET, "inputs": list(inputs), "outputs": list(task.output_names),
                  "sequence_outputs": bool(task.sequence_outputs),
                  "dynamic_axes": ["batch", "sequence"], "dtype": "int8" if quantization
-                 else "float32"},
+                 else "float32",
+                 # onnxruntime's fused operators in the graph (None: the graph as traced)
+                 "fused_operators": dict(fusion) if fusion else None},
         "quantization": quantization,
         "parity": parity,
         "validation": validation.to_dict() if validation else None,

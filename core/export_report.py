@@ -29,6 +29,7 @@ class ExportReport:
     latency_ms: float = 0.0  # per example at batch 1 through the Predictor (tokenizing included)
     seconds: float = 0.0
     validation: ValidationReport | None = None  # None: the run kept no validation data
+    fused: dict[str, int] | None = None  # onnxruntime's fused operators in the graph, by count
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -44,6 +45,9 @@ class ExportReport:
                  f"model       {self.model_path.name}, {_mib(self.model_bytes)} ({kind})"]
         if self.quantized:
             lines.append(f"fp32 size   {_mib(self.fp32_bytes)}")
+        if self.fused:
+            lines.append("graph       fused for onnxruntime: " + ", ".join(
+                f"{count} {name}" for name, count in self.fused.items()))
         lines.append(f"parity      max |onnx - torch| {self.parity_max_diff:.2e} over "
                      f"{self.parity_examples} samples ({self.parity_features} windows)")
         if self.int8_agreement is not None:

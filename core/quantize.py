@@ -66,6 +66,7 @@ def _preprocess(source: Path, target: Path) -> bool:
 def quantize_int8(source: str | Path, target: str | Path, per_channel: bool = False,
                   preprocess: bool = True) -> QuantizeResult:
     """Write a dynamic int8 copy of ``source`` to ``target`` (weights QInt8)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source, target = Path(source), Path(target)
@@ -77,8 +78,11 @@ def quantize_int8(source: str | Path, target: str | Path, per_channel: bool = Fa
         # quantize_dynamic advises pre-processing on the root logger even after it was done
         root.setLevel(logging.ERROR)
         try:
+            # ONNX shape inference cannot see through onnxruntime's fused operators
+            # (core/fusion.py); tensors it leaves untyped are float32 in these graphs.
             quantize_dynamic(str(prepared if preprocessed else source), str(target),
-                             weight_type=QuantType.QInt8, per_channel=per_channel)
+                             weight_type=QuantType.QInt8, per_channel=per_channel,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         except Exception as error:
             raise AnnotuneError(f"int8 quantization failed: {type(error).__name__}: {error}",
                                 where=str(source),

@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 import transformers
@@ -89,6 +91,10 @@ def test_manifest_describes_the_run_and_hashes_every_file(exported, classifier_r
     assert manifest["metrics"] == run["metrics"]
     assert manifest["onnx"]["opset"] == 17
     assert manifest["onnx"]["outputs"] == ["logits"]
+    # each of the tiny model's two layers became one onnxruntime Attention node
+    assert manifest["onnx"]["fused_operators"]["Attention"] == 2
+    assert exported.fused == manifest["onnx"]["fused_operators"]
+    assert "graph       fused for onnxruntime: " in str(exported)
     assert manifest["quantization"] is None
     assert manifest["parity"]["max_abs_diff"] == exported.parity_max_diff
     assert manifest["parity"]["tolerance"] == 1e-4
@@ -157,10 +163,38 @@ def test_int8_export_reports_agreement_and_shrinks_the_model(classifier_run, tmp
     assert quantization["prediction_agreement"] == report.int8_agreement
     assert quantization["fp32_bytes"] == report.fp32_bytes
     assert manifest["onnx"]["dtype"] == "int8"
+    graph = onnx.load(str(report.model_path), load_external_data=False)
+    assert sum(node.op_type == "QAttention" for node in graph.graph.node) == 2  # fused, int8
     names = sorted(p.name for p in report.bundle_dir.iterdir())
     # no scratch files kept (fp32 weights, the other quantization scheme, pre-processing)
     assert names == ["manifest.json", "model.onnx", "model.onnx.data", "tokenizer.json"]
     assert list(working.iterdir()) == []
+
+
+def test_a_fused_graph_that_drifts_is_replaced_by_the_plain_one(classifier_run, tmp_path,
+                                                                monkeypatch):
+    def drifting_fusion(source, target, shape):
+        model = onnx.load(str(source))
+        for tensor in model.graph.initializer:
+            if tensor.name.endswith("classifier.bias"):
+                values = onnx.numpy_helper.to_array(tensor) + 1.0
+                tensor.CopyFrom(onnx.numpy_helper.from_array(values, tensor.name))
+        onnx.save(model, str(target))
+        return {"Attention": 2}
+
+    monkeypatch.setattr(export, "fuse_encoder", drifting_fusion)
+    report = export_run(classifier_run, tmp_path / "bundle")
+    assert report.parity_max_diff <= 1e-4  # the bundle holds the plain graph
+    assert report.fused is None
+    assert any("the plain graph was exported instead" in note for note in report.notes)
+    assert verify_bundle(report.bundle_dir)["onnx"]["fused_operators"] is None
+
+
+def test_fusion_can_be_switched_off(classifier_run, tmp_path):
+    report = export_run(classifier_run, tmp_path / "bundle", fuse=False)
+    assert report.fused is None and report.parity_max_diff <= 1e-4
+    graph = onnx.load(str(report.model_path), load_external_data=False)
+    assert not any(node.op_type == "Attention" for node in graph.graph.node)
 
 
 def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(classifier_run, tmp_path):
