@@ -33,7 +33,6 @@ from annotune.core.training.device import (
     autocast_dtype,
     choose_device,
     describe_device,
-    half_precision,
     measures_precision,
 )
 from annotune.core.training.memory import (
@@ -44,12 +43,7 @@ from annotune.core.training.memory import (
     retry_on_oom,
 )
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
-from annotune.core.training.precision import (
-    measure_precision,
-    probe_batch,
-    probe_message,
-    probe_record,
-)
+from annotune.core.training.precision import choose_precision, probe_message
 
 Emit = Callable[[dict[str, Any]], None]
 SAMPLES = 32  # validation examples copied into run.json for the export parity check
@@ -142,30 +136,20 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     sizes = BatchSizes(config.batch_size, config.micro_batch_size, config.eval_batch_size,
                        settings.max_length, emit)
 
-    def drop_gradients() -> None:
-        model.zero_grad(set_to_none=True)
+    def inputs_for(piece: Sequence[int]) -> dict[str, torch.Tensor]:
+        arrays = collate([train_features[i] for i in piece], pad_token_id, task,
+                         with_targets=True)
+        return to_device(arrays, device, accepted)
 
     # -- precision: time fp32 (TF32) against half precision on a long batch of this run's
     #    own features, and keep fp32 unless half precision is clearly faster (precision.py)
     if measured:
-        def timed_probe() -> tuple[str, dict[str, float], list[int]]:
-            piece = probe_batch(lengths, bucketed_batches(lengths, config.batch_size,
-                                                          config.seed, 1),
-                                sizes.micro_batch_size)
-            arrays = collate([train_features[i] for i in piece], pad_token_id, task,
-                             with_targets=True)
-            choice, timings = measure_precision(model, to_device(arrays, device, accepted),
-                                                device, half_precision(device))
-            return choice, timings, piece
-
-        precision, timings, piece = retry_on_oom(timed_probe, sizes, "train", drop_gradients,
-                                                 device)
-        length = max(lengths[i] for i in piece)
-        device_info["precision"] = precision
-        device_info["precision_probe"] = probe_record(precision, timings, length, len(piece))
-        emit({"event": "precision", "precision": precision,
-              "probe": device_info["precision_probe"],
-              "message": probe_message(precision, timings, length, len(piece))})
+        precision, probe = choose_precision(
+            model, lengths, bucketed_batches(lengths, config.batch_size, config.seed, 1),
+            inputs_for, sizes, device)
+        device_info.update(precision=precision, precision_probe=probe)
+        emit({"event": "precision", "precision": precision, "probe": probe,
+              "message": probe_message(probe)})
     amp_dtype = autocast_dtype(precision)
 
     # -- optimizer: AdamW without decay on biases and norms, linear warmup then linear decay
@@ -200,9 +184,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         total = torch.zeros((), device=device)
         for start in range(0, len(batch), sizes.micro_batch_size):
             piece = batch[start:start + sizes.micro_batch_size]
-            arrays = collate([train_features[i] for i in piece], pad_token_id, task,
-                             with_targets=True)
-            loss = run_model(to_device(arrays, device, accepted)).loss
+            loss = run_model(inputs_for(piece)).loss
             loss = loss.float() * (len(piece) / len(batch))
             scaler.scale(loss).backward()
             total += loss.detach()
@@ -228,7 +210,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                 # out of memory: the partial gradients are dropped and the same step is
                 # redone in smaller micro-batches, so the optimizer steps once per batch
                 loss = retry_on_oom(partial(accumulate, batch), sizes, "train",
-                                    drop_gradients, device)
+                                    lambda: optimizer.zero_grad(set_to_none=True), device)
                 epoch_loss += loss
                 window_loss += loss
                 if config.max_grad_norm:

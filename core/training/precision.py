@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from annotune.core.training.device import autocast_dtype
-from annotune.core.training.memory import restore_rng, rng_state
+from annotune.core.training.device import autocast_dtype, half_precision
+from annotune.core.training.memory import BatchSizes, restore_rng, retry_on_oom, rng_state
 
 MARGIN = 0.05  # half precision must be this much faster than fp32 to be chosen
 WARMUP = 2  # untimed steps per precision: first calls pick kernels and fill caches
@@ -108,6 +108,26 @@ def measure_precision(model: torch.nn.Module, inputs: Mapping[str, torch.Tensor]
         model.train(was_training)
 
 
+def choose_precision(model: torch.nn.Module, lengths: Sequence[int],
+                     batches: Sequence[Sequence[int]],
+                     inputs_for: Callable[[list[int]], Mapping[str, torch.Tensor]],
+                     sizes: BatchSizes, device: torch.device) -> tuple[str, dict[str, Any]]:
+    """Time fp32 against the device's half precision on a long micro-batch of the run's own.
+
+    Returns the precision to train in and the probe's figures (``probe_record``). A probe
+    that runs out of GPU memory halves the micro-batch like a training step would.
+    """
+    def timed() -> tuple[str, dict[str, float], list[int]]:
+        piece = probe_batch(lengths, batches, sizes.micro_batch_size)
+        choice, timings = measure_precision(model, inputs_for(piece), device,
+                                            half_precision(device))
+        return choice, timings, piece
+
+    choice, timings, piece = retry_on_oom(timed, sizes, "train",
+                                          lambda: model.zero_grad(set_to_none=True), device)
+    return choice, probe_record(choice, timings, max(lengths[i] for i in piece), len(piece))
+
+
 def probe_record(choice: str, timings: Mapping[str, float], length: int, batch: int
                  ) -> dict[str, Any]:
     """Return the probe's figures for run.json and the "precision" event."""
@@ -115,10 +135,11 @@ def probe_record(choice: str, timings: Mapping[str, float], length: int, batch: 
             "chosen": choice}
 
 
-def probe_message(choice: str, timings: Mapping[str, float], length: int, batch: int) -> str:
+def probe_message(record: Mapping[str, Any]) -> str:
     """Say in one line what the probe measured and what the run trains in."""
-    half = next(p for p in timings if p != "fp32")
-    speed = timings["fp32"] / timings[half] if timings[half] > 0 else float("inf")
-    shown = "fp32 (TF32)" if choice == "fp32" else choice
-    return (f"{half} ran {speed:.2f}x the speed of fp32 on {batch} x {length}-token steps: "
-            f"training in {shown}")
+    half = "fp16" if "fp16_ms" in record else "bf16"
+    fp32_ms, half_ms = record["fp32_ms"], record[f"{half}_ms"]
+    speed = fp32_ms / half_ms if half_ms > 0 else float("inf")
+    shown = "fp32 (TF32)" if record["chosen"] == "fp32" else record["chosen"]
+    return (f"{half} ran {speed:.2f}x the speed of fp32 on {record['batch']} x "
+            f"{record['length']}-token steps: training in {shown}")

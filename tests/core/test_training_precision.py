@@ -21,7 +21,14 @@ from annotune.core.training.device import (
     half_precision,
     measures_precision,
 )
-from annotune.core.training.precision import measure_precision, probe, probe_batch
+from annotune.core.training.memory import BatchSizes
+from annotune.core.training.precision import (
+    choose_precision,
+    measure_precision,
+    probe,
+    probe_batch,
+    probe_message,
+)
 from annotune.plugins.text_classification import TextClassificationTask
 
 SETTINGS = TaskSettings(labels=("neg", "pos"), max_length=32)
@@ -128,6 +135,27 @@ def test_measure_precision_leaves_the_model_and_the_random_draws_as_they_were(
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+def test_a_probe_that_runs_out_of_memory_halves_the_micro_batch(monkeypatch):
+    def measure(model, inputs, device, half):
+        if len(inputs["rows"]) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return "fp16", {"fp32": 30.0, "fp16": 20.0}
+
+    monkeypatch.setattr(precision, "measure_precision", measure)
+    events = []
+    sizes = BatchSizes(8, 8, 16, emit=events.append)
+    model = torch.nn.Linear(2, 2)
+    lengths = [5, 9, 7, 3, 8, 6, 4, 2]
+    choice, record = choose_precision(model, lengths, [list(range(8))],
+                                      lambda piece: {"rows": piece}, sizes, CPU)
+    assert choice == "fp16" and sizes.micro_batch_size == 2
+    assert [e["micro_batch_size"] for e in events] == [4, 2]
+    assert record == {"fp32_ms": 30.0, "fp16_ms": 20.0, "length": 9, "batch": 2,
+                      "chosen": "fp16"}
+    assert probe_message(record) == ("fp16 ran 1.50x the speed of fp32 on 2 x 9-token steps: "
+                                     "training in fp16")
+
+
 def items(n: int, seed: int):
     rng = random.Random(seed)
     out = []
@@ -178,7 +206,7 @@ def test_a_run_with_the_probe_trains_the_same_weights_as_one_without(
 def test_the_measured_precision_is_the_one_the_run_trains_in(tmp_path, monkeypatch,
                                                              tiny_base_model):
     monkeypatch.setattr(loop, "measures_precision", lambda device, requested: True)
-    monkeypatch.setattr(loop, "measure_precision",
+    monkeypatch.setattr(precision, "measure_precision",
                         lambda *args, **kwargs: ("bf16", {"fp32": 12.0, "bf16": 6.0}))
     autocast_dtypes = []
     real_autocast = torch.autocast
