@@ -5,14 +5,21 @@ measures, offscreen:
 
 * opening the project and showing the first unlabeled example in the main window;
 * from a label key press to the next example shown (the decision committed to SQLite),
-  over many presses: median and p99.
+  over many presses: median and p99;
+* with --during-preannotate, the same presses again while the Try-it panel pre-annotates the
+  same project on its worker thread with an int8 bundle (the bundled base model with a fresh
+  two-label head, exported as bench/preannotate_speed.py does), and how far the pre-annotation
+  got meanwhile. A 10 ms timer also records how late the event loop served it (the longest
+  stall) in both phases.
 
 Usage: python bench/desktop_latency.py [--examples N] [--presses N] [--dir FOLDER]
+       python bench/desktop_latency.py --examples 20000 --presses 200 --during-preannotate
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -52,9 +59,97 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure(path: Path, presses: int) -> dict[str, float]:
+class Heartbeat:
+    """Record how late a 10 ms timer fires: the event loop's stalls, whatever caused them."""
+
+    INTERVAL_MS = 10
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(self.INTERVAL_MS)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self.last = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self.last)
+        self.last = now
+
+    def start(self) -> None:
+        self.gaps = []
+        self.last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> float:
+        """Stop; return the longest wait beyond the interval, in milliseconds."""
+        self.timer.stop()
+        return max(0.0, 1000 * max(self.gaps, default=0.0) - self.INTERVAL_MS)
+
+
+def press_labels(app, labeling, presses: int, interval_ms: int) -> tuple[list[float], int]:
+    """Press the label keys ``presses`` times; return the latencies (s) and the failed saves.
+
+    A press that leaves the same example shown did not save (the store refused the write,
+    e.g. "database is locked" while another connection wrote): it is counted, not timed.
+    """
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
+
+    editor = labeling.editor
+    editor.setFocus()
+    latencies, failed = [], 0
+    for n in range(presses):
+        before = labeling.current.id
+        key = Qt.Key.Key_1 if n % 2 else Qt.Key.Key_2
+        t0 = time.perf_counter()
+        QTest.keyClick(editor, key)
+        labeling.repaint()  # the next example painted, not just queued
+        if labeling.current.id != before:
+            latencies.append(time.perf_counter() - t0)
+        else:
+            failed += 1
+        if interval_ms:
+            QTest.qWait(interval_ms)  # a person's pause; queued events (progress) run here
+        else:
+            app.processEvents()
+    return latencies, failed
+
+
+def figures(latencies: list[float]) -> dict[str, float]:
+    return {"median_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * percentile(latencies, 0.99), "max_ms": 1000 * max(latencies)}
+
+
+def start_preannotation(app, tryit, bundle: Path) -> dict[str, float]:
+    """Load the bundle in the Try-it panel and start pre-annotating; return its live state."""
+    from PySide6.QtTest import QTest
+
+    tryit.load_bundle(bundle)
+    deadline = time.perf_counter() + 120
+    while tryit.predictor is None:
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"the bundle did not load: {tryit.status.text()}")
+        QTest.qWait(20)
+    state = {"done": 0, "total": 0, "finished": 0.0, "started": time.perf_counter()}
+
+    def progressed(done: int, total: int) -> None:
+        state["done"], state["total"] = done, total
+
+    def finished(count: int) -> None:
+        state["done"], state["finished"] = count, time.perf_counter()
+
+    tryit.preannotateProgress.connect(progressed)
+    tryit.preannotated.connect(finished)
+    tryit.preannotate()
+    app.processEvents()
+    return state
+
+
+def measure(path: Path, presses: int, interval_ms: int = 0,
+            bundle: Path | None = None) -> dict[str, float]:
     from PySide6.QtWidgets import QApplication
 
     from annotune.desktop.app import application
@@ -74,31 +169,62 @@ def measure(path: Path, presses: int) -> dict[str, float]:
 
     window.activateWindow()
     app.processEvents()
-    editor = labeling.editor
-    editor.setFocus()
-    latencies = []
-    for n in range(presses):
-        before = labeling.current.id
-        key = Qt.Key.Key_1 if n % 2 else Qt.Key.Key_2
-        t0 = time.perf_counter()
-        QTest.keyClick(editor, key)
-        labeling.repaint()  # the next example painted, not just queued
-        latencies.append(time.perf_counter() - t0)
-        assert labeling.current.id != before, "the key press did not advance"
-    saved = window.project.count(status="accepted")
+    heartbeat = Heartbeat()
+    heartbeat.start()
+    quiet, failed = press_labels(app, labeling, presses, interval_ms)
+    result = {"open_s": open_s, **figures(quiet), "stall_ms": heartbeat.stop(),
+              "failed_saves": failed}
+    if bundle is not None:
+        state = start_preannotation(app, window.views["try"], bundle)
+        labeling.editor.setFocus()
+        heartbeat.start()
+        busy_started = time.perf_counter()
+        busy, failed = press_labels(app, labeling, presses, interval_ms)
+        busy_s = time.perf_counter() - busy_started
+        stall = heartbeat.stop()
+        app.processEvents()
+        result["during"] = {**figures(busy), "stall_ms": stall, "failed_saves": failed,
+                            "preannotated_meanwhile": state["done"], "unlabeled": state["total"],
+                            "finished_before_the_presses_ended": bool(state["finished"]),
+                            "presses_s": busy_s,
+                            "examples_per_s": state["done"] / (time.perf_counter()
+                                                               - state["started"])}
+    result["saved"] = window.project.count(status="accepted")
     window.close()
     window.deleteLater()
     QApplication.processEvents()
-    del window, labeling, editor
-    return {"open_s": open_s, "median_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * percentile(latencies, 0.99), "max_ms": 1000 * max(latencies),
-            "saved": saved}
+    del window, labeling
+    return result
+
+
+def make_bundle(folder: Path) -> Path:
+    """Export the bundled base model with a fresh two-label head as an int8 bundle."""
+    from common import default_base_model, quiet_transformers, resolve_base_model
+    from preannotate_speed import export_bundles
+
+    quiet_transformers()
+    bundle = folder / "export" / "bundle-int8"
+    if (bundle / "manifest.json").is_file():
+        return bundle
+    return export_bundles(folder / "export", resolve_base_model(default_base_model()),
+                          fp32=False)["int8"]
+
+
+def show(label: str, presses: int, f: dict[str, float]) -> None:
+    print(f"{label}, {presses} presses: median {f['median_ms']:.1f} ms, "
+          f"p99 {f['p99_ms']:.1f} ms, max {f['max_ms']:.1f} ms; "
+          f"longest event-loop stall {f['stall_ms']:.0f} ms"
+          + (f"; {f['failed_saves']} presses did not save" if f["failed_saves"] else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1_000_000)
     parser.add_argument("--presses", type=int, default=500)
+    parser.add_argument("--interval-ms", type=int, default=0,
+                        help="pause between presses (default: none, as fast as possible)")
+    parser.add_argument("--during-preannotate", action="store_true",
+                        help="press again while the Try-it panel pre-annotates the project")
     parser.add_argument("--dir", type=Path, help="keep the project here (default: a temp dir)")
     args = parser.parse_args(argv)
     folder = args.dir or Path(tempfile.mkdtemp(prefix="annotune-bench-"))
@@ -109,11 +235,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {args.examples:,} examples in {seconds:.1f} s "
               f"({args.examples / seconds:,.0f} examples/s, "
               f"{path.stat().st_size / 1e6:,.0f} MB)")
-    figures = measure(path, args.presses)
-    print(f"open project + first unlabeled example shown: {figures['open_s'] * 1000:.0f} ms")
-    print(f"label key -> saved and next example shown, {args.presses} presses: "
-          f"median {figures['median_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
-          f"max {figures['max_ms']:.1f} ms ({figures['saved']} saved)")
+    bundle = make_bundle(folder) if args.during_preannotate else None
+    result = measure(path, args.presses, args.interval_ms, bundle)
+    print(f"open project + first unlabeled example shown: {result['open_s'] * 1000:.0f} ms")
+    show("label key -> saved and next example shown", args.presses, result)
+    during = result.get("during")
+    if during:
+        show("the same while pre-annotating on the worker thread", args.presses, during)
+        print(f"pre-annotation meanwhile: {during['preannotated_meanwhile']:,} of "
+              f"{during['unlabeled']:,} unlabeled examples, "
+              f"{during['examples_per_s']:.0f} examples/s"
+              + (" (it finished before the presses ended: use more --examples)"
+                 if during["finished_before_the_presses_ended"] else ""))
+    print(f"{result['saved']} saved")
+    info = {key: value for key, value in result.items() if key != "during"}
+    print("RESULT " + json.dumps({"benchmark": "desktop_latency", "examples": args.examples,
+                                  "presses": args.presses, "interval_ms": args.interval_ms,
+                                  **info, "during_preannotate": during}, default=str))
     return 0
 
 

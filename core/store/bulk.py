@@ -111,20 +111,32 @@ def _existing_hashes(db: sqlite_utils.Database, hashes: list[str]) -> set[str]:
 
 
 @contextlib.contextmanager
-def _bulk_settings(db: sqlite_utils.Database) -> Iterator[None]:
-    """Trade per-commit fsync for speed and give SQLite a large cache while a bulk write runs.
+def _without_fsync(db: sqlite_utils.Database) -> Iterator[None]:
+    """Commit without waiting for the disk while a bulk write runs (outside a transaction).
 
     In WAL mode ``synchronous = NORMAL`` cannot corrupt the file; a power cut right after the
-    commit may lose that import, never half of it.
+    commit may lose that write, never half of it.
     """
+    if db.conn.in_transaction:  # the caller's transaction decides
+        yield
+        return
     sync = db.execute("PRAGMA synchronous").fetchone()[0]
-    cache = db.execute("PRAGMA cache_size").fetchone()[0]
     db.execute("PRAGMA synchronous = NORMAL")
-    db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
     try:
         yield
     finally:
         db.execute(f"PRAGMA synchronous = {int(sync)}")
+
+
+@contextlib.contextmanager
+def _bulk_settings(db: sqlite_utils.Database) -> Iterator[None]:
+    """Trade per-commit fsync for speed and give SQLite a large cache while a bulk write runs."""
+    cache = db.execute("PRAGMA cache_size").fetchone()[0]
+    db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    try:
+        with _without_fsync(db):
+            yield
+    finally:
         db.execute(f"PRAGMA cache_size = {int(cache)}")
 
 
@@ -347,9 +359,13 @@ def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: s
 
 
 # -- predictions ---------------------------------------------------------------------------------
+# An upsert, not INSERT OR REPLACE: with foreign keys on, REPLACE costs ten times as much
+# (20 us a row), and every millisecond the write lock is held is one in which a save from the
+# desktop's own connection can fail (see save_predictions).
 INSERT_PREDICTION = """
-INSERT OR REPLACE INTO predictions (example_id, source, payload, score, created_at)
-VALUES (?, ?, ?, ?, ?)
+INSERT INTO predictions (example_id, source, payload, score, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (example_id, source) DO UPDATE SET payload = excluded.payload,
+    score = excluded.score, created_at = excluded.created_at
 """
 SET_LATEST_SCORE = "UPDATE examples SET latest_score = ? WHERE id = ?"
 # Exactly what records.dumps writes; one encoder object instead of one per json.dumps call.
@@ -391,7 +407,11 @@ def save_predictions(db: sqlite_utils.Database, source: str | int, example_ids: 
     """Store one page of predictions of one source in one transaction; return how many.
 
     The same rows as ``Project.save_predictions`` writes: each (example, source) keeps only
-    its newest prediction, and the example's ``latest_score`` follows it.
+    its newest prediction, and the example's ``latest_score`` follows it. Everything is
+    serialized before the transaction starts and the commit does not wait for the disk
+    (predictions can be made again), so the write lock is held for a few milliseconds: an
+    annotation saved meanwhile from another connection in a transaction that read first fails
+    at once with "database is locked" (SQLite never waits to upgrade a read transaction).
     """
     source, time = str(source), now()
     scores = [None if score is None else float(score) for score in scores]
@@ -399,7 +419,7 @@ def save_predictions(db: sqlite_utils.Database, source: str | int, example_ids: 
             for example_id, payload, score in zip(example_ids, payloads, scores, strict=True)]
     conn = db.conn
     try:
-        with db.atomic():
+        with _without_fsync(db), db.atomic():
             conn.executemany(INSERT_PREDICTION, rows)
             trigger = _text_blind_update_trigger(conn)
             if trigger is not None:

@@ -166,3 +166,16 @@ def test_scores_leave_the_search_index_and_its_trigger_as_they_were(project, tmp
     assert project.count(search="bad") == 4
     project.update_fields(3, {"text": "review 2: superb"})  # the trigger works again
     assert project.count(search="superb") == 1 and project.count(search="fine") == 6
+
+
+def test_predicting_again_replaces_the_rows_of_that_source(project, tmp_path):
+    preannotate(project, tmp_path / "b", predictor=FakePredictor())
+    first = project.prediction(2)
+    project.db.execute("PRAGMA synchronous = FULL")
+    preannotate(project, tmp_path / "b", predictor=FakePredictor(scale=3.0))
+    again = project.prediction(2)
+    assert project.db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 9
+    assert again.created_at > first.created_at and again.score != first.score
+    assert project.db.execute("SELECT latest_score FROM examples WHERE id = 2"
+                              ).fetchone()[0] == again.score
+    assert project.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, as it was
