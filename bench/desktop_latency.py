@@ -202,10 +202,7 @@ def make_bundle(folder: Path) -> Path:
     from common import default_base_model, quiet_transformers, resolve_base_model
     from preannotate_speed import export_bundles
 
-    quiet_transformers()
-    bundle = folder / "export" / "bundle-int8"
-    if (bundle / "manifest.json").is_file():
-        return bundle
+    quiet_transformers()  # an existing bundle in the folder is used again
     return export_bundles(folder / "export", resolve_base_model(default_base_model()),
                           fp32=False)["int8"]
 

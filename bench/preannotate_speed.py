@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -81,17 +80,23 @@ def build_project(path: Path, count: int) -> float:
 
 
 def export_bundles(folder: Path, base_model: str, fp32: bool) -> dict[str, Path]:
-    """Export the base model with a fresh two-label head: int8, and fp32 when asked."""
+    """Export the base model with a fresh two-label head: int8, and fp32 when asked.
+
+    Bundles already in ``folder`` (a kept --work-dir) are used again.
+    """
     from inference_speed import make_run
 
     from annotune.core.export import export_run
-    samples = [text for text, _ in synthetic_rows(32)]
-    run = make_run(folder, base_model, samples)
-    bundles = {}
-    for name, quantize in (("int8", True), ("fp32", False)):
-        if name == "fp32" and not fp32:
-            continue
-        bundles[name] = export_run(run, folder / f"bundle-{name}", quantize=quantize).bundle_dir
+    wanted = {"int8": True, **({"fp32": False} if fp32 else {})}
+    bundles = {name: folder / f"bundle-{name}" for name in wanted}
+    missing = [name for name, bundle in bundles.items()
+               if not (bundle / "manifest.json").is_file()]
+    if missing:
+        run = folder / "run"
+        if not (run / "run.json").is_file():
+            make_run(folder, base_model, [text for text, _ in synthetic_rows(32)])
+        for name in missing:
+            export_run(run, bundles[name], quantize=wanted[name])
     return bundles
 
 
@@ -123,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
     if profiler is not None:
         import pstats
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mib()
     options = predictor.session.get_session_options()
     print("PREANNOTATE " + json.dumps({
         "examples": count, "stored": stored, "load_s": round(load_s, 3),
@@ -131,7 +136,22 @@ def child(args: argparse.Namespace) -> None:
         "examples_per_s": round(count / wall, 1) if wall else None,
         **{key: round(value, 3) for key, value in timings.items()},
         "threads": options.intra_op_num_threads, "batch_size": args.batch_size,
-        "torch_imported": "torch" in sys.modules, "peak_rss_mib": round(peak, 1)}), flush=True)
+        "torch_imported": "torch" in sys.modules, "peak_rss_mib": peak}), flush=True)
+
+
+def peak_rss_mib() -> float | None:
+    """Return this process's peak resident memory (MiB), or None where /proc is missing.
+
+    Not getrusage: Linux keeps ru_maxrss across exec, so a child would report its parent's
+    peak (torch and the export) instead of its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 # -- the comparison (parent) ---------------------------------------------------------------------
