@@ -134,6 +134,9 @@ def _run_training(project_path: Path, config) -> dict:
                       file=sys.stderr)
             elif kind == "progress":
                 bar.update(event)
+            elif kind in ("precision", "memory"):  # the measured precision, a smaller batch
+                bar.finish_line()
+                print(event.get("message", ""), file=sys.stderr)
             elif kind == "metrics":
                 bar.finish_line()
                 metrics = event.get("metrics", {})

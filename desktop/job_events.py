@@ -22,6 +22,7 @@ class TrainingWatcher(QObject):
     started = Signal(dict)
     progress = Signal(dict)
     metrics = Signal(dict)
+    notice = Signal(dict)  # "precision" (measured at the start) and "memory" (smaller batch)
     finished = Signal(dict)
     failed = Signal(dict)
     cancelled = Signal(dict)
@@ -53,8 +54,11 @@ class TrainingWatcher(QObject):
             process.start(self.project_path, self.config)
             for event in process.events():
                 kind = event.get("event")
+                if kind in ("precision", "memory"):
+                    kind = "notice"
                 signal = getattr(self, str(kind), None) if kind in (
-                    "started", "progress", "metrics", "finished", "failed", "cancelled") else None
+                    "started", "progress", "metrics", "notice", "finished", "failed",
+                    "cancelled") else None
                 if signal is not None:
                     signal.emit(event)
                 if kind in ("finished", "failed", "cancelled"):

@@ -281,6 +281,7 @@ class TrainPanel(QWidget):
         watcher.started.connect(self._started)
         watcher.progress.connect(self._progress)
         watcher.metrics.connect(self._metrics)
+        watcher.notice.connect(self._notice)
         watcher.ended.connect(self._ended)
         self.watcher = watcher
         watcher.start()
@@ -300,6 +301,11 @@ class TrainPanel(QWidget):
             counts = (f" · {event['train_examples']} training and "
                       f"{event.get('validation_examples', 0)} validation examples")
         self.status.setText(f"Training run {event.get('run_id')} on {device}{counts}")
+
+    def _notice(self, event: dict) -> None:
+        """Show what the run decided on its own: the measured precision, a smaller batch."""
+        if event.get("message"):
+            self.status.setText(str(event["message"]))
 
     def _progress(self, event: dict) -> None:
         total = int(event.get("total_steps") or 0)

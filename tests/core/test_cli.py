@@ -148,3 +148,32 @@ def test_ctrl_c_stops_training_and_records_the_run_as_cancelled(project, tiny_ba
     assert "cancelled" in err
     runs = json.loads(annotune("runs", project, "--json").stdout)
     assert [run["status"] for run in runs] == ["cancelled"]
+
+
+def test_training_prints_what_the_run_decided_on_its_own(monkeypatch, capsys):
+    """The measured precision and a batch shrunk to fit the GPU are shown as they happen."""
+    from annotune.core import cli
+    from annotune.core.training import job
+
+    events = [
+        {"event": "started", "run_id": 1, "device_label": "cpu (Test CPU, fp32 or bf16, "
+         "measured at start)", "train_examples": 9, "validation_examples": 1},
+        {"event": "precision", "precision": "bf16",
+         "message": "bf16 ran 1.58x the speed of fp32 on 16 x 40-token steps: training in bf16"},
+        {"event": "memory", "micro_batch_size": 8,
+         "message": "GPU memory full at 16 examples per step: continuing with 8 per step"},
+        {"event": "finished", "run_id": 1, "status": "finished"},
+    ]
+
+    class FakeProcess:
+        def start(self, project_path, config):
+            pass
+
+        def events(self):
+            yield from events
+
+    monkeypatch.setattr(job, "TrainingProcess", FakeProcess)
+    final = cli._run_training("p.annotune", {})
+    assert final["event"] == "finished"
+    shown = capsys.readouterr().err
+    assert "training in bf16" in shown and "continuing with 8 per step" in shown

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import annotune.core.training.device as device_module
 from annotune.core.errors import AnnotuneError
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.data import (
@@ -135,7 +136,8 @@ def test_micro_batches_split_the_batch():
     assert TrainConfig(batch_size=10, gradient_accumulation=4).micro_batch_size == 3
 
 
-def test_cpu_device_and_precision():
+def test_cpu_device_and_precision(monkeypatch):
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: False)  # bf16 CPUs: measured
     assert choose_device(TrainConfig(device="cpu")).type == "cpu"
     assert pick_precision(torch.device("cpu")) == "fp32"
     assert pick_precision(torch.device("cpu"), "bf16") == "bf16"

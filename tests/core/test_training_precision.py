@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
+import annotune.core.training.device as device_module
 import annotune.core.training.loop as loop
 import annotune.core.training.precision as precision
 from annotune.core.tasks import TaskSettings
@@ -151,7 +152,7 @@ def test_a_probe_that_runs_out_of_memory_halves_the_micro_batch(monkeypatch):
     assert choice == "fp16" and sizes.micro_batch_size == 2
     assert [e["micro_batch_size"] for e in events] == [4, 2]
     assert record == {"fp32_ms": 30.0, "fp16_ms": 20.0, "length": 9, "batch": 2,
-                      "chosen": "fp16"}
+                      "chosen": "fp16", "device": "cpu"}
     assert probe_message(record) == ("fp16 ran 1.50x the speed of fp32 on 2 x 9-token steps: "
                                      "training in fp16")
 
@@ -182,7 +183,7 @@ def test_a_run_with_the_probe_trains_the_same_weights_as_one_without(
         "device"]
 
     # force the probe on the CPU; a margin of 100% keeps fp32 whatever the timings are
-    monkeypatch.setattr(loop, "measures_precision", lambda device, requested: True)
+    monkeypatch.setattr(loop, "measures_precision", lambda device, requested, width=None: True)
     monkeypatch.setattr(precision, "MARGIN", 1.0)
     events = []
     probed = train(tiny_base_model, tmp_path / "probed", events)
@@ -190,11 +191,11 @@ def test_a_run_with_the_probe_trains_the_same_weights_as_one_without(
     record = json.loads((tmp_path / "probed" / "run.json").read_text())
     probe_figures = record["device"]["precision_probe"]
     assert record["device"]["precision"] == "fp32" and probe_figures["chosen"] == "fp32"
-    assert set(probe_figures) == {"fp32_ms", "bf16_ms", "length", "batch", "chosen"}
+    assert set(probe_figures) == {"fp32_ms", "bf16_ms", "length", "batch", "chosen", "device"}
     assert probe_figures["batch"] == 8 and 3 <= probe_figures["length"] <= 32
     announced = [e for e in events if e["event"] == "precision"]
     assert len(announced) == 1 and announced[0]["probe"] == probe_figures
-    assert announced[0]["message"].endswith("training in fp32 (TF32)")
+    assert announced[0]["message"].endswith("training in fp32")  # TF32 is a GPU thing
 
     # tiny_base_model has dropout: equal weights mean the probe's draws were undone
     a = load_file(str(plain.artifact_dir / "model.safetensors"))
@@ -205,7 +206,7 @@ def test_a_run_with_the_probe_trains_the_same_weights_as_one_without(
 
 def test_the_measured_precision_is_the_one_the_run_trains_in(tmp_path, monkeypatch,
                                                              tiny_base_model):
-    monkeypatch.setattr(loop, "measures_precision", lambda device, requested: True)
+    monkeypatch.setattr(loop, "measures_precision", lambda device, requested, width=None: True)
     monkeypatch.setattr(precision, "measure_precision",
                         lambda *args, **kwargs: ("bf16", {"fp32": 12.0, "bf16": 6.0}))
     autocast_dtypes = []
@@ -231,7 +232,7 @@ def test_only_auto_on_a_gpu_is_measured(monkeypatch):
     cuda = torch.device("cuda")
     assert measures_precision(cuda, "auto")
     assert not measures_precision(cuda, "bf16") and not measures_precision(cuda, "fp32")
-    assert not measures_precision(CPU, "auto")
+    assert not measures_precision(CPU, "auto")  # width unknown
     assert half_precision(CPU) == "bf16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
     assert half_precision(cuda) == "fp16"
@@ -249,4 +250,31 @@ def test_describe_device_says_a_gpu_run_measures_its_precision(monkeypatch):
     assert device_label(info) == ("cuda (NVIDIA H100 80GB HBM3, fp32 or bf16, measured at "
                                   "start)")
     assert describe_device(TrainConfig(precision="bf16"))["precision"] == "bf16"
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: False)
     assert describe_device(TrainConfig(device="cpu"))["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("native, width, expected", [
+    (True, 384, True), (True, 768, True), (True, 32, False), (True, None, False),
+    (False, 384, False), (False, 768, False),
+])
+def test_a_cpu_with_bf16_instructions_measures_real_models(monkeypatch, native, width, expected):
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: native)
+    assert measures_precision(CPU, "auto", width) is expected
+    assert not measures_precision(CPU, "fp32", width) and not measures_precision(CPU, "bf16", width)
+
+
+def test_describe_device_on_a_cpu_with_bf16_says_it_measures(monkeypatch, bundled_model_dir):
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: True)
+    config = TrainConfig(device="cpu", base_model=str(bundled_model_dir))
+    assert describe_device(config)["precision"] == "fp32 or bf16, measured at start"
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: False)
+    assert describe_device(config)["precision"] == "fp32"
+
+
+def test_the_cpu_check_reads_torch_and_never_fails(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert device_module.cpu_has_bf16() is True
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert device_module.cpu_has_bf16() is False

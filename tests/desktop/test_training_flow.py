@@ -133,6 +133,10 @@ def test_a_failed_run_shows_the_message_and_log(qtbot, labeled_project):
     panel._progress({"event": "progress", "step": 3, "total_steps": 12, "epoch": 1,
                      "loss": 0.7, "eta_s": 95})
     assert panel.progress.text() == "25% · epoch 1 · ETA 1m 35s"
+    message = ("GPU memory full at 16 examples per step: continuing with 8 per step (same "
+               "results, gradient accumulation 2)")
+    panel._notice({"event": "memory", "micro_batch_size": 8, "message": message})
+    assert panel.status.text() == message
     panel._ended({"event": "failed", "error": "CUDA out of memory",
                   "log": "/tmp/annotune-train-x.log"})
     assert "Training failed: CUDA out of memory" in panel.status.text()
