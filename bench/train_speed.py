@@ -218,6 +218,19 @@ def run_annotune(args: argparse.Namespace, model_dir: str, train: list[Any],
         if event.get("event") == "progress" and event["step"] == event["total_steps"]:
             marks["end"] = time.perf_counter()  # the loss read waits for the GPU
 
+    # The precision probe runs before the first step; its time is training overhead the
+    # user pays, so it is counted in (and shown apart).
+    import annotune.core.training.loop as loop
+    choose_precision = loop.choose_precision
+
+    def timed_choice(*args: Any, **kwargs: Any) -> Any:
+        begin = time.perf_counter()
+        try:
+            return choose_precision(*args, **kwargs)
+        finally:
+            marks["probe"] = time.perf_counter() - begin
+
+    loop.choose_precision = timed_choice
     with tempfile.TemporaryDirectory(prefix="annotune-speed-") as out:
         started = time.perf_counter()
         result = annotune_train(task, settings, config, train, validation, out, emit,
@@ -225,10 +238,12 @@ def run_annotune(args: argparse.Namespace, model_dir: str, train: list[Any],
         total = time.perf_counter() - started
     if cuda:
         torch.cuda.synchronize()
-    seconds = marks["end"] - marks["begin"]
+    probe_s = marks.get("probe", 0.0)
+    seconds = marks["end"] - marks["begin"] + probe_s
     samples = len(train) * len(result.history)
     return {"samples": samples, "train_s": round(seconds, 2), "wall_s": round(total, 2),
             "samples_per_s": round(samples / seconds, 1), "peak_gib": _peak_memory(cuda),
+            "probe_s": round(probe_s, 2), "probe": result.device.get("precision_probe"),
             "precision": result.device.get("precision"),
             "padding": "dynamic, length buckets",
             "compiled": config.compile}

@@ -278,3 +278,20 @@ def test_the_cpu_check_reads_torch_and_never_fails(monkeypatch):
     assert device_module.cpu_has_bf16() is True
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     assert device_module.cpu_has_bf16() is False
+
+
+def test_on_the_cpu_the_probe_times_a_few_of_the_longest_rows(monkeypatch):
+    seen = []
+
+    def measure(model, inputs, device, half):
+        seen.append(list(inputs["rows"]))
+        return "bf16", {"fp32": 300.0, "bf16": 190.0}
+
+    monkeypatch.setattr(precision, "measure_precision", measure)
+    lengths = list(range(10, 42))  # 32 features, feature i is 10 + i tokens long
+    sizes = BatchSizes(32, 32, 64)
+    choice, record = choose_precision(torch.nn.Linear(2, 2), lengths, [list(range(32))],
+                                      lambda piece: {"rows": piece}, sizes, CPU)
+    assert choice == "bf16" and record["batch"] == precision.CPU_PROBE_ROWS == 8
+    assert seen == [list(range(31, 23, -1))]  # the 8 longest rows of the batch
+    assert record["length"] == 41 and record["device"] == "cpu"
