@@ -348,7 +348,9 @@ class JsonlImporter:
                                 hint="write one JSON object per line (e.g. `jq -c '.[]' "
                                      "file.json > file.jsonl`)")
         keys: dict[str, None] = {}
+        seen = keys.keys()  # a live view: no new view object per line
         items: list[tuple[int, Any]] = []
+        append = items.append
         for number, raw in enumerate(lines(text), start=1):
             if not raw or raw.isspace():  # what `not raw.strip()` tells, without a copy
                 continue
@@ -357,15 +359,17 @@ class JsonlImporter:
             except json.JSONDecodeError as error:
                 value = f"invalid JSON: {error.msg} (column {error.colno})"
             else:
-                if not isinstance(value, dict):
-                    value = f"expected a JSON object, found {type(value).__name__}"
-            if not items and isinstance(value, str):
+                if isinstance(value, dict):  # the usual line: done with it here
+                    if not seen >= value.keys():
+                        keys.update(dict.fromkeys(value))
+                    append((number, value))
+                    continue
+                value = f"expected a JSON object, found {type(value).__name__}"
+            if not items:
                 raise AnnotuneError(f"the first line is not a JSON object ({value}): this does "
                                     "not look like JSON Lines", where=f"{path}:{number}",
                                     hint=f"give one JSON object per line, or {OTHER_FORMATS}")
-            if isinstance(value, dict) and not keys.keys() >= value.keys():
-                keys.update(dict.fromkeys(value))
-            items.append((number, value))
+            append((number, value))
         if not items:
             raise AnnotuneError("the file is empty", where=str(path),
                                 hint="write one JSON object per line")
