@@ -19,6 +19,7 @@ from annotune.core.store.records import (
     dumps,
     loads,
     now,
+    write_transaction,
 )
 
 UPSERT = """
@@ -53,7 +54,7 @@ def change(db: sqlite_utils.Database, example_id: int, payload: dict[str, Any], 
            annotator: str) -> None:
     """Store a new annotation (save or skip) and push it on the undo stack."""
     time = now()
-    with db.atomic():
+    with write_transaction(db):
         old = current(db, example_id)
         new_payload = dumps(payload)
         _write(db, example_id, new_payload, status, annotator, time)
@@ -84,7 +85,7 @@ def _replay(db: sqlite_utils.Database, who: str, action: str) -> int | None:
     """
     undoing = action == "undo"
     state, order, next_state = ("done", "DESC", "undone") if undoing else ("undone", "ASC", "done")
-    with db.atomic():
+    with write_transaction(db):
         rows = list(db.query("SELECT * FROM annotation_history WHERE state = ? "
                              f"ORDER BY id {order} LIMIT 1", [state]))
         if not rows:

@@ -33,6 +33,7 @@ from annotune.core.store.records import (
     loads,
     now,
     search_text,
+    write_transaction,
 )
 from annotune.core.store.runs import StoredPrediction
 from annotune.core.tasks import TaskSettings
@@ -308,7 +309,7 @@ class Project:
 
     def set_splits(self, splits: Mapping[int, str | None]) -> None:
         """Assign splits to examples in one transaction (None clears the split)."""
-        with self.db.atomic():
+        with write_transaction(self.db):
             for example_id, split in splits.items():
                 _check_split(split, f"example {example_id}")
                 cursor = self.db.execute("UPDATE examples SET split = ? WHERE id = ?",

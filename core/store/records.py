@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) quotes with
@@ -97,3 +99,28 @@ def annotation_from_row(row: dict[str, Any]) -> StoredAnnotation:
     return StoredAnnotation(example_id=row["example_id"], payload=json.loads(row["payload"]),
                             status=row["status"], annotator=row["annotator"],
                             updated_at=row["updated_at"])
+
+
+@contextlib.contextmanager
+def write_transaction(db: Any) -> Iterator[Any]:
+    """Run a read-then-write change holding SQLite's write lock from its first statement.
+
+    A plain (deferred) transaction that reads and then writes cannot wait for another writer:
+    SQLite refuses the upgrade at once with "database is locked", whatever the busy timeout,
+    so a label saved while pre-annotation or the training job writes a page would be lost.
+    BEGIN IMMEDIATE takes the lock up front, where the 30 s busy timeout applies: the save
+    waits the few milliseconds the other writer needs. Inside a transaction already open it
+    is a savepoint, like ``db.atomic()``.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")

@@ -10,7 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.store.records import RUN_STATUSES, dumps, loads, now
+from annotune.core.store.records import RUN_STATUSES, dumps, loads, now, write_transaction
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def save_predictions(db: sqlite_utils.Database,
     source = str(source)
     count = 0
     time = now()
-    with db.atomic():
+    with write_transaction(db):
         for example_id, payload, score in items:
             score = None if score is None else float(score)
             try:

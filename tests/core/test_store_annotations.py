@@ -191,3 +191,27 @@ def test_a_saved_annotation_survives_a_crash(project, death):
         assert payload(reopened, 3) == ("skipped", {})
         assert reopened.undo() == 3  # the history came through whole as well
     assert payload(project, 2) == ("accepted", {"label": "pos"})  # the open one sees it too
+
+
+def test_a_save_waits_for_another_writer_instead_of_failing(project):
+    """Pre-annotation and the training job write to the same file while people label."""
+    import sqlite3
+    import threading
+    import time
+
+    other = sqlite3.connect(str(project.path), timeout=30, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process is writing a page of predictions
+    other.execute("UPDATE examples SET latest_score = 0.5 WHERE id = 2")
+    release = threading.Timer(0.3, other.commit)
+    release.start()
+    started = time.perf_counter()
+    try:
+        project.save_annotation(1, {"label": "pos"})  # read, then write: must wait, not fail
+        project.undo()
+        project.redo()
+    finally:
+        release.join()
+        other.close()
+    assert time.perf_counter() - started >= 0.25  # it waited for the other writer
+    assert payload(project, 1) == ("accepted", {"label": "pos"})
+    assert [h["action"] for h in project.history()][:3] == ["redo", "undo", "save"]
