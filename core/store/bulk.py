@@ -360,8 +360,8 @@ def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: s
 
 # -- predictions ---------------------------------------------------------------------------------
 # An upsert, not INSERT OR REPLACE: with foreign keys on, REPLACE costs ten times as much
-# (20 us a row), and every millisecond the write lock is held is one in which a save from the
-# desktop's own connection can fail (see save_predictions).
+# (20 us a row), and every millisecond the write lock is held is one a label save from the
+# desktop waits for.
 INSERT_PREDICTION = """
 INSERT INTO predictions (example_id, source, payload, score, created_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (example_id, source) DO UPDATE SET payload = excluded.payload,
@@ -371,21 +371,6 @@ SET_LATEST_SCORE = "UPDATE examples SET latest_score = ? WHERE id = ?"
 # Exactly what records.dumps writes; one encoder object instead of one per json.dumps call.
 _encode_payload = json.JSONEncoder(ensure_ascii=False, sort_keys=True,
                                    separators=(",", ":")).encode
-
-
-def _text_blind_update_trigger(conn: Any) -> str | None:
-    """Return the SQL of the search-index update trigger when any column's update fires it.
-
-    sqlite-utils' FTS trigger deletes and re-inserts an example's text whenever any column of
-    the row changes. A new score changes no text, and re-indexing it costs ten times the rest
-    of a page of predictions (and leaves delete markers in the index), so the trigger is taken
-    out for the score update and put back in the same transaction.
-    """
-    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
-                       "AND name = 'examples_au'").fetchone()
-    if row is None or " OF " in row[0].upper().split(" ON ", 1)[0]:
-        return None  # absent, or already limited to the columns it indexes
-    return str(row[0])
 
 
 def fields_page(db: sqlite_utils.Database, after_id: int | None, limit: int,
@@ -409,9 +394,9 @@ def save_predictions(db: sqlite_utils.Database, source: str | int, example_ids: 
     The same rows as ``Project.save_predictions`` writes: each (example, source) keeps only
     its newest prediction, and the example's ``latest_score`` follows it. Everything is
     serialized before the transaction starts and the commit does not wait for the disk
-    (predictions can be made again), so the write lock is held for a few milliseconds: an
-    annotation saved meanwhile from another connection in a transaction that read first fails
-    at once with "database is locked" (SQLite never waits to upgrade a read transaction).
+    (predictions can be made again), so the write lock is held for a few milliseconds, which
+    is what a label saved meanwhile from the desktop waits (records.write_transaction). The
+    score update does not touch the search index (migration 4).
     """
     source, time = str(source), now()
     scores = [None if score is None else float(score) for score in scores]
@@ -421,12 +406,7 @@ def save_predictions(db: sqlite_utils.Database, source: str | int, example_ids: 
     try:
         with _without_fsync(db), db.atomic():
             conn.executemany(INSERT_PREDICTION, rows)
-            trigger = _text_blind_update_trigger(conn)
-            if trigger is not None:
-                conn.execute("DROP TRIGGER examples_au")
             conn.executemany(SET_LATEST_SCORE, zip(scores, example_ids, strict=True))
-            if trigger is not None:
-                conn.execute(trigger)
     except sqlite3.IntegrityError as error:  # foreign key: an example that does not exist
         known = {row[0] for row in db.conn.execute(
             "SELECT id FROM examples WHERE id IN (SELECT value FROM json_each(?))",

@@ -161,10 +161,26 @@ def _v3_hash_index(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def _v4_search_index_follows_text(db: sqlite_utils.Database) -> None:
+    """Re-index an example in the search index only when its text changes.
+
+    sqlite-utils' FTS update trigger fires on an update of any column: storing a prediction's
+    score (``latest_score``) or a split deleted and re-inserted the example's text, which cost
+    ten times the rest of a page of predictions and left delete markers in the index.
+    """
+    db.execute("DROP TRIGGER IF EXISTS examples_au")
+    db.execute("""CREATE TRIGGER "examples_au" AFTER UPDATE OF "text" ON "examples" BEGIN
+  INSERT INTO "examples_fts" ("examples_fts", rowid, "text")
+    VALUES('delete', old.rowid, old."text");
+  INSERT INTO "examples_fts" (rowid, "text") VALUES (new.rowid, new."text");
+END""")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_counters,
     _v3_hash_index,
+    _v4_search_index_follows_text,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -336,3 +336,22 @@ def test_predictions_keep_the_newest_per_source(project):
         project.save_predictions("bundle-a", [(2, {"label": "neg"}, 0.9),
                                               (5, {"label": "neg"}, 0.9)])
     assert project.prediction(2).payload == {"label": "pos"}  # the batch was rolled back
+
+
+def test_scores_and_splits_leave_the_search_index_alone(project):
+    """Only a change of the text re-indexes it (a prediction page updates thousands of scores)."""
+    project.add_examples(records(["first review", "second review"]))
+    trigger = project.db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                                 "AND name = 'examples_au'").fetchone()[0]
+    assert 'AFTER UPDATE OF "text" ON "examples"' in trigger
+
+    def index_rows() -> int:  # FTS5 writes a new segment row for every re-index
+        return project.db.execute("SELECT count(*) FROM examples_fts_data").fetchone()[0]
+
+    before = index_rows()
+    project.save_predictions("bundle:x", [(1, {"label": "pos"}, 0.9), (2, {"label": "neg"}, 0.6)])
+    project.set_splits({1: "validation"})
+    assert index_rows() == before
+    project.update_fields(2, {"text": "second review, edited"})
+    assert index_rows() > before
+    assert [e.id for e in project.examples(search="edited")] == [2]
