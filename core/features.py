@@ -61,11 +61,32 @@ def collate(features: Sequence[Feature], pad_token_id: int, task: Task | None = 
     return arrays
 
 
+# A batch is closed before a feature that would make its padding exceed this share of its
+# real tokens. Sorting alone still pads 32 texts of 5 to 60 tokens to 60: on 32 SST-2
+# sentences per call (bundled MiniLM, 2 cores) the int8 bundle went from 2.41 to 1.01 ms per
+# sentence and PyTorch from 5.0 to 3.3 (0.1: more, smaller runs, 1.38 ms; 0.5: 1.09 ms).
+MAX_PADDING = 0.25
+
+
 def length_sorted_batches(features: Sequence[Feature], batch_size: int) -> Iterator[list[int]]:
-    """Yield index batches of similar lengths (least padding; callers restore the order)."""
+    """Yield index batches of similar lengths (little padding; callers restore the order).
+
+    Features are sorted by length and taken in order; a batch ends at ``batch_size`` features
+    or before one whose length would pad the batch by more than ``MAX_PADDING``.
+    """
     order = sorted(range(len(features)), key=lambda i: len(features[i]))
-    for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
+    batch: list[int] = []
+    tokens = 0
+    for index in order:
+        length = len(features[index])
+        if batch and (len(batch) >= batch_size
+                      or (len(batch) + 1) * length > (tokens + length) * (1 + MAX_PADDING)):
+            yield batch
+            batch, tokens = [], 0
+        batch.append(index)
+        tokens += length
+    if batch:
+        yield batch
 
 
 def split_outputs(outputs: Mapping[str, np.ndarray], features: Sequence[Feature],
