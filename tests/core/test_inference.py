@@ -177,12 +177,14 @@ def test_tampered_bundle_is_refused(classifier, tmp_path):
 
 
 def test_predicting_imports_neither_torch_nor_transformers_nor_qt(classifier):
+    """The inference-only install has onnxruntime, tokenizers, numpy and pluggy, nothing more."""
+    training_only = ("torch", "transformers", "PySide6", "sqlite_utils", "safetensors")
     code = (
         "import sys\n"
         "from annotune.core.inference import Predictor\n"
         f"p = Predictor({str(classifier[1])!r})\n"
         "assert p.predict(['hello there'])[0]['label'] in p.labels\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'PySide6') if m in sys.modules))\n"
+        f"print(sorted(m for m in {training_only!r} if m in sys.modules))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
