@@ -39,13 +39,7 @@ def make_items(n: int, seed: int) -> list[tuple[dict[str, str], dict[str, str]]]
     return items
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Train on one CPU thread: two threads of a tiny model lose to each other on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture(scope="module")

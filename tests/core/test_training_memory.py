@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
@@ -17,33 +16,15 @@ from annotune.core.training.memory import BatchSizes, retry_on_oom
 from annotune.plugins.text_classification import TextClassificationTask
 
 SETTINGS = TaskSettings(labels=("neg", "pos"), max_length=32)
-WORDS = ("the", "film", "plot", "was", "really", "quite", "story", "and", "it", "acting")
 CPU = torch.device("cpu")
 
 
-def items(n: int, seed: int) -> list[tuple[dict[str, str], dict[str, str]]]:
-    """Make texts whose label is one sentiment word among fillers of varied length."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        label = "pos" if i % 2 == 0 else "neg"
-        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 10))]
-        words.insert(rng.randrange(len(words) + 1), "good" if label == "pos" else "bad")
-        out.append(({"text": " ".join(words)}, {"label": label}))
-    return out
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture(scope="module")
-def data():
-    return items(48, seed=1), items(24, seed=2)
+def data(sentiment_items):
+    return sentiment_items(48, 1), sentiment_items(24, 2)
 
 
 def config(base, **changes) -> TrainConfig:

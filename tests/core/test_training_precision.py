@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from types import SimpleNamespace
 
 import pytest
@@ -33,7 +32,6 @@ from annotune.core.training.precision import (
 from annotune.plugins.text_classification import TextClassificationTask
 
 SETTINGS = TaskSettings(labels=("neg", "pos"), max_length=32)
-WORDS = ("the", "film", "plot", "was", "really", "quite", "story", "and", "it", "acting")
 CPU = torch.device("cpu")
 
 
@@ -157,28 +155,22 @@ def test_a_probe_that_runs_out_of_memory_halves_the_micro_batch(monkeypatch):
                                      "training in fp16")
 
 
-def items(n: int, seed: int):
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        label = "pos" if i % 2 == 0 else "neg"
-        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 10))]
-        words.insert(rng.randrange(len(words) + 1), "good" if label == "pos" else "bad")
-        out.append(({"text": " ".join(words)}, {"label": label}))
-    return out
+@pytest.fixture(scope="module")
+def data(sentiment_items):
+    return sentiment_items(32, 1), sentiment_items(12, 2)
 
 
-def train(base, folder, events=None, **changes):
+def train(base, folder, data, events=None, **changes):
     values = dict(base_model=str(base), epochs=2, learning_rate=5e-3, batch_size=8,
                   early_stopping_patience=0, device="cpu", seed=7)
     values.update(changes)
-    return loop.train(TextClassificationTask(), SETTINGS, TrainConfig(**values), items(32, 1),
-                      items(12, 2), folder, (events if events is not None else []).append)
+    return loop.train(TextClassificationTask(), SETTINGS, TrainConfig(**values), *data,
+                      folder, (events if events is not None else []).append)
 
 
 def test_a_run_with_the_probe_trains_the_same_weights_as_one_without(
-        tmp_path, monkeypatch, tiny_base_model):
-    plain = train(tiny_base_model, tmp_path / "plain")
+        tmp_path, monkeypatch, tiny_base_model, data):
+    plain = train(tiny_base_model, tmp_path / "plain", data)
     assert "precision_probe" not in json.loads((tmp_path / "plain" / "run.json").read_text())[
         "device"]
 
@@ -186,7 +178,7 @@ def test_a_run_with_the_probe_trains_the_same_weights_as_one_without(
     monkeypatch.setattr(loop, "measures_precision", lambda device, requested, width=None: True)
     monkeypatch.setattr(precision, "MARGIN", 1.0)
     events = []
-    probed = train(tiny_base_model, tmp_path / "probed", events)
+    probed = train(tiny_base_model, tmp_path / "probed", data, events)
 
     record = json.loads((tmp_path / "probed" / "run.json").read_text())
     probe_figures = record["device"]["precision_probe"]
@@ -205,7 +197,7 @@ def test_a_run_with_the_probe_trains_the_same_weights_as_one_without(
 
 
 def test_the_measured_precision_is_the_one_the_run_trains_in(tmp_path, monkeypatch,
-                                                             tiny_base_model):
+                                                             tiny_base_model, data):
     monkeypatch.setattr(loop, "measures_precision", lambda device, requested, width=None: True)
     monkeypatch.setattr(precision, "measure_precision",
                         lambda *args, **kwargs: ("bf16", {"fp32": 12.0, "bf16": 6.0}))
@@ -219,7 +211,7 @@ def test_the_measured_precision_is_the_one_the_run_trains_in(tmp_path, monkeypat
 
     monkeypatch.setattr(torch, "autocast", autocast)
     events = []
-    train(tiny_base_model, tmp_path, events, epochs=1)
+    train(tiny_base_model, tmp_path, data, events, epochs=1)
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["device"]["precision"] == "bf16"
     assert record["device"]["precision_probe"]["bf16_ms"] == 6.0
