@@ -196,15 +196,20 @@ def test_only_a_cost_above_half_a_point_is_noted(int8, noted):
     assert any("int8 costs" in note for note in figures.notes()) is noted
 
 
-def test_the_int8_candidate_with_the_smaller_cost_is_kept(validated_run, tmp_path, monkeypatch):
-    shift_int8_scores(monkeypatch, {"model.int8": 2.0, "model.int8.pc": 0.25})
+@pytest.mark.parametrize(("costs", "per_channel"), [
+    ({"model.int8": 2.0, "model.int8.pc": 0.25}, True),
+    ({"model.int8": 0.1, "model.int8.pc": 0.75}, False),
+])
+def test_the_int8_candidate_with_the_smaller_cost_is_kept(validated_run, tmp_path, monkeypatch,
+                                                          costs, per_channel):
+    shift_int8_scores(monkeypatch, costs)
     shifted = ValidationScorer.score
 
     def one_changed_decision(self, model):
-        # a per-tensor model that decides as fp32 everywhere ends the search early; this one
-        # must not, so the per-channel candidate is tried
+        # a per-channel model (tried first) that decides as fp32 everywhere ends the search
+        # early; this one must not, so the per-tensor candidate is tried too
         scored = shifted(self, model)
-        if model.name == "model.int8.onnx":
+        if model.name == "model.int8.pc.onnx":
             first = dict(scored.predictions[0], label="pos" if scored.predictions[0]["label"]
                          == "neg" else "neg")
             return Scored([first, *scored.predictions[1:]], scored.score)
@@ -213,8 +218,8 @@ def test_the_int8_candidate_with_the_smaller_cost_is_kept(validated_run, tmp_pat
     monkeypatch.setattr(ValidationScorer, "score", one_changed_decision)
     report = export_run(validated_run, tmp_path / "bundle", quantize=True)
     manifest = json.loads((report.bundle_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["quantization"]["per_channel"] is True
-    assert report.validation.int8_cost_points == pytest.approx(0.25)
+    assert manifest["quantization"]["per_channel"] is per_channel
+    assert report.validation.int8_cost_points == pytest.approx(min(costs.values()))
     assert not any("int8 costs" in note for note in report.notes)
 
 
