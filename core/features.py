@@ -14,6 +14,10 @@ from tokenizers import Tokenizer
 from annotune.core.tasks import Feature, Task
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Features per batch of the Predictor, and of the export's validation scoring: dynamic int8
+# quantizes each batch's activations with one scale, so an int8 model's predictions depend a
+# little on which texts share a batch, and the export scores the way the bundle will run.
+PREDICT_BATCH_SIZE = 32
 
 
 def prepare_tokenizer(source: Tokenizer | str | Path) -> Tokenizer:

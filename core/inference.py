@@ -24,6 +24,7 @@ from annotune.core import bundle as bundle_files
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import (
+    PREDICT_BATCH_SIZE,
     collate,
     length_sorted_batches,
     pad_id,
@@ -85,7 +86,7 @@ class Predictor:
     """
 
     def __init__(self, bundle_dir: str | os.PathLike[str], threads: int | None = None,
-                 batch_size: int = 32, device: str = "cpu"):
+                 batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu"):
         if batch_size < 1:
             raise AnnotuneError(f"batch size {batch_size} must be at least 1")
         if device not in DEVICES:

@@ -119,7 +119,8 @@ def onnx_outputs(session: Any, batch: Mapping[str, np.ndarray], output_names: Se
 
 
 def run_onnx(path: Path, features: Sequence[Feature], pad_token_id: int, task: Task,
-             by_length: bool = False) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+             by_length: bool = False, batch_size: int | None = None
+             ) -> tuple[list[dict[str, np.ndarray]], list[str]]:
     """Run features through a fresh session of ``path``; return outputs and the graph's inputs.
 
     The session is closed on return: it maps model.onnx.data, which int8 export replaces and
@@ -129,23 +130,25 @@ def run_onnx(path: Path, features: Sequence[Feature], pad_token_id: int, task: T
     session = onnx_session(path)
     outputs = run_batches(features, pad_token_id, task,
                           lambda batch: onnx_outputs(session, batch, task.output_names),
-                          by_length=by_length)
+                          by_length=by_length, batch_size=batch_size)
     return outputs, [i.name for i in session.get_inputs()]  # DistilBERT-like graphs take two
 
 
 def run_batches(features: Sequence[Feature], pad_token_id: int, task: Task, run_one: Any,
-                by_length: bool = False) -> list[dict[str, np.ndarray]]:
-    """Run features PARITY_BATCH at a time; return unpadded outputs per feature, in input order.
+                by_length: bool = False, batch_size: int | None = None
+                ) -> list[dict[str, np.ndarray]]:
+    """Run features PARITY_BATCH (or ``batch_size``) at a time; return outputs in input order.
 
     Batches follow input order by default, so mixed lengths exercise padding (the parity
     check); ``by_length`` groups similar lengths instead, as the Predictor does, which scores
     thousands of validation examples with little padding.
     """
+    size = batch_size or PARITY_BATCH
     if by_length:
-        batches = list(length_sorted_batches(features, PARITY_BATCH))
+        batches = list(length_sorted_batches(features, size))
     else:
-        batches = [list(range(start, min(start + PARITY_BATCH, len(features))))
-                   for start in range(0, len(features), PARITY_BATCH)]
+        batches = [list(range(start, min(start + size, len(features))))
+                   for start in range(0, len(features), size)]
     per_feature: list[dict[str, np.ndarray]] = [{} for _ in features]
     for indices in batches:
         chunk = [features[i] for i in indices]

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from annotune.core.errors import AnnotuneError, where
+from annotune.core.features import PREDICT_BATCH_SIZE
 from annotune.core.parity import prediction_agreement, run_onnx
 from annotune.core.tasks import Feature, Prediction, Task, TaskSettings
 
@@ -235,7 +236,7 @@ class ValidationScorer:
     def score(self, model: Path) -> Scored:
         """Run ``model`` over the validation features; decode and score like evaluation."""
         outputs, _ = run_onnx(model, self.data.features, self.pad_token_id, self.task,
-                              by_length=True)
+                              by_length=True, batch_size=PREDICT_BATCH_SIZE)
         predictions = self.task.decode(self.data.examples, self.data.features, outputs,
                                        self.settings)
         return Scored(predictions, main_score(self.task, self.metric, predictions,

@@ -197,19 +197,20 @@ def test_only_a_cost_above_half_a_point_is_noted(int8, noted):
 
 
 @pytest.mark.parametrize(("costs", "per_channel"), [
-    ({"model.int8": 2.0, "model.int8.pc": 0.25}, True),
-    ({"model.int8": 0.1, "model.int8.pc": 0.75}, False),
+    ({"model.int8": 4.0, "model.int8.pc": 0.25}, True),  # 3.75 points: more than one example
+    ({"model.int8": 2.0, "model.int8.pc": 0.25}, False),  # 1.75 points: less than one (2.5)
 ])
-def test_the_int8_candidate_with_the_smaller_cost_is_kept(validated_run, tmp_path, monkeypatch,
-                                                          costs, per_channel):
+def test_the_other_int8_candidate_is_kept_only_when_it_costs_clearly_less(
+        validated_run, tmp_path, monkeypatch, costs, per_channel):
+    """With 40 validation examples one example is 2.5 points: smaller differences are noise."""
     shift_int8_scores(monkeypatch, costs)
     shifted = ValidationScorer.score
 
     def one_changed_decision(self, model):
-        # a per-channel model (tried first) that decides as fp32 everywhere ends the search
-        # early; this one must not, so the per-tensor candidate is tried too
+        # a per-tensor model (tried first) that decides as fp32 everywhere ends the search
+        # early; this one must not, so the per-channel candidate is tried too
         scored = shifted(self, model)
-        if model.name == "model.int8.pc.onnx":
+        if model.name == "model.int8.onnx":
             first = dict(scored.predictions[0], label="pos" if scored.predictions[0]["label"]
                          == "neg" else "neg")
             return Scored([first, *scored.predictions[1:]], scored.score)
@@ -219,8 +220,8 @@ def test_the_int8_candidate_with_the_smaller_cost_is_kept(validated_run, tmp_pat
     report = export_run(validated_run, tmp_path / "bundle", quantize=True)
     manifest = json.loads((report.bundle_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["quantization"]["per_channel"] is per_channel
-    assert report.validation.int8_cost_points == pytest.approx(min(costs.values()))
-    assert not any("int8 costs" in note for note in report.notes)
+    kept = costs["model.int8.pc" if per_channel else "model.int8"]
+    assert report.validation.int8_cost_points == pytest.approx(kept)
 
 
 def test_a_run_without_validation_data_says_so(tmp_path, tiny_base_model):

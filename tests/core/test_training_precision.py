@@ -287,3 +287,21 @@ def test_on_the_cpu_the_probe_times_a_few_of_the_longest_rows(monkeypatch):
     assert choice == "bf16" and record["batch"] == precision.CPU_PROBE_ROWS == 8
     assert seen == [list(range(31, 23, -1))]  # the 8 longest rows of the batch
     assert record["length"] == 41 and record["device"] == "cpu"
+
+
+def test_evaluation_runs_in_fp32_whatever_the_training_precision(tmp_path, tiny_base_model,
+                                                                 data, monkeypatch):
+    """The recorded validation score must be the one the fp32 bundle reproduces."""
+    calls = []
+    real_autocast = torch.autocast
+
+    def autocast(device_type, dtype=None, enabled=True, **kwargs):
+        calls.append((enabled, torch.is_inference_mode_enabled()))
+        return real_autocast(device_type, dtype=dtype, enabled=enabled, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", autocast)
+    train(tiny_base_model, tmp_path, data, epochs=1, precision="bf16")
+    training = [enabled for enabled, inference in calls if not inference]
+    evaluation = [enabled for enabled, inference in calls if inference]
+    assert training and all(training)  # bf16 autocast while training
+    assert evaluation and not any(evaluation)  # plain fp32 while evaluating
