@@ -43,6 +43,11 @@ def report_lines(report: Any) -> list[str]:
              + (" (int8)" if report.quantized else " (fp32)")]
     if report.quantized and report.fp32_bytes:
         lines.append(f"fp32 would be {human_size(report.fp32_bytes)}")
+    fused = getattr(report, "fused", None)
+    if fused:
+        layers = fused.get("Attention", 0)
+        lines.append(f"Graph: fused for onnxruntime ({layers} attention layer"
+                     f"{'s' if layers != 1 else ''} as single operators)")
     lines.append(f"Parity with PyTorch: max difference {report.parity_max_diff:.2e} over "
                  f"{report.parity_examples} samples")
     if report.int8_agreement is not None:

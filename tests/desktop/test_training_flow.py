@@ -69,6 +69,7 @@ def test_train_export_try_and_preannotate(qtbot, labeled_project, tiny_base_mode
                     timeout=120_000)
     assert dialog.error is None, dialog.error
     assert "Parity with PyTorch" in dialog.result_label.text()
+    assert "Graph: fused for onnxruntime (" in dialog.result_label.text()
     assert "ms per example" in dialog.result_label.text()
     # training kept its validation split: the bundle is scored on it as the checkpoint was
     validation = dialog.report.validation
