@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -86,6 +87,27 @@ def check_data_dir(data_dir: Path, name: str) -> Path:
 
 
 # -- printing ------------------------------------------------------------------------------------
+
+def run_child(command: list[str], prefix: str, echo_stderr: bool = False
+              ) -> tuple[str | None, float, str]:
+    """Run one measurement in its own process; return its ``prefix`` line, wall s, error.
+
+    Each runtime is measured alone: sharing a process skews timings (thread pools,
+    allocators). The child prints one line starting with ``prefix``; when it prints none,
+    the last line of its output is returned as the error.
+    """
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    wall = time.perf_counter() - started
+    if echo_stderr:
+        print(done.stderr, file=sys.stderr)
+    for line in done.stdout.splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix):], wall, ""
+    tail = (done.stderr or done.stdout).strip().splitlines()
+    return None, wall, tail[-1] if tail else "failed"
+
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Print a plain-text table with aligned columns."""

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ from common import (
     print_table,
     quiet_transformers,
     resolve_base_model,
+    run_child,
 )
 
 RUNTIMES = ("torch-fp32", "onnx-fp32", "onnx-int8")
@@ -203,22 +202,10 @@ print("COLD " + str(time.perf_counter() - started) + " " + str("torch" in sys.mo
 """
 
 
-def _run_child(command: list[str], prefix: str) -> tuple[str | None, float, str]:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    wall = time.perf_counter() - started
-    for line in done.stdout.splitlines():
-        if line.startswith(prefix):
-            return line[len(prefix):], wall, ""
-    tail = (done.stderr or done.stdout).strip().splitlines()
-    return None, wall, tail[-1] if tail else "failed"
-
-
 def cold_start(bundle: Path, repeats: int) -> dict[str, Any]:
     inside, outside, torch_seen, error = [], [], False, ""
     for _ in range(repeats):
-        line, wall, error = _run_child([sys.executable, "-c", COLD_START, str(bundle)], "COLD ")
+        line, wall, error = run_child([sys.executable, "-c", COLD_START, str(bundle)], "COLD ")
         if line is None:
             return {"error": error}
         seconds, imported = line.split()
@@ -257,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
                        "--target", str(targets[runtime]), "--texts", str(texts_file)]
             if args.threads:
                 command += ["--threads", str(args.threads)]
-            line, _, error = _run_child(command, "LATENCY ")
+            line, _, error = run_child(command, "LATENCY ")
             results[runtime] = json.loads(line) if line else {"error": error}
             results[runtime]["model_mb"] = round(sizes[runtime] / 2**20, 1)
         cold = {name: cold_start(targets[name], args.cold_starts)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    REPO_ROOT,
     SST2_LABELS,
     default_base_model,
     hardware,
@@ -35,6 +32,7 @@ from common import (
     print_table,
     quiet_transformers,
     resolve_base_model,
+    run_child,
 )
 from import_speed import synthetic_rows
 
@@ -156,22 +154,16 @@ def peak_rss_mib() -> float | None:
 
 # -- the comparison (parent) ---------------------------------------------------------------------
 
-def run_child(bundle: Path, project: Path, args: argparse.Namespace) -> dict[str, Any]:
+def preannotate_in_child(bundle: Path, project: Path, args: argparse.Namespace
+                         ) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "--one", str(bundle),
                "--project", str(project), "--batch-size", str(args.batch_size)]
     if args.threads:
         command += ["--threads", str(args.threads)]
     if args.profile:
         command += ["--profile", str(args.profile)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if args.profile:
-        print(done.stderr, file=sys.stderr)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("PREANNOTATE ")), None)
-    if line is None:
-        tail = (done.stderr or done.stdout).strip().splitlines()
-        return {"error": tail[-1] if tail else "failed"}
-    return json.loads(line[len("PREANNOTATE "):])
+    line, _, error = run_child(command, "PREANNOTATE ", echo_stderr=bool(args.profile))
+    return json.loads(line) if line is not None else {"error": error}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
             project = folder / f"{name}.annotune"
             shutil.copyfile(template, project)  # closed: the WAL was checkpointed into it
             print(f"  pre-annotating with the {name} bundle ...", file=sys.stderr, flush=True)
-            results[name] = run_child(bundle, project, args)
+            results[name] = preannotate_in_child(bundle, project, args)
     info = hardware()
     rows = []
     for name, r in results.items():

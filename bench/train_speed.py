@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    REPO_ROOT,
     SST2_LABELS,
     add_common_arguments,
     check_data_dir,
@@ -42,6 +39,7 @@ from common import (
     print_table,
     quiet_transformers,
     resolve_base_model,
+    run_child,
 )
 
 SHAPES = {  # hidden, layers, heads, intermediate
@@ -274,14 +272,11 @@ def run_variant(args: argparse.Namespace, variant: str, shape: str, model_dir: P
     if args.pairs:
         command.append("--pairs")
     print(f"  {shape} {variant} ...", file=sys.stderr, flush=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, env=env)
-    for line in done.stdout.splitlines():
-        if line.startswith("SPEED "):
-            return {"shape": shape, "variant": variant, **json.loads(line[6:])}
-    tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-    print(f"  {shape} {variant} failed:\n    " + "\n    ".join(tail), file=sys.stderr)
-    return {"shape": shape, "variant": variant, "error": tail[-1] if tail else "failed"}
+    line, _, error = run_child(command, "SPEED ")
+    if line is not None:
+        return {"shape": shape, "variant": variant, **json.loads(line)}
+    print(f"  {shape} {variant} failed: {error}", file=sys.stderr)
+    return {"shape": shape, "variant": variant, "error": error}
 
 
 def main(argv: list[str] | None = None) -> None:
