@@ -170,11 +170,40 @@ class LabelingView(QWidget):
         self.exampleShown.emit(example.id)
 
     def refresh_current(self) -> None:
-        """Show the current example again (e.g. after new suggestions were stored)."""
+        """Show the current example again (e.g. after new suggestions were stored).
+
+        Entities being marked stay on screen: new suggestions must not wipe them.
+        """
         if self.current is None:
             self._advance()
-        else:
+        elif self.editor.pending_annotation() is None:
             self._display(self.project.example(self.current.id))
+
+    def open_example(self, example_id: int) -> None:
+        """Show an example picked elsewhere (the browser); marks on the current one are kept."""
+        if self.current is None or self.current.id != example_id:
+            self._keep_pending()
+        self.show_example_id(example_id)
+
+    def _keep_pending(self) -> None:
+        """Save entities marked but not yet accepted before their example leaves the screen.
+
+        Every decision is saved the moment it is made; an entity marked is one, even when
+        the person moves on with PgUp/PgDn instead of accepting with Enter.
+        """
+        if self.current is None:
+            return
+        pending = self.editor.pending_annotation()
+        if pending is None:
+            return
+        before = _status(self.project.annotation(self.current.id)) or ""
+        try:
+            self.project.save_annotation(self.current.id, pending)
+        except AnnotuneError as error:
+            self.message.emit(f"Not saved: {error}")
+            return
+        self.statusChanged.emit(before, "accepted")
+        self.message.emit(f"Saved the entities marked on example #{self.current.id}")
 
     def _advance(self) -> None:
         after = self.current.id if self.current is not None else None
@@ -192,6 +221,7 @@ class LabelingView(QWidget):
         self._display(example)
 
     def _order_toggled(self, checked: bool) -> None:
+        self._keep_pending()
         self.order = "uncertainty" if checked else "id"
         self.current = None
         self._advance()
@@ -234,6 +264,7 @@ class LabelingView(QWidget):
             self._advance()
 
     def previous(self) -> None:
+        self._keep_pending()
         if self.position > 0:
             self.position -= 1
             self._display(self.project.example(self.history[self.position]))
@@ -241,6 +272,7 @@ class LabelingView(QWidget):
             self.message.emit("This is the first example of this session")
 
     def next(self) -> None:
+        self._keep_pending()
         self._forward()
 
     def undo(self) -> None:

@@ -266,7 +266,7 @@ class MainWindow(QMainWindow):
 
     def open_example(self, example_id: int) -> None:
         self.tabs.setCurrentWidget(self.views["label"])
-        self.views["label"].show_example_id(example_id)
+        self.views["label"].open_example(example_id)
 
     # -- actions ---------------------------------------------------------------------------
     def undo(self) -> None:

@@ -87,6 +87,34 @@ def test_ner_suggestion_is_accepted_with_enter(qtbot, tmp_path, make_project):
     project.close()
 
 
+def test_entities_marked_are_kept_when_moving_on_without_enter(qtbot, tmp_path, make_project):
+    """PgDn, PgUp and a refresh from new suggestions must not lose entities being marked."""
+    project = make_project(tmp_path / "ner.annotune", "token-classification",
+                           ("PER", "LOC"), [{"text": SENTENCE}, {"text": "Rome in May."}])
+    view = _view(qtbot, project, SpansEditor)
+    messages = []
+    view.message.connect(messages.append)
+    text_view = view.editor.text_view
+    first = view.current.id
+
+    _select(qtbot, text_view, 36, 6)  # "London"
+    qtbot.keyClick(text_view, Qt.Key.Key_2)
+    view.refresh_current()  # pre-annotation finished meanwhile: the mark stays on screen
+    assert view.editor.spans == [{"start": 36, "end": 42, "label": "LOC"}]
+
+    qtbot.keyClick(text_view, Qt.Key.Key_PageDown)
+    assert view.current.id != first
+    assert project.annotation(first).payload == {"spans": [{"start": 36, "end": 42,
+                                                            "label": "LOC"}]}
+    assert f"Saved the entities marked on example #{first}" in messages
+
+    qtbot.keyClick(view.editor.text_view, Qt.Key.Key_PageUp)  # nothing marked: nothing saved
+    assert view.current.id == first
+    assert project.annotation(view.history[1]) is None
+    assert view.editor.spans == [{"start": 36, "end": 42, "label": "LOC"}]  # shown as saved
+    project.close()
+
+
 def test_qa_answer_selection_and_no_answer(qtbot, tmp_path, make_project):
     context = "The tower was finished in 1889 in Paris."
     project = make_project(tmp_path / "qa.annotune", "question-answering", (),
