@@ -79,15 +79,10 @@ class ExampleTableModel(QAbstractTableModel):
         return query
 
     def _disagreeing_ids(self) -> list[int]:
-        """Labeled examples whose stored prediction differs from the accepted annotation."""
-        ids = []
-        for example, annotation in self.project.labeled():
-            if self.search and self.search.lower() not in " ".join(
-                    map(str, example.fields.values())).lower():
-                continue
-            if disagrees(annotation, _payload(self.project.prediction(example.id))):
-                ids.append(example.id)
-        return ids
+        """Labeled examples whose newest prediction differs from the accepted annotation."""
+        return [example_id for example_id, annotation, prediction
+                in self.project.labeled_with_predictions(self.search)
+                if disagrees(annotation, prediction)]
 
     def refresh(self) -> None:
         self.set_filter(self.filters, self.search)

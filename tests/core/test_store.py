@@ -355,3 +355,20 @@ def test_scores_and_splits_leave_the_search_index_alone(project):
     project.update_fields(2, {"text": "second review, edited"})
     assert index_rows() > before
     assert [e.id for e in project.examples(search="edited")] == [2]
+
+
+def test_labels_come_with_the_newest_prediction_of_each_example(project):
+    project.add_examples(records(["red apples", "green apples", "blue sky", "grey sky"]))
+    first, second = LABELS[0], LABELS[1]
+    for example_id in (1, 2, 3):
+        project.save_annotation(example_id, {"label": first})
+    project.skip(4)
+    project.save_predictions("run:1", [(1, {"label": second}, 0.6), (2, {"label": first}, 0.9),
+                                       (4, {"label": first}, 0.7)])
+    project.save_predictions("bundle:new", [(1, {"label": first}, 0.8)])  # newer: agrees now
+    pairs = list(project.labeled_with_predictions())
+    # example 3 has no prediction and example 4 is skipped: both left out
+    assert pairs == [(1, {"label": first}, {"label": first}),
+                     (2, {"label": first}, {"label": first})]
+    assert [p[0] for p in project.labeled_with_predictions(search="green")] == [2]
+    assert list(project.labeled_with_predictions(search="sky")) == []
