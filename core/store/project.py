@@ -375,8 +375,7 @@ class Project:
         """Yield (example id, accepted annotation, newest prediction) in id order.
 
         Only examples that have both; ``search`` filters like the other queries (full text).
-        One query, so comparing a million labels with the model's takes seconds, not one
-        round trip per example.
+        One query for all of them, instead of one per example.
         """
         clauses, params = q.where(search=search, quote_fts=self.db.quote_fts)
         sql = ("SELECT e.id, a.payload, p.payload FROM examples e "
