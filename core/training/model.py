@@ -6,6 +6,7 @@ import importlib.resources
 import inspect
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,27 @@ def bundled_model_dir() -> Path:
 def _offline() -> bool:
     return any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Tell whether the Hugging Face hub (or the mirror HF_ENDPOINT names) answers at all.
+
+    Without a network, transformers retries for about 50 s before it gives up on a hub id;
+    a plain connection attempt answers in milliseconds (or after ``timeout``).
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    if not url.hostname:
+        return False
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def resolve_base_model(base_model: str | None) -> str:
@@ -66,10 +88,11 @@ def base_model_width(base_model: str | None) -> int | None:
     return int(width) if isinstance(width, int) else None
 
 
-def _unavailable(name: str, error: Exception) -> AnnotuneError:
+def _unavailable(name: str, error: Exception, local_only: bool = False) -> AnnotuneError:
     hint = (f"leave the base model empty to use the bundled {BUNDLED_NAME}, or give a local "
             "folder saved with save_pretrained")
-    if _offline() or "offline" in str(error).lower() or "connect" in str(error).lower():
+    if (local_only or _offline() or "offline" in str(error).lower()
+            or "connect" in str(error).lower()):
         return AnnotuneError(f"base model '{name}' is not available offline: it is not a local "
                              "folder and not in the Hugging Face cache", hint=hint)
     return AnnotuneError(f"base model '{name}' could not be loaded: {error}", hint=hint)
@@ -89,12 +112,15 @@ def load_model(task: Task, settings: TaskSettings, base_model: str | None) -> Lo
     """Build ``task.auto_model`` from the base model, with a fresh head sized for the settings."""
     source = resolve_base_model(base_model)
     name = base_model or BUNDLED_NAME
-    # Read offline mode now (huggingface_hub reads its variable once, at import).
-    hub = {"local_files_only": True} if _offline() else {}
+    # Read offline mode now (huggingface_hub reads its variable once, at import). A hub id
+    # without a reachable hub is looked up in the local cache only: found, it trains offline;
+    # missing, the error comes at once instead of after transformers' retries.
+    local_only = _offline() or (not Path(source).is_dir() and not hub_reachable())
+    hub = {"local_files_only": True} if local_only else {}
     try:
         hf_tokenizer = transformers.AutoTokenizer.from_pretrained(source, **hub)
     except (OSError, ValueError) as error:
-        raise _unavailable(name, error) from error
+        raise _unavailable(name, error, local_only) from error
     backend = getattr(hf_tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise AnnotuneError(f"base model '{name}' has no fast tokenizer (tokenizer.json)",
@@ -106,7 +132,7 @@ def load_model(task: Task, settings: TaskSettings, base_model: str | None) -> Lo
                                            dtype=torch.float32, **hub,
                                            **task.model_kwargs(settings))
     except (OSError, ValueError) as error:
-        raise _unavailable(name, error) from error
+        raise _unavailable(name, error, local_only) from error
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and settings.max_length > limit:
         raise AnnotuneError(f"max length {settings.max_length} is longer than base model "

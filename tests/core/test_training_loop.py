@@ -262,6 +262,43 @@ def test_hub_id_unavailable_offline_names_it_and_suggests_the_default(monkeypatc
     assert "all-MiniLM-L6-v2" in message and "folder" in message
 
 
+def test_without_a_network_a_hub_id_is_looked_up_in_the_cache_only(monkeypatch):
+    """No network and no HF_HUB_OFFLINE: answer at once instead of after the hub's retries."""
+    import annotune.core.training.model as model_module
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(model_module, "hub_reachable", lambda timeout=3.0: False)
+    asked = []
+    real = model_module.transformers.AutoTokenizer.from_pretrained
+
+    def spy(source, **kwargs):
+        asked.append(kwargs)
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(model_module.transformers.AutoTokenizer, "from_pretrained", spy)
+    with pytest.raises(AnnotuneError, match="not available offline"):
+        load_model(TextClassificationTask(), SETTINGS, "no-such-owner/no-such-model-2718")
+    assert asked == [{"local_files_only": True}]
+
+
+def test_hub_reachability_follows_the_configured_endpoint(monkeypatch):
+    import socket
+
+    from huggingface_hub import constants
+
+    from annotune.core.training.model import hub_reachable
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+        assert hub_reachable(timeout=2.0)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")  # closed now
+    assert not hub_reachable(timeout=2.0)
+
+
 def test_base_model_resolution(tmp_path, bundled_model_dir):
     assert Path(resolve_base_model(None)) == bundled_model_dir
     assert resolve_base_model(str(tmp_path)) == str(tmp_path.resolve())
