@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 from annotune.core.errors import AnnotuneError
 from annotune.desktop.editors.base import field_title
 from annotune.desktop.editors.textspans import SpanText, entity_colour
+from annotune.desktop.train_panel import format_eta
 from annotune.desktop.worker import run_in_background
 
 
@@ -65,8 +67,11 @@ class TryItPanel(QWidget):
         self.preannotate_button.setToolTip("Store this bundle's predictions for the unlabeled "
                                            "examples: the editor shows them as suggestions and "
                                            "can order examples by uncertainty")
-        self.preannotate_button.clicked.connect(self.preannotate)
+        self.preannotate_button.clicked.connect(self._preannotate_clicked)
         self.preannotateProgress.connect(self._preannotate_progress)
+        self.preannotating = False
+        self.stop_requested = False  # read by the worker thread after each page
+        self.preannotate_started = 0.0
         bar.addWidget(self.preannotate_button)
         layout.addLayout(bar)
         self.status = QLabel("Export a run (Runs ▸ Export bundle…) to try it here.")
@@ -247,36 +252,75 @@ class TryItPanel(QWidget):
             self.answer_label.setText(f"No answer in this context ({score:.2f})")
 
     # -- pre-annotation --------------------------------------------------------------------
+    def _preannotate_clicked(self) -> None:
+        if self.preannotating:
+            self.stop_preannotate()
+        else:
+            self.preannotate()
+
     def preannotate(self) -> None:
-        """Store the loaded bundle's predictions for every unlabeled example, off the GUI thread."""
+        """Store the loaded bundle's predictions for every unlabeled example, off the GUI thread.
+
+        The button turns into Stop meanwhile; stopping keeps the pages already stored.
+        """
         if self.bundle is None:
             self.status.setText("Load a bundle first (export a run on the Runs tab).")
             return
+        if self.preannotating:
+            return  # one run at a time
         from annotune.core.preannotate import preannotate
         from annotune.core.store import Project
 
         self.status.setText("Pre-annotating…")
-        self.preannotate_button.setEnabled(False)  # one run at a time
+        self.preannotating, self.stop_requested = True, False
+        self.preannotate_started = time.perf_counter()
+        self.preannotate_button.setText("Stop pre-annotating")
         path, bundle, predictor = self.project.path, self.bundle, self.predictor
+
+        def progress(done: int, total: int) -> bool:
+            self.preannotateProgress.emit(done, total)
+            return not self.stop_requested
 
         def work() -> int:
             # a connection of its own: SQLite connections belong to the thread that opened them
             with Project.open(path) as project:
                 return preannotate(project, bundle, only_unlabeled=True, predictor=predictor,
-                                   progress=lambda done, total: self.preannotateProgress.emit(
-                                       done, total) or True)
+                                   progress=progress)
 
         def done(count: int) -> None:
-            self.preannotate_button.setEnabled(True)
-            self.status.setText(f"Stored suggestions for {count:,} examples. The Label tab "
-                                "shows them; Enter accepts one.")
+            stopped = self.stop_requested
+            self._preannotate_finished()
+            if stopped:
+                self.status.setText(f"Stopped: suggestions stored for {count:,} examples "
+                                    "(they stay).")
+            else:
+                self.status.setText(f"Stored suggestions for {count:,} examples. The Label tab "
+                                    "shows them; Enter accepts one.")
             self.preannotated.emit(int(count))
 
         def failed(error: BaseException) -> None:
-            self.preannotate_button.setEnabled(True)
+            self._preannotate_finished()
             self.status.setText(f"⚠ {error}")
 
         run_in_background(work, done, failed)
 
+    def stop_preannotate(self) -> None:
+        """Ask the running pre-annotation to stop after the page it is on."""
+        if self.preannotating:
+            self.stop_requested = True
+            self.preannotate_button.setEnabled(False)
+            self.status.setText("Stopping after this page…")
+
+    def _preannotate_finished(self) -> None:
+        self.preannotating = False
+        self.preannotate_button.setText("Pre-annotate unlabeled")
+        self.preannotate_button.setEnabled(True)
+
     def _preannotate_progress(self, done: int, total: int) -> None:
-        self.status.setText(f"Pre-annotating… {done:,} of {total:,}")
+        if self.stop_requested:
+            return
+        seconds = time.perf_counter() - self.preannotate_started
+        rate = done / seconds if seconds > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else None
+        self.status.setText(f"Pre-annotating… {done:,} of {total:,} · {rate:,.0f} examples/s · "
+                            f"{format_eta(eta)} left")

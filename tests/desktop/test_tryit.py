@@ -63,3 +63,44 @@ def test_find_bundles(tmp_path):
     (tmp_path / "runs" / "3" / "model").mkdir()
     assert find_bundles(tmp_path / "runs") == [bundle]
     assert find_bundles(tmp_path / "missing") == []
+
+
+class PagePredictor:
+    """Predicts "pos" for every item, like a classification bundle, without a model."""
+
+    def __init__(self, task):
+        self.task = task
+        self.labels = ("neg", "pos")
+        self.pages = 0
+
+    def predict(self, items):
+        self.pages += 1
+        return [{"label": "pos", "score": 0.75, "probabilities": {"neg": 0.25, "pos": 0.75}}
+                for _ in items]
+
+
+def test_preannotation_shows_its_rate_and_stops_when_asked(qtbot, tmp_path, make_project):
+    rows = [{"text": f"review {i}"} for i in range(3000)]  # three pages of 1,024
+    project = make_project(tmp_path / "many.annotune", "text-classification", ("neg", "pos"),
+                           rows)
+    task = registry().task(project.task_name)
+    panel = TryItPanel(project, task)
+    qtbot.addWidget(panel)
+    panel.predictor, panel.bundle = PagePredictor(task), tmp_path / "bundle"
+    shown = []
+    panel.preannotateProgress.connect(
+        lambda done, total: shown.append(panel.status.text()) or panel.stop_preannotate())
+    with qtbot.waitSignal(panel.preannotated, timeout=30_000) as stored:
+        panel.preannotate()
+        assert panel.preannotate_button.text() == "Stop pre-annotating"
+    # the stop reaches the worker after the page it is on (or the next one, since progress
+    # travels to the window through the event loop): never all three
+    count = stored.args[0]
+    assert count in (1024, 2048) and panel.predictor.pages == count // 1024
+    assert shown[0].startswith("Pre-annotating… 1,024 of 3,000 · ")
+    assert "examples/s" in shown[0] and "left" in shown[0]
+    assert panel.status.text() == (f"Stopped: suggestions stored for {count:,} examples "
+                                   "(they stay).")
+    assert panel.preannotate_button.text() == "Pre-annotate unlabeled"
+    assert project.prediction(1) is not None and project.prediction(3000) is None
+    project.close()
