@@ -274,7 +274,7 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                             hint="pass some non-empty parity texts")
     validation = read_validation(run_dir, task)
     if validation is not None:
-        validation.features = task.encode(tokenizer, validation.examples, None, settings)
+        validation.encode(task, tokenizer, settings)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.export-"))

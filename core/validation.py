@@ -35,6 +35,11 @@ VALIDATION_FILE = "validation.jsonl"
 # long QA contexts cost several times that. Larger splits are thinned evenly, not cut at
 # the front: the file follows the project's import order, which may be sorted by label.
 VALIDATION_LIMIT = 2000
+# Tokens scored per model (windows included). 2,000 sentences are about 50,000 tokens; 2,000
+# SQuAD questions cut into 384-token windows are over 750,000, twenty minutes of scoring on
+# two cores for the three models of an int8 export. Above this budget the examples are
+# thinned evenly again (about 300 such questions).
+VALIDATION_TOKENS = 150_000
 COST_LIMIT_POINTS = 0.5  # int8 may cost at most this many points of the main metric
 SAME_SCORE = 1e-9  # identical predictions give identical metrics; JSON keeps floats exact
 
@@ -53,6 +58,23 @@ class ValidationSet:
     def complete(self) -> bool:
         """Whether every validation example of the run is scored."""
         return len(self.examples) == self.total
+
+    def encode(self, task: Task, tokenizer: Any, settings: TaskSettings,
+               budget: int | None = None) -> None:
+        """Make the features, thinning the examples evenly when they exceed ``budget`` tokens.
+
+        ``budget`` defaults to VALIDATION_TOKENS.
+        """
+        budget = VALIDATION_TOKENS if budget is None else budget
+        features = task.encode(tokenizer, self.examples, None, settings)
+        tokens = sum(len(feature) for feature in features)
+        if tokens > budget and len(self.examples) > 1:
+            keep = max(1, len(self.examples) * budget // tokens)
+            picks = [i * len(self.examples) // keep for i in range(keep)]
+            self.examples = [self.examples[i] for i in picks]
+            self.annotations = [self.annotations[i] for i in picks]
+            features = task.encode(tokenizer, self.examples, None, settings)
+        self.features = features
 
 
 @dataclass

@@ -253,6 +253,28 @@ def test_large_validation_sets_are_thinned_evenly(validated_run, tmp_path, monke
     assert "(not comparable with a subset)" in text
 
 
+def test_long_validation_texts_are_thinned_to_a_token_budget(validated_run, tmp_path,
+                                                              monkeypatch):
+    """QA windows of 384 tokens would make scoring three models take many minutes."""
+    task = registry().task("text-classification")
+    data = read_validation(validated_run, task)
+    tokenizer = prepare_tokenizer(validated_run / "model" / "tokenizer.json")
+    settings = TaskSettings(labels=LABELS)
+    data.encode(task, tokenizer, settings)
+    everything = sum(len(f) for f in data.features)
+    assert len(data.examples) == N_VALIDATION  # within the default budget: all of them
+    data.encode(task, tokenizer, settings, budget=everything // 4)
+    assert 0 < len(data.examples) <= N_VALIDATION // 4 + 1
+    assert len(data.features) == len(data.examples) == len(data.annotations)
+    assert sum(len(f) for f in data.features) <= everything // 4 * 1.5
+    assert data.examples[0]["text"] == sentence(0)  # an even spread from the start
+
+    monkeypatch.setattr(validation_module, "VALIDATION_TOKENS", everything // 4)
+    report = export_run(validated_run, tmp_path / "bundle")
+    assert report.validation.examples < N_VALIDATION
+    assert f"(an even spread of the run's {N_VALIDATION})" in str(report)
+
+
 @pytest.mark.parametrize(("task_name", "settings", "records"), [
     ("token-classification", TaskSettings(labels=("PER", "LOC")), ner_validation()),
     ("question-answering", TaskSettings(max_length=20, stride=4), qa_validation()),
