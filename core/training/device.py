@@ -46,8 +46,8 @@ def pick_precision(device: torch.device, requested: str = "auto",
     An explicit request is checked and kept. For "auto" on CUDA: fp32 with TF32 on Ampere and
     later (see above); on older GPUs fp32 for small models and fp16 autocast with a gradient
     scaler for wide ones (see SMALL_MODEL_WIDTH). The training loop replaces this guess by a
-    measurement (``measures_precision``). CPU: fp32, because CPU autocast is slower than fp32
-    on most machines.
+    measurement where half precision may pay (``measures_precision``). CPU: fp32, because
+    without bf16 instructions CPU autocast is slower than fp32.
     """
     if device.type != "cuda":
         if requested in ("auto", "fp32"):

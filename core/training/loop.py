@@ -103,7 +103,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     torch.manual_seed(config.seed)
 
     # -- device: CUDA when there is one; its peak memory is counted from here. The precision
-    #    is the requested one, fp32 on the CPU, and measured below for "auto" on a GPU.
+    #    is the requested one, or measured below for "auto" on a GPU or a CPU with bf16
+    #    instructions (device.measures_precision); fp32 elsewhere.
     device = choose_device(config)
     device_info = describe_device(config)
     if device.type == "cuda":
@@ -145,8 +146,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                          with_targets=True)
         return to_device(arrays, device, accepted)
 
-    # -- precision: time fp32 (TF32) against half precision on a long batch of this run's
-    #    own features, and keep fp32 unless half precision is clearly faster (precision.py)
+    # -- precision: time fp32 (TF32 on GPUs) against half precision on a long batch of this
+    #    run's own features, and keep fp32 unless half precision is clearly faster
     if measured:
         precision, probe = choose_precision(
             model, lengths, bucketed_batches(lengths, config.batch_size, config.seed, 1),
