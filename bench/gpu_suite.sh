@@ -10,6 +10,8 @@
 # the budget (GPU_SUITE_BUDGET_S, default 480 s) leaves room for their usual duration:
 #
 #   train_speed       both model shapes, 20,000 SST-2 sentences, 1 epoch, batch 32
+#   train_speed_pairs bert-base shape, 6,000 pairs cut to exactly 128 tokens (the compute-bound
+#                     case: fp32 against bf16, and the precision annotune's probe picks there)
 #   accuracy_sst2     full train.tsv -> dev.tsv, 3 epochs on both sides (annotune's default is
 #                     10 with early stopping; capped at the HF recipe's 3 to fit the budget)
 #   accuracy_rte, accuracy_conll2003, accuracy_squad   each recipe's own defaults, if time remains
@@ -54,10 +56,12 @@ START=$(date +%s)
 COMMON=(--data-dir "$DATA_DIR" --base-model "$BASE_MODEL")
 if [ "$QUICK" = 1 ]; then
     SPEED_LIMIT=(--train-limit 2000)
+    PAIRS_LIMIT=(--train-limit 500)
     SST2_LIMIT=(--train-limit 2000 --eval-limit 500 --epochs 1)
     TASK_LIMIT=(--train-limit 500 --eval-limit 200 --epochs 1)
 else
     SPEED_LIMIT=(--train-limit 20000)
+    PAIRS_LIMIT=(--train-limit 6000)
     SST2_LIMIT=(--epochs 3)
     TASK_LIMIT=()
 fi
@@ -86,6 +90,8 @@ step() {
 
 step train_speed 150 "$PYTHON" bench/train_speed.py "${COMMON[@]}" --shapes minilm,bert-base \
     --epochs 1 "${SPEED_LIMIT[@]}"
+step train_speed_pairs 90 "$PYTHON" bench/train_speed.py "${COMMON[@]}" --shapes bert-base \
+    --pairs --variants hf-fp32,hf-bf16,annotune --epochs 1 "${PAIRS_LIMIT[@]}"
 step accuracy_sst2 240 "$PYTHON" bench/accuracy.py --task sst2 "${COMMON[@]}" "${SST2_LIMIT[@]}"
 step accuracy_rte 60 "$PYTHON" bench/accuracy.py --task rte "${COMMON[@]}" "${TASK_LIMIT[@]}"
 step accuracy_conll2003 180 "$PYTHON" bench/accuracy.py --task conll2003 "${COMMON[@]}" \
