@@ -42,8 +42,9 @@ DEFAULT_OPTIONS = ImportOptions()  # frozen, so one shared default is safe
 # Label cells cached by value (a tuple: isinstance with ``str | int | float`` would build the
 # union object again for every row).
 LABEL_CELLS = (str, int, float)
-# The scanner json.loads runs once its per-call checks are done; JSON's own whitespace.
-_scan_json = json.JSONDecoder().scan_once
+# What json.loads runs once its per-call checks are done (public: JSONDecoder.raw_decode);
+# JSON's own whitespace.
+_decode_json = json.JSONDecoder().raw_decode
 JSON_WHITESPACE = " \t\n\r"
 
 
@@ -68,8 +69,8 @@ def loads_line(raw: str) -> Any:
     data, an error) is handed to json.loads itself for its exact result or message.
     """
     try:
-        value, end = _scan_json(raw, 0)
-    except (StopIteration, ValueError):
+        value, end = _decode_json(raw)
+    except ValueError:
         return json.loads(raw)
     if end != len(raw) and raw[end:].strip(JSON_WHITESPACE):
         return json.loads(raw)  # extra data after the value: json.loads says where
