@@ -165,10 +165,18 @@ class ValidationReport:
         return cost is not None and cost > COST_LIMIT_POINTS
 
     def cost_note(self, remedy: str = "export without --int8") -> str:
-        """Say what int8 costs and what keeps the score (``remedy`` as the caller's UI says it)."""
+        """Say what int8 costs and what keeps the score (``remedy`` as the caller's UI says it).
+
+        The number of decisions int8 changed tells a person how much to trust the figure: on
+        a small validation set one changed decision can be worth more than half a point.
+        """
+        changed = ""
+        if self.int8_agreement is not None:
+            count = round((1 - self.int8_agreement) * self.examples)
+            changed = f"{count:,} decision{'s' if count != 1 else ''} changed, "
         return (f"int8 costs {self.int8_cost_points:.2f} points of {self.metric} on "
-                f"{self.examples:,} validation examples (more than {COST_LIMIT_POINTS} allowed); "
-                f"the fp32 bundle keeps it: {remedy}")
+                f"{self.examples:,} validation examples ({changed}more than "
+                f"{COST_LIMIT_POINTS} allowed); the fp32 bundle keeps it: {remedy}")
 
     def notes(self) -> list[str]:
         """Return what a user must know: int8 over its allowance, fp32 unlike the checkpoint."""
