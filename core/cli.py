@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,9 +258,23 @@ def cmd_preannotate(args: argparse.Namespace) -> int:
     from annotune.core.preannotate import preannotate
 
     _registry()
+    started = time.perf_counter()
+    bar = ProgressBar()
+
+    def progress(done: int, total: int) -> bool:
+        seconds = time.perf_counter() - started
+        rate = done / seconds if seconds > 0 else 0.0
+        bar.update({"step": done, "total_steps": total, "rate": f"{rate:,.0f} examples/s",
+                    "eta_s": (total - done) / rate if rate > 0 else None})
+        return True
+
+    # Ctrl-C stops it; the pages already stored stay (each page is its own transaction).
     count = preannotate(_open(args.project), Path(args.bundle),
-                        only_unlabeled=not args.all_examples)
-    print(f"stored predictions for {count} examples")
+                        only_unlabeled=not args.all_examples, progress=progress)
+    bar.finish_line()
+    seconds = time.perf_counter() - started
+    print(f"stored predictions for {count} examples in {seconds:.1f} s "
+          f"({count / seconds if seconds > 0 else 0:,.0f} examples/s)")
     return EXIT_OK
 
 
@@ -403,9 +418,13 @@ class ProgressBar:
         eta = event.get("eta_s")
         eta_text = f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "?"
         loss = event.get("loss")
-        loss_text = f"loss {loss:.4f}" if isinstance(loss, int | float) else ""
+        if "rate" in event:  # pre-annotation: examples, not optimizer steps
+            detail = str(event["rate"])
+        else:
+            loss_text = f"loss {loss:.4f}" if isinstance(loss, int | float) else ""
+            detail = f"epoch {event.get('epoch', '?')} {loss_text}"
         line = (f"\r[{'#' * filled}{'.' * (self.width - filled)}] {step}/{total} "
-                f"epoch {event.get('epoch', '?')} {loss_text} eta {eta_text}")
+                f"{detail} eta {eta_text}")
         sys.stderr.write(line)
         sys.stderr.flush()
         self.drawn = True

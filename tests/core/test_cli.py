@@ -90,6 +90,12 @@ def test_train_export_predict(tmp_path, project, tiny_base_model):
     assert result.returncode == 0, result.stderr
     assert {"model.onnx", "tokenizer.json", "manifest.json"} <= {p.name for p in bundle.iterdir()}
 
+    result = annotune("preannotate", project, bundle, "--all-examples")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("stored predictions for 8 examples in ")
+    assert result.stdout.rstrip().endswith("examples/s)")
+    assert "8/8 " in result.stderr  # the progress line, page by page
+
     result = annotune("predict", bundle, stdin="a lovely day\nan awful mess\n")
     assert result.returncode == 0, result.stderr
     predictions = [json.loads(line) for line in result.stdout.splitlines()]
