@@ -93,25 +93,44 @@ def quantize_int8(source: str | Path, target: str | Path, per_channel: bool = Fa
                           bytes=target.stat().st_size)
 
 
+@dataclass
+class Int8Candidate:
+    """One quantized model and how it compares with the fp32 bundle."""
+
+    result: QuantizeResult
+    agreement: float  # share of sample predictions unchanged
+    argmax: float  # share of sample rows/tokens whose argmax is unchanged
+    error: float  # largest raw output difference on the samples
+    on_validation: Scored | None = None  # its validation predictions and score
+    cost: float = 0.0  # fp32 score minus its score on validation data (metric units)
+    validation_agreement: float = 1.0  # share of validation decisions unchanged
+
+    def better_than(self, other: Int8Candidate, resolution: float) -> bool:
+        """Tell whether this candidate should replace ``other`` (see quantize_bundle_model)."""
+        if self.on_validation is not None:
+            return self.cost < other.cost - resolution
+        return ((self.agreement, self.argmax, -self.error)
+                > (other.agreement, other.argmax, -other.error))
+
+
 def quantize_bundle_model(tmp_dir: Path, source: Path, model_path: Path, task: Task,
                           settings: TaskSettings, examples: list[dict[str, str]],
                           features: list[Feature], pad_token_id: int,
                           fp32_outputs: list[dict[str, np.ndarray]],
                           validation: ValidationScorer | None = None,
                           fp32_validation: Scored | None = None
-                          ) -> tuple[dict[str, Any], float, float, Scored | None]:
-    """Replace model.onnx by an int8 version of ``source``; return figures and agreements.
+                          ) -> tuple[dict[str, Any], Int8Candidate]:
+    """Replace model.onnx by an int8 version of ``source``; return its manifest entry and figures.
 
     With ``validation`` (and the fp32 bundle's ``fp32_validation``) each candidate is scored
-    on the run's validation data too; the last value returned is the kept candidate's score
-    there (None without validation data).
+    on the run's validation data too (``Int8Candidate.on_validation``).
     """
     fp32_predictions = task.decode(examples, features, fp32_outputs, settings)
     scored = validation is not None and fp32_validation is not None
     # One validation example's worth of the metric: smaller differences are noise.
     resolution = (float(getattr(task, "metric_scale", 1.0))
                   / max(1, len(fp32_validation.predictions)) if scored else 0.0)
-    best = None
+    best: Int8Candidate | None = None
     # Neither scale scheme wins across models: on two SST-2 MiniLMs fine-tuned on 2,000
     # sentences (first 1,000 dev sentences) per-channel scored 0.855 against 0.845 per tensor
     # on one and 0.839 against 0.846 on the other, at the same speed. So both are tried (the
@@ -124,36 +143,29 @@ def quantize_bundle_model(tmp_dir: Path, source: Path, model_path: Path, task: T
         result = quantize_int8(source, target, per_channel=per_channel)
         outputs, _ = run_onnx(target, features, pad_token_id, task)
         predictions = task.decode(examples, features, outputs, settings)
-        agreement = prediction_agreement(fp32_predictions, predictions)
-        argmax = argmax_agreement(fp32_outputs, outputs)
-        error = max(max_abs_diff(fp32_outputs, outputs).values())
-        on_validation, cost, validation_agreement = None, 0.0, 1.0
+        candidate = Int8Candidate(result, prediction_agreement(fp32_predictions, predictions),
+                                  argmax_agreement(fp32_outputs, outputs),
+                                  max(max_abs_diff(fp32_outputs, outputs).values()))
         if scored:
-            on_validation = validation.score(target)
-            cost, validation_agreement = validation.compare(fp32_validation, on_validation)
-        key = (agreement, argmax, -error)
-        if best is None:
-            better = True
-        elif scored:
-            better = cost < best[0][0] - resolution
-        else:
-            better = key > best[0][1]
-        if better:
+            candidate.on_validation = validation.score(target)
+            candidate.cost, candidate.validation_agreement = validation.compare(
+                fp32_validation, candidate.on_validation)
+        if best is None or candidate.better_than(best, resolution):
             if best is not None:
-                best[1].path.unlink(missing_ok=True)
-            best = ((cost, key), result, agreement, argmax, error, on_validation)
+                best.result.path.unlink(missing_ok=True)
+            best = candidate
         else:
             target.unlink(missing_ok=True)
-        if agreement == 1.0 and argmax == 1.0 and validation_agreement == 1.0:
+        if candidate.agreement == candidate.argmax == candidate.validation_agreement == 1.0:
             break  # decides as fp32 does everywhere it was checked: nothing left to gain
     assert best is not None
-    _, result, agreement, argmax, error, on_validation = best
-    save_with_external_weights(result.path, model_path)
-    result.path.unlink()
+    save_with_external_weights(best.result.path, model_path)
+    best.result.path.unlink()
     quantization = {"mode": "dynamic-int8", "weight_type": "QInt8",
-                    "per_channel": result.per_channel, "preprocessed": result.preprocessed,
+                    "per_channel": best.result.per_channel,
+                    "preprocessed": best.result.preprocessed,
                     "fp32_bytes": None, "int8_bytes": model_size(model_path),
-                    "prediction_agreement": agreement, "argmax_agreement": argmax,
-                    "max_abs_diff_vs_fp32": error,
+                    "prediction_agreement": best.agreement, "argmax_agreement": best.argmax,
+                    "max_abs_diff_vs_fp32": best.error,
                     "chosen_by": "validation metric" if scored else "sample agreement"}
-    return quantization, agreement, argmax, on_validation
+    return quantization, best
