@@ -264,8 +264,8 @@ def cmd_preannotate(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> bool:
         seconds = time.perf_counter() - started
         rate = done / seconds if seconds > 0 else 0.0
-        bar.update({"step": done, "total_steps": total, "rate": f"{rate:,.0f} examples/s",
-                    "eta_s": (total - done) / rate if rate > 0 else None})
+        bar.draw(done, total, f"{rate:,.0f} examples/s",
+                 (total - done) / rate if rate > 0 else None)
         return True
 
     # Ctrl-C stops it; the pages already stored stay (each page is its own transaction).
@@ -406,26 +406,25 @@ def _add_plugin_commands(commands: argparse._SubParsersAction) -> None:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr, drawn from training progress events."""
+    """A one-line progress bar on stderr (training steps, pre-annotated examples)."""
 
     def __init__(self, width: int = 30):
         self.width = width
         self.drawn = False
 
     def update(self, event: dict) -> None:
-        step, total = event.get("step", 0), max(event.get("total_steps", 1), 1)
-        filled = int(self.width * step / total)
-        eta = event.get("eta_s")
-        eta_text = f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "?"
+        """Draw a training progress event."""
         loss = event.get("loss")
-        if "rate" in event:  # pre-annotation: examples, not optimizer steps
-            detail = str(event["rate"])
-        else:
-            loss_text = f"loss {loss:.4f}" if isinstance(loss, int | float) else ""
-            detail = f"epoch {event.get('epoch', '?')} {loss_text}"
-        line = (f"\r[{'#' * filled}{'.' * (self.width - filled)}] {step}/{total} "
-                f"{detail} eta {eta_text}")
-        sys.stderr.write(line)
+        loss_text = f"loss {loss:.4f}" if isinstance(loss, int | float) else ""
+        self.draw(event.get("step", 0), event.get("total_steps", 1),
+                  f"epoch {event.get('epoch', '?')} {loss_text}", event.get("eta_s"))
+
+    def draw(self, done: int, total: int, detail: str, eta: float | None) -> None:
+        """Draw ``done`` of ``total`` with a detail and the time left (None: unknown)."""
+        filled = int(self.width * done / max(total, 1))
+        eta_text = f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "?"
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
+                         f"{detail} eta {eta_text}")
         sys.stderr.flush()
         self.drawn = True
 
