@@ -79,18 +79,29 @@ def length_sorted_batches(features: Sequence[Feature], batch_size: int) -> Itera
     or before one whose length would pad the batch by more than ``MAX_PADDING``.
     """
     order = sorted(range(len(features)), key=lambda i: len(features[i]))
-    batch: list[int] = []
-    tokens = 0
-    for index in order:
-        length = len(features[index])
-        if batch and (len(batch) >= batch_size
-                      or (len(batch) + 1) * length > (tokens + length) * (1 + MAX_PADDING)):
-            yield batch
-            batch, tokens = [], 0
-        batch.append(index)
+    lengths = [len(features[i]) for i in order]
+    start = 0
+    while start < len(order):
+        end = batch_end(lengths, start, batch_size)
+        yield order[start:end]
+        start = end
+
+
+def batch_end(sorted_lengths: Sequence[int], start: int, batch_size: int) -> int:
+    """Return where the batch starting at ``start`` of ascending lengths ends (exclusive).
+
+    At most ``batch_size`` features, and none whose length would pad the batch by more than
+    ``MAX_PADDING`` of its real tokens. Training's evaluation calls it batch by batch, so a
+    batch halved after running out of GPU memory follows the same rule.
+    """
+    end, tokens = start, 0
+    while end < len(sorted_lengths) and end - start < batch_size:
+        length = sorted_lengths[end]
+        if end > start and (end - start + 1) * length > (tokens + length) * (1 + MAX_PADDING):
+            break
         tokens += length
-    if batch:
-        yield batch
+        end += 1
+    return end
 
 
 def split_outputs(outputs: Mapping[str, np.ndarray], features: Sequence[Feature],

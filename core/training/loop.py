@@ -1,10 +1,11 @@
 """The one training loop: labeled examples in, the best checkpoint and run.json out.
 
 Read ``train`` top to bottom: seeds, device, model, features, batch sizes, precision (timed
-on the run's own batches for "auto" on a GPU), optimizer, then epochs of training steps, each
-epoch followed by an evaluation that reuses the numpy post-processing of the Predictor
-(Task.decode + Task.metrics), best-checkpoint keeping and early stopping. A step or an
-evaluation batch that runs out of GPU memory is redone in halves (core/training/memory.py).
+on the run's own batches for "auto" on a GPU or a CPU with bf16 instructions), optimizer,
+then epochs of training steps, each epoch followed by an evaluation that reuses the numpy
+post-processing of the Predictor (Task.decode + Task.metrics), best-checkpoint keeping and
+early stopping. A step or an evaluation batch that runs out of GPU memory is redone in
+halves (core/training/memory.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.features import collate, pad_id, split_outputs
+from annotune.core.features import batch_end, collate, pad_id, split_outputs
 from annotune.core.tasks import Feature, Task, TaskSettings
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.data import Item, bucketed_batches, split_validation, to_device
@@ -119,10 +120,9 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         freeze_encoder(model)
     accepted = model_inputs(model)
     pad_token_id = pad_id(loaded.tokenizer)
-    measured = measures_precision(device, config.precision,
-                                  getattr(model.config, "hidden_size", None))
-    precision = "fp32" if measured else pick_precision(
-        device, config.precision, getattr(model.config, "hidden_size", None))
+    width = getattr(model.config, "hidden_size", None)
+    measured = measures_precision(device, config.precision, width)
+    precision = "fp32" if measured else pick_precision(device, config.precision, width)
     device_info["precision"] = precision  # the probe below may still change it
 
     # -- features: the task cuts examples into windows and attaches targets
@@ -331,9 +331,10 @@ def predict(model: torch.nn.Module, task: Task, features: Sequence[Feature], pad
     per_feature: list[dict[str, np.ndarray]] = [{} for _ in features]
     with_loss = with_loss and all(f.target is not None for f in features)
     order = sorted(range(len(features)), key=lambda i: len(features[i]))  # least padding
+    lengths = [len(features[i]) for i in order]
 
     def run_batch(start: int) -> tuple[list[int], dict[str, np.ndarray], float]:
-        indices = order[start:start + sizes.eval_batch_size]
+        indices = order[start:batch_end(lengths, start, sizes.eval_batch_size)]
         batch = [features[i] for i in indices]
         inputs = to_device(collate(batch, pad_token_id, task, with_targets=with_loss), device,
                            accepted)

@@ -228,14 +228,12 @@ def test_without_validation_data_a_stratified_split_is_held_out(tmp_path, tiny_b
 
 
 def test_should_stop_cancels_between_steps(tmp_path, tiny_base_model, data):
-    calls = []
+    events = []
 
     def should_stop():
-        calls.append(1)
-        # calls 1-12: the steps of epoch 1, 13: its evaluation, 14-16: steps 13-15
-        return len(calls) > 16
+        # polled before every step (and evaluation batch): stop after step 15, in epoch 2
+        return any(e["event"] == "progress" and e["step"] >= 15 for e in events)
 
-    events = []
     result = train(TextClassificationTask(), SETTINGS, fast(tiny_base_model), data[0], data[1],
                    tmp_path, events.append, should_stop=should_stop, progress_interval=0.0)
     assert result.status == "cancelled"

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import annotune.core.features as features_module
 import annotune.core.training.loop as loop
 from annotune.core.errors import AnnotuneError
 from annotune.core.tasks import TaskSettings
@@ -155,6 +156,8 @@ def test_oom_at_micro_batch_one_is_a_clear_error(tmp_path, monkeypatch, tiny_bas
 
 
 def test_evaluation_oom_halves_the_eval_batch(tmp_path, monkeypatch, tiny_base_model, data):
+    # whole batches of the eval size, whatever their padding, so the halving shows plainly
+    monkeypatch.setattr(features_module, "MAX_PADDING", float("inf"))
     reference = train(tiny_base_model, data, tmp_path / "reference", eval_batch_size=5)
     failed = fill_gpu_above(monkeypatch, rows=6, training=False)
     events = []
