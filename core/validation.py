@@ -25,8 +25,7 @@ from annotune.core.features import PREDICT_BATCH_SIZE
 from annotune.core.parity import prediction_agreement, run_onnx
 from annotune.core.tasks import Feature, Prediction, Task, TaskSettings
 
-# core/training/loop.py's VALIDATION_FILE, named here rather than imported: the loop imports
-# torch at module level and the export must stay importable without it.
+# Written by the training loop beside run.json (write_validation), read by the export.
 VALIDATION_FILE = "validation.jsonl"
 # Examples scored per model. The cost is a paired comparison (the same examples through fp32
 # and int8), so only examples whose decision int8 changes move it: 2,000 examples resolve
@@ -190,6 +189,15 @@ class ValidationReport:
                          "can flip between PyTorch and onnxruntime (or a GPU's lower precision "
                          "in training)")
         return notes
+
+
+def write_validation(run_dir: Path, fields: Sequence[Mapping[str, str]],
+                     annotations: Sequence[Any]) -> None:
+    """Write a run's validation examples as JSON lines of {"fields", "annotation"}."""
+    with (run_dir / VALIDATION_FILE).open("w", encoding="utf-8") as out:
+        for example_fields, annotation in zip(fields, annotations, strict=True):
+            out.write(json.dumps({"fields": dict(example_fields), "annotation": annotation},
+                                 ensure_ascii=False) + "\n")
 
 
 def read_validation(run_dir: Path, task: Task, limit: int | None = None

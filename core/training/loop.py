@@ -46,12 +46,10 @@ from annotune.core.training.memory import (
 )
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
 from annotune.core.training.precision import choose_precision, probe_message
+from annotune.core.validation import write_validation
 
 Emit = Callable[[dict[str, Any]], None]
 SAMPLES = 32  # validation examples copied into run.json for the export parity check
-# The whole validation split, written beside the checkpoint: the export scores the fp32 and the
-# int8 bundle on it, so the cost of quantizing is stated on the data the run was judged by.
-VALIDATION_FILE = "validation.jsonl"
 
 
 class Cancelled(Exception):
@@ -135,7 +133,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         raise AnnotuneError("the training examples produced no model inputs",
                             hint="check that the labeled examples have text")
     lengths = [len(f) for f in train_features]
-    _write_validation(out_dir / VALIDATION_FILE, val_fields, val_annotations)
+    # the whole validation split beside the checkpoint: the export scores its bundles on it
+    write_validation(out_dir, val_fields, val_annotations)
 
     # -- batch sizes: halved (gradient accumulation doubled) when the GPU runs out of memory
     sizes = BatchSizes(config.batch_size, config.micro_batch_size, config.eval_batch_size,
@@ -381,15 +380,6 @@ def _save(model: torch.nn.Module, hf_tokenizer: Any, target: Path) -> None:
     hf_tokenizer.save_pretrained(partial)
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-
-
-def _write_validation(path: Path, fields: Sequence[Mapping[str, str]],
-                      annotations: Sequence[Any]) -> None:
-    """Write the validation examples as JSON lines of {"fields", "annotation"}."""
-    with path.open("w", encoding="utf-8") as out:
-        for example_fields, annotation in zip(fields, annotations, strict=True):
-            out.write(json.dumps({"fields": dict(example_fields), "annotation": annotation},
-                                 ensure_ascii=False) + "\n")
 
 
 def _jsonable(value: Any) -> Any:
