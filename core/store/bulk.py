@@ -391,7 +391,7 @@ def save_predictions(db: sqlite_utils.Database, source: str | int, example_ids: 
                      payloads: list[dict[str, Any]], scores: list[float | None]) -> int:
     """Store one page of predictions of one source in one transaction; return how many.
 
-    The same rows as ``Project.save_predictions`` writes: each (example, source) keeps only
+    What ``Project.save_predictions`` writes too: each (example, source) keeps only
     its newest prediction, and the example's ``latest_score`` follows it. Everything is
     serialized before the transaction starts and the commit does not wait for the disk
     (predictions can be made again), so the write lock is held for a few milliseconds, which

@@ -10,7 +10,8 @@ from typing import Any
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.store.records import RUN_STATUSES, dumps, loads, now, write_transaction
+from annotune.core.store import bulk
+from annotune.core.store.records import RUN_STATUSES, dumps, loads, now
 
 
 @dataclass(frozen=True)
@@ -93,25 +94,11 @@ def save_predictions(db: sqlite_utils.Database,
 
     Each (example, source) keeps only its newest prediction. The example's ``latest_score``
     follows the newest prediction of any source: uncertainty order reads that indexed column.
+    The rows are written by the same statements as pre-annotation's pages (bulk.py).
     """
-    source = str(source)
-    count = 0
-    time = now()
-    with write_transaction(db):
-        for example_id, payload, score in items:
-            score = None if score is None else float(score)
-            try:
-                db.execute("INSERT OR REPLACE INTO predictions "
-                           "(example_id, source, payload, score, created_at) "
-                           "VALUES (?, ?, ?, ?, ?)", [example_id, source, dumps(payload), score,
-                                                      time])
-            except Exception as error:  # foreign key: the example does not exist
-                raise AnnotuneError(f"cannot store a prediction for example {example_id}: "
-                                    f"{error}", hint="predict only examples of this project"
-                                    ) from None
-            db.execute("UPDATE examples SET latest_score = ? WHERE id = ?", [score, example_id])
-            count += 1
-    return count
+    rows = list(items)
+    return bulk.save_predictions(db, source, [row[0] for row in rows], [row[1] for row in rows],
+                                 [row[2] for row in rows])
 
 
 def prediction(db: sqlite_utils.Database, example_id: int, source: str | int | None = None
