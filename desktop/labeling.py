@@ -194,16 +194,8 @@ class LabelingView(QWidget):
         if self.current is None:
             return
         pending = self.editor.pending_annotation()
-        if pending is None:
-            return
-        before = _status(self.project.annotation(self.current.id)) or ""
-        try:
-            self.project.save_annotation(self.current.id, pending)
-        except AnnotuneError as error:
-            self.message.emit(f"Not saved: {error}")
-            return
-        self.statusChanged.emit(before, "accepted")
-        self.message.emit(f"Saved the entities marked on example #{self.current.id}")
+        if pending is not None and self._store(pending):
+            self.message.emit(f"Saved the entities marked on example #{self.current.id}")
 
     def _advance(self) -> None:
         after = self.current.id if self.current is not None else None
@@ -236,15 +228,24 @@ class LabelingView(QWidget):
             if edited and hasattr(self.project, "update_fields"):
                 self.project.update_fields(self.current.id, edited)
                 self.current = self.project.example(self.current.id)
-            before = _status(self.project.annotation(self.current.id)) or ""
-            self.project.save_annotation(self.current.id, annotation)
         except AnnotuneError as error:
             self.message.emit(f"Not saved: {error}")
             return
+        if self._store(annotation):
+            self.message.emit(f"Saved example #{self.current.id}")
+            self._forward()
+
+    def _store(self, annotation: dict[str, Any]) -> bool:
+        """Save an annotation of the current example; False (with a message) when refused."""
+        before = _status(self.project.annotation(self.current.id)) or ""
+        try:
+            self.project.save_annotation(self.current.id, annotation)
+        except AnnotuneError as error:
+            self.message.emit(f"Not saved: {error}")
+            return False
         # counting a million rows after every key press would cost more than the save itself
         self.statusChanged.emit(before, "accepted")
-        self.message.emit(f"Saved example #{self.current.id}")
-        self._forward()
+        return True
 
     def skip(self) -> None:
         """Mark the current example as skipped and show the next one."""
