@@ -28,9 +28,12 @@ def tokenizer(bundled_model_dir):
 @pytest.fixture(scope="session")
 def tiny_base_model(tmp_path_factory, bundled_model_dir) -> Path:
     """A 2-layer, 32-wide BERT with random weights and the bundled tokenizer: trains in seconds."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     folder = tmp_path_factory.mktemp("tiny-bert")
+    # Seeded: the same weights in every run, so what a test learns does not depend on luck
+    torch.manual_seed(7)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=37,
                         max_position_embeddings=512)
