@@ -13,7 +13,14 @@ PyTorch eager runs the same encode, collate and decode code as the Predictor, on
 call differs. Cold start is the Predictor's import-to-first-prediction time in a fresh process,
 which also checks that torch was never imported.
 
-    python bench/inference_speed.py --sentences 200
+The three processes stay loaded and take turns on short chunks of texts (a fraction of a second
+each on PyTorch), one at a time, for --rounds passes over the texts. A speed-up is the median,
+over chunks, of PyTorch's time on a chunk divided by the runtime's time on the same chunk
+moments later: on a shared or virtual machine the speed can drift by a third or more within a
+minute, and timing each runtime in one block would count that drift as a difference between
+runtimes.
+
+    python bench/inference_speed.py --sentences 200 --rounds 3
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +51,12 @@ from common import (
 )
 
 RUNTIMES = ("torch-fp32", "onnx-fp32", "onnx-int8")
-WARMUP = 10
+# workload -> (texts, batch size); CHUNK: texts per turn, a fraction of a second on PyTorch
+WORKLOADS = {"batch1_sentences": ("sentences", 1), "batch1_128_tokens": ("long", 1),
+             "batch32": ("sentences", 32)}
+CHUNK = {"batch1_sentences": 25, "batch1_128_tokens": 5, "batch32": 64}
+WARMUP = 10  # calls per workload before the first turn
+PAUSE_S = 0.02
 LONG_TOKENS = 128
 
 
@@ -55,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sentences", type=int, default=200,
                         help="first N SST-2 dev sentences for batch 1 and batch 32")
     parser.add_argument("--long", type=int, default=50, help="128-token texts at batch 1")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="passes over the texts, the runtimes taking turns chunk by chunk")
     parser.add_argument("--cold-starts", type=int, default=3,
                         help="fresh processes per bundle for the cold-start time (median)")
     parser.add_argument("--threads", type=int, default=None,
@@ -63,7 +79,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one runtime
     parser.add_argument("--target", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--texts", default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
 
 
 # -- set-up (parent) -----------------------------------------------------------------------------
@@ -147,29 +166,19 @@ class TorchPredictor:
         return self.task.decode(examples, features, outputs, self.settings)
 
 
-def _per_example_ms(predict: Any, texts: list[str]) -> dict[str, float]:
-    for text in texts[:WARMUP]:
-        predict([text])
+def _timed_ms(predict: Any, texts: list[str], batch: int) -> list[float]:
+    """Predict ``texts`` ``batch`` at a time; return ms per example of each call."""
     times = []
-    for text in texts:
-        started = time.perf_counter()
-        predict([text])
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return {"mean_ms": round(statistics.fmean(times), 3),
-            "median_ms": round(statistics.median(times), 3),
-            "p90_ms": round(times[int(0.9 * (len(times) - 1))], 3)}
-
-
-def _batched_ms(predict: Any, texts: list[str], batch: int) -> float:
-    predict(texts[:batch])
-    started = time.perf_counter()
     for start in range(0, len(texts), batch):
-        predict(texts[start:start + batch])
-    return round((time.perf_counter() - started) * 1000 / len(texts), 3)
+        chunk = texts[start:start + batch]
+        started = time.perf_counter()
+        predict(chunk)
+        times.append((time.perf_counter() - started) * 1000 / len(chunk))
+    return times
 
 
 def child(args: argparse.Namespace) -> None:
+    """Load one runtime, warm it up, then time the chunks the parent asks for (stdin)."""
     texts = json.loads(Path(args.texts).read_text())
     if args.one == "torch-fp32":
         quiet_transformers()
@@ -183,14 +192,96 @@ def child(args: argparse.Namespace) -> None:
         predictor = Predictor(args.target, threads=args.threads)
         options = predictor.session.get_session_options()
         threads = options.intra_op_num_threads
-    result = {"threads": threads,
-              "batch1_sentences": _per_example_ms(predictor.predict, texts["sentences"]),
-              "batch1_128_tokens": _per_example_ms(predictor.predict, texts["long"]),
-              "batch32_ms_per_example": _batched_ms(predictor.predict, texts["sentences"], 32)}
-    print("LATENCY " + json.dumps(result), flush=True)
+    for source, batch in WORKLOADS.values():
+        _timed_ms(predictor.predict, texts[source][:WARMUP * batch], batch)
+    print("READY " + json.dumps({"threads": threads}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        source, batch = WORKLOADS[request["workload"]]
+        chunk = texts[source][request["start"]:request["stop"]]
+        print("TIMES " + json.dumps(_timed_ms(predictor.predict, chunk, batch)), flush=True)
 
 
 # -- the comparison (parent) ---------------------------------------------------------------------
+
+class RuntimeProcess:
+    """One runtime in its own process, timing chunks of texts when its turn comes."""
+
+    def __init__(self, runtime: str, target: Path, texts_file: Path, threads: int | None):
+        command = [sys.executable, str(Path(__file__).resolve()), "--one", runtime,
+                   "--target", str(target), "--texts", str(texts_file)]
+        if threads:
+            command += ["--threads", str(threads)]
+        self.runtime = runtime
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.threads = json.loads(self._reply("READY "))["threads"]
+
+    def time_chunk(self, workload: str, start: int, stop: int) -> list[float]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"workload": workload, "start": start,
+                                             "stop": stop}) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self._reply("TIMES "))
+
+    def _reply(self, prefix: str) -> str:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith(prefix):
+                return line[len(prefix):]
+        error = (self.process.stderr.read() if self.process.stderr else "").strip()
+        raise RuntimeError(f"{self.runtime}: " + (error.splitlines()[-1] if error else "exited"))
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def take_turns(processes: dict[str, RuntimeProcess], sizes: dict[str, int], rounds: int
+               ) -> dict[str, dict[str, list[list[float]]]]:
+    """Time every chunk of every workload on each runtime in turn; return times by chunk.
+
+    Each chunk is a fraction of a second on the slowest runtime, so neighbouring turns see
+    the same machine; the order of runtimes rotates from chunk to chunk.
+    """
+    times: dict[str, dict[str, list[list[float]]]] = {
+        runtime: {workload: [] for workload in WORKLOADS} for runtime in processes}
+    order = list(processes)
+    for _ in range(rounds):
+        for workload, (source, _) in WORKLOADS.items():
+            step = CHUNK[workload]
+            for start in range(0, sizes[source], step):
+                order = order[1:] + order[:1]
+                for runtime in order:
+                    time.sleep(PAUSE_S)  # the previous runtime's spinning threads go idle
+                    chunk = processes[runtime].time_chunk(workload, start, start + step)
+                    times[runtime][workload].append(chunk)
+    return times
+
+
+def summarise(times: dict[str, dict[str, list[list[float]]]]) -> dict[str, Any]:
+    """Per runtime and workload: mean, median and p90 ms per example, and the speed-up over
+    PyTorch as the median of chunk-by-chunk ratios (each pair timed moments apart)."""
+    summary: dict[str, Any] = {}
+    base = times.get("torch-fp32")
+    for runtime, workloads in times.items():
+        summary[runtime] = {}
+        for workload, chunks in workloads.items():
+            flat = sorted(t for chunk in chunks for t in chunk)
+            entry: dict[str, Any] = {
+                "mean_ms": round(statistics.fmean(flat), 3),
+                "median_ms": round(statistics.median(flat), 3),
+                "p90_ms": round(flat[int(0.9 * (len(flat) - 1))], 3), "chunks": len(chunks)}
+            if base is not None and runtime != "torch-fp32":
+                ratios = [statistics.fmean(b) / statistics.fmean(c)
+                          for b, c in zip(base[workload], chunks, strict=True)]
+                entry["speedup"] = round(statistics.median(ratios), 2)
+                entry["speedup_range"] = [round(min(ratios), 2), round(max(ratios), 2)]
+            summary[runtime][workload] = entry
+    return summary
+
 
 COLD_START = """
 import sys, time
@@ -226,7 +317,6 @@ def main(argv: list[str] | None = None) -> None:
     from annotune.core.export import export_run
     base_model = resolve_base_model(args.base_model or default_base_model())
     sentences, long = load_texts(args)
-    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="inference-speed-") as tmp:
         folder = Path(tmp)
         run = make_run(folder, base_model, sentences)
@@ -238,44 +328,42 @@ def main(argv: list[str] | None = None) -> None:
             sizes[name] = report.model_bytes
         texts_file = folder / "texts.json"
         texts_file.write_text(json.dumps({"sentences": sentences, "long": long}))
-        for runtime in RUNTIMES:
-            print(f"  {runtime} ...", file=sys.stderr, flush=True)
-            command = [sys.executable, str(Path(__file__).resolve()), "--one", runtime,
-                       "--target", str(targets[runtime]), "--texts", str(texts_file)]
-            if args.threads:
-                command += ["--threads", str(args.threads)]
-            line, _, error = run_child(command, "LATENCY ")
-            results[runtime] = json.loads(line) if line else {"error": error}
-            results[runtime]["model_mb"] = round(sizes[runtime] / 2**20, 1)
+        print(f"  loading {', '.join(RUNTIMES)} ...", file=sys.stderr, flush=True)
+        processes = {runtime: RuntimeProcess(runtime, targets[runtime], texts_file, args.threads)
+                     for runtime in RUNTIMES}
+        try:
+            print(f"  timing {args.rounds} rounds ...", file=sys.stderr, flush=True)
+            times = take_turns(processes, {"sentences": len(sentences), "long": len(long)},
+                               args.rounds)
+        finally:
+            for process in processes.values():
+                process.close()
         cold = {name: cold_start(targets[name], args.cold_starts)
                 for name in ("onnx-fp32", "onnx-int8")}
+    results = summarise(times)
+    for runtime in RUNTIMES:
+        results[runtime]["threads"] = processes[runtime].threads
+        results[runtime]["model_mb"] = round(sizes[runtime] / 2**20, 1)
     info = hardware()
     rows = []
-    base = results["torch-fp32"]
     for runtime in RUNTIMES:
         r = results[runtime]
-        if "error" in r:
-            rows.append([runtime, "-", "-", "-", "-", r["error"]])
-            continue
         speedup = ""
-        if "error" not in base and runtime != "torch-fp32":
-            speedup = " / ".join(f"{base[k]['mean_ms'] / r[k]['mean_ms']:.2f}x" for k in
-                                 ("batch1_sentences", "batch1_128_tokens"))
-            speedup += f" / {base['batch32_ms_per_example'] / r['batch32_ms_per_example']:.2f}x"
-        rows.append([runtime, r["batch1_sentences"]["mean_ms"], r["batch1_128_tokens"]["mean_ms"],
-                     r["batch32_ms_per_example"], r["model_mb"], speedup])
+        if runtime != "torch-fp32":
+            speedup = " / ".join(f"{r[w]['speedup']:.2f}x" for w in WORKLOADS)
+        rows.append([runtime, *(r[w]["mean_ms"] for w in WORKLOADS), r["model_mb"], speedup])
     print_table(f"CPU inference, ms per example, tokenization included ({info['cpu']}, "
                 f"{info['cpu_cores']} cores, threads {args.threads or 'default'}; "
-                f"{len(sentences)} dev sentences, {len(long)} "
-                f"texts of {LONG_TOKENS} tokens)",
+                f"{len(sentences)} dev sentences, {len(long)} texts of {LONG_TOKENS} tokens; "
+                f"{args.rounds} rounds taking turns)",
                 ["runtime", "batch 1 sentences", "batch 1 128 tok", "batch 32", "model MB",
-                 "speed-up vs torch (b1 / b1-128 / b32)"], rows)
+                 "speed-up vs torch (b1 / b1-128 / b32; median of chunk pairs)"], rows)
     print_table("Predictor cold start (fresh process, import to first prediction; median)",
                 ["bundle", "import to first prediction s", "process wall s", "torch imported"],
                 [[name, c.get("import_to_first_prediction_s"), c.get("process_wall_s"),
                   c.get("torch_imported", c.get("error"))] for name, c in cold.items()])
     print_json_line("inference_speed", {"hardware": info, "sentences": len(sentences),
-                                        "threads": args.threads,
+                                        "threads": args.threads, "rounds": args.rounds,
                                         "long_texts": len(long), "results": results,
                                         "cold_start": cold, "base_model": base_model})
 

@@ -3,10 +3,17 @@
 The TorchScript export spells each attention layer out in about thirty small nodes (reshapes,
 transposes, shape arithmetic, the mask's broadcasting). onnxruntime's session optimisations
 fuse layer norms and GELU but not attention. Its transformer optimizer rewrites each layer
-into one Attention node (QAttention once quantized), SkipLayerNormalization and BiasGelu, and
+into one Attention node (QAttention once quantized), LayerNormalization and BiasGelu, and
 the embeddings into one EmbedLayerNormalization: about a quarter of the nodes. At batch 1 on
 short texts every node costs a dispatch to the thread pool, so fewer nodes run faster; this is
-the same fusion Optimum's ORTOptimizer applies.
+the fusion Optimum's ORTOptimizer applies, less one.
+
+The residual add and layer norm stay two nodes (Add, LayerNormalization) instead of one
+SkipLayerNormalization: onnxruntime's CPU kernel for that fused node runs about five times
+slower than the two it replaces (onnxruntime 1.32, a 128 x 384 activation on one thread:
+250 us against 50 us), which made it a sixth of the int8 graph's time at 128 tokens.
+Sessions on the CPU skip onnxruntime's own SkipLayerNormFusion for the same reason
+(core/runtime.py).
 
 The fused operators are onnxruntime's own (the com.microsoft domain): a fused bundle needs
 onnxruntime, which is what the Predictor runs on. A graph the optimizer cannot fuse (an
@@ -58,6 +65,8 @@ def fuse_encoder(source: Path, target: Path, shape: Mapping[str, Any] | None
     # The tokenizer's attention mask (1 = token, 0 = padding) goes in as it is, so padded
     # batches keep working and the Predictor feeds the same inputs as before.
     options.use_raw_attention_mask(True)
+    options.enable_skip_layer_norm = False  # slow on the CPU: see the module's docstring
+    options.enable_bias_skip_layer_norm = False
     logger = logging.getLogger("onnxruntime.transformers")
     level = logger.level
     logger.setLevel(logging.ERROR)  # it logs every fusion it tries at INFO/WARNING

@@ -31,51 +31,8 @@ from annotune.core.features import (
     prepare_tokenizer,
     split_outputs,
 )
+from annotune.core.runtime import DEVICES, open_session
 from annotune.core.tasks import Prediction, Task, TaskSettings
-
-DEVICES = ("cpu", "cuda", "auto")
-
-
-def physical_cores() -> int:
-    """Return the number of physical CPU cores this process may use (hyper-threads not counted).
-
-    onnxruntime runs fastest with one thread per physical core; a second thread per core
-    mostly contends for the same execution units. Linux's CPU topology gives the answer for
-    the CPUs this process may run on; elsewhere psutil does when installed (optional).
-    """
-    allowed = _allowed_cpus()
-    cores = _linux_cores(allowed)
-    if cores:
-        return cores
-    try:
-        import psutil  # optional, not a dependency
-
-        count = psutil.cpu_count(logical=False)
-        if count:
-            return max(1, min(int(count), len(allowed)))
-    except ImportError:
-        pass
-    return max(1, len(allowed))
-
-
-def _linux_cores(cpus: Sequence[int]) -> int:
-    """Count distinct (package, core) pairs among ``cpus``; 0 when the topology is unreadable."""
-    cores = set()
-    for cpu in cpus:
-        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topology / "physical_package_id").read_text().strip(),
-                       (topology / "core_id").read_text().strip()))
-        except OSError:
-            return 0
-    return len(cores)
-
-
-def _allowed_cpus() -> list[int]:
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # macOS and Windows have no affinity call
-        return list(range(os.cpu_count() or 1))
 
 
 class Predictor:
@@ -103,7 +60,7 @@ class Predictor:
             self.settings = TaskSettings.from_dict(manifest["settings"])
             self.tokenizer = prepare_tokenizer(self.bundle_dir / str(manifest["tokenizer"]))
             self._pad_token_id = pad_id(self.tokenizer)
-            self.session = _session(model_file, threads, device)
+            self.session = open_session(model_file, threads, device)
         except BaseException:
             checker.result()  # a damaged file explains a failure better than its symptom
             raise
@@ -195,28 +152,3 @@ class _Verification(threading.Thread):
             raise self._error
         assert self._manifest is not None
         return self._manifest
-
-
-def _session(model: Path, threads: int | None, device: str) -> Any:
-    """Create the onnxruntime session: all graph optimisations, one thread per physical core."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads if threads and threads > 0 else physical_cores()
-    options.inter_op_num_threads = 1  # BERT graphs are a chain: parallel branches buy nothing
-    options.log_severity_level = 3  # its warnings (unused initializers...) mean nothing to users
-    available = ort.get_available_providers()
-    providers = ["CPUExecutionProvider"]
-    if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
-        providers.insert(0, "CUDAExecutionProvider")
-    elif device == "cuda":
-        raise AnnotuneError("onnxruntime here has no CUDA support",
-                            hint="install onnxruntime-gpu, or predict on the CPU")
-    try:
-        # From the path, not from bytes: onnxruntime then maps the external weights file
-        # (model.onnx.data) instead of copying it, and opens about twice as fast.
-        return ort.InferenceSession(str(model), options, providers=providers)
-    except Exception as error:  # onnxruntime raises its own classes for corrupt graphs
-        raise AnnotuneError(f"onnxruntime cannot load the bundle's model: {error}",
-                            hint="export the run again") from error

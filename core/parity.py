@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from annotune.core.features import collate, length_sorted_batches, split_outputs
+from annotune.core.runtime import open_session
 from annotune.core.tasks import Feature, Task
 
 FP32_TOLERANCE = 1e-4  # max abs difference between PyTorch and onnxruntime fp32 outputs
@@ -102,12 +103,7 @@ def prediction_agreement(reference: Sequence[Any], candidate: Sequence[Any]) -> 
 
 def onnx_session(path: Path) -> Any:
     """Open an onnxruntime CPU session like the Predictor does."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, device="cpu")
 
 
 def onnx_outputs(session: Any, batch: Mapping[str, np.ndarray], output_names: Sequence[str]

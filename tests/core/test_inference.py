@@ -13,14 +13,15 @@ import pytest
 import torch
 import transformers
 
-from annotune.core import inference
+from annotune.core import inference, runtime
 from annotune.core.errors import AnnotuneError
 from annotune.core.export import export_run
 from annotune.core.features import prepare_tokenizer, split_outputs
 from annotune.core.formats.base import ImportRecord
-from annotune.core.inference import Predictor, physical_cores
+from annotune.core.inference import Predictor
 from annotune.core.plugins import registry
 from annotune.core.preannotate import preannotate, prediction_source
+from annotune.core.runtime import physical_cores
 from annotune.core.store import Project
 from annotune.core.tasks import TaskSettings
 
@@ -132,14 +133,14 @@ def test_session_uses_physical_cores_one_inter_thread_and_all_optimisations(clas
 
 
 def test_physical_cores_falls_back_without_linux_topology(monkeypatch):
-    monkeypatch.setattr(inference, "_allowed_cpus", lambda: [0, 1, 2])
-    monkeypatch.setattr(inference, "_linux_cores", lambda cpus: 0)
+    monkeypatch.setattr(runtime, "_allowed_cpus", lambda: [0, 1, 2])
+    monkeypatch.setattr(runtime, "_linux_cores", lambda cpus: 0)
     fake_psutil = types.SimpleNamespace(cpu_count=lambda logical=True: 8)
     monkeypatch.setitem(sys.modules, "psutil", fake_psutil)
     assert physical_cores() == 3  # psutil's count, capped by the CPUs this process may use
     monkeypatch.setitem(sys.modules, "psutil", None)  # not installed
     assert physical_cores() == 3
-    monkeypatch.setattr(inference, "_allowed_cpus", lambda: [5])
+    monkeypatch.setattr(runtime, "_allowed_cpus", lambda: [5])
     assert physical_cores() == 1
 
 
