@@ -13,14 +13,15 @@ PyTorch eager runs the same encode, collate and decode code as the Predictor, on
 call differs. Cold start is the Predictor's import-to-first-prediction time in a fresh process,
 which also checks that torch was never imported.
 
-The three processes stay loaded and take turns on short chunks of texts (a fraction of a second
-each on PyTorch), one at a time, for --rounds passes over the texts. A speed-up is the median,
-over chunks, of PyTorch's time on a chunk divided by the runtime's time on the same chunk
-moments later: on a shared or virtual machine the speed can drift by a third or more within a
-minute, and timing each runtime in one block would count that drift as a difference between
-runtimes.
+The three processes stay loaded and take turns, one at a time: a turn is one workload's texts,
+timed after a quarter of a second of untimed calls (a process that sat idle while the others
+ran comes back slower for a while: caches, and the virtual CPUs' wake-up). A round is every
+workload on every runtime; a speed-up is the median, over --rounds rounds, of PyTorch's time
+divided by the runtime's time a few seconds later. On a shared or virtual machine the speed
+drifts by a third or more within a minute: timing each runtime in one long block would count
+that drift as a difference between runtimes.
 
-    python bench/inference_speed.py --sentences 200 --rounds 3
+    python bench/inference_speed.py --sentences 200 --rounds 5
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ from common import (
 )
 
 RUNTIMES = ("torch-fp32", "onnx-fp32", "onnx-int8")
-# workload -> (texts, batch size); CHUNK: texts per turn, a fraction of a second on PyTorch
+# workload -> (texts, batch size)
 WORKLOADS = {"batch1_sentences": ("sentences", 1), "batch1_128_tokens": ("long", 1),
              "batch32": ("sentences", 32)}
-CHUNK = {"batch1_sentences": 25, "batch1_128_tokens": 5, "batch32": 64}
 WARMUP = 10  # calls per workload before the first turn
+TURN_WARMUP_S = 0.25  # untimed calls at the start of every turn
 PAUSE_S = 0.02
 LONG_TOKENS = 128
 
@@ -69,8 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sentences", type=int, default=200,
                         help="first N SST-2 dev sentences for batch 1 and batch 32")
     parser.add_argument("--long", type=int, default=50, help="128-token texts at batch 1")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="passes over the texts, the runtimes taking turns chunk by chunk")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of turns: every workload on every runtime, one at a time")
     parser.add_argument("--cold-starts", type=int, default=3,
                         help="fresh processes per bundle for the cold-start time (median)")
     parser.add_argument("--threads", type=int, default=None,
@@ -178,7 +179,7 @@ def _timed_ms(predict: Any, texts: list[str], batch: int) -> list[float]:
 
 
 def child(args: argparse.Namespace) -> None:
-    """Load one runtime, warm it up, then time the chunks the parent asks for (stdin)."""
+    """Load one runtime, warm it up, then time the workloads the parent asks for (stdin)."""
     texts = json.loads(Path(args.texts).read_text())
     if args.one == "torch-fp32":
         quiet_transformers()
@@ -196,16 +197,20 @@ def child(args: argparse.Namespace) -> None:
         _timed_ms(predictor.predict, texts[source][:WARMUP * batch], batch)
     print("READY " + json.dumps({"threads": threads}), flush=True)
     for line in sys.stdin:
-        request = json.loads(line)
-        source, batch = WORKLOADS[request["workload"]]
-        chunk = texts[source][request["start"]:request["stop"]]
-        print("TIMES " + json.dumps(_timed_ms(predictor.predict, chunk, batch)), flush=True)
+        source, batch = WORKLOADS[line.strip()]
+        # Waiting for its turn left this process's caches to the others and its CPUs idle;
+        # untimed calls first, so a turn measures the runtime as it runs steadily.
+        warm_until = time.perf_counter() + TURN_WARMUP_S
+        while time.perf_counter() < warm_until:
+            _timed_ms(predictor.predict, texts[source][:8 * batch], batch)
+        print("TIMES " + json.dumps(_timed_ms(predictor.predict, texts[source], batch)),
+              flush=True)
 
 
 # -- the comparison (parent) ---------------------------------------------------------------------
 
 class RuntimeProcess:
-    """One runtime in its own process, timing chunks of texts when its turn comes."""
+    """One runtime in its own process, timing a workload when its turn comes."""
 
     def __init__(self, runtime: str, target: Path, texts_file: Path, threads: int | None):
         command = [sys.executable, str(Path(__file__).resolve()), "--one", runtime,
@@ -218,10 +223,9 @@ class RuntimeProcess:
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.threads = json.loads(self._reply("READY "))["threads"]
 
-    def time_chunk(self, workload: str, start: int, stop: int) -> list[float]:
+    def time_workload(self, workload: str) -> list[float]:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"workload": workload, "start": start,
-                                             "stop": stop}) + "\n")
+        self.process.stdin.write(workload + "\n")
         self.process.stdin.flush()
         return json.loads(self._reply("TIMES "))
 
@@ -239,44 +243,42 @@ class RuntimeProcess:
         self.process.wait(timeout=30)
 
 
-def take_turns(processes: dict[str, RuntimeProcess], sizes: dict[str, int], rounds: int
+def take_turns(processes: dict[str, RuntimeProcess], rounds: int
                ) -> dict[str, dict[str, list[list[float]]]]:
-    """Time every chunk of every workload on each runtime in turn; return times by chunk.
+    """Time every workload on each runtime in turn, ``rounds`` times; return times by round.
 
-    Each chunk is a fraction of a second on the slowest runtime, so neighbouring turns see
-    the same machine; the order of runtimes rotates from chunk to chunk.
+    The order of runtimes rotates from turn to turn, so none always follows the same one.
     """
     times: dict[str, dict[str, list[list[float]]]] = {
         runtime: {workload: [] for workload in WORKLOADS} for runtime in processes}
     order = list(processes)
-    for _ in range(rounds):
-        for workload, (source, _) in WORKLOADS.items():
-            step = CHUNK[workload]
-            for start in range(0, sizes[source], step):
-                order = order[1:] + order[:1]
-                for runtime in order:
-                    time.sleep(PAUSE_S)  # the previous runtime's spinning threads go idle
-                    chunk = processes[runtime].time_chunk(workload, start, start + step)
-                    times[runtime][workload].append(chunk)
+    for round_number in range(1, rounds + 1):
+        print(f"  round {round_number} of {rounds} ...", file=sys.stderr, flush=True)
+        for workload in WORKLOADS:
+            order = order[1:] + order[:1]
+            for runtime in order:
+                time.sleep(PAUSE_S)  # the previous runtime's spinning threads go idle
+                times[runtime][workload].append(processes[runtime].time_workload(workload))
     return times
 
 
 def summarise(times: dict[str, dict[str, list[list[float]]]]) -> dict[str, Any]:
-    """Per runtime and workload: mean, median and p90 ms per example, and the speed-up over
-    PyTorch as the median of chunk-by-chunk ratios (each pair timed moments apart)."""
+    """Per runtime and workload: mean, median and p90 ms per example over all rounds, and the
+    speed-up over PyTorch: the median over rounds of PyTorch's mean / the runtime's mean."""
     summary: dict[str, Any] = {}
     base = times.get("torch-fp32")
     for runtime, workloads in times.items():
         summary[runtime] = {}
-        for workload, chunks in workloads.items():
-            flat = sorted(t for chunk in chunks for t in chunk)
+        for workload, per_round in workloads.items():
+            flat = sorted(t for one_round in per_round for t in one_round)
             entry: dict[str, Any] = {
                 "mean_ms": round(statistics.fmean(flat), 3),
                 "median_ms": round(statistics.median(flat), 3),
-                "p90_ms": round(flat[int(0.9 * (len(flat) - 1))], 3), "chunks": len(chunks)}
+                "p90_ms": round(flat[int(0.9 * (len(flat) - 1))], 3),
+                "round_means_ms": [round(statistics.fmean(r), 3) for r in per_round]}
             if base is not None and runtime != "torch-fp32":
                 ratios = [statistics.fmean(b) / statistics.fmean(c)
-                          for b, c in zip(base[workload], chunks, strict=True)]
+                          for b, c in zip(base[workload], per_round, strict=True)]
                 entry["speedup"] = round(statistics.median(ratios), 2)
                 entry["speedup_range"] = [round(min(ratios), 2), round(max(ratios), 2)]
             summary[runtime][workload] = entry
@@ -332,9 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         processes = {runtime: RuntimeProcess(runtime, targets[runtime], texts_file, args.threads)
                      for runtime in RUNTIMES}
         try:
-            print(f"  timing {args.rounds} rounds ...", file=sys.stderr, flush=True)
-            times = take_turns(processes, {"sentences": len(sentences), "long": len(long)},
-                               args.rounds)
+            times = take_turns(processes, args.rounds)
         finally:
             for process in processes.values():
                 process.close()
@@ -355,9 +355,9 @@ def main(argv: list[str] | None = None) -> None:
     print_table(f"CPU inference, ms per example, tokenization included ({info['cpu']}, "
                 f"{info['cpu_cores']} cores, threads {args.threads or 'default'}; "
                 f"{len(sentences)} dev sentences, {len(long)} texts of {LONG_TOKENS} tokens; "
-                f"{args.rounds} rounds taking turns)",
+                f"{args.rounds} rounds of turns)",
                 ["runtime", "batch 1 sentences", "batch 1 128 tok", "batch 32", "model MB",
-                 "speed-up vs torch (b1 / b1-128 / b32; median of chunk pairs)"], rows)
+                 "speed-up vs torch (b1 / b1-128 / b32; median of rounds)"], rows)
     print_table("Predictor cold start (fresh process, import to first prediction; median)",
                 ["bundle", "import to first prediction s", "process wall s", "torch imported"],
                 [[name, c.get("import_to_first_prediction_s"), c.get("process_wall_s"),
