@@ -109,9 +109,13 @@ def run_annotune(args: argparse.Namespace, data: Any, base_model: str, device: A
         with Timer() as export_timer:
             report = export_run(run_dir, bundle, quantize=quantize)
         predictions = Predictor(bundle).predict(fields)
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
         rows.append({"side": f"annotune {name} bundle", **common, "train_s": None,
                      "export_s": round(export_timer.seconds, 1),
                      "model_mb": round(report.model_bytes / 2**20, 1),
+                     # what the export itself measured on the run's validation data
+                     "export_validation": manifest.get("validation"),
+                     "quantization": manifest.get("quantization"),
                      "metrics": score(data.task, settings, predictions, data.test)})
     return rows
 
