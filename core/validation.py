@@ -22,7 +22,7 @@ import numpy as np
 
 from annotune.core.errors import AnnotuneError, where
 from annotune.core.features import PREDICT_BATCH_SIZE
-from annotune.core.parity import prediction_agreement, run_onnx
+from annotune.core.parity import prediction_agreement, run_onnx, signal_to_noise_db
 from annotune.core.tasks import Feature, Prediction, Task, TaskSettings
 
 # Written by the training loop beside run.json (write_validation), read by the export.
@@ -78,10 +78,11 @@ class ValidationSet:
 
 @dataclass
 class Scored:
-    """One model's decoded validation predictions and its main metric."""
+    """One model's decoded validation predictions, its main metric and its raw outputs."""
 
     predictions: list[Prediction]
     score: float
+    outputs: list[dict[str, np.ndarray]] = field(default_factory=list)  # per feature
 
 
 @dataclass
@@ -278,7 +279,7 @@ class ValidationScorer:
         predictions = self.task.decode(self.data.examples, self.data.features, outputs,
                                        self.settings)
         return Scored(predictions, main_score(self.task, self.metric, predictions,
-                                              self.data.annotations, self.settings))
+                                              self.data.annotations, self.settings), outputs)
 
     def compare(self, reference: Scored, candidate: Scored) -> tuple[float, float]:
         """Return the candidate's cost (reference minus candidate score) and its agreement."""
@@ -286,3 +287,8 @@ class ValidationScorer:
         if math.isnan(cost):
             cost = math.inf  # a NaN score is the worst candidate, never the best
         return cost, prediction_agreement(reference.predictions, candidate.predictions)
+
+    @staticmethod
+    def fidelity(reference: Scored, candidate: Scored) -> float:
+        """Return the candidate's signal-to-noise ratio against the reference outputs (dB)."""
+        return signal_to_noise_db(reference.outputs, candidate.outputs)

@@ -11,7 +11,7 @@ from annotune.core import validation as validation_module
 from annotune.core.errors import AnnotuneError
 from annotune.core.export import export_run
 from annotune.core.features import collate, pad_id, prepare_tokenizer, split_outputs
-from annotune.core.parity import run_batches
+from annotune.core.parity import run_batches, signal_to_noise_db
 from annotune.core.plugins import registry
 from annotune.core.tasks import Feature, TaskSettings
 from annotune.core.validation import Scored, ValidationReport, ValidationScorer, read_validation
@@ -118,7 +118,8 @@ def shift_int8_scores(monkeypatch, points: dict[str, float]):
         if model.name == "model.onnx":
             fp32["score"] = scored.score
             return scored
-        return Scored(scored.predictions, fp32["score"] - points[model.stem] / 100)
+        return Scored(scored.predictions, fp32["score"] - points[model.stem] / 100,
+                      scored.outputs)
 
     monkeypatch.setattr(ValidationScorer, "score", shifted)
 
@@ -140,7 +141,8 @@ def test_int8_export_states_both_scores_and_the_cost(int8_export, validated_run)
     assert manifest["validation"]["file"] == "validation.jsonl"
     assert manifest["validation"]["examples"] == N_VALIDATION
     assert manifest["validation"]["int8_cost_points"] == figures.int8_cost_points
-    assert manifest["quantization"]["chosen_by"] == "validation metric"
+    assert manifest["quantization"]["chosen_by"] == "validation metric and output fidelity"
+    assert manifest["quantization"]["validation_sqnr_db"] > 10  # int8 outputs near fp32's
 
 
 def test_fp32_bundle_scores_what_pytorch_and_the_task_metrics_give(int8_export, validated_run):
@@ -206,37 +208,45 @@ def test_only_a_cost_above_half_a_point_is_noted(int8, noted):
     assert any("int8 costs" in note for note in figures.notes()) is noted
 
 
-@pytest.mark.parametrize(("costs", "changed", "per_channel"), [
-    # 3.75 points apart, more than one example (2.5): the cheaper one, whatever it changes
-    ({"model.int8": 4.0, "model.int8.pc": 0.25}, {"model.int8"}, True),
-    ({"model.int8": 0.25, "model.int8.pc": 4.0}, {"model.int8"}, False),
-    # 1.75 points apart, less than one example: the one that changes fewer decisions...
-    ({"model.int8": 0.25, "model.int8.pc": 2.0}, {"model.int8"}, True),
-    # ... and when both change as many, the first (per tensor)
-    ({"model.int8": 2.0, "model.int8.pc": 0.25}, {"model.int8", "model.int8.pc"}, False),
+PT, PC = "model.int8", "model.int8.pc"  # per-tensor (tried first), per-channel
+
+
+@pytest.mark.parametrize(("costs", "changed", "sqnr", "per_channel"), [
+    # 3.75 points apart; one decision differs between them, so one example's worth (2.5
+    # points) is chance's share: the cheaper one wins, whatever its outputs
+    ({PT: 4.0, PC: 0.25}, {PT: 1}, {PT: 30.0, PC: 20.0}, True),
+    ({PT: 0.25, PC: 4.0}, {PT: 1}, {PT: 20.0, PC: 30.0}, False),
+    # 1.75 points apart, less than one example: the outputs closer to fp32 win
+    ({PT: 0.25, PC: 2.0}, {PT: 1}, {PT: 20.0, PC: 30.0}, True),
+    ({PT: 2.0, PC: 0.25}, {PT: 1}, {PT: 30.0, PC: 20.0}, False),
+    # 3.75 points apart but four decisions differ: chance explains up to 2 x 2.5 points
+    ({PT: 0.25, PC: 4.0}, {PT: 4}, {PT: 20.0, PC: 30.0}, True),
 ])
-def test_the_other_int8_candidate_is_kept_only_when_it_costs_clearly_less_or_is_more_faithful(
-        validated_run, tmp_path, monkeypatch, costs, changed, per_channel):
-    """With 40 validation examples one example is 2.5 points: smaller differences are noise."""
+def test_the_other_int8_candidate_wins_by_a_clear_cost_or_else_by_closer_outputs(
+        validated_run, tmp_path, monkeypatch, costs, changed, sqnr, per_channel):
+    """With 40 validation examples one example is 2.5 points of the metric."""
     shift_int8_scores(monkeypatch, costs)
     shifted = ValidationScorer.score
 
-    def one_changed_decision(self, model):
-        # a per-tensor model (tried first) that decides as fp32 everywhere ends the search
-        # early; this one must not, so the per-channel candidate is tried too
+    def with_changed_decisions(self, model):
+        # a per-tensor model that decides as fp32 everywhere ends the search early; these
+        # change decisions, so the per-channel candidate is tried too
         scored = shifted(self, model)
-        if model.name.removesuffix(".onnx") in changed:
-            first = dict(scored.predictions[0], label="pos" if scored.predictions[0]["label"]
-                         == "neg" else "neg")
-            return Scored([first, *scored.predictions[1:]], scored.score)
-        return scored
+        flips = changed.get(model.stem, 0)
+        predictions = [dict(p, label="pos" if p["label"] == "neg" else "neg") if n < flips
+                       else p for n, p in enumerate(scored.predictions)]
+        return Scored(predictions, scored.score, scored.outputs)
 
-    monkeypatch.setattr(ValidationScorer, "score", one_changed_decision)
+    monkeypatch.setattr(ValidationScorer, "score", with_changed_decisions)
+    monkeypatch.setattr(ValidationScorer, "fidelity", staticmethod(
+        lambda reference, candidate: sqnr[PC if candidate.score == reference.score
+                                          - costs[PC] / 100 else PT]))
     report = export_run(validated_run, tmp_path / "bundle", quantize=True)
     manifest = json.loads((report.bundle_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["quantization"]["per_channel"] is per_channel
-    kept = costs["model.int8.pc" if per_channel else "model.int8"]
-    assert report.validation.int8_cost_points == pytest.approx(kept)
+    kept = PC if per_channel else PT
+    assert report.validation.int8_cost_points == pytest.approx(costs[kept])
+    assert manifest["quantization"]["validation_sqnr_db"] == sqnr[kept]
 
 
 def test_a_run_without_validation_data_says_so(tmp_path, tiny_base_model):
@@ -367,3 +377,13 @@ def test_a_metric_in_percent_is_not_scaled_again():
                                 int8=0.8391)
     assert not fraction.percent and fraction.int8_cost_points == pytest.approx(0.52)
     assert fraction.to_dict()["scale"] == "0-1"
+
+
+def test_signal_to_noise_compares_real_positions_of_every_output():
+    reference = [{"logits": np.array([3.0, 4.0])}, {"logits": np.array([[1.0, 0.0], [0.0, 1.0]])}]
+    noisy = [{"logits": np.array([3.0, 4.1])}, {"logits": np.array([[1.0, 0.1], [0.0, 1.0]])}]
+    # signal 9 + 16 + 1 + 1 = 27, noise 0.01 + 0.01 = 0.02
+    assert signal_to_noise_db(reference, noisy) == pytest.approx(10 * np.log10(27 / 0.02))
+    assert signal_to_noise_db(reference, reference) == float("inf")
+    broken = [{"logits": np.array([np.nan, 4.0])}, reference[1]]
+    assert signal_to_noise_db(reference, broken) == float("-inf")
