@@ -330,7 +330,7 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
             recorded=float(recorded) if isinstance(recorded, int | float) else None)
 
     quantization: dict[str, Any] | None = None
-    int8_agreement = int8_argmax = None
+    int8_agreement = int8_argmax = int8_scheme = int8_sqnr = None
     if quantize:
         stage("quantizing to int8")
         # From the inline graph: onnxruntime's pre-processing copies the model elsewhere and
@@ -339,6 +339,8 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
             tmp_dir, graph, model_path, task, settings, examples, features, pad_token_id,
             exported, scorer, fp32_scored)
         int8_agreement, int8_argmax = kept.agreement, kept.argmax
+        int8_scheme = "per-channel" if kept.result.per_channel else "per-tensor"
+        int8_sqnr = quantization["validation_sqnr_db"]
         if validation is not None and kept.on_validation is not None:
             validation.int8 = kept.on_validation.score
             validation.int8_agreement = kept.validation_agreement
@@ -359,6 +361,7 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         parity_examples=len(examples), parity_features=len(features), quantized=quantize,
         fp32_bytes=fp32_bytes, int8_bytes=bundle_files.model_size(model_path) if quantize else None,
         int8_agreement=int8_agreement, int8_argmax_agreement=int8_argmax,
+        int8_scheme=int8_scheme, int8_sqnr_db=int8_sqnr,
         validation=validation, fused=fusion, notes=notes)
     stage("measuring speed")
     report.latency_ms = round(_measure_latency(tmp_dir, examples), 3)

@@ -26,6 +26,8 @@ class ExportReport:
     int8_bytes: int | None = None
     int8_agreement: float | None = None  # share of samples whose decoded prediction is unchanged
     int8_argmax_agreement: float | None = None  # share of rows/tokens whose argmax is unchanged
+    int8_scheme: str | None = None  # "per-tensor" or "per-channel" scales
+    int8_sqnr_db: float | None = None  # int8 outputs' signal-to-noise against fp32, validation
     latency_ms: float = 0.0  # per example at batch 1 through the Predictor (tokenizing included)
     seconds: float = 0.0
     validation: ValidationReport | None = None  # None: the run kept no validation data
@@ -51,8 +53,12 @@ class ExportReport:
         lines.append(f"parity      max |onnx - torch| {self.parity_max_diff:.2e} over "
                      f"{self.parity_examples} samples ({self.parity_features} windows)")
         if self.int8_agreement is not None:
-            lines.append(f"int8        {self.int8_agreement:.1%} of sample predictions equal "
-                         f"fp32 ({self.int8_argmax_agreement:.1%} of argmaxes)")
+            scheme = f"{self.int8_scheme} scales; " if self.int8_scheme else ""
+            lines.append(f"int8        {scheme}{self.int8_agreement:.1%} of sample predictions "
+                         f"equal fp32 ({self.int8_argmax_agreement:.1%} of argmaxes)")
+            if self.int8_sqnr_db is not None:
+                lines.append(f"            outputs {self.int8_sqnr_db:.1f} dB above the int8 noise "
+                             "on validation data (signal-to-noise against fp32)")
         lines.extend(f"{'validation' if n == 0 else '':<12}{line}"
                      for n, line in enumerate(validation_lines(self.validation)))
         lines.append(f"latency     {self.latency_ms:.2f} ms per example (batch 1, CPU)")

@@ -143,6 +143,11 @@ def test_int8_export_states_both_scores_and_the_cost(int8_export, validated_run)
     assert manifest["validation"]["int8_cost_points"] == figures.int8_cost_points
     assert manifest["quantization"]["chosen_by"] == "validation metric and output fidelity"
     assert manifest["quantization"]["validation_sqnr_db"] > 10  # int8 outputs near fp32's
+    assert report.int8_sqnr_db == manifest["quantization"]["validation_sqnr_db"]
+    scheme = "per-channel" if manifest["quantization"]["per_channel"] else "per-tensor"
+    assert report.int8_scheme == scheme
+    assert f"int8        {scheme} scales; " in text
+    assert f"outputs {report.int8_sqnr_db:.1f} dB above the int8 noise on validation" in text
 
 
 def test_fp32_bundle_scores_what_pytorch_and_the_task_metrics_give(int8_export, validated_run):
