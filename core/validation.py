@@ -168,12 +168,18 @@ class ValidationReport:
         """Say what int8 costs and what keeps the score (``remedy`` as the caller's UI says it).
 
         The number of decisions int8 changed tells a person how much to trust the figure: on
-        a small validation set one changed decision can be worth more than half a point.
+        a small validation set one changed decision can be worth more than half a point, and
+        k changed decisions that help or hurt by chance move the score by about sqrt(k)
+        examples' worth.
         """
         changed = ""
         if self.int8_agreement is not None:
             count = round((1 - self.int8_agreement) * self.examples)
             changed = f"{count:,} decision{'s' if count != 1 else ''} changed, "
+            if count:
+                chance = math.sqrt(count) * 100.0 / max(1, self.examples)
+                changed = changed[:-2] + (f": chance alone moves such a figure by about "
+                                          f"±{chance:.2f}; ")
         return (f"int8 costs {self.int8_cost_points:.2f} points of {self.metric} on "
                 f"{self.examples:,} validation examples ({changed}more than "
                 f"{COST_LIMIT_POINTS} allowed); the fp32 bundle keeps it: {remedy}")

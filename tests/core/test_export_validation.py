@@ -187,21 +187,30 @@ def test_a_cost_above_half_a_point_is_noted_and_the_bundle_still_written(
     shift_int8_scores(monkeypatch, {"model.int8": 0.6, "model.int8.pc": 0.6})
     report = export_run(validated_run, tmp_path / "bundle", quantize=True)
     assert report.validation.int8_cost_points == pytest.approx(0.6)
-    changed = round((1 - report.validation.int8_agreement) * 40)
-    expected = (f"int8 costs 0.60 points of f1 on 40 validation examples ({changed} "
-                f"decision{'s' if changed != 1 else ''} changed, more than 0.5 allowed); the "
-                "fp32 bundle keeps it: export without --int8")
+    expected = report.validation.cost_note()
+    assert expected.startswith("int8 costs 0.60 points of f1 on 40 validation examples (")
+    assert expected.endswith("more than 0.5 allowed); the fp32 bundle keeps it: export "
+                             "without --int8")
     assert expected in report.notes
     assert f"note        {expected}" in str(report)
     assert report.quantized and (report.bundle_dir / "model.onnx").is_file()
 
 
-def test_the_cost_note_counts_the_decisions_int8_changed():
+def test_the_cost_note_counts_the_decisions_int8_changed_and_what_chance_explains():
     figures = ValidationReport(metric="f1", examples=200, available=200, fp32=0.8692,
                                int8=0.8591, int8_agreement=0.99)
+    # two changed decisions of 200: sqrt(2) examples' worth, 0.71 points
     assert figures.cost_note() == (
-        "int8 costs 1.01 points of f1 on 200 validation examples (2 decisions changed, more "
-        "than 0.5 allowed); the fp32 bundle keeps it: export without --int8")
+        "int8 costs 1.01 points of f1 on 200 validation examples (2 decisions changed: chance "
+        "alone moves such a figure by about ±0.71; more than 0.5 allowed); the fp32 bundle "
+        "keeps it: export without --int8")
+    squad = ValidationReport(metric="f1", examples=40, available=40, fp32=50.34, int8=46.22,
+                             int8_agreement=0.825, scale=100.0)
+    assert "(7 decisions changed: chance alone moves such a figure by about ±6.61; " in \
+        squad.cost_note()
+    unchanged = ValidationReport(metric="accuracy", examples=40, available=40, fp32=0.8,
+                                 int8=0.79, int8_agreement=1.0)
+    assert "(0 decisions changed, more than 0.5 allowed)" in unchanged.cost_note()
 
 
 @pytest.mark.parametrize(("int8", "noted"), [(0.794, True), (0.795, False), (0.796, False),
