@@ -51,8 +51,10 @@ def report_lines(report: Any) -> list[str]:
     lines.append(f"Parity with PyTorch: max difference {report.parity_max_diff:.2e} over "
                  f"{report.parity_examples} samples")
     if report.int8_agreement is not None:
+        scheme = getattr(report, "int8_scheme", None)
         lines.append(f"int8 predictions equal to fp32: {100 * report.int8_agreement:.1f}% of "
-                     f"{report.parity_examples} samples")
+                     f"{report.parity_examples} samples"
+                     + (f" ({scheme} scales)" if scheme else ""))
     validation = validation_lines(report.validation)
     lines.append(f"Validation: {validation[0]}")
     lines += [f"    {line}" for line in validation[1:]]

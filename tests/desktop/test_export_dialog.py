@@ -23,6 +23,7 @@ def fake_report(tmp_path: Path, validation: ValidationReport | None, notes=()) -
         task="text-classification", parity_max_diff=3.2e-6, parity_per_output={"logits": 3.2e-6},
         parity_examples=32, parity_features=32, quantized=True, fp32_bytes=90_000_000,
         int8_bytes=22_001_000, int8_agreement=0.96875, int8_argmax_agreement=0.96875,
+        int8_scheme="per-channel", int8_sqnr_db=29.65,
         latency_ms=4.2, notes=list(notes), validation=validation)
 
 
@@ -41,7 +42,8 @@ def test_the_dialog_shows_both_validation_scores_and_the_cost(dialog, tmp_path):
     assert ("Validation: f1 fp32 0.8443, int8 0.8418 (-0.25 points) on 1,000 examples"
             in text.splitlines())
     assert "    fp32 bundle equals the checkpoint's recorded f1 0.8443" in text.splitlines()
-    assert "int8 predictions equal to fp32: 96.9% of 32 samples" in text
+    assert ("int8 predictions equal to fp32: 96.9% of 32 samples (per-channel scales)"
+            in text.splitlines())
     assert "⚠" not in text  # a quarter of a point is within the allowance
 
 
