@@ -218,8 +218,11 @@ class RuntimeProcess:
         if threads:
             command += ["--threads", str(threads)]
         self.runtime = runtime
+        # stderr goes to a file, not a pipe: nobody reads it while the runtime works, and a
+        # full pipe would stall the child mid-turn
+        self.errors = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                                        stderr=self.errors, text=True, cwd=REPO_ROOT,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.threads = json.loads(self._reply("READY "))["threads"]
 
@@ -234,13 +237,16 @@ class RuntimeProcess:
         for line in self.process.stdout:
             if line.startswith(prefix):
                 return line[len(prefix):]
-        error = (self.process.stderr.read() if self.process.stderr else "").strip()
+        self.process.wait(timeout=30)
+        self.errors.seek(0)
+        error = self.errors.read().strip()
         raise RuntimeError(f"{self.runtime}: " + (error.splitlines()[-1] if error else "exited"))
 
     def close(self) -> None:
         if self.process.stdin:
             self.process.stdin.close()
         self.process.wait(timeout=30)
+        self.errors.close()
 
 
 def take_turns(processes: dict[str, RuntimeProcess], rounds: int
@@ -331,9 +337,11 @@ def main(argv: list[str] | None = None) -> None:
         texts_file = folder / "texts.json"
         texts_file.write_text(json.dumps({"sentences": sentences, "long": long}))
         print(f"  loading {', '.join(RUNTIMES)} ...", file=sys.stderr, flush=True)
-        processes = {runtime: RuntimeProcess(runtime, targets[runtime], texts_file, args.threads)
-                     for runtime in RUNTIMES}
+        processes: dict[str, RuntimeProcess] = {}
         try:
+            for runtime in RUNTIMES:
+                processes[runtime] = RuntimeProcess(runtime, targets[runtime], texts_file,
+                                                    args.threads)
             times = take_turns(processes, args.rounds)
         finally:
             for process in processes.values():
