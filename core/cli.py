@@ -80,6 +80,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     options = ImportOptions(mapping=_parse_mapping(args.map), skip_bad_rows=args.skip_bad_rows,
                             split=args.split)
     report = import_file(project, Path(args.file), format=args.format, options=options)
+    for note in getattr(report, "notes", []):
+        print(note, file=sys.stderr)
     for skipped in getattr(report, "skipped", []):
         print(f"skipped {skipped}", file=sys.stderr)
     print(report)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.formats import sniffing
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
 from annotune.core.formats.files import read_utf8, write_atomic
 from annotune.core.hookspecs import hookimpl
@@ -118,6 +119,7 @@ class ConllImporter:
     # Sentences are positions in a document: a repeated headline or "-DOCSTART-"-led sentence
     # is kept, or the export could not give back the file it came from.
     keeps_repeated_texts = True
+    sniff = staticmethod(sniffing.token_columns)  # CoNLL-2003 itself ships as train.txt
 
     def __init__(self, scheme: str | None = None):
         self.scheme = scheme  # None: detect per file (or ImportOptions.mapping["scheme"])

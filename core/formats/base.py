@@ -1,8 +1,9 @@
 """What importers and exporters exchange with the store, and their small protocol.
 
-An importer never writes: it yields records (or the problems it found, with their line), and
-core.formats.importing decides whether a problem aborts the whole import or is skipped and
-reported. The store then writes everything in one transaction.
+An importer never writes: it yields records (or the problems it found, with their line, and
+notes on what it decided or left unused), and core.formats.importing decides whether a problem
+aborts the whole import or is skipped and reported, and shows the notes. The store then writes
+everything in one transaction.
 """
 
 from __future__ import annotations
@@ -38,6 +39,22 @@ class RowProblem:
 
 
 @dataclass(frozen=True)
+class ImportNote:
+    """Something a user must hear about a file that is not a bad row.
+
+    A choice made from the content (the format, the delimiter), or data that no record
+    carries (a column that feeds nothing, no label column): silence would let a file look
+    imported when half of it was not. ``warning`` marks notes that mean lost work.
+    """
+
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        return f"{'warning' if self.warning else 'note'}: {self.message}"
+
+
+@dataclass(frozen=True)
 class ImportOptions:
     """How to read a file: which column feeds which field, and what to do with bad rows.
 
@@ -70,9 +87,12 @@ class Importer(Protocol):
     tasks: tuple[str, ...] | None  # task names it serves; None means every task
     # Optional ``keeps_repeated_texts = True``: the records are positions in a document (CoNLL
     # sentences), so a repeated text is kept as its own example; its identity is file + line.
+    # Optional ``sniff(head: sniffing.FileHead) -> str | None``: a short reason when the file's
+    # first lines are unmistakably this format ("its lines are JSON objects"), else None; a
+    # file whose extension names another format is then read as this one, with a note.
 
     def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
-             ) -> Iterator[ImportRecord | RowProblem]: ...
+             ) -> Iterator[ImportRecord | RowProblem | ImportNote]: ...
 
 
 class Exporter(Protocol):

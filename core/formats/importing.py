@@ -5,6 +5,12 @@ writes one chunk while the next is read). Any bad row aborts it with an error th
 file, line and field, raised once the whole file was read and before the commit, so a failed
 import leaves the project as it was; with ``skip_bad_rows`` every skipped row is listed in the
 report instead. Duplicates (same task fields) are counted and reported.
+
+The format comes from the extension unless the content says otherwise: importers that can
+recognise their format (``sniff``) are asked about the first lines, and a file named
+``train.txt`` whose lines are CoNLL token columns is read as CoNLL, with a note that says so and
+how to get the other reading (or refused, when the project's task cannot take that format).
+Notes (``ImportNote``) from the choice and from the importer reach the report and the preview.
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ from typing import Any
 
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError, where
-from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem, serves
+from annotune.core.formats import files, sniffing
+from annotune.core.formats.base import (
+    ExportRow,
+    ImportNote,
+    ImportOptions,
+    ImportRecord,
+    RowProblem,
+    serves,
+)
 from annotune.core.formats.tabular import SPLIT_NAMES, resolve_columns
 from annotune.core.tasks import Task, TaskSettings
 
@@ -36,6 +50,7 @@ class ImportReport:
     duplicates: int = 0
     duplicate_lines: list[int] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)  # the skipped rows
+    notes: list[ImportNote] = field(default_factory=list)  # format choice, unused columns...
 
     @property
     def skipped(self) -> list[str]:
@@ -67,6 +82,7 @@ class Preview:
     mapping: dict[str, str] = field(default_factory=dict)  # field/label/split/id → column used
     format: str = ""
     error: str | None = None  # why the file cannot be imported as it stands (e.g. no column)
+    notes: list[ImportNote] = field(default_factory=list)  # what an import would say besides
 
 
 def describe(path: Path, problem: RowProblem) -> str:
@@ -75,18 +91,21 @@ def describe(path: Path, problem: RowProblem) -> str:
 
 
 # -- choosing a format -----------------------------------------------------------------------
+def _named(formats: dict[str, Any], task: Task, format: str, role: str) -> Any:
+    if format not in formats:
+        known = ", ".join(sorted(n for n, f in formats.items() if serves(f, task)))
+        raise AnnotuneError(f"unknown {role} format '{format}'", hint=f"choose one of: {known}")
+    chosen = formats[format]
+    if not serves(chosen, task):
+        raise AnnotuneError(f"the {format} format does not serve {task.title} projects",
+                            hint=f"it serves: {', '.join(chosen.tasks)}")
+    return chosen
+
+
 def _choose(formats: dict[str, Any], path: Path, task: Task, format: str | None,
             role: str) -> Any:
     if format is not None:
-        if format not in formats:
-            known = ", ".join(sorted(n for n, f in formats.items() if serves(f, task)))
-            raise AnnotuneError(f"unknown {role} format '{format}'",
-                                hint=f"choose one of: {known}")
-        chosen = formats[format]
-        if not serves(chosen, task):
-            raise AnnotuneError(f"the {format} format does not serve {task.title} projects",
-                                hint=f"it serves: {', '.join(chosen.tasks)}")
-        return chosen
+        return _named(formats, task, format, role)
     suffix = path.suffix.lower()
     candidates = [f for f in formats.values() if serves(f, task) and suffix in f.extensions]
     # A format written for this task (span JSONL for NER) beats a generic one (plain JSONL).
@@ -105,8 +124,79 @@ def _choose(formats: dict[str, Any], path: Path, task: Task, format: str | None,
 
 
 def choose_importer(path: Path, task: Task, format: str | None = None) -> Any:
-    """Return the importer named by ``format``, or the one the file's extension implies."""
-    return _choose(plugins.registry().importers, Path(path), task, format, "import")
+    """Return the importer named by ``format``, or the one the file's content and name imply."""
+    return choose_importer_noting(path, task, format)[0]
+
+
+def _short_title(fmt: Any) -> str:
+    return str(fmt.title).split(" (")[0]
+
+
+def _specific(fmt: Any) -> bool:
+    return fmt.tasks is not None
+
+
+def _claims(importers: dict[str, Any], head: sniffing.FileHead | None
+            ) -> list[tuple[Any, str]]:
+    """Return the importers that recognise the file's first lines, task-specific ones first."""
+    if head is None:
+        return []
+    found = []
+    for importer in importers.values():
+        sniff = getattr(importer, "sniff", None)
+        reason = sniff(head) if sniff is not None else None
+        if reason:
+            found.append((importer, reason))
+    return sorted(found, key=lambda claim: not _specific(claim[0]))  # stable: registry order
+
+
+def choose_importer_noting(path: Path, task: Task, format: str | None = None
+                           ) -> tuple[Any, ImportNote | None]:
+    """Choose the importer for a file, and the note that says so when the content decided.
+
+    A named ``format`` is used as it is. Otherwise the extension proposes one; when it does
+    not recognise the first lines but another importer, at least as specific, does, the file
+    is read by that one (or refused, when it does not serve the project's task). Readers of
+    the same kind (CSV and TSV) adapt to each other's content themselves.
+    """
+    path = Path(path)
+    importers = plugins.registry().importers
+    if format is not None:
+        return _named(importers, task, format, "import"), None
+    try:
+        proposed = _choose(importers, path, task, None, "import")
+        error = None
+    except AnnotuneError as cannot_tell:
+        proposed, error = None, cannot_tell
+    claims = _claims(importers, sniffing.read_head(path))
+    if proposed is not None and any(f is proposed or type(f) is type(proposed)
+                                    for f, _ in claims):
+        return proposed, None
+    if proposed is not None:
+        claims = [(f, r) for f, r in claims if _specific(f) >= _specific(proposed)]
+    serving = [(f, r) for f, r in claims if serves(f, task)]
+    if serving:
+        chosen, reason = serving[0]
+        if proposed is not None:
+            other = f"use --format {proposed.name} to import it as {_short_title(proposed)}"
+        else:
+            other = "use --format to choose another format"
+        return chosen, ImportNote(f"reading {path.name} as {_short_title(chosen)} ({reason}); "
+                                  f"{other}")
+    if claims:
+        found, reason = claims[0]
+        if proposed is not None:
+            other = f"use --format {proposed.name} to import it as {_short_title(proposed)}"
+        else:
+            other = "choose another format with --format"
+        raise AnnotuneError(
+            f"this file looks like {_short_title(found)} ({reason}), which "
+            f"{task.title} projects cannot import", where=str(path),
+            hint=f"import it into a project of a task it serves ({', '.join(found.tasks)}), "
+                 f"or {other}")
+    if error is not None:
+        raise error
+    return proposed, None
 
 
 def choose_exporter(path: Path, task: Task, format: str | None = None) -> Any:
@@ -164,22 +254,35 @@ class _Validator:
         return dict(valid)  # each record owns its annotation
 
 
+def _surrogate(record: ImportRecord) -> RowProblem | None:
+    """Return the problem of a record whose texts hold a lone surrogate (not storable text)."""
+    for name, text in record.fields.items():
+        if isinstance(text, str) and (index := files.lone_surrogate(text)) is not None:
+            return RowProblem(record.line, files.surrogate_message(text, index), field=name,
+                              hint=files.SURROGATE_HINT)
+    return None
+
+
 def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
-             options: ImportOptions) -> Iterator[ImportRecord | RowProblem]:
+             options: ImportOptions) -> Iterator[ImportRecord | RowProblem | ImportNote]:
     """Read a file, validating annotations again (importers of other plugins included)."""
     split = _forced_split(options)
-    # Importers that say so (the tabular ones) validated with this task and settings already.
+    # Importers that say so (the tabular ones) validated with this task and settings already,
+    # and yield only storable text.
     validate = None if getattr(importer, "validates", False) else _Validator(task, settings)
     items = importer.read(path, task, settings, options)
     if split is None and validate is None:
         yield from items  # nothing to change: no generator step of ours per record
         return
     for item in items:
-        if isinstance(item, RowProblem):
+        if not isinstance(item, ImportRecord):
             yield item
             continue
         if split is not None:
             item.split = split
+        if validate is not None and (problem := _surrogate(item)) is not None:
+            yield problem
+            continue
         if item.annotation is not None and validate is not None:
             try:
                 item.annotation = validate(item.annotation, item.fields)
@@ -200,6 +303,9 @@ def _records(items: Iterator[ImportRecord | RowProblem], report: ImportReport, p
     """
     count = 0
     for item in items:
+        if isinstance(item, ImportNote):
+            report.notes.append(item)
+            continue
         report.rows += 1
         if isinstance(item, RowProblem):
             report.problems.append(item)
@@ -225,8 +331,8 @@ def import_file(project: Any, path: Path, format: str | None = None,
     if not path.is_file():
         raise AnnotuneError("no such file", where=str(path), hint="check the path")
     task, settings = _task_and_settings(project)
-    importer = choose_importer(path, task, format)
-    report = ImportReport(path=path, format=importer.name)
+    importer, note = choose_importer_noting(path, task, format)
+    report = ImportReport(path=path, format=importer.name, notes=[note] if note else [])
     records = _records(_checked(importer, path, task, settings, options), report, path,
                        options.skip_bad_rows)
     summary = project.add_examples(
@@ -242,17 +348,17 @@ def _raw_rows(importer: Any, path: Path, options: ImportOptions, limit: int
               ) -> tuple[list[str], list[dict[str, Any]]] | None:
     """Return the file's columns and first rows for importers that read tables."""
     if hasattr(importer, "table"):
-        header, rows = importer.table(path, options)
+        table = importer.table(path, options)
         raw = []
-        for _, cells in rows:
+        for _, cells in table.rows:
             if len(raw) >= limit:
                 break
-            raw.append(dict(zip(header, cells, strict=False)))
-        return header, raw
+            raw.append(dict(zip(table.header, cells, strict=False)))
+        return table.header, raw
     if hasattr(importer, "objects"):
         keys, items = importer.objects(path)
-        return keys, [value if isinstance(value, dict) else {"error": value}
-                      for _, value in items[:limit]]
+        return keys, [value if isinstance(value, dict) else
+                      {"error": getattr(value, "message", value)} for _, value in items[:limit]]
     return None
 
 
@@ -268,13 +374,17 @@ def preview_file(project_or_task_and_settings: Any, path: Path, format: str | No
     task, settings = _task_and_settings(project_or_task_and_settings)
     preview = Preview(columns=[], rows=[], problems=[], total=0)
     try:
-        importer = choose_importer(path, task, format)
+        importer, note = choose_importer_noting(path, task, format)
         preview.format = importer.name
+        preview.notes = [note] if note else []
         raw = _raw_rows(importer, path, options, limit)
         if raw is not None:
             preview.columns, preview.rows = raw
             preview.mapping = resolve_columns(preview.columns, task, options, path)
         for item in _checked(importer, path, task, settings, options):
+            if isinstance(item, ImportNote):
+                preview.notes.append(item)
+                continue
             preview.total += 1
             if isinstance(item, RowProblem):
                 preview.problems.append(item)

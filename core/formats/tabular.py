@@ -6,9 +6,16 @@ fields fall back to a same-name column, then to well-known names (GLUE's ``sente
 ``task.annotation_from_value`` and ``task.validate``. Importers never raise for one bad row:
 they yield a RowProblem and core.formats.importing decides what happens.
 
-TSV quoting is chosen per file: GLUE's SST-2 has stray quote marks and must be read without
-quoting, while RTE quotes fields CSV-style. ``detect_quoting`` tells them apart; force it
-with ``--map quoting=csv`` or ``--map quoting=none``.
+The delimiter comes from the content (``sniffing.sniff_table``): a ``;``-separated file
+named ``.tsv`` is read with ``;`` and the import says so; force one with ``--map
+delimiter=;`` (or ``tab``, ``,``, ``|``). TSV quoting is chosen per file: GLUE's SST-2 has stray
+quote marks and must be read without quoting, while RTE quotes fields CSV-style.
+``detect_quoting`` tells them apart; force it with ``--map quoting=csv`` or ``--map
+quoting=none``.
+
+Nothing in a file is dropped without a word: columns (JSONL keys) that feed nothing are
+counted and named in a note at the end of the file, and a project with labels is warned when
+the file has no label column (every row would come in unlabeled).
 """
 
 from __future__ import annotations
@@ -17,13 +24,21 @@ import csv
 import io
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.formats import files
-from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
+from annotune.core.formats import files, sniffing
+from annotune.core.formats.base import (
+    ExportRow,
+    ImportNote,
+    ImportOptions,
+    ImportRecord,
+    RowProblem,
+)
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import Task, TaskSettings
 
@@ -37,7 +52,15 @@ SINGLE_TEXT_ALIASES = ("text", "sentence", "content", "review", "document")
 PAIR_ALIASES = {"text": ("sentence1", "premise", "question1", "text_a"),
                 "text_pair": ("sentence2", "hypothesis", "question2", "text_b")}
 SPECIAL_TARGETS = {"label": ("label", "labels"), "split": ("split",), "id": ("id", "idx")}
+# Column names that make a first line a header when sniffing a file's format.
+KNOWN_COLUMNS = (*SINGLE_TEXT_ALIASES, *(n for names in PAIR_ALIASES.values() for n in names),
+                 *(n for names in SPECIAL_TARGETS.values() for n in names),
+                 "text_pair", "context", "question", "answers")
+# ``--map`` keys that are reading options, not columns (scheme is CoNLL's).
+OPTION_KEYS = ("quoting", "delimiter", "scheme")
 QUOTING_CHOICES = ("auto", "csv", "none")
+DELIMITER_CHOICES = {",": ",", "comma": ",", ";": ";", "semicolon": ";", "|": "|",
+                     "bar": "|", "tab": "\t", "\\t": "\t", "\t": "\t"}
 DEFAULT_OPTIONS = ImportOptions()  # frozen, so one shared default is safe
 # Label cells cached by value (a tuple: isinstance with ``str | int | float`` would build the
 # union object again for every row).
@@ -55,10 +78,13 @@ def read_utf8(path: Path, what: str) -> str:
 
 
 def lines(text: str) -> list[str]:
-    """Split on line feeds only: str.splitlines would also cut at U+2028 inside JSON strings."""
+    """Split at CRLF, LF or a lone CR (old Mac files), never at U+2028 inside JSON strings.
+
+    str.splitlines would also cut at U+2028, U+0085 and form feeds, which are text.
+    """
     if "\r" not in text:
         return text.split("\n")
-    return [line.removesuffix("\r") for line in text.split("\n")]
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def loads_line(raw: str) -> Any:
@@ -105,6 +131,18 @@ def detect_quoting(text: str, delimiter: str = "\t") -> int:
     return csv.QUOTE_NONE
 
 
+def _delimiter_option(options: ImportOptions) -> str | None:
+    """Return the delimiter forced with ``--map delimiter=X``, or None to follow the content."""
+    given = options.mapping.get("delimiter")
+    if given is None:
+        return None
+    chosen = DELIMITER_CHOICES.get(given.strip().lower() if given.strip() else given)
+    if chosen is None:
+        raise AnnotuneError(f"unknown delimiter '{given}'",
+                            hint="use one of: comma (,), semicolon (;), tab, bar (|)")
+    return chosen
+
+
 def _quoting_option(options: ImportOptions, forced: str | None) -> str:
     choice = forced or options.mapping.get("quoting") or getattr(options, "quoting", None)
     choice = (choice or "auto").lower()
@@ -116,7 +154,8 @@ def _quoting_option(options: ImportOptions, forced: str | None) -> str:
 
 # -- columns to fields ---------------------------------------------------------------------------
 def _find(columns: list[str], names: Iterable[str]) -> str | None:
-    lowered = {column.lower(): column for column in columns}
+    # Case and spaces around a name do not matter: " Label" is the label column.
+    lowered = {column.strip().lower(): column for column in columns}
     for name in names:
         if name in columns:
             return name
@@ -125,11 +164,22 @@ def _find(columns: list[str], names: Iterable[str]) -> str | None:
     return None
 
 
-def resolve_columns(columns: list[str], task: Task, options: ImportOptions, path: Path
-                    ) -> dict[str, str]:
-    """Map each task field (and label, split, id when present) to a column of the file."""
-    mapping = {k: v for k, v in options.mapping.items() if k not in ("quoting", "scheme")}
+def resolve_columns(columns: list[str], task: Task, options: ImportOptions, path: Path,
+                    notes: list[ImportNote] | None = None) -> dict[str, str]:
+    """Map each task field (and label, split, id when present) to a column of the file.
+
+    ``notes`` receives what a user should know about a choice made without a name to go
+    by (a text column taken because it is the only one).
+    """
+    mapping = {k: v for k, v in options.mapping.items() if k not in OPTION_KEYS}
     shown = ", ".join(repr(c) for c in columns) or "none"
+    targets = (*task.fields, *SPECIAL_TARGETS)
+    for target in mapping:
+        if target not in targets:
+            raise AnnotuneError(f"--map {target}=... names no field of the {task.title} task",
+                                where=str(path),
+                                hint=f"map one of: {', '.join(targets)} (or set "
+                                     f"{', '.join(OPTION_KEYS[:2])})")
     resolved: dict[str, str] = {}
     for target, column in mapping.items():
         if column not in columns:
@@ -148,8 +198,13 @@ def resolve_columns(columns: list[str], task: Task, options: ImportOptions, path
         found = _find(columns, candidates)
         if found is None and len(task.fields) == 1:
             # A single-text file with one ordinary column besides label/split/id needs no map.
-            ordinary = [c for c in columns if c.lower() not in special]
+            ordinary = [c for c in columns if c.strip().lower() not in special]
             found = ordinary[0] if len(ordinary) == 1 else None
+            if found is not None and notes is not None:
+                notes.append(ImportNote(
+                    f"the texts are read from column '{found}', the only column besides "
+                    f"label, split and id; if the file has no header line, its first line was "
+                    f"taken as one: add a header line (e.g. '{name}')"))
         if found is None:
             raise AnnotuneError(
                 f"column '{name}' not found (it feeds the field '{name}' of the {task.title} "
@@ -189,7 +244,8 @@ class RecordMaker:
 
     The columns are resolved once per file, and for tasks whose annotations are labels
     (``annotation_kind == "label"``: the annotation depends on the cell alone, never on the
-    texts) each distinct label cell is converted and validated once, then reused.
+    texts) each distinct label cell is converted and validated once, then reused. It counts
+    what it did not use, for ``notes`` at the end of the file.
     """
 
     def __init__(self, columns: dict[str, str], task: Task, settings: TaskSettings,
@@ -198,11 +254,34 @@ class RecordMaker:
         self.fields = [(name, columns[name]) for name in task.fields]
         self.label = columns.get("label")
         self.split_column = None if options.split is not None else columns.get("split")
+        self.ignored_split = columns.get("split") if options.split is not None else None
         self.forced_split = options.split
         self.id = columns.get("id")
         self.used = set(columns.values())
         self.labels: dict[Any, tuple[Any, str | None]] | None = \
             {} if task.annotation_kind == "label" else None
+        self.made = 0  # records returned (rows without problems)
+        self.unused: Counter[str] = Counter()  # column -> rows that had it, unused
+
+    def notes(self, columns: list[str], word: str = "column") -> list[ImportNote]:
+        """Say what the file held that no record carries: call once the rows are read."""
+        notes = []
+        task, settings = self.task, self.settings
+        if self.label is None and task.needs_labels and settings.labels and self.made:
+            notes.append(ImportNote(
+                f"no label {word} found ({word}s: {', '.join(columns)}); {self.made:,} rows "
+                f"imported unlabeled; map one with --map label={word.upper()}", warning=True))
+        if self.ignored_split is not None:
+            notes.append(ImportNote(
+                f"{word} '{self.ignored_split}' (the split) was not read: --split puts every "
+                f"row into {self.forced_split}"))
+        if self.unused:
+            listed = ", ".join(f"'{name}' ({count:,} rows)"
+                               for name, count in self.unused.most_common())
+            notes.append(ImportNote(
+                f"{word}s that feed nothing of the {task.title} task: {listed}; kept with each "
+                f"example, not used as text or label (map one with --map FIELD={word.upper()})"))
+        return notes
 
     def _annotation(self, value: Any, fields: dict[str, str]) -> tuple[Any, str | None]:
         """Return (annotation, None) or (error message, hint) for one label cell."""
@@ -262,34 +341,75 @@ class RecordMaker:
             source_id = str(row[self.id])
         meta: dict[str, Any] = {"format": self.fmt}
         if not self.used.issuperset(row):
-            meta["extra"] = {k: v for k, v in row.items() if k not in self.used}
+            meta["extra"] = extra = {k: v for k, v in row.items() if k not in self.used}
+            self.unused.update(extra.keys())
+        self.made += 1
         # Positional: a dataclass takes them in half the time of keywords (a million rows).
         # The order is ImportRecord's: fields, annotation, split, line, source_id, meta.
         return ImportRecord(fields, annotation, split, line, source_id, meta)
 
 
 # -- importers -----------------------------------------------------------------------------------
+@dataclass
+class Table:
+    """A delimited file read up to its header: the rows still to come, and how it was read."""
+
+    header: list[str]
+    rows: Iterator[tuple[int, list[str]]]  # (first line number, cells) of each row
+    delimiter: str
+    note: ImportNote | None = None  # the delimiter differs from the format's own
+
+
 class DelimitedImporter:
-    """CSV or TSV with a header row; TSV quoting is detected per file unless forced."""
+    """CSV or TSV with a header row; the delimiter and TSV quoting are detected per file.
+
+    The format's own delimiter is used when the first lines make a table with it; otherwise
+    the one delimiter (comma, tab, semicolon, vertical bar) that does, with a note.
+    """
 
     tasks = None
     validates = True  # RecordMaker validates every annotation with the task
 
-    def __init__(self, name: str, title: str, extensions: tuple[str, ...], delimiter: str):
+    def __init__(self, name: str, title: str, extensions: tuple[str, ...], delimiter: str,
+                 claims: tuple[str, ...]):
         self.name, self.title, self.extensions, self.delimiter = name, title, extensions, delimiter
+        self.claims = claims  # the delimiters that make a file this format when sniffed
+
+    def sniff(self, head: sniffing.FileHead) -> str | None:
+        """Claim a table whose header names a known column, separated as this format is."""
+        table = sniffing.sniff_table(head.lines, self.delimiter)
+        if table is None or table.delimiter not in self.claims or \
+                not sniffing.names_known_column(table, KNOWN_COLUMNS):
+            return None
+        return (f"its first line is a header ({', '.join(table.header)}) with "
+                f"{sniffing.delimiter_name(table.delimiter)} between columns")
+
+    def _delimiter(self, path: Path, text: str, options: ImportOptions
+                   ) -> tuple[str, ImportNote | None]:
+        forced = _delimiter_option(options)
+        if forced is not None:
+            return forced, None
+        table = sniffing.sniff_table(lines(text[:sniffing.HEAD_BYTES])[:sniffing.MAX_LINES],
+                                     self.delimiter)
+        if table is None or table.delimiter in (self.delimiter, *self.claims):
+            return self.delimiter if table is None else table.delimiter, None
+        found, own = (sniffing.delimiter_name(d) for d in (table.delimiter, self.delimiter))
+        return table.delimiter, ImportNote(
+            f"reading {path.name} with {found} between columns, not {own}: its header splits "
+            f"into {len(table.header)} columns at {found} ({', '.join(table.header)}) and the "
+            f"rows below agree; force another with --map delimiter=...")
 
     def table(self, path: Path, options: ImportOptions = DEFAULT_OPTIONS,
-              quoting: str | None = None) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-        """Return the header and an iterator of (first line number, cells) for each row."""
+              quoting: str | None = None) -> Table:
+        """Read the header; return it with an iterator of the rows and the delimiter used."""
         text = read_utf8(path, f"a {self.title} file")
+        delimiter, note = self._delimiter(path, text, options)
         choice = _quoting_option(options, quoting)
         if choice == "auto":
-            mode = detect_quoting(text, self.delimiter) if self.delimiter == "\t" else \
-                csv.QUOTE_MINIMAL
+            mode = csv.QUOTE_MINIMAL if delimiter == "," else detect_quoting(text, delimiter)
         else:
             mode = csv.QUOTE_MINIMAL if choice == "csv" else csv.QUOTE_NONE
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter,
-                            quoting=mode)
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=mode)
         header: list[str] | None = None
         for header in reader:
             if header:
@@ -304,12 +424,15 @@ class DelimitedImporter:
         if header[0].lstrip().startswith(("{", "[")):
             raise AnnotuneError(f"the first line looks like JSON, not a {self.title} header",
                                 where=f"{path}:1", hint="import it with --format jsonl")
-        other = "\t" if self.delimiter == "," else ","
-        if len(header) == 1 and other in header[0]:
+        others = [d for d in sniffing.DELIMITERS if d != delimiter and d in header[0]]
+        if len(header) == 1 and others and _delimiter_option(options) is None:
+            # The rows did not agree with any delimiter, so nothing was followed: say why.
+            names = " or ".join(sniffing.delimiter_name(d) for d in others)
             raise AnnotuneError(
-                f"the header has one column that contains {other!r} characters: this looks "
-                f"like a {'TSV' if other == chr(9) else 'CSV'} file, not {self.title}",
-                where=f"{path}:1", hint="import it with the matching --format")
+                f"the header is one column that contains {names}, but the rows below do not "
+                f"split into as many columns: the delimiter is unclear", where=f"{path}:1",
+                hint="check the file's delimiter and quote marks, or force one with "
+                     "--map delimiter=...")
 
         def rows() -> Iterator[tuple[int, list[str]]]:
             start = reader.line_num + 1
@@ -318,21 +441,44 @@ class DelimitedImporter:
                     yield start, cells
                 start = reader.line_num + 1
 
-        return list(header), rows()
+        return Table(list(header), rows(), delimiter, note)
 
     def read(self, path: Path, task: Task, settings: TaskSettings,
              options: ImportOptions = DEFAULT_OPTIONS, quoting: str | None = None
-             ) -> Iterator[ImportRecord | RowProblem]:
-        header, rows = self.table(path, options, quoting)
-        make = RecordMaker(resolve_columns(header, task, options, path), task, settings,
+             ) -> Iterator[ImportRecord | RowProblem | ImportNote]:
+        table = self.table(path, options, quoting)
+        header = table.header
+        notes: list[ImportNote] = [table.note] if table.note else []
+        make = RecordMaker(resolve_columns(header, task, options, path, notes), task, settings,
                            options, self.name)
+        yield from notes
         width = len(header)
-        for line, cells in rows:
+        for line, cells in table.rows:
             if len(cells) != width:
                 yield RowProblem(line, f"expected {width} columns but found {len(cells)}",
                                  hint="check the delimiter and quote marks of this line")
                 continue
             yield make(line, dict(zip(header, cells, strict=True)))
+        yield from make.notes(header)
+
+
+def _surrogate_problem(line: int, value: Any) -> RowProblem | None:
+    """Find a lone surrogate in any string of a parsed JSON line (keys and nested values too)."""
+    stack = [(None, value)]
+    while stack:
+        key, item = stack.pop()
+        if isinstance(item, str):
+            index = files.lone_surrogate(item)
+            if index is not None:
+                return RowProblem(line, files.surrogate_message(item, index),
+                                  field=key, hint=files.SURROGATE_HINT)
+        elif isinstance(item, dict):
+            for name, inner in item.items():
+                stack.append((name, name))
+                stack.append((name if key is None else key, inner))
+        elif isinstance(item, list):
+            stack.extend((key, inner) for inner in item)
+    return None
 
 
 class JsonlImporter:
@@ -341,8 +487,17 @@ class JsonlImporter:
     name, title, extensions, tasks = "jsonl", "JSON Lines", (".jsonl", ".ndjson"), None
     validates = True  # RecordMaker validates every annotation with the task
 
+    @staticmethod
+    def sniff(head: sniffing.FileHead) -> str | None:
+        """Claim files whose first lines are JSON objects."""
+        return sniffing.json_objects(head)
+
     def objects(self, path: Path) -> tuple[list[str], list[tuple[int, Any]]]:
-        """Return every key seen (first-seen order) and (line, parsed object or error text)."""
+        """Return every key seen (first-seen order) and (line, object, error text or problem).
+
+        A line whose JSON escapes leave half a surrogate pair ("\\ud83c" alone) is a
+        RowProblem: such a string is not text, and neither SQLite nor a tokenizer takes it.
+        """
         text = read_utf8(path, "a JSON Lines file")
         if text.lstrip().startswith("["):
             raise AnnotuneError("the file holds a JSON array, not JSON Lines", where=str(path),
@@ -363,6 +518,9 @@ class JsonlImporter:
                 if isinstance(value, dict):  # the usual line: done with it here
                     if not seen >= value.keys():
                         keys.update(dict.fromkeys(value))
+                    # Only an escape can make a surrogate: the file itself is valid UTF-8.
+                    if "\\u" in raw and (problem := _surrogate_problem(number, value)):
+                        value = problem
                     append((number, value))
                     continue
                 value = f"expected a JSON object, found {type(value).__name__}"
@@ -377,15 +535,21 @@ class JsonlImporter:
         return list(keys), items
 
     def read(self, path: Path, task: Task, settings: TaskSettings,
-             options: ImportOptions = DEFAULT_OPTIONS) -> Iterator[ImportRecord | RowProblem]:
+             options: ImportOptions = DEFAULT_OPTIONS
+             ) -> Iterator[ImportRecord | RowProblem | ImportNote]:
         keys, items = self.objects(path)
-        make = RecordMaker(resolve_columns(keys, task, options, path), task, settings, options,
-                           self.name)
+        notes: list[ImportNote] = []
+        make = RecordMaker(resolve_columns(keys, task, options, path, notes), task, settings,
+                           options, self.name)
+        yield from notes
         for line, value in items:
             if isinstance(value, str):
                 yield RowProblem(line, value, hint="write one JSON object per line")
+            elif isinstance(value, RowProblem):
+                yield value
             else:
                 yield make(line, value)
+        yield from make.notes(keys, "key")
 
 
 class TxtImporter:
@@ -394,17 +558,26 @@ class TxtImporter:
     name, title, extensions, tasks = "txt", "plain text", (".txt",), None
 
     def read(self, path: Path, task: Task, settings: TaskSettings,
-             options: ImportOptions = DEFAULT_OPTIONS) -> Iterator[ImportRecord | RowProblem]:
+             options: ImportOptions = DEFAULT_OPTIONS
+             ) -> Iterator[ImportRecord | RowProblem | ImportNote]:
         if len(task.fields) != 1:
             raise AnnotuneError(
                 f"a text file holds one text per line, but the {task.title} task needs the "
                 f"fields {', '.join(task.fields)}", where=str(path),
                 hint="import a CSV, TSV or JSON Lines file with one column per field")
         text = read_utf8(path, "a text file")
+        count = tabbed = 0
         for number, raw in enumerate(lines(text), start=1):
             if raw.strip():
+                count += 1
+                tabbed += "\t" in raw
                 yield ImportRecord(fields={task.fields[0]: raw}, split=options.split,
                                    line=number, meta={"format": self.name})
+        if tabbed * 2 > count:  # a table whose header names no column annotune knows
+            yield ImportNote(f"{tabbed:,} of {count:,} lines hold tab characters and were "
+                             "imported whole, tabs included: if the file is a table, import it "
+                             "with --format tsv (its first line naming the columns)",
+                             warning=True)
 
 
 # -- exporters -----------------------------------------------------------------------------------
@@ -470,8 +643,9 @@ class CsvExporter:
         return len(records)
 
 
-CSV = DelimitedImporter("csv", "CSV", (".csv",), ",")
-TSV = DelimitedImporter("tsv", "TSV", (".tsv", ".tab"), "\t")
+# Semicolons and vertical bars are CSV's family (spreadsheets in many locales write ";").
+CSV = DelimitedImporter("csv", "CSV", (".csv",), ",", claims=(",", ";", "|"))
+TSV = DelimitedImporter("tsv", "TSV", (".tsv", ".tab"), "\t", claims=("\t",))
 JSONL = JsonlImporter()
 TXT = TxtImporter()
 

@@ -9,7 +9,13 @@ import pytest
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats import tabular
-from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
+from annotune.core.formats.base import (
+    ExportRow,
+    ImportNote,
+    ImportOptions,
+    ImportRecord,
+    RowProblem,
+)
 from annotune.core.plugins import registry
 from annotune.core.tasks import TaskSettings
 
@@ -34,8 +40,15 @@ def write(tmp_path, name, text, encoding="utf-8"):
     return path
 
 
-def read(fmt, path, task, settings, **options):
+def read_all(fmt, path, task, settings, **options):
+    """Everything an importer yields: records, problems and notes."""
     return list(registry().importer(fmt).read(path, task, settings, ImportOptions(**options)))
+
+
+def read(fmt, path, task, settings, **options):
+    """Records and problems, without the notes."""
+    return [item for item in read_all(fmt, path, task, settings, **options)
+            if not isinstance(item, ImportNote)]
 
 
 def test_formats_are_registered_for_every_task():
@@ -116,9 +129,18 @@ def test_bad_rows_become_problems_with_line_and_field(tmp_path, text_task):
     assert (split.line, split.field) == (6, "split") and "holdout" in split.message
 
 
-def test_a_tsv_given_as_csv_is_named(tmp_path, text_task):
-    path = write(tmp_path, "r.csv", "text\tlabel\nhello\t1\n")
-    with pytest.raises(AnnotuneError, match="looks like a TSV file"):
+def test_a_tsv_given_as_csv_is_read_by_its_content_and_says_so(tmp_path, text_task):
+    path = write(tmp_path, "r.csv", "text\tlabel\nhello, world\t1\n")
+    note, record = read_all("csv", path, text_task, SENTIMENT)
+    assert record.fields == {"text": "hello, world"} and record.annotation == {"label": "positive"}
+    assert "reading r.csv with tabs between columns, not commas" in note.message
+    forced = read("csv", path, text_task, SENTIMENT, mapping={"delimiter": ","})
+    assert [p.message for p in forced] == ["expected 1 columns but found 2"]
+
+
+def test_a_header_the_rows_do_not_follow_is_refused(tmp_path, text_task):
+    path = write(tmp_path, "r.csv", "text\tlabel\nhello\n")
+    with pytest.raises(AnnotuneError, match="contains tabs, but the rows below do not split"):
         read("csv", path, text_task, SENTIMENT)
 
 
@@ -324,19 +346,18 @@ def test_utf8_with_bom_is_read(tmp_path, text_task):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "txt"])
-def test_other_encodings_are_refused_with_the_byte_offset(tmp_path, text_task, fmt):
+def test_other_encodings_are_refused_with_file_line_and_the_line(tmp_path, text_task, fmt):
     path = write(tmp_path, f"latin.{fmt}", "text\nnaïve\n", encoding="latin-1")
     with pytest.raises(AnnotuneError) as caught:
         read(fmt, path, text_task, SENTIMENT)
+    assert caught.value.where == f"{path}:2"
     message = str(caught.value)
-    assert str(path) in message and "byte 0xEF at byte offset 7 (line 2)" in message
-    assert "re-save it as UTF-8" in message
+    assert "byte 0xEF at byte offset 7 (line 2, column 3)" in message
+    assert "as Latin-1/Windows-1252 would be 'naïve'" in message
+    assert f"iconv -f latin1 -t utf-8 latin.{fmt} > latin-utf8.{fmt}" in message
 
 
-def test_utf16_and_binary_files_are_refused(tmp_path, text_task):
-    utf16 = write(tmp_path, "w.csv", "text\nhello\n", encoding="utf-16")
-    with pytest.raises(AnnotuneError, match="UTF-16 text, not UTF-8"):
-        read("csv", utf16, text_task, SENTIMENT)
+def test_binary_files_are_refused(tmp_path, text_task):
     binary = tmp_path / "sheet.csv"
     binary.write_bytes(b"PK\x03\x04\x14\x00\x06\x00")
     with pytest.raises(AnnotuneError, match="binary file, not a CSV file"):

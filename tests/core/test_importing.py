@@ -112,11 +112,17 @@ def test_options_force_a_split_and_map_columns(project, tmp_path):
 
 
 def test_format_choice(project, tmp_path):
-    odd = write(tmp_path, "reviews.data", "text,label\ngood,1\n")
+    odd = write(tmp_path, "reviews.data", "a review;one\ngood\n")
     with pytest.raises(AnnotuneError, match="cannot tell the import format .* '.data'") as caught:
         import_file(project, odd)
     assert "--format" in str(caught.value) and "csv" in str(caught.value)
-    assert import_file(project, odd, format="csv").added == 1
+    assert import_file(project, odd, format="txt").added == 2
+    table = write(tmp_path, "reviews.dat", "text,label\nfine,1\n")  # the content tells
+    report = import_file(project, table)
+    assert (report.format, report.annotated) == ("csv", 1)
+    assert [str(n) for n in report.notes] == [
+        "note: reading reviews.dat as CSV (its first line is a header (text, label) with "
+        "commas between columns); use --format to choose another format"]
     with pytest.raises(AnnotuneError, match="unknown import format 'xlsx'"):
         import_file(project, odd, format="xlsx")
     with pytest.raises(AnnotuneError, match="does not serve Text classification projects"):
@@ -235,9 +241,10 @@ def test_preview_reports_file_errors_instead_of_raising(tmp_path):
     mapped = preview_file(("text-classification", SENTIMENT), two,
                           options=ImportOptions(mapping={"text": "body"}))
     assert mapped.error is None and mapped.records[0].fields == {"text": "b"}
-    binary = tmp_path / "x.csv"
-    binary.write_bytes(b"\xff\xfe\x00\x01")
-    assert "UTF-16" in preview_file(("text-classification", SENTIMENT), binary).error
+    latin = tmp_path / "x.csv"
+    latin.write_bytes("text\ncafé\n".encode("latin-1"))
+    assert f"{latin}:2: the file is not UTF-8" in preview_file(("text-classification",
+                                                               SENTIMENT), latin).error
 
 
 # -- export ----------------------------------------------------------------------------------
