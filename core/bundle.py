@@ -9,6 +9,10 @@ A bundle is one flat folder::
                      copying them out of the graph file, which halves load time
     tokenizer.json   the tokenizer, padding and truncation off
     manifest.json    what the bundle is (see ``write_manifest``) and the sha256 of every other file
+
+Everything a Predictor opens is checked first (``verify_bundle``): names stay inside the
+folder (no absolute paths, "..", subfolders or links that lead out), every file matches the
+size and sha256 the manifest lists, and the graph's external data names only listed files.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from annotune.core import graph_files
 from annotune.core.errors import AnnotuneError
 
 FORMAT_NAME = "annotune-bundle"
@@ -77,13 +82,37 @@ def write_manifest(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) 
     return data
 
 
+def _inside(folder: Path, name: str, what: str) -> Path:
+    """Return ``folder / name`` once sure it is a plain file name that stays in the folder.
+
+    Refused before anything is opened: a name that is absolute, climbs with "..", names a
+    subfolder, or is a link that resolves outside the folder (a manifest naming /etc/passwd
+    must never get it read).
+    """
+    if not isinstance(name, str) or not name:
+        raise AnnotuneError(f"{what} names a bundle file {name!r} that is not a file name",
+                            where=str(folder), hint=_REEXPORT)
+    if (name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute()
+            or Path(name).name != name or ":" in name):
+        raise AnnotuneError(f"{what} names a file outside the bundle: '{name}' (bundle files "
+                            "are plain names inside the bundle folder)", where=str(folder),
+                            hint=_REEXPORT)
+    path = folder / name
+    if os.path.lexists(path):
+        resolved, root = path.resolve(), folder.resolve()
+        if resolved.parent != root:
+            raise AnnotuneError(f"bundle file '{name}' is a link to {resolved}, outside the "
+                                "bundle", where=str(folder), hint=_REEXPORT)
+    return path
+
+
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """Load manifest.json, refusing a folder that is not a bundle or comes from a newer annotune."""
     folder = Path(folder)
-    path = folder / MANIFEST_NAME
     if not folder.is_dir():
         raise AnnotuneError("no such bundle folder", where=str(folder),
                             hint="pass the folder written by annotune export")
+    path = _inside(folder, MANIFEST_NAME, "the bundle")
     if not path.is_file():
         raise AnnotuneError("this folder is not an annotune bundle (manifest.json is missing)",
                             where=str(folder), hint="pass the folder written by annotune export")
@@ -116,17 +145,41 @@ def is_bundle(folder: str | os.PathLike[str]) -> bool:
     return True
 
 
+def check_names(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every file name the manifest gives, without opening any file; return ``files``.
+
+    The model and tokenizer must be listed with a checksum, and every name must be a plain
+    file name inside the folder.
+    """
+    folder = Path(folder)
+    files = manifest["files"]
+    if not isinstance(files, dict):
+        raise AnnotuneError("manifest.json 'files' is not a mapping", where=str(folder),
+                            hint=_REEXPORT)
+    for name, entry in files.items():
+        _inside(folder, name, "manifest.json")
+        if not isinstance(entry, dict):
+            raise AnnotuneError(f"manifest.json describes '{name}' with {entry!r}, not its size "
+                                "and sha256", where=str(folder), hint=_REEXPORT)
+    for key in ("model", "tokenizer"):
+        _inside(folder, manifest[key], f"manifest.json's '{key}'")
+        if manifest[key] not in files:
+            raise AnnotuneError(f"manifest.json lists no checksum for its {key} file "
+                                f"'{manifest[key]}'", where=str(folder), hint=_REEXPORT)
+    return files
+
+
 def check_file(folder: Path, name: str, entry: Mapping[str, Any], data: bytes | None = None
                ) -> None:
     """Raise AnnotuneError unless one bundle file exists with the manifest's size and sha256."""
-    path = folder / name
+    path = _inside(folder, name, "manifest.json")
     if not path.is_file():
         raise AnnotuneError(f"bundle file '{name}' is missing", where=str(folder), hint=_REEXPORT)
     size = len(data) if data is not None else path.stat().st_size
     # A size mismatch is caught without hashing; the hash catches same-size edits.
-    if "bytes" in entry and size != entry["bytes"]:
+    if entry.get("bytes") != size:
         raise AnnotuneError(f"bundle file '{name}' has {size} bytes, the manifest says "
-                            f"{entry['bytes']}: it was changed or damaged after export",
+                            f"{entry.get('bytes')}: it was changed or damaged after export",
                             where=str(path), hint=_REEXPORT)
     actual = sha256_bytes(data) if data is not None else sha256_file(path)
     if actual != entry.get("sha256"):
@@ -134,30 +187,67 @@ def check_file(folder: Path, name: str, entry: Mapping[str, Any], data: bytes | 
                             "changed or damaged after export", where=str(path), hint=_REEXPORT)
 
 
-def verify_bundle(folder: str | os.PathLike[str], preloaded: Mapping[str, bytes] | None = None
-                  ) -> dict[str, Any]:
-    """Check every file the manifest lists against its checksum; return the manifest.
+def check_graph_files(folder: Path, model: str, graph: bytes, files: Mapping[str, Any]) -> None:
+    """Refuse a graph that makes onnxruntime open a file the manifest does not list.
 
-    ``preloaded`` maps file names to bytes the caller already read (the Predictor reads the
-    model once, checks those bytes and hands the same bytes to onnxruntime).
+    ONNX external data names files relative to the graph; each one must be a listed bundle
+    file (so its checksum was verified) and hold the bytes the graph reads from it.
+    """
+    try:
+        references = graph_files.external_data(graph)
+    except graph_files.GraphFormatError as error:
+        raise AnnotuneError(f"bundle file '{model}' is not a readable ONNX graph ({error})",
+                            where=str(folder / model), hint=_REEXPORT) from None
+    for reference in references:
+        what = f"the graph's tensor '{reference.tensor}'"
+        _inside(folder, reference.location, what)
+        entry = files.get(reference.location)
+        if entry is None:
+            raise AnnotuneError(
+                f"{what} reads its weights from '{reference.location}', which manifest.json "
+                "does not list: its checksum was never checked", where=str(folder),
+                hint=_REEXPORT)
+        end = reference.offset + (reference.length or 0)
+        if end > entry.get("bytes", 0):
+            raise AnnotuneError(
+                f"{what} reads bytes {reference.offset}-{end} of '{reference.location}', "
+                f"which has {entry.get('bytes')}", where=str(folder), hint=_REEXPORT)
+
+
+def verify_bundle(folder: str | os.PathLike[str], preloaded: Mapping[str, bytes] | None = None,
+                  checked: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Check everything a Predictor will open against the manifest; return the manifest.
+
+    Every listed file must match its size and sha256, every name must stay inside the folder,
+    and the graph must read external data only from listed files. ``preloaded`` maps file
+    names to bytes the caller already read (checked instead of the files). ``checked`` is
+    called with each file name once that file passed (smallest files first, the graph file
+    once its external data is known to be listed), so a caller may open the tokenizer while
+    the weights are still being hashed.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
-    files = manifest["files"]
-    if not isinstance(files, dict):
-        raise AnnotuneError("manifest.json 'files' is not a mapping", where=str(folder),
-                            hint=_REEXPORT)
-    for key in ("model", "tokenizer"):
-        if manifest[key] not in files:
-            raise AnnotuneError(f"manifest.json lists no checksum for its {key} file "
-                                f"'{manifest[key]}'", where=str(folder), hint=_REEXPORT)
-    for name in files:
-        if Path(name).name != name:  # a manifest must never point outside its folder
-            raise AnnotuneError(f"manifest.json names a file outside the bundle: '{name}'",
-                                where=str(folder), hint=_REEXPORT)
-    preloaded = preloaded or {}
-    for name, entry in files.items():
-        check_file(folder, name, entry, preloaded.get(name))
+    files = check_names(folder, manifest)
+    preloaded = dict(preloaded or {})
+    model = manifest["model"]
+    # The graph first (small): a bundle whose graph reads unlisted files is refused before
+    # any other file is hashed or handed to ``checked``.
+    graph = preloaded.get(model)
+    if graph is None:
+        try:
+            graph = (folder / model).read_bytes()
+        except OSError:
+            check_file(folder, model, files[model])  # names what is wrong (missing...)
+            raise
+    check_file(folder, model, files[model], graph)  # the bytes parsed are the bytes checked
+    check_graph_files(folder, model, graph, files)
+    for name in sorted(files, key=lambda n: (files[n].get("bytes") or 0, n)):
+        if name != model:
+            check_file(folder, name, files[name], preloaded.get(name))
+            if checked is not None:
+                checked(name)
+    if checked is not None:
+        checked(model)
     return manifest
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -18,6 +19,7 @@ from annotune.core import __version__
 from annotune.core.errors import AnnotuneError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what `yes | head -1` reports for yes
 
 
 def _print_json(data: object) -> None:
@@ -219,29 +221,67 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+PREDICT_INPUT = "a text file (one text or JSON object per line)"
+
+
+def _read_input(source: str) -> tuple[str, str]:
+    """Return the text of a predict input and the name errors give it (a path or <stdin>).
+
+    Bytes are decoded by annotune, not by Python's stdin: with a C or POSIX locale Python
+    turns bytes that are not UTF-8 into lone surrogates instead of failing, and the error
+    would surface far away, in the tokenizer.
+    """
+    from annotune.core.formats import files
+
+    if source != "-":
+        return files.read_utf8(Path(source), PREDICT_INPUT), source
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream put in place of stdin (tests, embedding programs)
+        return sys.stdin.read(), "<stdin>"
+    return files.decode_text(buffer.read(), "<stdin>", PREDICT_INPUT), "<stdin>"
+
+
 def _read_items(source: str, fields: Sequence[str]) -> list:
-    """Read texts (one per line) or JSON objects with the task's fields (JSON lines)."""
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8-sig")  # noqa: SIM115
+    """Read texts (one per line) or JSON objects with the task's fields (JSON lines).
+
+    Every problem names its line: invalid JSON, a missing field, text that is not text.
+    """
+    from annotune.core.formats import files
+
+    text, name = _read_input(source)
     items = []
-    with stream:
-        for number, line in enumerate(stream, 1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            if line.lstrip().startswith("{"):
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise AnnotuneError(f"invalid JSON: {error.msg}", where=f"{source}:{number}",
-                                        hint="give one text per line or one JSON object per line"
-                                        ) from None
-            elif len(fields) > 1:
-                raise AnnotuneError(f"this model needs the fields {', '.join(fields)}",
-                                    where=f"{source}:{number}",
-                                    hint='give one JSON object per line, e.g. {"'
-                                         + '": "...", "'.join(fields) + '": "..."}')
-            else:
-                items.append(line)
+    example = '{"' + '": "...", "'.join(fields) + '": "..."}'
+    for number, line in enumerate(files.split_lines(text), 1):
+        where = f"{name}:{number}"
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise AnnotuneError(f"invalid JSON: {error.msg} (column {error.colno})",
+                                    where=where,
+                                    hint="give one text per line or one JSON object per line"
+                                    ) from None
+            missing = [f for f in fields if not isinstance(item.get(f), str)]
+            if missing:
+                found = ", ".join(item) or "none"
+                raise AnnotuneError(f"the JSON object has no text under '{missing[0]}' (keys: "
+                                    f"{found})", where=where,
+                                    hint=f"this model reads {', '.join(fields)}, e.g. {example}")
+            texts = {f: item[f] for f in fields}
+        elif len(fields) > 1:
+            raise AnnotuneError(f"this model needs the fields {', '.join(fields)}", where=where,
+                                hint=f"give one JSON object per line, e.g. {example}")
+        else:
+            item = line
+            texts = {fields[0]: line}
+        for field, value in texts.items():
+            index = files.lone_surrogate(value)
+            if index is not None:
+                raise AnnotuneError(files.surrogate_message(value, index),
+                                    where=f"{where} (field '{field}')", hint=files.SURROGATE_HINT)
+        items.append(item)
     return items
 
 
@@ -436,12 +476,44 @@ class ProgressBar:
             self.drawn = False
 
 
+def _stdout_closed() -> bool:
+    """Say whether nobody reads stdout any more (a pipe whose reader, such as head, exited)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is no file
+        return True  # the usual cause; nothing better can be told
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so the flush at exit cannot fail again.
+
+    The recipe of Python's signal documentation: Python ignores SIGPIPE, so a closed pipe
+    is a BrokenPipeError on the next write, and once more when the interpreter flushes.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the annotune command line; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, inside this handler
+        return code
+    except BrokenPipeError as error:
+        if not _stdout_closed():
+            return _unexpected(args, error)
+        _quiet_stdout()  # like other Unix tools: no message, no traceback
+        return EXIT_CLOSED_PIPE
     except AnnotuneError as error:
         if args.debug:
             traceback.print_exc()
@@ -451,11 +523,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_CANCELLED
     except Exception as error:
-        if args.debug:
-            raise
-        print(f"error: unexpected {type(error).__name__}: {error} (run with --debug for the "
-              "traceback and report it)", file=sys.stderr)
-        return EXIT_ERROR
+        return _unexpected(args, error)
+
+
+def _unexpected(args: argparse.Namespace, error: Exception) -> int:
+    if args.debug:
+        raise error
+    print(f"error: unexpected {type(error).__name__}: {error} (run with --debug for the "
+          "traceback and report it)", file=sys.stderr)
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@
     predictor.predict(["great product", "broke after a day"])
     # [{"label": "pos", "score": 0.97, "probabilities": {...}}, ...]
 
-Start-up is kept short (the desktop and scripts create Predictors on demand): onnxruntime is
-imported when the first Predictor is built, its weights are memory-mapped from the bundle's
-external data file, and checksums are verified in a thread while the session opens.
+Nothing in the bundle is opened before it is checked: the names in the manifest stay inside
+the folder, every file matches its size and sha256, and the graph reads external data only
+from listed files (core.bundle.verify_bundle). Start-up is kept short all the same (the
+desktop and scripts create Predictors on demand): the checks run in a thread while
+onnxruntime is imported, and the weights are then memory-mapped from the bundle's external
+data file.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from annotune.core.features import (
     prepare_tokenizer,
     split_outputs,
 )
-from annotune.core.runtime import DEVICES, open_session
+from annotune.core.formats.files import SURROGATE_HINT, lone_surrogate, surrogate_message
+from annotune.core.runtime import DEVICES, import_onnxruntime, open_session
 from annotune.core.tasks import Prediction, Task, TaskSettings
 
 
@@ -50,21 +54,24 @@ class Predictor:
             raise AnnotuneError(f"unknown device '{device}'", hint=f"use one of {DEVICES}")
         self.bundle_dir = Path(bundle_dir)
         self.batch_size = batch_size
-        manifest = bundle_files.read_manifest(self.bundle_dir)
-        model_file = self.bundle_dir / str(manifest["model"])
-        # Checksums are computed in a thread (hashlib lets go of the GIL) while onnxruntime
-        # opens the session; a mismatch is still raised before the Predictor is returned.
+        # The checks run in a thread (hashlib and file reads let go of the GIL) while this
+        # one imports onnxruntime and finds the task; no bundle file is opened before they
+        # pass. A damaged file explains a failure better than its symptom, so it is raised
+        # first whatever else went wrong.
         checker = _Verification(self.bundle_dir)
         try:
+            manifest = bundle_files.read_manifest(self.bundle_dir)
             self.task: Task = plugins.registry().task(manifest["task"])
             self.settings = TaskSettings.from_dict(manifest["settings"])
-            self.tokenizer = prepare_tokenizer(self.bundle_dir / str(manifest["tokenizer"]))
-            self._pad_token_id = pad_id(self.tokenizer)
-            self.session = open_session(model_file, threads, device)
+            import_onnxruntime()
         except BaseException:
-            checker.result()  # a damaged file explains a failure better than its symptom
+            checker.result()
             raise
+        # The tokenizer is small and checked first: it loads while the weights are hashed.
+        self.tokenizer = prepare_tokenizer(checker.file(str(manifest["tokenizer"])))
+        self._pad_token_id = pad_id(self.tokenizer)
         self.manifest: dict[str, Any] = checker.result()
+        self.session = open_session(checker.file(str(self.manifest["model"])), threads, device)
         self.providers: list[str] = list(self.session.get_providers())
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._outputs = list(self.task.output_names)
@@ -119,34 +126,72 @@ class Predictor:
                 raise AnnotuneError(
                     f"item {n} is a plain text, but the {self.task.title} task reads "
                     f"{len(fields)} fields", hint=f"pass a mapping with {', '.join(fields)}")
-            return {fields[0]: item}
-        if isinstance(item, Mapping):
+            example = {fields[0]: item}
+        elif isinstance(item, Mapping):
             missing = [name for name in fields if not isinstance(item.get(name), str)]
             if missing:
                 raise AnnotuneError(f"item {n} has no text in field '{missing[0]}'",
                                     hint=f"the {self.task.title} task reads {', '.join(fields)}")
-            return {name: item[name] for name in fields}
-        raise AnnotuneError(f"item {n} is a {type(item).__name__}, expected a text or a mapping "
-                            "of fields")
+            example = {name: item[name] for name in fields}
+        else:
+            raise AnnotuneError(f"item {n} is a {type(item).__name__}, expected a text or a "
+                                "mapping of fields")
+        for name, text in example.items():
+            # The tokenizer takes only real characters; half a surrogate pair makes it raise
+            # a TypeError that names neither the item nor the character.
+            index = lone_surrogate(text)
+            if index is not None:
+                raise AnnotuneError(f"item {n}, field '{name}': {surrogate_message(text, index)}",
+                                    hint=SURROGATE_HINT)
+        return example
 
 
 class _Verification(threading.Thread):
-    """Check a bundle's checksums in the background; ``result`` waits and re-raises failures."""
+    """Check a bundle in the background; callers wait for one file, or for all of them.
+
+    ``file`` returns a file's path once that file passed its checks, ``result`` the manifest
+    once every check passed; both re-raise the first failure in the caller's thread.
+    """
 
     def __init__(self, folder: Path):
         super().__init__(name="annotune-verify-bundle", daemon=True)
         self._folder = folder
         self._manifest: dict[str, Any] | None = None
         self._error: BaseException | None = None
+        self._passed: set[str] = set()
+        self._changed = threading.Condition()
         self.start()
 
     def run(self) -> None:
         try:
-            self._manifest = bundle_files.verify_bundle(self._folder)
-        except BaseException as error:  # handed to the caller's thread by result()
-            self._error = error
+            manifest = bundle_files.verify_bundle(self._folder, checked=self._passes)
+        except BaseException as error:  # handed to the caller's thread by file() and result()
+            manifest, self._error = None, error
+        with self._changed:
+            self._manifest = manifest
+            self._changed.notify_all()
+
+    def _passes(self, name: str) -> None:
+        with self._changed:
+            self._passed.add(name)
+            self._changed.notify_all()
+
+    def file(self, name: str) -> Path:
+        """Wait until the file ``name`` passed its checks; return its path."""
+        with self._changed:
+            # Only names that passed are ever added, so an odd name just waits for the error.
+            self._changed.wait_for(lambda: name in self._passed or self._manifest is not None
+                                   or self._error is not None)
+            if self._error is not None:
+                raise self._error
+            if name not in self._passed:
+                raise AnnotuneError(f"the bundle's manifest changed while it was read: "
+                                    f"'{name}' is no longer listed", where=str(self._folder),
+                                    hint="load the bundle again")
+        return self._folder / name
 
     def result(self) -> dict[str, Any]:
+        """Wait for every check; return the manifest they were made against."""
         self.join()
         if self._error is not None:
             raise self._error

@@ -65,6 +65,13 @@ def _allowed_cpus() -> list[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def import_onnxruntime() -> Any:
+    """Import onnxruntime (a quarter of a second or more): callers overlap it with other work."""
+    import onnxruntime
+
+    return onnxruntime
+
+
 def open_session(model: Path, threads: int | None = None, device: str = "cpu") -> Any:
     """Open ``model`` with all graph optimisations and one intra-op thread per physical core.
 

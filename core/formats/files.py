@@ -121,6 +121,16 @@ def _quote(text: str) -> str:
     return repr(text if len(text) <= SHOWN else text[:SHOWN] + "…")
 
 
+def split_lines(text: str) -> list[str]:
+    """Split at CRLF, LF or a lone CR (old Mac files), never at U+2028 inside JSON strings.
+
+    str.splitlines would also cut at U+2028, U+0085 and form feeds, which are text.
+    """
+    if "\r" not in text:
+        return text.split("\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def lone_surrogate(text: str) -> int | None:
     """Return the index of the first lone surrogate in ``text`` (half of a UTF-16 pair), if any.
 
@@ -156,8 +166,13 @@ def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
     old file, or none, never half a file.
     """
     path = Path(path)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
-                                         prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
+                                             prefix=f".{path.name}.", suffix=".tmp",
+                                             delete=False)
+    except OSError as error:
+        raise AnnotuneError(f"cannot write here: {error.strerror}", where=str(path),
+                            hint="choose a folder you can write to") from None
     try:
         with handle:
             write(handle)

@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotune.core.formats.files import BOMS
+from annotune.core.formats.files import BOMS, split_lines
 
 HEAD_BYTES = 64 * 1024
 MAX_LINES = 400
@@ -54,7 +54,7 @@ def read_head(path: Path) -> FileHead | None:
             encoding, start = name, len(bom)
             break
     text = data[start:].decode(encoding, errors="replace")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = split_lines(text)
     if not complete:
         lines.pop()  # cut in the middle
     return FileHead(Path(path).name, tuple(lines[:MAX_LINES]))

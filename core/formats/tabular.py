@@ -77,14 +77,7 @@ def read_utf8(path: Path, what: str) -> str:
     return files.read_utf8(path, what, hint=OTHER_FORMATS)
 
 
-def lines(text: str) -> list[str]:
-    """Split at CRLF, LF or a lone CR (old Mac files), never at U+2028 inside JSON strings.
-
-    str.splitlines would also cut at U+2028, U+0085 and form feeds, which are text.
-    """
-    if "\r" not in text:
-        return text.split("\n")
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+lines = files.split_lines  # CRLF, LF or a lone CR; never U+2028 (text inside JSON strings)
 
 
 def loads_line(raw: str) -> Any:

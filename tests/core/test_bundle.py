@@ -16,7 +16,8 @@ def folder(tmp_path):
     """A bundle-shaped folder with small stand-in files and its manifest."""
     path = tmp_path / "bundle"
     path.mkdir()
-    (path / "model.onnx").write_bytes(b"\x08\x07fake onnx graph" * 100)
+    # a well-formed protobuf (ir_version 7, producer name), as the graph checks read it
+    (path / "model.onnx").write_bytes(b"\x08\x07\x12\x0ffake onnx graph" * 100)
     (path / "tokenizer.json").write_text('{"model": {"vocab": {}}}', encoding="utf-8")
     bundle.write_manifest(path, {"task": "text-classification", "settings": {"labels": ["a"]},
                                  "model": "model.onnx", "tokenizer": "tokenizer.json"})

@@ -183,3 +183,110 @@ def test_training_prints_what_the_run_decided_on_its_own(monkeypatch, capsys):
     assert final["event"] == "finished"
     shown = capsys.readouterr().err
     assert "training in bf16" in shown and "continuing with 8 per step" in shown
+
+
+# -- input files, stdin and closed pipes -----------------------------------------------------
+TEXTS = ["🍕 tonight", "👨‍👩‍👧 trip", "Jose\u0301 was bored", "東京の映画", "فيلم سيء", "סרט טוב"]
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory, tiny_base_model):
+    """A tiny classifier bundle exported in-process (no training needed to read inputs)."""
+    import transformers
+
+    from annotune.core.export import export_run
+    from annotune.core.tasks import TaskSettings
+
+    root = tmp_path_factory.mktemp("cli-bundle")
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(tiny_base_model,
+                                                                             num_labels=2)
+    model.save_pretrained(root / "run" / "model")
+    transformers.AutoTokenizer.from_pretrained(tiny_base_model).save_pretrained(
+        root / "run" / "model")
+    (root / "run" / "run.json").write_text(json.dumps({
+        "task": "text-classification", "settings": TaskSettings(labels=("neg", "pos")).to_dict(),
+        "config": {}, "metrics": {}, "samples": [{"text": t} for t in TEXTS]}), encoding="utf-8")
+    return export_run(root / "run", root / "bundle").bundle_dir
+
+
+def predict_bytes(bundle, data, *args, env=None):
+    """Run `annotune predict` with raw bytes on stdin (or a file given in args)."""
+    import os
+
+    return subprocess.run([sys.executable, "-m", "annotune.core.cli", "predict", str(bundle),
+                           *map(str, args)], input=data, capture_output=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def one_error_line(result):
+    assert result.returncode == 1 and result.stdout == b""
+    lines = result.stderr.decode("utf-8").strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "unexpected" not in lines[0]
+    return lines[0]
+
+
+def test_predict_reads_utf16_and_crlf_and_keeps_every_character(bundle_dir):
+    data = ("\r\n".join(TEXTS) + "\r\n").encode("utf-16")
+    result = predict_bytes(bundle_dir, data)
+    assert result.returncode == 0, result.stderr
+    inputs = [json.loads(line)["input"] for line in result.stdout.decode().splitlines()]
+    assert inputs == TEXTS
+
+
+def test_predict_on_a_latin1_file_names_file_and_line(bundle_dir, tmp_path):
+    path = tmp_path / "texts.txt"
+    path.write_bytes("fine\ncafé crème\n".encode("latin-1"))
+    line = one_error_line(predict_bytes(bundle_dir, b"", path))
+    assert line.startswith(f"error: {path}:2: the file is not UTF-8")
+    assert "'café crème'" in line and "iconv -f latin1 -t utf-8 texts.txt" in line
+
+
+@pytest.mark.parametrize("locale", [None, "C"])
+def test_predict_on_latin1_stdin_names_the_line(bundle_dir, locale):
+    env = {"LC_ALL": locale, "PYTHONUTF8": "0"} if locale else None
+    line = one_error_line(predict_bytes(bundle_dir, "ok\ncafé\n".encode("latin-1"), env=env))
+    assert line.startswith("error: <stdin>:2: the file is not UTF-8") and "iconv" in line
+
+
+def test_predict_refuses_half_a_surrogate_pair_with_its_line(bundle_dir):
+    data = b'{"text": "whole \\ud83c\\udf55"}\n{"text": "half \\ud83c"}\n'
+    line = one_error_line(predict_bytes(bundle_dir, data))
+    assert line.startswith("error: <stdin>:2 (field 'text'): the text holds a lone surrogate "
+                           "U+D83C at character 6")
+
+
+def test_predict_names_the_line_of_a_json_object_without_the_field(bundle_dir):
+    line = one_error_line(predict_bytes(bundle_dir, '🍕\n{"body": "x"}\n'.encode()))
+    assert line.startswith("error: <stdin>:2: the JSON object has no text under 'text' "
+                           "(keys: body)")
+
+
+def test_predict_on_a_missing_file_or_a_folder(bundle_dir, tmp_path):
+    assert "no such file" in one_error_line(predict_bytes(bundle_dir, b"", tmp_path / "no.txt"))
+    assert "is a folder" in one_error_line(predict_bytes(bundle_dir, b"", tmp_path))
+
+
+@pytest.mark.parametrize("command", ["plugins", "predict"])
+def test_a_closed_pipe_ends_quietly(bundle_dir, tmp_path, command):
+    """`annotune ... | head -1`: the reader is gone; no traceback, the exit status of SIGPIPE."""
+    import os
+
+    texts = tmp_path / "many.txt"
+    texts.write_text("".join(f"{TEXTS[n % len(TEXTS)]} {n}\n" for n in range(3000)),
+                     encoding="utf-8")
+    args = ["plugins"] if command == "plugins" else ["predict", str(bundle_dir), str(texts)]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: every write fails as it does after head exits
+    try:
+        result = subprocess.run([sys.executable, "-m", "annotune.core.cli", *args],
+                                stdout=write_end, stderr=subprocess.PIPE, timeout=300)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert result.stderr == b""
+
+
+def test_export_data_into_a_folder_that_cannot_be_written(project, tmp_path):
+    result = annotune("export-data", project, "/proc/labels.jsonl")
+    assert result.returncode == 1 and "unexpected" not in result.stderr
+    assert "/proc/labels.jsonl: cannot write here" in result.stderr

@@ -160,6 +160,19 @@ def test_bad_items_are_explained(classifier):
         predictor.predict([3])
 
 
+def test_text_with_half_a_surrogate_pair_is_explained(classifier):
+    predictor = Predictor(classifier[1])
+    whole = "pizza \ud83c\udf55".encode("utf-16", "surrogatepass").decode("utf-16")
+    assert whole == "pizza 🍕" and predictor.predict_one(whole)["label"] in predictor.labels
+    with pytest.raises(AnnotuneError) as caught:
+        predictor.predict(["👨‍👩‍👧 fine", "Jose\u0301 and half \udf55 a pizza"])
+    assert "item 1, field 'text': the text holds a lone surrogate U+DF55 at character 16" \
+        in str(caught.value)
+    assert "\\ud83c\\udf55" in caught.value.hint
+    with pytest.raises(AnnotuneError, match=r"item 0, field 'text': .*U\+D83C"):
+        predictor.predict([{"text": "東京 \ud83c"}])
+
+
 def test_tampered_bundle_is_refused(classifier, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(classifier[1], copy)
