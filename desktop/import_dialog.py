@@ -166,6 +166,7 @@ class ImportDialog(QDialog):
         text = "; ".join(parts)
         if preview.error:
             text = f"⚠ {preview.error}\n{text}"
+        text = "\n".join([text, *map(str, preview.notes)])  # format chosen, unused columns...
         self.summary.setText(text)
         self._update_buttons()
 
@@ -228,6 +229,7 @@ class ImportDialog(QDialog):
             shown = ", ".join(map(str, report.duplicate_lines[:10]))
             more = ", …" if len(report.duplicate_lines) > 10 else ""
             lines.append(f"{report.duplicates:,} duplicates not added (lines {shown}{more}).")
+        lines += map(str, report.notes)
         if report.problems:
             lines.append(f"{len(report.problems):,} bad rows skipped:")
         self.summary.setText("\n".join(lines))
