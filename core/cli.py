@@ -290,9 +290,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor(Path(args.bundle), batch_size=args.batch_size)
     items = _read_items(args.input, predictor.task.fields)
+    # JSON escapes keep every character when stdout cannot encode it (PYTHONIOENCODING=latin-1,
+    # an old Windows console): the lines stay valid JSON instead of failing on the first emoji.
+    ascii_only = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "") != "utf8"
     for item, prediction in zip(items, predictor.predict(items), strict=True):
         record = {"input": item, **prediction}
-        print(json.dumps(record, ensure_ascii=False))
+        print(json.dumps(record, ensure_ascii=ascii_only))
     return EXIT_OK
 
 
@@ -522,6 +525,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except UnicodeEncodeError as error:
+        if error.reason != "surrogates not allowed" or args.debug:
+            return _unexpected(args, error)
+        # Text that reached annotune from bytes in another encoding (an argument typed in a
+        # Latin-1 terminal, a file name) cannot be stored or tokenized: say so, not "unexpected".
+        shown = error.object[max(0, error.start - 20):error.end + 20]
+        shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")
+        print(f"error: text that is not valid Unicode reached annotune: '...{shown}...' holds "
+              f"a lone surrogate U+{ord(error.object[error.start]):04X} — it came from bytes "
+              "that are not UTF-8 (an argument or a file name typed in another encoding): "
+              "give it as UTF-8", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as error:
         return _unexpected(args, error)
 

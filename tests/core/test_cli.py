@@ -290,3 +290,21 @@ def test_export_data_into_a_folder_that_cannot_be_written(project, tmp_path):
     result = annotune("export-data", project, "/proc/labels.jsonl")
     assert result.returncode == 1 and "unexpected" not in result.stderr
     assert "/proc/labels.jsonl: cannot write here" in result.stderr
+
+
+def test_predict_keeps_every_character_when_stdout_is_not_utf8(bundle_dir):
+    result = predict_bytes(bundle_dir, "\n".join(TEXTS).encode(),
+                           env={"PYTHONIOENCODING": "latin-1"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode("ascii").splitlines()  # JSON escapes only
+    assert [json.loads(line)["input"] for line in lines] == TEXTS
+
+
+def test_an_argument_in_another_encoding_is_explained(tmp_path):
+    import os
+
+    label = os.fsdecode(b"caf\xe9")  # what Python makes of Latin-1 bytes in argv
+    result = annotune("init", tmp_path / "p.annotune", "--labels", f"{label},pos")
+    assert result.returncode == 1 and "unexpected" not in result.stderr
+    assert "lone surrogate U+DCE9" in result.stderr and "give it as UTF-8" in result.stderr
+    assert not (tmp_path / "p.annotune").exists()
