@@ -144,7 +144,10 @@ def _claims(importers: dict[str, Any], head: sniffing.FileHead | None
     found = []
     for importer in importers.values():
         sniff = getattr(importer, "sniff", None)
-        reason = sniff(head) if sniff is not None else None
+        try:
+            reason = sniff(head) if sniff is not None else None
+        except Exception:  # a broken sniff of another plugin: its format just claims nothing
+            reason = None
         if reason:
             found.append((importer, reason))
     return sorted(found, key=lambda claim: not _specific(claim[0]))  # stable: registry order

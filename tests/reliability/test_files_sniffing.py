@@ -154,3 +154,29 @@ def test_real_conll2003_train_txt_imports_as_conll(tmp_path, datasets_dir):
         with pytest.raises(AnnotuneError, match="looks like CoNLL"):
             import_file(project, path)
         assert project.count() == 0
+
+
+def test_a_sniff_that_fails_claims_nothing(sentiment, tmp_path, monkeypatch):
+    """A third-party format whose sniff raises must not stop imports of other files."""
+    from annotune.core import plugins
+    from annotune.core.hookspecs import hookimpl
+
+    class Broken:
+        name, title, extensions, tasks = "broken", "Broken format", (".brk",), None
+
+        def sniff(self, head):
+            raise RuntimeError("a bug in a plugin")
+
+        def read(self, path, task, settings, options):
+            return iter(())
+
+    class Plugin:
+        @hookimpl
+        def register_formats(self, register):
+            register(Broken())
+
+    built = plugins.build_registry(extra_plugins=(Plugin(),))
+    monkeypatch.setattr(plugins, "registry", lambda: built)
+    path = write(tmp_path, "train.txt", "🍕 one\nJose\u0301 two\n")
+    report = import_file(sentiment, path)
+    assert (report.format, report.added) == ("txt", 2)
