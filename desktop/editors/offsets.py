@@ -20,6 +20,7 @@ from PySide6.QtCore import QTextBoundaryFinder
 # The only places where the two counts differ: two positions for one code point, or one
 # position for two code points.
 _UNEVEN = re.compile("[\U00010000-\U0010ffff]|\r\n")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # what PySide takes for a byte-order mark at the start of a string
 BYTE_ORDER_MARKS = ("\ufeff", "\ufffe")
 
@@ -121,6 +122,7 @@ def grapheme_boundaries(text: str) -> tuple[int, ...]:
     return _boundaries(text, QTextBoundaryFinder.BoundaryType.Grapheme)
 
 
+@lru_cache(maxsize=8)
 def word_boundaries(text: str) -> frozenset[int]:
     """Return the store offsets of Unicode word boundaries (UAX #29, as Qt finds them).
 
@@ -130,16 +132,20 @@ def word_boundaries(text: str) -> frozenset[int]:
     return frozenset(_boundaries(text, QTextBoundaryFinder.BoundaryType.Word))
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=8)
 def _boundaries(text: str, kind: QTextBoundaryFinder.BoundaryType) -> tuple[int, ...]:
     finder = QTextBoundaryFinder(kind, qt_string(text))
     boundaries = [0]
-    offset = units = 0  # Qt counts UTF-16 units of the same string
-    while (position := finder.toNextBoundary()) > 0:
-        while units < position and offset < len(text):
-            units += utf16_length(text[offset])
-            offset += 1
-        boundaries.append(offset)
+    if not _ASTRAL.search(text):  # then Qt's UTF-16 units are the code points
+        while (position := finder.toNextBoundary()) > 0:
+            boundaries.append(position)
+    else:
+        offset = units = 0
+        while (position := finder.toNextBoundary()) > 0:
+            while units < position and offset < len(text):
+                units += utf16_length(text[offset])
+                offset += 1
+            boundaries.append(offset)
     if boundaries[-1] != len(text):
         boundaries.append(len(text))
     return tuple(boundaries)

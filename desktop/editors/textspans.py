@@ -6,6 +6,7 @@ its ``OffsetMap`` converts them to and from the document's own positions.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
@@ -34,12 +35,11 @@ def entity_colour(index: int, alpha: int = 110) -> QColor:
     return colour
 
 
-# characters that join two words into one for selection ("Jean-Pierre", "O'Neil", "snake_case")
+# characters that join the letters either side into one word ("Jean-Pierre", "O'Neil", "a_b")
 WORD_JOINERS = "_'-"
-
-
-def is_word_char(char: str) -> bool:
-    return char.isalnum() or char in WORD_JOINERS
+# Unicode's mandatory breaks between both clusters and words (UAX #29: CR, LF, Newline)
+LINE_BREAKS = "\r\n\x0b\x0c\x85\u2028\u2029"
+_LINE_BREAK = re.compile(f"[{LINE_BREAKS}]")
 
 
 def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
@@ -47,13 +47,30 @@ def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
 
     Works on user-perceived characters (grapheme clusters), so "e" + combining accent, a ZWJ
     emoji family or "\\r\\n" is never cut; a cluster counts as a word character when its
-    first code point does. Two word characters belong to one word unless Unicode's word rules
-    part them (東京に行った is six words, not one) and no joiner stands between them.
+    first code point does. Two letters belong to one word unless Unicode's word rules part them
+    (東京に行った is six words, not one); a joiner ("-", "'", "_") between two letters joins
+    them, and nothing else.
     """
     start, end = max(0, min(start, end)), min(len(text), max(start, end))
     if start == end:
         return start, end
+    # Only the lines holding the range are segmented, so a snap costs what its lines cost,
+    # however long the whole text. Unicode breaks clusters and words before and after every
+    # line break whatever surrounds it, so the result is the one the whole text would give.
+    low = max(text.rfind(char, 0, start) for char in LINE_BREAKS) + 1
+    if 0 < low < len(text) and text[low - 1:low + 1] == "\r\n":
+        low -= 1  # the range starts inside "\r\n": keep the pair whole
+    following = _LINE_BREAK.search(text, end)
+    high = following.start() if following else len(text)
+    if 0 < high < len(text) and text[high - 1:high + 1] == "\r\n":
+        high += 1
+    first, last = _snap_within(text[low:high], start - low, end - low)
+    return first + low, last + low
+
+
+def _snap_within(text: str, start: int, end: int) -> tuple[int, int]:
     bounds = grapheme_boundaries(text)
+    words = word_boundaries(text)
     # selected clusters: first .. last - 1, the clusters holding the range's ends taken whole
     first = bisect_right(bounds, start) - 1
     last = bisect_left(bounds, end)
@@ -64,14 +81,20 @@ def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
         char = text[bounds[cluster]]
         return char.isspace() or unicodedata.category(char) == "Cf"
 
-    words = word_boundaries(text)
+    def letter(cluster: int) -> bool:
+        return 0 <= cluster < len(bounds) - 1 and text[bounds[cluster]].isalnum()
+
+    def joiner(cluster: int) -> bool:
+        return text[bounds[cluster]] in WORD_JOINERS
 
     def joined(cluster: int) -> bool:
         """Tell whether a cluster and the one before it are parts of one word."""
-        left, right = text[bounds[cluster - 1]], text[bounds[cluster]]
-        if not (is_word_char(left) and is_word_char(right)):
-            return False
-        return bounds[cluster] not in words or left in WORD_JOINERS or right in WORD_JOINERS
+        # a joiner joins only between letters: "Jean-Pierre", not the quotes of 'Paris'
+        if joiner(cluster - 1):
+            return letter(cluster - 2) and letter(cluster)
+        if joiner(cluster):
+            return letter(cluster - 1) and letter(cluster + 1)
+        return letter(cluster - 1) and letter(cluster) and bounds[cluster] not in words
 
     while first < last and is_blank(first):
         first += 1

@@ -102,7 +102,27 @@ def test_snapping_keeps_user_perceived_characters_whole():
     assert snap_to_words(text, crlf + 1, crlf + 4) == (crlf + 2, crlf + 5)  # "\nno": "now"
     assert snap_to_words("Jean-Pierre O'Neil", 2, 6) == (0, 11)
     assert snap_to_words("Jean-Pierre O'Neil", 12, 13) == (12, 18)
+    quoted = "she said 'Paris' to New Orleans' mayor"
+    assert snap_to_words(quoted, 11, 13) == (10, 15)  # the quotes are no part of the word
+    assert snap_to_words(quoted, 24, 26) == (24, 31)
     assert snap_to_words("a \r\n b", 1, 5) == (5, 5)  # only spaces and a break: nothing
+
+
+def test_snapping_in_a_long_text_matches_snapping_the_whole_of_it():
+    """Only the lines around the selection are segmented; the result must not depend on it."""
+    rng = random.Random(3)
+    long_word = "x" * 700
+    zalgo = "e" + "\u0301" * 300  # one cluster
+    pieces = PIECES + ["Paris", "Jean-Pierre", " ", " ", long_word, zalgo, "\u0085"]
+    text = "".join(rng.choice(pieces) for _ in range(3000))
+    crlf = [i for i in range(len(text)) if text.startswith("\r\n", i)]
+    ranges = [sorted(rng.sample(range(len(text) + 1), 2)) for _ in range(10)]
+    ranges += [(i, i + rng.randint(1, 9)) for i in rng.sample(range(len(text)), 100)]
+    ranges += [(i, i + 1) for i in (text.index(long_word) + 350, text.index(zalgo) + 150)]
+    ranges += [(i + 1, i + 4) for i in rng.sample(crlf, 50)]  # from inside "\r\n"
+    ranges += [(i - 3, i + 1) for i in rng.sample(crlf, 50)]  # to inside it
+    whole = [textspans._snap_within(text, start, end) for start, end in ranges]
+    assert [snap_to_words(text, start, end) for start, end in ranges] == whole
 
 
 def test_grapheme_boundaries_count_store_offsets():
@@ -120,8 +140,7 @@ def test_span_text_speaks_store_offsets(qtbot):
     assert view.text() == text and view.toPlainText() != text  # the document rewrote "\r\n"
     start = text.index("Paris")
     view.paint_spans([(start, start + 5, entity_colour(0), False)])
-    [painted] = view.extraSelections()
-    assert painted.cursor.selectedText() == "Paris"
+    assert [s.cursor.selectedText() for s in view.extraSelections()] == ["Paris"]
     view.select(start, start + 5)
     assert view.selection() == (start, start + 5)
     assert view.textCursor().selectedText() == "Paris"

@@ -60,8 +60,9 @@ def _select_visible(text_view, word: str) -> None:
     assert text_view.textCursor().selectedText() == word
 
 
-def _painted(text_view) -> list[tuple[int, int]]:
-    return [(s.cursor.selectionStart(), s.cursor.selectionEnd())
+def _painted(text_view) -> list[tuple[int, int, str]]:
+    """Return the painted ranges in the document's positions, with the text they cover."""
+    return [(s.cursor.selectionStart(), s.cursor.selectionEnd(), s.cursor.selectedText())
             for s in text_view.extraSelections()]
 
 
@@ -90,8 +91,7 @@ def test_ner_paints_a_stored_span_on_the_word(qtbot, tmp_path, make_project, kin
     view = _view(qtbot, project, SpansEditor)
     text_view = view.editor.text_view
     found = _find(text_view, word)
-    assert _painted(text_view) == [(found.selectionStart(), found.selectionEnd())]
-    assert text_view.extraSelections()[0].cursor.selectedText() == word
+    assert _painted(text_view) == [(found.selectionStart(), found.selectionEnd(), word)]
     project.close()
 
 
@@ -119,8 +119,7 @@ def test_qa_paints_a_saved_answer_on_the_word(qtbot, tmp_path, make_project, kin
     view.open_example(1)
     context = view.editor.context
     found = _find(context, word)
-    assert _painted(context) == [(found.selectionStart(), found.selectionEnd())]
-    assert context.extraSelections()[0].cursor.selectedText() == word
+    assert _painted(context) == [(found.selectionStart(), found.selectionEnd(), word)]
     project.close()
 
 
