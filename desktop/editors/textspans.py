@@ -46,8 +46,8 @@ def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
     """Grow a store range to whole words and trim surrounding whitespace and format marks.
 
     Works on user-perceived characters (grapheme clusters), so "e" + combining accent, a ZWJ
-    emoji family or "\\r\\n" is never cut; a cluster counts as a word character when its
-    first code point does. Two letters belong to one word unless Unicode's word rules part them
+    emoji family or "\\r\\n" is never cut; a cluster is a letter when its first code point
+    is alphanumeric. Two letters belong to one word unless Unicode's word rules part them
     (東京に行った is six words, not one); a joiner ("-", "'", "_") between two letters joins
     them, and nothing else.
     """
