@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBox
 
 from annotune.core.tasks import TaskSettings
 from annotune.desktop.editors.base import Editor, field_title
+from annotune.desktop.editors.offsets import qt_string
 from annotune.desktop.editors.textspans import SpanText, entity_colour, snap_to_words
 
 ANSWER_COLOUR = entity_colour(2, alpha=120)
@@ -99,7 +100,7 @@ class AnswersEditor(Editor):
     def show_example(self, example: Any, annotation: Mapping[str, Any] | None,
                      suggestion: Mapping[str, Any] | None) -> None:
         self.example = example
-        self.question.setText(str(example.fields.get(self.question_field, "")))
+        self.question.setText(qt_string(str(example.fields.get(self.question_field, ""))))
         self.context.set_text(str(example.fields.get(self.context_field, "")))
         self.answer, self.no_answer = None, False
         note = ""
@@ -141,6 +142,10 @@ class AnswersEditor(Editor):
         start, end = self.context.selection()
         if start != end:
             start, end = snap_to_words(text, start, end)
+            if start == end:  # only spaces or line breaks: an empty answer is no answer
+                self.message.emit("Select the answer in the context first (the selection "
+                                  "holds only spaces)")
+                return
             self.decided.emit({"answers": [{"start": start, "text": text[start:end]}]})
         elif self.answer:
             self.decided.emit({"answers": [dict(self.answer)]})

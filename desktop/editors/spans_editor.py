@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from annotune.core.tasks import TaskSettings
@@ -70,7 +70,6 @@ class SpansEditor(Editor):
     def show_example(self, example: Any, annotation: Mapping[str, Any] | None,
                      suggestion: Mapping[str, Any] | None) -> None:
         self.example = example
-        self.text_view.set_text(str(example.fields.get(self.task.fields[0], "")))
         source = annotation if annotation else suggestion
         self.from_suggestion = not annotation and bool(suggestion and suggestion.get("spans"))
         self.spans = [{"start": int(s["start"]), "end": int(s["end"]), "label": s["label"]}
@@ -79,6 +78,13 @@ class SpansEditor(Editor):
         self.spans.sort(key=lambda s: s["start"])
         self.loaded = [dict(s) for s in self.spans]
         self.selected = None
+        # the new text puts the cursor at its start: that is no click on an entity, and must
+        # not announce one (least of all one of the example before, over the new text)
+        blocker = QSignalBlocker(self.text_view)
+        try:
+            self.text_view.set_text(str(example.fields.get(self.task.fields[0], "")))
+        finally:
+            blocker.unblock()
         if self.from_suggestion:
             self.note.setText(f"Model suggests {len(self.spans)} entities — Enter accepts, "
                               "Del removes one")
