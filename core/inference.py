@@ -82,7 +82,8 @@ class Predictor:
         """Return one prediction per item, in input order.
 
         Items are texts (tasks with one text field) or mappings holding every field the task
-        reads (e.g. ``{"context": ..., "question": ...}``).
+        reads (e.g. ``{"context": ..., "question": ...}``), and any of its ``optional_fields``
+        (NER: ``{"text": ..., "tokens": [...]}`` decodes to whole given tokens).
         """
         examples = [self._example(n, item) for n, item in enumerate(items)]
         if not examples:
@@ -125,7 +126,11 @@ class Predictor:
             if missing:
                 raise AnnotuneError(f"item {n} has no text in field '{missing[0]}'",
                                     hint=f"the {self.task.title} task reads {', '.join(fields)}")
-            return {name: item[name] for name in fields}
+            example = {name: item[name] for name in fields}
+            for name in getattr(self.task, "optional_fields", ()):  # NER: "tokens"
+                if name in item:
+                    example[name] = item[name]
+            return example
         raise AnnotuneError(f"item {n} is a {type(item).__name__}, expected a text or a mapping "
                             "of fields")
 
