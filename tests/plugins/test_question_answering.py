@@ -174,6 +174,21 @@ def test_unicode_context_maps_answers_to_character_offsets(task, tokenizer):
         assert prediction["text"] == answer
 
 
+@pytest.mark.parametrize("answer", ["Jose\u0301", "❤️", "كتابٌ", "नमस्ते"])
+def test_predicted_answers_keep_the_marks_the_normaliser_strips(task, tokenizer, answer):
+    context = f"Le mot est {answer} et rien d'autre.\r\nFin 👨\u200d👩\u200d👧."
+    example = {"context": context, "question": "Quel mot ?"}
+    settings = TaskSettings(max_length=384, stride=128)
+    start = context.index(answer)
+    annotation = task.validate({"answers": [{"start": start, "text": answer}]}, example,
+                               settings)
+    [feature] = task.encode(tokenizer, [example], [annotation], settings)
+    assert feature.offsets[feature.target[1]][1] < start + len(answer)  # the token stops short
+    [prediction] = task.decode([example], [feature],
+                               peaked_outputs([feature], [feature.target]), settings)
+    assert (prediction["text"], prediction["start"]) == (answer, start)
+
+
 def test_long_questions_are_truncated_and_types_mark_the_segments(task, tokenizer):
     question = long_context(200) + "?"
     example = {"context": long_context(30), "question": question}
