@@ -228,6 +228,7 @@ class ImportDialog(QDialog):
             shown = ", ".join(map(str, report.duplicate_lines[:10]))
             more = ", …" if len(report.duplicate_lines) > 10 else ""
             lines.append(f"{report.duplicates:,} duplicates not added (lines {shown}{more}).")
+        lines += [f"Note: {line}." for line in report.note_lines]
         if report.problems:
             lines.append(f"{len(report.problems):,} bad rows skipped:")
         self.summary.setText("\n".join(lines))

@@ -36,11 +36,22 @@ class ImportReport:
     duplicates: int = 0
     duplicate_lines: list[int] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)  # the skipped rows
+    notes: dict[str, list[int]] = field(default_factory=dict)  # importer's note → its lines
 
     @property
     def skipped(self) -> list[str]:
         """One printable line per skipped row: ``file:line (field 'x'): problem — hint``."""
         return [describe(self.path, problem) for problem in self.problems]
+
+    @property
+    def note_lines(self) -> list[str]:
+        """One printable line per importer note: what it did, on how many rows, which lines."""
+        lines = []
+        for note, numbers in self.notes.items():
+            shown = ", ".join(str(n) for n in numbers[:10])
+            more = ", ..." if len(numbers) > 10 else ""
+            lines.append(f"{note} on {len(numbers)} rows (lines {shown}{more})")
+        return lines
 
     def __str__(self) -> str:
         text = (f"imported {self.added} examples ({self.annotated} labeled) from {self.path} "
@@ -52,6 +63,8 @@ class ImportReport:
                      f"(lines {lines}{more})")
         if self.problems:
             text += f"; {len(self.problems)} bad rows skipped"
+        for line in self.note_lines:
+            text += f"; {line}"
         return text
 
 
@@ -205,6 +218,8 @@ def _records(items: Iterator[ImportRecord | RowProblem], report: ImportReport, p
             report.problems.append(item)
         elif skip_bad_rows or not report.problems:
             count += 1
+            for note in item.notes:
+                report.notes.setdefault(note, []).append(item.line)
             yield item
     if report.problems and not skip_bad_rows:
         first = report.problems[0]
