@@ -285,7 +285,8 @@ def validate_spans(spans: Any, text: str, labels: Sequence[str] | None = None
         if start >= end:
             raise _span_problem(span, "is empty (start must be less than end)")
         if start < 0 or end > len(text):
-            raise _span_problem(span, f"lies outside the text ({len(text)} characters)")
+            raise _span_problem(span, f"lies outside the text ({len(text)} characters)",
+                                hint=_offsets_hint(text, span))
         if text[start].isspace() or text[end - 1].isspace():
             raise _span_problem(span, "starts or ends on whitespace",
                                 hint="trim the span to the entity's first and last characters")
@@ -302,10 +303,13 @@ def validate_spans(spans: Any, text: str, labels: Sequence[str] | None = None
 
 
 def _offsets_hint(text: str, span: Mapping[str, Any]) -> str:
+    """Say when a span fits the text as UTF-16 code units (and its ``text``, if it has one)."""
     utf16 = utf16_reading(text, span["start"], span["end"])
-    if utf16 is not None and text[utf16[0]:utf16[1]] == span["text"]:
-        return ("the offsets count UTF-16 code units, as JavaScript tools do: import the file "
-                "as spans-jsonl, which converts them, or convert them to characters")
+    if utf16 is not None and span.get("text", text[utf16[0]:utf16[1]]) == \
+            text[utf16[0]:utf16[1]]:
+        return ("the offsets may count UTF-16 code units, as JavaScript tools do: import the "
+                "file as spans-jsonl with span texts, which converts them, or convert them to "
+                "characters")
     return "offsets count Unicode characters (code points) of the original text"
 
 

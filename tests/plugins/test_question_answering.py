@@ -88,6 +88,14 @@ def test_validate_names_the_mismatch(task):
     assert "'Loire'" in message and "'oire '" in message and "answer 1" in message
 
 
+def test_a_mismatch_that_fits_utf16_offsets_says_so_in_the_hint(task):
+    # an answers cell of a CSV written by a JavaScript tool: each emoji counts twice there
+    example = {"context": "🍕🍕 The café in Zürich 👨\u200d👩\u200d👧 opens", "question": "Where?"}
+    with pytest.raises(AnnotuneError) as error:
+        task.validate({"answers": [{"start": 17, "text": "Zürich"}]}, example, TaskSettings())
+    assert "UTF-16 code units" in error.value.hint and "it is 15" in error.value.hint
+
+
 def test_validate_rejects_out_of_range_empty_and_non_integer(task):
     with pytest.raises(AnnotuneError, match="outside the context"):
         task.validate({"answers": [{"start": 30, "text": "Orléans"}]}, EXAMPLE, TaskSettings())
