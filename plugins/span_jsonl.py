@@ -131,41 +131,42 @@ def _read_offsets(text: str, span: dict[str, Any], unit: str, index: Utf16Index 
     start, end = span["start"], span["end"]
     if any(isinstance(v, bool) or not isinstance(v, int) for v in (start, end)):
         return False  # validation names the problem
-    converted = index.span(start, end) if index is not None else None
-    if converted == (start, end):
-        converted = None  # both readings agree
-    utf16_text = text[slice(*converted)] if converted is not None else None
+    # the span read as UTF-16 code units; None: that reading cuts a character in two or
+    # runs past the text
+    as_utf16 = index.span(start, end) if index is not None else (start, end)
+    differs = as_utf16 != (start, end)
+    utf16_text = text[slice(*as_utf16)] if as_utf16 is not None and differs else None
+    name = f"the {span['label']} span" if isinstance(span.get("label"), str) else "the span"
     if stated is not None:
-        if cut(text, start, end) == stated and not (unit == UTF16 and utf16_text == stated):
+        as_characters = cut(text, start, end)
+        if as_characters == stated and not (unit == UTF16 and utf16_text == stated):
             return False
         if utf16_text == stated:
-            span["start"], span["end"] = converted
+            span["start"], span["end"] = as_utf16
             return True
-        found = cut(text, start, end)
+        found = "(nothing: it lies outside the text)" if as_characters is None \
+            else repr(as_characters)
         also = (f", or {utf16_text!r} if they count UTF-16 code units"
                 if utf16_text is not None else "")
-        label = span.get("label")
         raise AnnotuneError(
-            f"the {label} span at [{start}, {end}) says its text is {stated!r}, but the "
-            f"text there reads {found if found is not None else '(outside the text)'!r}{also}",
-            where="spans",
+            f"{name} at [{start}, {end}) says its text is {stated!r}, but the text there "
+            f"reads {found}{also}", where="spans",
             hint="fix the span's offsets or its text: offsets count characters (code points) "
                  "of the text, or UTF-16 code units throughout the file")
-    if converted is None and (index is None or unit != UTF16):
+    if not differs or unit == CHARACTERS:
         return False
-    if unit == UTF16:
-        if converted is None:
-            raise AnnotuneError(f"the span [{start}, {end}) cuts a character in two when read "
-                                "as UTF-16 code units, as the rest of this file is",
-                                where="spans", hint="fix the span's offsets")
-        span["start"], span["end"] = converted
-        return True
     if unit == MIXED:
-        raise AnnotuneError(f"the span [{start}, {end}) has no text, and this file's span "
+        raise AnnotuneError(f"{name} at [{start}, {end}) has no text, and this file's span "
                             "texts show offsets counted both in characters and in UTF-16 "
                             "code units, so its place is unknown", where="spans",
                             hint="give every span its 'text', or write all offsets in one unit")
-    return False
+    if as_utf16 is None:
+        raise AnnotuneError(f"{name} at [{start}, {end}) cannot be read as UTF-16 code units, "
+                            "as this file's span texts show its offsets are: it cuts a "
+                            "character in two or runs past the text", where="spans",
+                            hint="fix the span's offsets")
+    span["start"], span["end"] = as_utf16
+    return True
 
 
 class SpanJsonlImporter:

@@ -42,8 +42,8 @@ def studio_line(text, pieces, unit=utf16, with_text=True):
     return {"text": text, "label": spans}
 
 
-def write(path, objects):
-    path.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects),
+def write(path, objects, ensure_ascii=False):
+    path.write_text("".join(json.dumps(o, ensure_ascii=ensure_ascii) + "\n" for o in objects),
                     encoding="utf-8")
     return path
 
@@ -75,12 +75,22 @@ def test_offsets_in_utf16_code_units_are_converted_and_said(tmp_path):
     assert [r.notes for r in records] == [[UTF16_NOTE]] * 4
 
 
-def test_spans_without_text_follow_the_unit_the_files_texts_show(tmp_path):
+@pytest.mark.parametrize("ensure_ascii", [False, True])  # True: 🍕 written as \ud83c\udf55
+def test_spans_without_text_follow_the_unit_the_files_texts_show(tmp_path, ensure_ascii):
     text, pieces = TEXTS[0]
-    lines = [studio_line(t, p) for t, p in TEXTS[1:]]
-    lines.append(studio_line(text, pieces, with_text=False))  # a span of a later line
-    [*_, last] = read(write(tmp_path / "mixed-keys.jsonl", lines))
-    assert entities(last) == pieces and last.notes == [UTF16_NOTE]
+    lines = [studio_line(text, pieces, with_text=False)]  # before the lines that tell
+    lines += [studio_line(t, p) for t, p in TEXTS[1:]]
+    [first, *_] = read(write(tmp_path / "mixed-keys.jsonl", lines, ensure_ascii))
+    assert entities(first) == pieces and first.notes == [UTF16_NOTE]
+
+
+def test_a_span_without_text_that_utf16_cannot_place_is_refused(tmp_path):
+    text, pieces = TEXTS[0]
+    path = write(tmp_path / "cut.jsonl", [studio_line(text, pieces),
+                                          {"text": "🍕 Ada", "spans": [[1, 5, "PER"]]}])
+    _, problem = read(path)  # unit 1 is the middle of 🍕 in UTF-16
+    assert isinstance(problem, RowProblem) and problem.line == 2
+    assert "cannot be read as UTF-16 code units" in problem.message
 
 
 def test_code_point_files_with_emoji_are_left_as_they_are(tmp_path):
