@@ -4,13 +4,17 @@ Project labels are entity types (PER, ORG, ...); the model's tag set is ``O`` fo
 ``B-<type>``, ``I-<type>`` for each type in the project's label order.
 
 Words and word pieces: the tokenizer's pre-tokenizer decides what a word is (whitespace and
-punctuation boundaries for BERT vocabularies; ``Encoding.word_ids``). Each word takes the tag of
-the span it overlaps, and only the word's first word piece is trained on; its other pieces get
--100 (ignored by the loss), as transformers' run_ner does by default (label_all_tokens=False).
-Training every piece would weigh long, rare words (split into many pieces) more than short ones
-and ask the model to write ``I-`` inside a single word; with the first piece only, each word
-counts once and prediction reads the same piece. A span boundary inside a word therefore widens
-the predicted entity to the whole word.
+punctuation boundaries for BERT vocabularies; ``Encoding.word_ids``), unless the example
+carries its own ``tokens`` (pre-tokenized input such as a CoNLL sentence): then each given
+token is one word, however the tokenizer splits it, and predictions are whole tokens. Each
+word takes the tag of the span it overlaps, and only the word's first word piece is trained
+on; its other pieces get -100 (ignored by the loss), as transformers' run_ner does by default
+(label_all_tokens=False). Training every piece would weigh long, rare words (split into many
+pieces) more than short ones and ask the model to write ``I-`` inside a single word; with the
+first piece only, each word counts once and prediction reads the same piece. A span boundary
+inside a word therefore widens the predicted entity to the whole word, and without given
+tokens to whole grapheme clusters (a normaliser that strips accents leaves them out of the
+pieces' offsets).
 
 Long texts become overlapping windows of ``max_length`` tokens; every token is in at least one
 window, and for a token in several the prediction comes from the window where it has the most
