@@ -50,7 +50,8 @@ class ImportReport:
         for note, numbers in self.notes.items():
             shown = ", ".join(str(n) for n in numbers[:10])
             more = ", ..." if len(numbers) > 10 else ""
-            lines.append(f"{note} on {len(numbers)} rows (lines {shown}{more})")
+            rows = f"{len(numbers)} rows (lines" if len(numbers) > 1 else "1 row (line"
+            lines.append(f"{note} on {rows} {shown}{more})")
         return lines
 
     def __str__(self) -> str:
