@@ -5,10 +5,13 @@ SQuAD JSON nests questions under paragraphs under articles; every question becom
 paragraph index are kept in the record's meta, so an export rebuilds the same grouping and a
 benchmark can split by article (questions on one paragraph must never straddle a split).
 
-Answer offsets: SQuAD has a few answers whose ``answer_start`` is one or two characters off.
-When the answer text is found within ``REPAIR_WINDOW`` characters of the stated offset, the
-offset is repaired and the repair recorded in ``meta["repaired_answers"]``; anything further
-off is a RowProblem naming the question id and what the context holds at that offset.
+Answer offsets (both formats alike): an ``answer_start`` is read as characters, then as UTF-16
+code units (JavaScript tools count those: each emoji before the answer shifts it), then within
+``REPAIR_WINDOW`` characters (SQuAD has a few answers one or two characters off). A start that
+one of the latter two readings places is moved, recorded in ``meta["repaired_answers"]`` and
+named in the import report; anything else is a RowProblem naming the question id and what the
+context holds at that offset. A question id that names two different questions is refused
+(see ``_QuestionIds``).
 
 QA JSONL is the Hugging Face datasets shape, one object per line:
 ``{"id", "context", "question", "answers": {"text": [...], "answer_start": [...]}}``; a list of
