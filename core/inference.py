@@ -89,7 +89,8 @@ class Predictor:
         """Return one prediction per item, in input order.
 
         Items are texts (tasks with one text field) or mappings holding every field the task
-        reads (e.g. ``{"context": ..., "question": ...}``).
+        reads (e.g. ``{"context": ..., "question": ...}``), and any of its ``optional_fields``
+        (NER: ``{"text": ..., "tokens": [...]}`` decodes to whole given tokens).
         """
         examples = [self._example(n, item) for n, item in enumerate(items)]
         if not examples:
@@ -133,10 +134,15 @@ class Predictor:
                 raise AnnotuneError(f"item {n} has no text in field '{missing[0]}'",
                                     hint=f"the {self.task.title} task reads {', '.join(fields)}")
             example = {name: item[name] for name in fields}
+            for name in getattr(self.task, "optional_fields", ()):  # NER: "tokens"
+                if name in item:
+                    example[name] = item[name]
         else:
             raise AnnotuneError(f"item {n} is a {type(item).__name__}, expected a text or a "
                                 "mapping of fields")
         for name, text in example.items():
+            if not isinstance(text, str):
+                continue  # optional fields such as NER's tokens are checked by the task
             # The tokenizer takes only real characters; half a surrogate pair makes it raise
             # a TypeError that names neither the item nor the character.
             index = lone_surrogate(text)

@@ -230,6 +230,7 @@ class ImportDialog(QDialog):
             more = ", …" if len(report.duplicate_lines) > 10 else ""
             lines.append(f"{report.duplicates:,} duplicates not added (lines {shown}{more}).")
         lines += map(str, report.notes)
+        lines += [f"Note: {line}." for line in report.note_lines]
         if report.problems:
             lines.append(f"{len(report.problems):,} bad rows skipped:")
         self.summary.setText("\n".join(lines))

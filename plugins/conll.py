@@ -1,4 +1,4 @@
-"""Entity file formats: CoNLL (one token per line) and span JSONL (doccano, Label Studio-like).
+"""Entity file formats: CoNLL (one token per line); span JSONL lives in plugins/span_jsonl.py.
 
 CoNLL import turns each sentence into one example whose text is its tokens joined with single
 spaces, with character spans computed from the tags. What a faithful export needs is kept in
@@ -6,13 +6,16 @@ the record's meta: the columns between token and tag, the ``-DOCSTART-`` lines b
 sentence, the separator and the tag scheme. Export writes the same tokens and columns with tags
 from the current spans, so an unedited import → export gives back the file (blank lines
 normalised to one between sentences).
+
+A span edge inside a token (a text without spaces, such as Japanese, or an entity edited to
+a part of a token) cuts the token there, so every entity is whole tokens and no tag is
+wrong; an example that still cannot be written faithfully is refused by its id.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +25,21 @@ from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, R
 from annotune.core.formats.files import read_utf8, write_atomic
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import Task, TaskSettings
+from annotune.plugins.span_jsonl import NER_TASKS, SpanJsonlExporter, SpanJsonlImporter
 from annotune.plugins.spans import (
     SCHEMES,
     TagError,
     chunks_to_spans,
     chunks_to_tags,
     detect_scheme,
+    imported_tokens,
     spans_to_chunks,
+    split_at_span_edges,
     split_tag,
     tags_to_chunks,
-    trim_span,
-    validate_spans,
     whitespace_tokens,
 )
 
-NER_TASKS = ("token-classification",)
 DOCSTART = "-DOCSTART-"
 
 
@@ -201,22 +204,21 @@ class ConllExporter:
     def _block(self, row: ExportRow, width: int) -> str:
         meta = row.meta if row.meta.get("format") == "conll" else {}
         text = row.fields.get("text", "")
-        pieces = text.split(" ")
-        columns = meta.get("columns")
-        if meta and all(pieces) and not any(c.isspace() for p in pieces for c in p):
-            offsets, position = [], 0
-            for piece in pieces:
-                offsets.append((position, position + len(piece)))
-                position += len(piece) + 1
-        else:  # a text that did not come from CoNLL: whitespace tokens, filler columns
+        spans = row.annotation.get("spans", [])
+        # the tokens it was imported with (the single-space join of CoNLL import) when the
+        # text still has that shape, else whitespace tokens with filler columns
+        offsets = imported_tokens(text) if meta else None
+        columns = meta.get("columns") if offsets is not None else None
+        if offsets is None:
             offsets = whitespace_tokens(text)
-            columns = None
         if not offsets:
             return ""
         if columns is not None and len(columns) != len(offsets):
             columns = None
+        offsets, columns = split_at_span_edges(offsets, columns, spans)
+        self._check_faithful(row, text, offsets, spans)
         scheme = self.scheme or meta.get("scheme", "BIO")
-        chunks = spans_to_chunks(row.annotation.get("spans", []), offsets)
+        chunks = spans_to_chunks(spans, offsets)
         tags = chunks_to_tags(chunks, len(offsets), scheme)
         original = meta.get("tags")
         if original and len(original) == len(tags) and tags_to_chunks(original) == chunks:
@@ -230,101 +232,27 @@ class ConllExporter:
         lines.append("\n")
         return "".join(lines)
 
-
-# -- span JSONL -------------------------------------------------------------------------------
-SPAN_KEYS = ("spans", "entities", "label", "labels")
-
-
-def _span_from_item(item: Any) -> dict[str, Any]:
-    """Read one span in doccano's or Label Studio's spelling."""
-    if isinstance(item, list | tuple) and len(item) == 3:
-        return {"start": item[0], "end": item[1], "label": item[2]}
-    if isinstance(item, Mapping):
-        if isinstance(item.get("value"), Mapping):  # Label Studio result entries
-            item = item["value"]
-        label = item.get("label")
-        if label is None and isinstance(item.get("labels"), list) and len(item["labels"]) == 1:
-            label = item["labels"][0]
-        start = item.get("start", item.get("start_offset"))
-        end = item.get("end", item.get("end_offset"))
-        return {"start": start, "end": end, "label": label}
-    raise AnnotuneError(f"span {item!r} is neither [start, end, type] nor an object",
-                        hint='write {"start": 0, "end": 5, "label": "PER"}')
-
-
-class SpanJsonlImporter:
-    """Read JSON lines with a text and its entity spans (doccano / Label Studio shapes)."""
-
-    name = "spans-jsonl"
-    title = "JSON lines with entity spans (doccano, Label Studio)"
-    extensions = (".jsonl",)
-    tasks = NER_TASKS
-
-    def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
-             ) -> Iterator[ImportRecord | RowProblem]:
-        text_key = options.mapping.get("text", "text")
-        for number, line in enumerate(read_utf8(Path(path), "a CoNLL file").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield self._record(json.loads(line), number, text_key, settings, options)
-            except json.JSONDecodeError as error:
-                yield RowProblem(number, f"not valid JSON ({error.msg}, column {error.colno})",
-                                 hint="write one JSON object per line")
-            except AnnotuneError as error:
-                yield RowProblem(number, error.what, field=error.where, hint=error.hint)
-
     @staticmethod
-    def _record(obj: Any, number: int, text_key: str, settings: TaskSettings,
-                options: ImportOptions) -> ImportRecord:
-        if not isinstance(obj, Mapping):
-            raise AnnotuneError("the line is not a JSON object", hint='write {"text": ...}')
-        data = obj.get("data") if isinstance(obj.get("data"), Mapping) else obj
-        text = data.get(text_key)
-        if not isinstance(text, str):
-            raise AnnotuneError(f"no text under the key '{text_key}'", where=text_key,
-                                hint="name the text key with --map text=KEY")
-        key = options.mapping.get("label") or next((k for k in SPAN_KEYS if k in obj), None)
-        annotation = None
-        if key is not None and obj.get(key) is not None:
-            items = obj[key]
-            if not isinstance(items, list):
-                raise AnnotuneError(f"'{key}' holds {type(items).__name__}, not a list of spans",
-                                    where=key, hint="for labels of whole texts use a "
-                                                    "text-classification project")
-            spans = []
-            for item in items:
-                span = _span_from_item(item)
-                if isinstance(span["start"], int) and isinstance(span["end"], int):
-                    span["start"], span["end"] = trim_span(text, span["start"], span["end"])
-                spans.append(span)
-            annotation = {"spans": validate_spans(spans, text, settings.labels or None)}
-        split = options.split or obj.get(options.mapping.get("split", "split"))
-        source_id = obj.get(options.mapping.get("id", "id"))
-        return ImportRecord(fields={"text": text}, annotation=annotation,
-                            split=split if isinstance(split, str) else None, line=number,
-                            source_id=None if source_id is None else str(source_id))
-
-
-class SpanJsonlExporter:
-    """Write ``{"id", "text", "spans": [{"start","end","label","text"}], "split"}`` lines."""
-
-    name = "spans-jsonl"
-    title = "JSON lines with entity spans"
-    extensions = (".jsonl",)
-    tasks = NER_TASKS
-
-    def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
-        lines = []
-        for row in rows:
-            text = row.fields.get("text", "")
-            spans = [{"start": s["start"], "end": s["end"], "label": s["label"],
-                      "text": text[s["start"]:s["end"]]}
-                     for s in row.annotation.get("spans", [])]
-            lines.append(json.dumps({"id": row.example_id, "text": text, "spans": spans,
-                                     "split": row.split}, ensure_ascii=False) + "\n")
-        write_atomic(Path(path), lambda out: out.write("".join(lines)))
-        return len(lines)
+    def _check_faithful(row: ExportRow, text: str, offsets: list[tuple[int, int]],
+                        spans: list[dict[str, Any]]) -> None:
+        """Refuse an example whose tokens cannot carry its spans, rather than write wrong tags."""
+        place = f"example {row.example_id}"
+        for start, end in offsets:
+            if text[start:end] == DOCSTART:
+                raise AnnotuneError(f"{place} holds the token {DOCSTART}, which a CoNLL file "
+                                    "reads as a document break", where=place,
+                                    hint="edit that word of the text, or export as spans-jsonl")
+        chunks = spans_to_chunks(spans, offsets)
+        written = sorted((s["start"], s["end"], s["label"])
+                         for s in chunks_to_spans(chunks, offsets))
+        wanted = sorted((s["start"], s["end"], s["label"]) for s in spans)
+        if written != wanted:
+            lost = [text[a:b] for a, b, _ in sorted(set(wanted) - set(written))]
+            raise AnnotuneError(f"{place}: the entities {lost} cannot be written as whole "
+                                "tokens of a CoNLL file (overlapping or empty spans?)",
+                                where=place,
+                                hint="fix the example's spans in the editor, or export as "
+                                     "spans-jsonl")
 
 
 @hookimpl

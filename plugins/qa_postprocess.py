@@ -4,7 +4,8 @@ Numpy only: evaluation after training and the torch-free Predictor share this mo
 decoding follows transformers' examples/pytorch/question-answering/utils_qa.py
 (``postprocess_qa_predictions``): n-best start and end tokens per window, context tokens only,
 end >= start, at most ``max_answer_length`` tokens, answer text cut from the original context by
-character offsets, and a null ("no answer") candidate scored at the CLS token.
+character offsets (widened to whole grapheme clusters), and a null ("no answer") candidate
+scored at the CLS token.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from annotune.core.features import softmax
 from annotune.core.tasks import Feature, Prediction
+from annotune.plugins.graphemes import widen_to_graphemes
 
 CLS_INDEX = 0  # every window starts with the classifier token; "no answer" points at it
 
@@ -80,8 +82,10 @@ def decode_answers(contexts: Sequence[str], features: Sequence[Feature],
                 null_score = window_null
             for score, start_char, end_char in _window_candidates(
                     feature, start_logits, end_logits, n_best, max_answer_length):
+                # a token may stop before an accent its normaliser stripped, or inside an
+                # emoji sequence: answers are whole user-perceived characters
+                key = widen_to_graphemes(context, start_char, end_char)
                 # overlapping windows see the same span twice: keep its best score only
-                key = (start_char, end_char)
                 if key not in spans or score > spans[key]:
                     spans[key] = score
         predictions.append(_choose(context, spans, null_score, n_best, allow_unanswerable))

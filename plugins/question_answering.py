@@ -26,6 +26,7 @@ from annotune.core.tasks import (
     Task,
     TaskSettings,
 )
+from annotune.plugins.offsets import UTF16, answer_start
 from annotune.plugins.qa_postprocess import CLS_INDEX, decode_answers, squad_scores
 
 MAX_QUESTION_TOKENS = 64  # longer questions are cut so that most of a window is context
@@ -286,9 +287,14 @@ def _check_answer(answer: Mapping[str, Any], index: int, context: str) -> dict[s
                             f"length of '{text}' ({end})", where=where)
     found = context[start:end]
     if found != text:
+        hint = "fix the start offset or the answer text"
+        placed = answer_start(context, text, start)
+        if placed is not None and placed[1] == UTF16:
+            hint = (f"the start counts UTF-16 code units, as JavaScript tools do (in "
+                    f"characters it is {placed[0]}): import the file as squad or qa-jsonl, "
+                    "which convert it, or convert the offsets")
         raise AnnotuneError(f"the answer text {text!r} does not match the context at {start}, "
-                            f"which reads {found!r}", where=where,
-                            hint="fix the start offset or the answer text")
+                            f"which reads {found!r}", where=where, hint=hint)
     return {"start": start, "text": text}
 
 

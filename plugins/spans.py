@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
+from annotune.plugins.offsets import utf16_reading
 
 SCHEMES = ("BIO", "IOB1", "BIOES")
 _PREFIXES = {"B", "I", "E", "S"}
@@ -180,6 +181,78 @@ def whitespace_tokens(text: str) -> list[tuple[int, int]]:
     return offsets
 
 
+def imported_tokens(text: str) -> list[tuple[int, int]] | None:
+    """Return the tokens of a text made by joining tokens with single spaces (CoNLL import).
+
+    None when the text does not have that shape (edited since, or never a CoNLL sentence).
+    """
+    pieces = text.split(" ")
+    if not all(pieces) or any(c.isspace() for p in pieces for c in p):
+        return None
+    offsets, position = [], 0
+    for piece in pieces:
+        offsets.append((position, position + len(piece)))
+        position += len(piece) + 1
+    return offsets
+
+
+def split_at_span_edges(offsets: Sequence[tuple[int, int]],
+                        columns: Sequence[Sequence[str]] | None,
+                        spans: Iterable[Mapping[str, Any]]
+                        ) -> tuple[list[tuple[int, int]], list[list[str]] | None]:
+    """Cut tokens where a span starts or ends inside them, so every span is whole tokens.
+
+    Texts without spaces (Japanese, Chinese, Thai) are one whitespace token per sentence, and
+    an entity can end inside any token; the pieces of a cut token get ``_`` columns, as
+    nothing is known of them. Returns the new offsets and columns (None stays None).
+    """
+    edges = sorted({edge for span in spans for edge in (span["start"], span["end"])})
+    new_offsets: list[tuple[int, int]] = []
+    new_columns: list[list[str]] | None = None if columns is None else []
+    for index, (start, end) in enumerate(offsets):
+        cuts = [edge for edge in edges if start < edge < end]
+        pieces = list(zip([start, *cuts], [*cuts, end], strict=True))
+        new_offsets += pieces
+        if new_columns is not None and columns is not None:
+            if len(pieces) == 1:
+                new_columns.append(list(columns[index]))
+            else:
+                new_columns += [["_"] * len(columns[index]) for _ in pieces]
+    return new_offsets, new_columns
+
+
+def locate_tokens(text: str, tokens: Any) -> list[tuple[int, int]]:
+    """Return the character offsets of given tokens in their text, or raise AnnotuneError.
+
+    Tokens come in text order; between them (and around them) only whitespace may lie, or
+    nothing (tokens of a text without spaces). Their join with single spaces is the usual case.
+    """
+    if not isinstance(tokens, list | tuple) or not all(isinstance(t, str) and t
+                                                      for t in tokens):
+        raise AnnotuneError("'tokens' must be a list of non-empty strings",
+                            where="field 'tokens'",
+                            hint='pass {"text": "EU rejects it", "tokens": ["EU", "rejects", '
+                                 '"it"]} or leave tokens out')
+    offsets, position = [], 0
+    for number, token in enumerate(tokens, start=1):
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if not text.startswith(token, position):
+            found = text[position:position + len(token)]
+            raise AnnotuneError(f"token {number} {token!r} does not continue the text at "
+                                f"character {position}, which reads {found!r}",
+                                where="field 'tokens'",
+                                hint="pass the text's own tokens in order, covering every "
+                                     "character but whitespace, or leave tokens out")
+        offsets.append((position, position + len(token)))
+        position += len(token)
+    if text[position:].strip():
+        raise AnnotuneError(f"the tokens end at character {position}, before "
+                            f"{text[position:position + 20]!r}", where="field 'tokens'",
+                            hint="pass tokens for the whole text, or leave tokens out")
+    return offsets
+
+
 def _span_problem(span: Any, problem: str, hint: str | None = None) -> AnnotuneError:
     return AnnotuneError(f"span {span!r} {problem}", where="annotation 'spans'", hint=hint)
 
@@ -212,14 +285,14 @@ def validate_spans(spans: Any, text: str, labels: Sequence[str] | None = None
         if start >= end:
             raise _span_problem(span, "is empty (start must be less than end)")
         if start < 0 or end > len(text):
-            raise _span_problem(span, f"lies outside the text ({len(text)} characters)")
+            raise _span_problem(span, f"lies outside the text ({len(text)} characters)",
+                                hint=_offsets_hint(text, span))
         if text[start].isspace() or text[end - 1].isspace():
             raise _span_problem(span, "starts or ends on whitespace",
                                 hint="trim the span to the entity's first and last characters")
         if "text" in span and span["text"] != text[start:end]:
             raise _span_problem(span, f"says text {span['text']!r} but its offsets cut out "
-                                      f"{text[start:end]!r}",
-                                hint="offsets count Unicode characters of the original text")
+                                      f"{text[start:end]!r}", hint=_offsets_hint(text, span))
         clean.append({"start": start, "end": end, "label": label})
     clean.sort(key=lambda s: (s["start"], s["end"]))
     for before, after in zip(clean, clean[1:], strict=False):
@@ -227,6 +300,17 @@ def validate_spans(spans: Any, text: str, labels: Sequence[str] | None = None
             raise _span_problem(after, f"overlaps the span {before!r}",
                                 hint="entities may not overlap or nest: keep one of them")
     return clean
+
+
+def _offsets_hint(text: str, span: Mapping[str, Any]) -> str:
+    """Say when a span fits the text as UTF-16 code units (and its ``text``, if it has one)."""
+    utf16 = utf16_reading(text, span["start"], span["end"])
+    if utf16 is not None and span.get("text", text[utf16[0]:utf16[1]]) == \
+            text[utf16[0]:utf16[1]]:
+        return ("the offsets may count UTF-16 code units, as JavaScript tools do: import the "
+                "file as spans-jsonl with span texts, which converts them, or convert them to "
+                "characters")
+    return "offsets count Unicode characters (code points) of the original text"
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:

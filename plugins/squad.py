@@ -5,10 +5,13 @@ SQuAD JSON nests questions under paragraphs under articles; every question becom
 paragraph index are kept in the record's meta, so an export rebuilds the same grouping and a
 benchmark can split by article (questions on one paragraph must never straddle a split).
 
-Answer offsets: SQuAD has a few answers whose ``answer_start`` is one or two characters off.
-When the answer text is found within ``REPAIR_WINDOW`` characters of the stated offset, the
-offset is repaired and the repair recorded in ``meta["repaired_answers"]``; anything further
-off is a RowProblem naming the question id and what the context holds at that offset.
+Answer offsets (both formats alike): an ``answer_start`` is read as characters, then as UTF-16
+code units (JavaScript tools count those: each emoji before the answer shifts it), then within
+``REPAIR_WINDOW`` characters (SQuAD has a few answers one or two characters off). A start that
+one of the latter two readings places is moved, recorded in ``meta["repaired_answers"]`` and
+named in the import report; anything else is a RowProblem naming the question id and what the
+context holds at that offset. A question id that names two different questions is refused
+(see ``_QuestionIds``).
 
 QA JSONL is the Hugging Face datasets shape, one object per line:
 ``{"id", "context", "question", "answers": {"text": [...], "answer_start": [...]}}``; a list of
@@ -31,19 +34,81 @@ from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, R
 from annotune.core.formats.files import read_utf8, write_atomic
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import Annotation, Task, TaskSettings
+from annotune.plugins.offsets import REPAIR_WINDOW, UTF16, answer_start
 
 QA_TASKS = ("question-answering",)
-REPAIR_WINDOW = 2  # characters; the published SQuAD off-by-one answers are within this
 UNTITLED = "untitled"
+UTF16_ANSWERS_NOTE = ("answer_start offsets counted in UTF-16 code units (as JavaScript tools "
+                      "count them) were converted to characters")
+REPAIRED_NOTE = (f"answer_start offsets up to {REPAIR_WINDOW} characters off their answer "
+                 "text were moved onto it")
 
 
-def _repair_start(context: str, text: str, start: int) -> int | None:
-    """Return the nearest offset within REPAIR_WINDOW where ``text`` occurs, or None."""
-    for distance in range(1, REPAIR_WINDOW + 1):
-        for candidate in (start - distance, start + distance):
-            if candidate >= 0 and context[candidate:candidate + len(text)] == text:
-                return candidate
-    return None
+def _placed_answers(context: str, answers: list[dict[str, Any]], label: str, number: int
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]] | RowProblem:
+    """Check each ``{"start", "text"}`` answer against the context, reading its start as
+    characters, then as UTF-16 code units, then within REPAIR_WINDOW characters.
+
+    Returns the answers with starts in characters, what was changed (for the record's meta)
+    and the notes for the import report; or a RowProblem that says what the context holds at
+    the stated start.
+    """
+    placed, changes, notes = [], [], []
+    for i, answer in enumerate(answers):
+        text, start = answer.get("text"), answer.get("start")
+        if not isinstance(text, str) or not text or isinstance(start, bool) or \
+                not isinstance(start, int):
+            placed.append(answer)  # the task's validation names what is wrong
+            continue
+        found = answer_start(context, text, start)
+        if found is None:
+            shown = context[max(start, 0):max(start, 0) + len(text)]
+            return RowProblem(number, f"{label}: answer {i + 1} {text!r} does not match the "
+                              f"context at answer_start {start}, which reads {shown!r}",
+                              field="answers",
+                              hint=f"fix answer_start or the text (UTF-16 code units and "
+                                   f"offsets within {REPAIR_WINDOW} characters were tried)")
+        fixed, how = found
+        if how is not None:
+            change = {"answer": i + 1, "answer_start": start, "fixed": fixed}
+            if how == UTF16:
+                change["unit"] = UTF16
+            changes.append(change)
+            note = UTF16_ANSWERS_NOTE if how == UTF16 else REPAIRED_NOTE
+            if note not in notes:
+                notes.append(note)
+        moved = {key: value for key, value in answer.items() if how is None or key != "end"}
+        placed.append({**moved, "start": fixed})  # a moved answer ends where its text does
+    return placed, changes, notes
+
+
+class _QuestionIds:
+    """Refuse a question id that names two different questions in one file.
+
+    Ids are how SQuAD tooling joins predictions to questions: the official evaluate script
+    and transformers' utils_qa read them into dicts, so a repeated id scores one question
+    against the other's answers without a word. A repeated id with a different question is
+    almost always two files concatenated or a merge gone wrong, so it is refused, naming both
+    places (``--skip-bad-rows`` keeps the first). An exact repeat goes on to the store, which
+    keeps one copy and reports the duplicate.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[int, int]] = {}  # id -> (record number, content hash)
+
+    def check(self, qid: Any, number: int, content: Any, place: str = "line"
+              ) -> RowProblem | None:
+        if qid is None:
+            return None
+        key = str(qid)
+        digest = hash(json.dumps(content, sort_keys=True, ensure_ascii=False))
+        first = self.seen.setdefault(key, (number, digest))
+        if first[0] == number or first[1] == digest:
+            return None
+        return RowProblem(number, f"question id {key!r} was already used by a different "
+                                  f"question ({place} {first[0]})", field="id",
+                          hint="give every question its own id, or remove the repeated copy "
+                               "(--skip-bad-rows keeps the first)")
 
 
 def _checked(task: Task, settings: TaskSettings, fields: dict[str, str], annotation: Annotation,
@@ -68,6 +133,7 @@ class SquadFormat:
     def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
              ) -> Iterator[ImportRecord | RowProblem]:
         articles = self._load(Path(path))
+        ids = _QuestionIds()
         number = 0  # questions have no line of their own in JSON: records are numbered
         for a_index, article in enumerate(articles):
             title, paragraphs = self._article(path, a_index, article)
@@ -75,6 +141,13 @@ class SquadFormat:
                 context, qas = self._paragraph(path, a_index, p_index, paragraph)
                 for qa in qas:
                     number += 1
+                    if isinstance(qa, dict):
+                        content = [context, qa.get("question"), qa.get("answers"),
+                                   bool(qa.get("is_impossible"))]
+                        repeated = ids.check(qa.get("id"), number, content, place="question")
+                        if repeated is not None:
+                            yield repeated
+                            continue
                     yield self._question(qa, number, context, task, settings, options,
                                          {"title": title, "article": a_index,
                                           "paragraph": p_index})
@@ -131,39 +204,31 @@ class SquadFormat:
             meta["plausible_answers"] = qa["plausible_answers"]
 
         annotation: Annotation | RowProblem | None = None
+        notes: list[str] = []
         if qa.get("is_impossible"):
             annotation = _checked(task, settings, fields, {"answers": []}, number, label)
         elif "answers" in qa:
-            answers, repairs = [], []
             if not isinstance(qa["answers"], list):
                 return RowProblem(number, f"{label}: 'answers' is not a list", field="answers")
+            answers = []
             for i, answer in enumerate(qa["answers"]):
                 if not isinstance(answer, dict) or not isinstance(answer.get("text"), str) or \
                         isinstance(answer.get("answer_start"), bool) or \
                         not isinstance(answer.get("answer_start"), int):
                     return RowProblem(number, f"{label}: answer {i + 1} needs 'text' and an "
                                       "integer 'answer_start'", field="answers")
-                text, start = answer["text"], answer["answer_start"]
-                if context[start:start + len(text)] != text and text:
-                    fixed = _repair_start(context, text, start)
-                    if fixed is None:
-                        found = context[max(start, 0):max(start, 0) + len(text)]
-                        return RowProblem(
-                            number, f"{label}: answer {i + 1} {text!r} does not match the "
-                            f"context at answer_start {start}, which reads {found!r}",
-                            field="answers",
-                            hint=f"fix answer_start or the text (offsets within "
-                            f"{REPAIR_WINDOW} characters were tried)")
-                    repairs.append({"answer": i + 1, "answer_start": start, "fixed": fixed})
-                    start = fixed
-                answers.append({"start": start, "text": text})
+                answers.append({"start": answer["answer_start"], "text": answer["text"]})
+            placed = _placed_answers(context, answers, label, number)
+            if isinstance(placed, RowProblem):
+                return placed
+            answers, repairs, notes = placed
             if repairs:
                 meta["repaired_answers"] = repairs
             annotation = _checked(task, settings, fields, {"answers": answers}, number, label)
         if isinstance(annotation, RowProblem):
             return annotation
         return ImportRecord(fields=fields, annotation=annotation, split=options.split,
-                            line=number, source_id=meta.get("id"), meta=meta)
+                            line=number, source_id=meta.get("id"), meta=meta, notes=notes)
 
     def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
         """Write SQuAD 2.0-style JSON grouped by article title and context; return the count."""
@@ -210,18 +275,20 @@ class QaJsonlFormat:
             stream = Path(path).open(encoding="utf-8")
         except FileNotFoundError:
             raise AnnotuneError("file not found", where=str(path)) from None
+        ids = _QuestionIds()
         with stream:
             try:
                 for number, line in enumerate(stream, start=1):
                     if line.strip():
-                        yield self._row(line, number, keys, task, settings, options)
+                        yield self._row(line, number, keys, task, settings, options, ids)
             except UnicodeDecodeError as error:
                 raise AnnotuneError(f"the file is not UTF-8 ({error.reason})",
                                     where=str(path)) from None
 
     @staticmethod
     def _row(line: str, number: int, keys: Mapping[str, str], task: Task,
-             settings: TaskSettings, options: ImportOptions) -> ImportRecord | RowProblem:
+             settings: TaskSettings, options: ImportOptions, ids: _QuestionIds
+             ) -> ImportRecord | RowProblem:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as error:
@@ -236,26 +303,35 @@ class QaJsonlFormat:
                                   hint="map the key with --map" if name not in obj else None)
             fields[name] = value
         qid = obj.get(keys["id"])
+        repeated = ids.check(qid, number, [fields, obj.get(keys["answers"])])
+        if repeated is not None:
+            return repeated
         label = f"question {qid}" if qid is not None else f"line {number}"
         meta: dict[str, Any] = {}
         if qid is not None:
             meta["id"] = str(qid)
         if isinstance(obj.get("title"), str):
             meta["title"] = obj["title"]
-        annotation = None
+        annotation, notes = None, []
         if obj.get(keys["answers"]) is not None:
             try:
                 raw = task.annotation_from_value(obj[keys["answers"]], settings)
             except AnnotuneError as error:
                 return RowProblem(number, f"{label}: {error.what}", field="answers",
                                   hint=error.hint)
-            annotation = _checked(task, settings, fields, raw, number, label)
+            placed = _placed_answers(fields["context"], raw["answers"], label, number)
+            if isinstance(placed, RowProblem):
+                return placed
+            answers, repairs, notes = placed
+            if repairs:
+                meta["repaired_answers"] = repairs
+            annotation = _checked(task, settings, fields, {"answers": answers}, number, label)
             if isinstance(annotation, RowProblem):
                 return annotation
         split = options.split or obj.get(keys["split"])
         return ImportRecord(fields=fields, annotation=annotation,
                             split=split if isinstance(split, str) else None, line=number,
-                            source_id=meta.get("id"), meta=meta)
+                            source_id=meta.get("id"), meta=meta, notes=notes)
 
     def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
         """Write one HF-shaped object per line; return the number of rows written."""

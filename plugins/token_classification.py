@@ -4,13 +4,17 @@ Project labels are entity types (PER, ORG, ...); the model's tag set is ``O`` fo
 ``B-<type>``, ``I-<type>`` for each type in the project's label order.
 
 Words and word pieces: the tokenizer's pre-tokenizer decides what a word is (whitespace and
-punctuation boundaries for BERT vocabularies; ``Encoding.word_ids``). Each word takes the tag of
-the span it overlaps, and only the word's first word piece is trained on; its other pieces get
--100 (ignored by the loss), as transformers' run_ner does by default (label_all_tokens=False).
-Training every piece would weigh long, rare words (split into many pieces) more than short ones
-and ask the model to write ``I-`` inside a single word; with the first piece only, each word
-counts once and prediction reads the same piece. A span boundary inside a word therefore widens
-the predicted entity to the whole word.
+punctuation boundaries for BERT vocabularies; ``Encoding.word_ids``), unless the example
+carries its own ``tokens`` (pre-tokenized input such as a CoNLL sentence): then each given
+token is one word, however the tokenizer splits it, and predictions are whole tokens. Each
+word takes the tag of the span it overlaps, and only the word's first word piece is trained
+on; its other pieces get -100 (ignored by the loss), as transformers' run_ner does by default
+(label_all_tokens=False). Training every piece would weigh long, rare words (split into many
+pieces) more than short ones and ask the model to write ``I-`` inside a single word; with the
+first piece only, each word counts once and prediction reads the same piece. A span boundary
+inside a word therefore widens the predicted entity to the whole word, and without given
+tokens to whole grapheme clusters (a normaliser that strips accents leaves them out of the
+pieces' offsets).
 
 Long texts become overlapping windows of ``max_length`` tokens; every token is in at least one
 window, and for a token in several the prediction comes from the window where it has the most
@@ -20,6 +24,7 @@ context on both sides.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +43,8 @@ from annotune.core.tasks import (
     Task,
     TaskSettings,
 )
-from annotune.plugins.spans import entity_scores, tags_to_chunks, validate_spans
+from annotune.plugins.graphemes import widen_to_graphemes
+from annotune.plugins.spans import entity_scores, locate_tokens, tags_to_chunks, validate_spans
 
 IGNORE_INDEX = -100  # torch.nn.CrossEntropyLoss's default ignore_index
 
@@ -89,6 +95,23 @@ def _special_frame(encoding: Any) -> tuple[int, int]:
     return text_positions[0], len(seq) - text_positions[-1] - 1
 
 
+def given_tokens(example: ExampleFields, index: int) -> list[tuple[int, int]] | None:
+    """Return the character offsets of an example's own ``tokens``, when it carries them.
+
+    Pre-tokenized input (a CoNLL sentence, the Predictor's ``{"text", "tokens"}``) is
+    labeled per given token: a predicted entity starts at a token's start and ends at a
+    token's end, however the model's tokenizer splits ``Mr.`` or ``U.S.``.
+    """
+    tokens = example.get("tokens")
+    if tokens is None:
+        return None
+    try:
+        return locate_tokens(example.get("text", ""), tokens)
+    except AnnotuneError as error:
+        raise AnnotuneError(f"example {index + 1}: {error.what}", where=error.where,
+                            hint=error.hint) from None
+
+
 def _word_tags(spans: Sequence[Mapping[str, Any]], word_ranges: Sequence[tuple[int, int]],
                tag_index: Mapping[str, int]) -> list[int]:
     """Tag each word with the span it overlaps: B- for the span's first word, I- after."""
@@ -120,6 +143,8 @@ class TokenClassificationTask(Task):
     output_names = ("logits",)
     sequence_outputs = True
     main_metric = "f1"
+    # the Predictor passes these on when an input carries them (see given_tokens)
+    optional_fields = ("tokens",)
 
     # -- annotations -------------------------------------------------------------------------
     def validate(self, annotation: Annotation, example: ExampleFields, settings: TaskSettings
@@ -197,9 +222,13 @@ class TokenClassificationTask(Task):
             head_ids, tail_ids = all_ids[:before], all_ids[before + n_text:]
             head_types, tail_types = all_types[:before], all_types[before + n_text:]
             offsets = [tuple(o) for o in encoding.offsets[text_slice]]
-            # a text token without a word (an added token) is a word of its own
-            words = [w if w is not None else -1 - i for i, w in
-                     enumerate(encoding.word_ids[text_slice])]
+            given = given_tokens(examples[example_index], example_index)
+            if given is not None:  # the example's own tokens are its words
+                starts = [start for start, _ in given]
+                words = [max(bisect_right(starts, start) - 1, 0) for start, _ in offsets]
+            else:  # a text token without a word (an added token) is a word of its own
+                words = [w if w is not None else -1 - i for i, w in
+                         enumerate(encoding.word_ids[text_slice])]
             first_piece = [i == 0 or words[i] != words[i - 1] for i in range(n_text)]
             word_tag: list[int] = []
             if annotations is not None:
@@ -207,6 +236,8 @@ class TokenClassificationTask(Task):
                 for word, (start, end) in zip(words, offsets, strict=True):
                     low, high = word_ranges.get(word, (start, end))
                     word_ranges[word] = (min(low, start), max(high, end))
+                if given is not None:
+                    word_ranges = {word: given[word] for word in word_ranges}
                 order = list(word_ranges)  # first appearance = text order
                 tags = _word_tags(annotations[example_index].get("spans", []),
                                   [word_ranges[w] for w in order], tag_index)
@@ -262,11 +293,13 @@ class TokenClassificationTask(Task):
                 word = word_ids[position]
                 slot[token] = (context, probs[position], tuple(feature.offsets[position]),
                                token if word is None else word)
-        return [self._decode_example(example.get("text", ""), slot, tags)
-                for example, slot in zip(examples, best, strict=True)]
+        return [self._decode_example(example.get("text", ""), slot, tags,
+                                     given_tokens(example, index))
+                for index, (example, slot) in enumerate(zip(examples, best, strict=True))]
 
     def _decode_example(self, text: str, tokens: Mapping[int, tuple[Any, ...]],
-                        tags: Sequence[str]) -> Prediction:
+                        tags: Sequence[str], given: list[tuple[int, int]] | None
+                        ) -> Prediction:
         # words in text order, each with its first piece's probabilities and its full extent
         words: dict[int, dict[str, Any]] = {}
         for token in sorted(tokens):
@@ -276,6 +309,12 @@ class TokenClassificationTask(Task):
             else:
                 words[word]["start"] = min(words[word]["start"], start)
                 words[word]["end"] = max(words[word]["end"], end)
+        for word, extent in words.items():
+            if given is not None:  # a given token is whole, whatever its pieces cover
+                extent["start"], extent["end"] = given[word]
+            else:  # a normaliser may leave an accent or an emoji modifier out of a piece
+                extent["start"], extent["end"] = widen_to_graphemes(
+                    text, extent["start"], extent["end"])
         ordered = list(words.values())
         chosen = [int(np.argmax(w["probs"])) for w in ordered]
         # conlleval repair: an I- tag after O or after another type opens a new entity
@@ -283,6 +322,10 @@ class TokenClassificationTask(Task):
         spans = []
         for label, first, stop in chunks:
             start, end = ordered[first]["start"], ordered[stop - 1]["end"]
+            if spans and start < spans[-1]["end"]:  # two words widened into one character
+                start = spans[-1]["end"]
+                if start >= end:
+                    continue
             score = float(np.mean([ordered[w]["probs"][chosen[w]] for w in range(first, stop)]))
             spans.append({"start": start, "end": end, "label": label,
                           "text": text[start:end], "score": score})

@@ -26,6 +26,9 @@ class ImportRecord:
     line: int = 0  # 1-based line (or record number for formats without lines)
     source_id: str | None = None  # the file's own id for the example, when it has one
     meta: dict[str, Any] = field(default_factory=dict)  # format details kept for round trips
+    # what the importer changed on the way in (e.g. offsets converted): the import report
+    # says each note once, with the lines it applies to
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -51,11 +51,23 @@ class ImportReport:
     duplicate_lines: list[int] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)  # the skipped rows
     notes: list[ImportNote] = field(default_factory=list)  # format choice, unused columns...
+    row_notes: dict[str, list[int]] = field(default_factory=dict)  # a record's note → its lines
 
     @property
     def skipped(self) -> list[str]:
         """One printable line per skipped row: ``file:line (field 'x'): problem — hint``."""
         return [describe(self.path, problem) for problem in self.problems]
+
+    @property
+    def note_lines(self) -> list[str]:
+        """One printable line per note on rows: what the importer did, how often, which lines."""
+        lines = []
+        for note, numbers in self.row_notes.items():
+            shown = ", ".join(str(n) for n in numbers[:10])
+            more = ", ..." if len(numbers) > 10 else ""
+            rows = f"{len(numbers)} rows (lines" if len(numbers) > 1 else "1 row (line"
+            lines.append(f"{note} on {rows} {shown}{more})")
+        return lines
 
     def __str__(self) -> str:
         text = (f"imported {self.added} examples ({self.annotated} labeled) from {self.path} "
@@ -67,6 +79,8 @@ class ImportReport:
                      f"(lines {lines}{more})")
         if self.problems:
             text += f"; {len(self.problems)} bad rows skipped"
+        for line in self.note_lines:
+            text += f"; {line}"
         return text
 
 
@@ -314,6 +328,8 @@ def _records(items: Iterator[ImportRecord | RowProblem], report: ImportReport, p
             report.problems.append(item)
         elif skip_bad_rows or not report.problems:
             count += 1
+            for note in item.notes:
+                report.row_notes.setdefault(note, []).append(item.line)
             yield item
     if report.problems and not skip_bad_rows:
         first = report.problems[0]

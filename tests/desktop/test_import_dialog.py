@@ -55,3 +55,17 @@ def test_bad_file_shows_lines_and_writes_nothing(qtbot, tmp_path, make_project):
     assert project.count() == 1
     assert dialog.problems.count() == 2
     project.close()
+
+
+def test_the_summary_says_what_the_importer_converted(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "p.annotune", "token-classification", ("PER",))
+    data = tmp_path / "studio.jsonl"
+    # Label Studio counts UTF-16 code units: 🍕 is two of them, so Ada starts at 3
+    data.write_text('{"text": "🍕 Ada", "label": [{"start": 3, "end": 6, "text": "Ada", '
+                    '"labels": ["PER"]}]}\n', encoding="utf-8")
+    dialog = _dialog(qtbot, project, data)
+    qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    assert "converted to characters on 1 row (line 1)" in dialog.summary.text()
+    [(example, annotation)] = project.labeled()
+    assert annotation == {"spans": [{"start": 2, "end": 5, "label": "PER"}]}
+    project.close()

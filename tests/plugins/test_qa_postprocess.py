@@ -180,3 +180,20 @@ def test_squad_v2_scores_split_answerable_and_unanswerable():
 
 def test_squad_scores_of_nothing_are_zero():
     assert squad_scores([], []) == {"exact_match": 0.0, "f1": 0.0, "total": 0}
+
+
+def test_answers_are_widened_to_whole_characters():
+    # tokens of an accent-stripping normaliser stop before the combining mark, an [UNK] may
+    # stop inside a ZWJ family; the same span from two windows still counts once
+    context = "Ask Jose\u0301 about 👨\u200d👩\u200d👧 or كتابٌ"
+    jose, family, book = (context.index(w) for w in ("Jose", "👨", "كتاب"))
+    offsets = [(0, 3), (jose, jose + 4), (jose + 6, jose + 11), (family, family + 1),
+               (family + 6, family + 8), (book, book + 4)]
+    cases = [(1, 1, "Jose\u0301"), (3, 3, "👨\u200d👩\u200d👧"), (5, 5, "كتابٌ")]
+    for start, end, expected in cases:
+        features = [window(0, offsets), window(0, offsets[1:])]
+        outputs = [logits(features[0], {FIRST_CTX + start: 9.0}, {FIRST_CTX + end: 9.0}),
+                   logits(features[1], {FIRST_CTX + start - 1: 9.0}, {FIRST_CTX + end - 1: 9.0})]
+        [prediction] = decode_answers([context], features, outputs)
+        assert prediction["text"] == expected
+        assert context[prediction["start"]:prediction["end"]] == expected

@@ -88,6 +88,14 @@ def test_validate_names_the_mismatch(task):
     assert "'Loire'" in message and "'oire '" in message and "answer 1" in message
 
 
+def test_a_mismatch_that_fits_utf16_offsets_says_so_in_the_hint(task):
+    # an answers cell of a CSV written by a JavaScript tool: each emoji counts twice there
+    example = {"context": "🍕🍕 The café in Zürich 👨\u200d👩\u200d👧 opens", "question": "Where?"}
+    with pytest.raises(AnnotuneError) as error:
+        task.validate({"answers": [{"start": 17, "text": "Zürich"}]}, example, TaskSettings())
+    assert "UTF-16 code units" in error.value.hint and "it is 15" in error.value.hint
+
+
 def test_validate_rejects_out_of_range_empty_and_non_integer(task):
     with pytest.raises(AnnotuneError, match="outside the context"):
         task.validate({"answers": [{"start": 30, "text": "Orléans"}]}, EXAMPLE, TaskSettings())
@@ -172,6 +180,21 @@ def test_unicode_context_maps_answers_to_character_offsets(task, tokenizer):
         [prediction] = task.decode([example], [feature],
                                    peaked_outputs([feature], [feature.target]), settings)
         assert prediction["text"] == answer
+
+
+@pytest.mark.parametrize("answer", ["Jose\u0301", "❤️", "كتابٌ", "नमस्ते"])
+def test_predicted_answers_keep_the_marks_the_normaliser_strips(task, tokenizer, answer):
+    context = f"Le mot est {answer} et rien d'autre.\r\nFin 👨\u200d👩\u200d👧."
+    example = {"context": context, "question": "Quel mot ?"}
+    settings = TaskSettings(max_length=384, stride=128)
+    start = context.index(answer)
+    annotation = task.validate({"answers": [{"start": start, "text": answer}]}, example,
+                               settings)
+    [feature] = task.encode(tokenizer, [example], [annotation], settings)
+    assert feature.offsets[feature.target[1]][1] < start + len(answer)  # the token stops short
+    [prediction] = task.decode([example], [feature],
+                               peaked_outputs([feature], [feature.target]), settings)
+    assert (prediction["text"], prediction["start"]) == (answer, start)
 
 
 def test_long_questions_are_truncated_and_types_mark_the_segments(task, tokenizer):

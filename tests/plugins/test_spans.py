@@ -10,7 +10,10 @@ from annotune.plugins.spans import (
     convert_tags,
     detect_scheme,
     entity_scores,
+    imported_tokens,
+    locate_tokens,
     spans_to_chunks,
+    split_at_span_edges,
     split_tag,
     tags_to_chunks,
     trim_span,
@@ -150,3 +153,37 @@ def test_entity_scores_edge_cases():
     assert entity_scores(perfect, perfect)["f1"] == 1.0
     with pytest.raises(ValueError):
         entity_scores(perfect, [])
+
+
+def test_a_span_that_fits_utf16_offsets_says_so_in_the_hint():
+    # a CSV or JSONL cell of spans written by a JavaScript tool: 🍕 counts twice there
+    text = "🍕 Ada met 👨\u200d👩\u200d👧 Bob and Ann"
+    with pytest.raises(AnnotuneError) as error:
+        validate_spans([{"start": 20, "end": 23, "label": "PER", "text": "Bob"}], text)
+    assert "cut out 'and'" in error.value.what and "UTF-16 code units" in error.value.hint
+    with pytest.raises(AnnotuneError) as error:  # the last entity runs past the end
+        validate_spans([{"start": 28, "end": 31, "label": "PER"}], text)
+    assert "outside the text" in error.value.what and "UTF-16 code units" in error.value.hint
+    with pytest.raises(AnnotuneError) as error:
+        validate_spans([{"start": 1, "end": 3, "label": "PER", "text": "Ann"}], text)
+    assert "UTF-16" not in error.value.hint
+
+
+def test_locate_tokens_accepts_any_spacing_and_text_without_spaces():
+    text = "東京に  行った\r\nJose\u0301 🍕"
+    tokens = ["東京", "に", "行った", "Jose\u0301", "🍕"]
+    offsets = locate_tokens(text, tokens)
+    assert [text[a:b] for a, b in offsets] == tokens
+
+
+def test_split_at_span_edges_cuts_only_tokens_an_edge_falls_in():
+    text = "東京と大阪 New-York-based"
+    offsets = [(0, 5), (6, 20)]
+    spans = [{"start": 0, "end": 2, "label": "LOC"}, {"start": 3, "end": 5, "label": "LOC"},
+             {"start": 6, "end": 14, "label": "LOC"}]
+    cut, columns = split_at_span_edges(offsets, [["NN"], ["JJ"]], spans)
+    assert [text[a:b] for a, b in cut] == ["東京", "と", "大阪", "New-York", "-based"]
+    assert columns == [["_"], ["_"], ["_"], ["_"], ["_"]]
+    assert split_at_span_edges(offsets, [["NN"], ["JJ"]], []) == (offsets, [["NN"], ["JJ"]])
+    assert imported_tokens("Ada  Lovelace") is None
+    assert imported_tokens("東京 に") == [(0, 2), (3, 4)]

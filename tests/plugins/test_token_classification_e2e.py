@@ -73,3 +73,27 @@ def test_exported_bundle_predicts_spans_without_torch(trained, tmp_path):
         assert 0.0 <= predictor.score(prediction) <= 1.0
     scores = entity_scores([a["spans"] for _, a in items], [p["spans"] for p in predictions])
     assert scores["f1"] >= 0.85, scores
+
+
+def test_bundle_predictions_on_given_tokens_are_whole_tokens(trained, tmp_path):
+    # pre-tokenized input where punctuation sticks to the names, as in many corpora
+    predictor = Predictor(export_run(trained.out_dir, tmp_path / "bundle").bundle_dir)
+    items = []
+    for fields, annotation in make_items(12, seed=7):
+        text = fields["text"]
+        for span in reversed(annotation["spans"]):
+            text = text[:span["end"]] + "," + text[span["end"]:]
+        items.append({"text": text, "tokens": text.split(" ")})
+    predictions = predictor.predict(items)
+    found = 0
+    for item, prediction in zip(items, predictions, strict=True):
+        starts, ends, position = set(), set(), 0
+        for token in item["tokens"]:
+            starts.add(position)
+            ends.add(position + len(token))
+            position += len(token) + 1
+        for span in prediction["spans"]:
+            assert span["start"] in starts and span["end"] in ends, (item, span)
+            assert span["text"].endswith(",")
+            found += 1
+    assert found >= 12
