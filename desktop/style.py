@@ -73,7 +73,8 @@ STATE_ROLES = {"accepted": "success", "finished": "success", "skipped": "warning
 
 APP_ICON_SVG = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">
 <defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">
-<stop offset="0" stop-color="#3b7bf0"/><stop offset="1" stop-color="#1d4fb8"/></linearGradient></defs>
+<stop offset="0" stop-color="#3b7bf0"/><stop offset="1" stop-color="#1d4fb8"/>
+</linearGradient></defs>
 <rect x="3" y="3" width="58" height="58" rx="14" fill="url(#g)"/>
 <path d="M15 15 H35 L51 31 L31 51 L15 35 Z" fill="#ffffff" stroke="#ffffff" stroke-width="4"
  stroke-linejoin="round"/>
