@@ -20,7 +20,7 @@ METRIC_TITLES: dict[str, str] = {
     "f1": "F1",
     "precision": "Precision",
     "recall": "Recall",
-    "support": "Examples",
+    "support": "Count",
     "subset_accuracy": "Exact label sets",
     "exact_match": "Exact match",
     "HasAns_exact_match": "Exact match (answerable)",
