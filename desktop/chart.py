@@ -8,6 +8,8 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from annotune.core.display_names import metric_title
+
 SERIES_HUES = (210, 25, 130, 285, 0, 175)
 
 
@@ -56,6 +58,11 @@ class LineChart(QWidget):
             return
         self.series.setdefault(name, []).append((float(x), float(y)))
         self.update()
+
+    def legend_label(self, name: str) -> str:
+        """Return a series' legend: its title in words and its latest value."""
+        series = self.series.get(name) or [(0.0, float("nan"))]
+        return f"{metric_title(name)} {series[-1][1]:.4g}"
 
     def colour(self, index: int) -> QColor:
         dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
@@ -133,6 +140,6 @@ class LineChart(QWidget):
             painter.drawLine(QPointF(legend_x, legend_y + line_h / 2),
                              QPointF(legend_x + 18, legend_y + line_h / 2))
             painter.setPen(text_colour)
-            label = f"{name} {series[-1][1]:.4g}"
+            label = self.legend_label(name)
             painter.drawText(QPointF(legend_x + 22, legend_y + metrics.ascent()), label)
             legend_x += 22 + metrics.horizontalAdvance(label) + 16

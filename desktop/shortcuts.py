@@ -38,7 +38,9 @@ BUILT_IN = (("Ctrl+Tab", "Next tab"), ("Ctrl+Shift+Tab", "Previous tab"),
             ("Esc", "Close a dialog without doing anything"))
 # Spellings of keys in hand-written help texts, as QKeySequence writes them.
 KEY_SPELLINGS = {"←": "Left", "→": "Right", "↑": "Up", "↓": "Down", "PgDn": "PgDown",
-                 "Return": "Enter", "Backspace": "Backspace", "Delete": "Del"}
+                 "Delete": "Del"}
+# One key to a person, two to Qt: Enter names the main keyboard's Return key too.
+SAME_KEYS = {"Enter": ("Enter", "Return"), "Del": ("Del", "Backspace")}
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def expand_keys(text: str) -> set[str]:
         if span:
             keys.update(str(n) for n in range(int(span.group(1)), int(span.group(2)) + 1))
             continue
-        keys.add(_normal(part))
+        key = _normal(part)
+        keys.update(SAME_KEYS.get(key, (key,)))
     return keys
 
 

@@ -64,7 +64,7 @@ DARK = Scheme(
     name="dark", window="#1d2026", base="#252930", alternate="#2b3038", text="#e5e8ec",
     muted="#9aa3af", border="#3b414c", accent="#6fa3ff", accent_text="#0f1420",
     success="#56c98d", warning="#f0b04c", danger="#ff7a70", tooltip="#2b3038",
-    labels=("#1f5f93", "#8a5a12", "#1d6b50", "#8c3560", "#5a4796", "#7a6a12", "#8c4330",
+    labels=("#1f5f93", "#8a5a12", "#1d6b50", "#8c3560", "#5a4796", "#6b5c10", "#8c4330",
             "#4c5a66"))
 
 STATE_ROLES = {"accepted": "success", "finished": "success", "skipped": "warning",
