@@ -39,6 +39,11 @@ PREVIEW_ROWS = 20
 TARGET_TITLES = {"label": "Label", "split": "Split (train, validation, test)"}
 
 
+def plural(count: int, word: str) -> str:
+    """Return ``word`` for one, ``words`` for any other count."""
+    return word if count == 1 else f"{word}s"
+
+
 class ImportDialog(QDialog):
     """Show what an import would do (rows, mapping, problems with line numbers) before it writes.
 
@@ -115,6 +120,7 @@ class ImportDialog(QDialog):
         problems_layout.addWidget(self.summary)
         self.problems = QListWidget()
         self.problems.setObjectName("problems")
+        self.problems.setWordWrap(True)  # a problem names file, line and fix: all of it shows
         problems_layout.addWidget(self.problems)
         splitter.addWidget(problems)
         layout.addWidget(splitter, 1)
@@ -187,12 +193,17 @@ class ImportDialog(QDialog):
         self._fill_table(preview)
         for problem in preview.problems:
             self.problems.addItem(for_people(describe(path, problem)))
-        parts = [f"{preview.total:,} rows read as {preview.format or '?'}"]
-        if preview.problems:
-            parts.append(f"{len(preview.problems):,} bad rows (listed below, with their line)")
+        parts = [f"{preview.total:,} {plural(preview.total, 'row')} read as "
+                 f"{preview.format or '?'}"]
+        bad = len(preview.problems)
+        if bad:
+            parts.append(f"{bad:,} bad {plural(bad, 'row')} (listed below, with their line)")
         text = "; ".join(parts)
         if preview.error:
             text = f"⚠ {for_people(str(preview.error))}\n{text}"
+        elif bad:
+            text += (". Fix the file and press Enter in the file field to read it again, or "
+                     "tick 'Skip bad rows' to import the other rows.")
         elif preview.total:
             text += ". Check the rows and columns, then press Import."
         self.summary.setText(text)
@@ -264,13 +275,16 @@ class ImportDialog(QDialog):
             self.summary.setText(f"⚠ Nothing was imported: {for_people(str(error))}")
             return
         report = self.report
-        lines = [f"Imported {report.added:,} examples ({report.annotated:,} already labeled)."]
+        lines = [f"Imported {report.added:,} {plural(report.added, 'example')} "
+                 f"({report.annotated:,} already labeled)."]
         if report.duplicates:
             shown = ", ".join(map(str, report.duplicate_lines[:10]))
             more = ", …" if len(report.duplicate_lines) > 10 else ""
-            lines.append(f"{report.duplicates:,} duplicates not added (lines {shown}{more}).")
+            lines.append(f"{report.duplicates:,} {plural(report.duplicates, 'duplicate')} not "
+                         f"added ({plural(len(report.duplicate_lines), 'line')} {shown}{more}).")
         if report.problems:
-            lines.append(f"{len(report.problems):,} bad rows skipped:")
+            bad = len(report.problems)
+            lines.append(f"{bad:,} bad {plural(bad, 'row')} skipped:")
         self.summary.setText("\n".join(lines))
         self.problems.clear()
         for line in report.skipped:

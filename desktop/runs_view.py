@@ -161,6 +161,9 @@ class RunsView(QWidget):
                     item.setToolTip(str(run["error"]))
                 if column == 1:
                     item.setForeground(style.state_colour(run["status"]))
+                elif isinstance(value, int | float) or column == 8:  # figures line up right
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                          | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
         self.table.blockSignals(False)
         self.table.setVisible(bool(self.runs))

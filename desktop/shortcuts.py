@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QMenuBar,
+    QStackedWidget,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -149,11 +150,30 @@ def labeling_entries(view: Any) -> list[Entry]:
         return []
     entries = [Entry("Labeling", description.capitalize(), keys)
                for keys, description in view.editor.key_help()]
+    covered = covered_keys(entries)
     for button in view.findChildren(QAbstractButton):
         found = _tooltip_keys(button.toolTip())
-        if found and button.focusPolicy() == Qt.FocusPolicy.NoFocus:
+        # a label button's key is the editor's "1–n" already: list each key once
+        if found and button.focusPolicy() == Qt.FocusPolicy.NoFocus \
+                and not expand_keys(found[1]) <= covered:
             entries.append(Entry("Labeling", found[0], found[1]))
+            covered |= expand_keys(found[1])
     return entries
+
+
+def in_use(shortcut: QShortcut) -> bool:
+    """Whether a shortcut belongs to a view still shown in the window.
+
+    A closed project's tab pages wait for deletion outside their stack of pages; their keys
+    no longer do anything.
+    """
+    widget = shortcut.parent()
+    while widget is not None:
+        parent = widget.parent()
+        if isinstance(parent, QStackedWidget) and parent.indexOf(widget) < 0:
+            return False
+        widget = parent
+    return True
 
 
 def other_shortcuts(window: QWidget, covered: set[str]) -> list[Entry]:
@@ -162,7 +182,7 @@ def other_shortcuts(window: QWidget, covered: set[str]) -> list[Entry]:
     seen: set[str] = set()
     for shortcut in window.findChildren(QShortcut):
         key = shortcut.key().toString(NATIVE)
-        if not key or key in covered or key in seen:
+        if not key or key in covered or key in seen or not in_use(shortcut):
             continue
         seen.add(key)
         parent = shortcut.parent()
@@ -229,6 +249,7 @@ class ShortcutsSheet(QDialog):
             item = QTreeWidgetItem([entry.description, entry.keys, entry.menu_keys])
             section.addChild(item)
         self.tree.expandAll()
+        self.tree.setCurrentItem(None)  # nothing looks selected in a sheet that is only read
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)

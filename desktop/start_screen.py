@@ -102,6 +102,7 @@ class StartScreen(QWidget):
         self.recent = QListWidget()
         self.recent.setObjectName("recent_projects")
         self.recent.setToolTip("Double-click (or Enter) to open")
+        self.recent.setSpacing(style.UNIT // 2)
         self.recent.itemActivated.connect(
             lambda item: self.openPath.emit(Path(item.data(Qt.ItemDataRole.UserRole))))
         box.addWidget(self.recent)

@@ -137,9 +137,12 @@ class TryItPanel(QWidget):
                 widget.textChanged.connect(self._schedule)
             else:
                 widget = QPlainTextEdit()
+                widget.setTabChangesFocus(True)  # Tab moves on, as in a form
                 widget.setMaximumHeight(140 if task.annotation_kind != "answers" else 200)
                 widget.textChanged.connect(self._schedule)
             widget.setObjectName(f"try_{name}")
+            widget.setPlaceholderText(f"Type or paste a {field_title(task, name).lower()}; "
+                                      "the prediction follows as you type")
             self.inputs[name] = widget
             inputs.addWidget(widget)
         layout.addLayout(inputs)

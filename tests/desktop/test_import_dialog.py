@@ -32,7 +32,7 @@ def test_good_file_previews_then_imports(qtbot, tmp_path, make_project):
     qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
     assert dialog.report.added == 3 and dialog.report.duplicates == 1
     assert project.count() == 3 and project.count(status="accepted") == 2
-    assert "1 duplicates not added (lines 4)" in dialog.summary.text()
+    assert "1 duplicate not added (line 4)" in dialog.summary.text()
     project.close()
 
 

@@ -101,3 +101,18 @@ def test_key_texts_expand_to_single_keys():
     assert expand_keys("A / Enter") == {"A", "Enter", "Return"}
     assert expand_keys("PgUp/PgDn") == {"PgUp", "PgDown"}
     assert expand_keys("Shift+←/→") == {"Shift+Left", "Right"}
+
+
+def test_keys_of_a_closed_project_are_not_listed(qtbot, tmp_path, make_project):
+    window = _window(qtbot)
+    three = make_project(tmp_path / "nli.annotune", "pair-classification",
+                         ("entailment", "neutral", "contradiction"),
+                         [{"text": "A man sleeps.", "text_pair": "Nobody sleeps."}])
+    two = make_project(tmp_path / "two.annotune", "text-classification", ("neg", "pos"),
+                       [{"text": "fine"}])
+    window.set_project(three)
+    window.set_project(two)  # the first project's editor waits for deletion meanwhile
+    entries = collect(window)
+    assert [e for e in entries if e.section == "Other keys"] == []
+    assert "3" not in covered_keys(entries)
+    window.close_project(ask=False)
