@@ -110,11 +110,12 @@ def _project(path: Path, task: str, labels: tuple[str, ...], rows: list[dict],
 
 def build_projects(folder: Path) -> dict[str, Path]:
     """Write the four demo projects; return their paths by task kind."""
-    from annotune.core.demo_data import LABELS, NEW_TEXTS, demo_rows
+    from annotune.core.demo_data import LABELS, NEW_TEXTS, demo_rows, unlabeled_texts
 
     rows = demo_rows()
     labeled = [{"text": r["text"], "_annotation": {"label": r["label"]}} for r in rows[:-40]]
     unlabeled = [{"text": r["text"]} for r in rows[-40:]] + [{"text": t} for t in NEW_TEXTS]
+    unlabeled += [{"text": t} for t in unlabeled_texts()]  # mixed opinions: real uncertainty
     paths = {"reviews": folder / "reviews.annotune", "nli": folder / "nli.annotune",
              "ner": folder / "people-and-places.annotune", "qa": folder / "lighthouse-qa.annotune"}
     _project(paths["reviews"], "text-classification", LABELS, labeled + unlabeled).close()

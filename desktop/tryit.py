@@ -277,6 +277,8 @@ class TryItPanel(QWidget):
         while self.bars.count():
             widget = self.bars.takeAt(0).widget()
             if widget is not None:
+                # hidden at once: until the event loop deletes it, it would still be painted
+                widget.setParent(None)
                 widget.deleteLater()
         probabilities = prediction.get("probabilities") or {}
         chosen = set(prediction.get("labels") or [prediction.get("label")])

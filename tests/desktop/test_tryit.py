@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from PySide6.QtWidgets import QApplication, QProgressBar
+
 from annotune.core.bundle_records import record_bundle
 from annotune.core.plugins import registry
 from annotune.desktop.tryit import TryItPanel, find_bundles, int8_cost
@@ -154,3 +156,14 @@ def test_an_int8_bundle_over_its_allowance_says_so():
     assert text.startswith("⚠ int8 costs 1.20 points of Macro F1")
     assert "fp32" in text
     assert int8_cost({"quantization": None, "validation": {"int8_cost_points": None}}) == ""
+
+
+def test_a_new_prediction_replaces_the_bars_at_once(qtbot, sentiment_project):
+    panel = _panel(qtbot, sentiment_project,
+                   {"label": "pos", "score": 0.9, "probabilities": {"neg": 0.1, "pos": 0.9}})
+    panel.inputs["text"].setPlainText("Jose\u0301 loved the 🍕")
+    panel.predict()
+    panel.predict()  # again before the event loop deletes the first bars
+    QApplication.processEvents()  # new bars show (deferred deletions are not run here)
+    shown = [bar for bar in panel.bars_widget.findChildren(QProgressBar) if bar.isVisible()]
+    assert sorted(bar.objectName() for bar in shown) == ["prob_neg", "prob_pos"]
