@@ -260,8 +260,10 @@ class ShortcutsSheet(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         metrics = self.fontMetrics()
+        rows = len(self.entries) + len(sections)
+        # a tree row is about 1.4 lines of text; room for every row up to 40 of them
         self.resize(metrics.horizontalAdvance("x") * 80,
-                    metrics.height() * min(34, len(self.entries) + len(sections) + 8))
+                    int(metrics.height() * (1.4 * min(rows, 40) + 8)))
 
     def text(self) -> str:
         """Return the sheet as plain text (one line per entry)."""

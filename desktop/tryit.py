@@ -300,6 +300,9 @@ class TryItPanel(QWidget):
             bar.setPalette(colours)
             self.bars.addWidget(name, row, 0)
             self.bars.addWidget(bar, row, 1)
+            # shown now, not on the layout's queued show: the old bars are already hidden
+            name.show()
+            bar.show()
         self.answer_label.setText(f"Prediction: {', '.join(str(c) for c in chosen)}")
 
     def _show_spans(self, text: str, prediction: dict[str, Any]) -> None:
