@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from annotune.core import __version__
 from annotune.core.errors import AnnotuneError
@@ -180,6 +181,76 @@ def cmd_train(args: argparse.Namespace) -> int:
                         hint=f"details in {final['log']}" if final.get("log") else None)
 
 
+RUNS_METRIC_COLUMNS = 5  # more metrics than this: the rest are in --json
+
+
+def format_number(value: object) -> str:
+    """Format a figure for a table: integers as integers, fractions with four decimals."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):  # counts (entities found, questions scored) stay whole
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def format_seconds(seconds: object) -> str:
+    """Return e.g. ``42 s``, ``3 min 10 s``, ``1 h 02 min`` ('' when unknown)."""
+    if not isinstance(seconds, int | float) or seconds < 0:
+        return ""
+    whole = int(round(seconds))
+    if whole >= 3600:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    if whole >= 60:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole} s"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                 right: Sequence[bool]) -> list[str]:
+    """Return aligned lines: a header, then one line per row (numbers right-aligned)."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.rjust(w) if r else cell.ljust(w)
+                         for cell, w, r in zip(cells, widths, right, strict=True)).rstrip()
+
+    return [line(headers), *(line(row) for row in rows)]
+
+
+def runs_table(runs: Sequence[dict], task: Any = None) -> list[str]:
+    """Return the `annotune runs` table: one aligned line per run, its main metric first."""
+    from annotune.core.display_names import metric_title, status_title
+
+    main = getattr(task, "main_metric", None)
+    keys: list[str] = [main] if main else []
+    for run in runs:
+        keys += [k for k, v in (run.get("metrics") or {}).items()
+                 if isinstance(v, int | float) and not isinstance(v, bool) and k not in keys]
+    shown = keys[:RUNS_METRIC_COLUMNS]
+    headers = ["Run", "Status", "Started", "Device", "Epochs",
+               *(metric_title(k, task) for k in shown), "Time"]
+    rows = []
+    for run in runs:
+        metrics = run.get("metrics") or {}
+        config = run.get("config") or {}
+        device = str(run.get("device") or "").split(" ")[0]
+        rows.append([str(run["id"]), status_title(run.get("status")).lower(),
+                     str(run.get("created") or "")[:16].replace("T", " "), device,
+                     format_number(config.get("epochs")),
+                     *(format_number(metrics.get(k)) for k in shown),
+                     format_seconds(run.get("duration_s"))])
+    right = [True, False, False, False, True, *([True] * len(shown)), True]
+    lines = format_table(headers, rows, right)
+    if len(keys) > len(shown):
+        more = len(keys) - len(shown)
+        lines.append(f"({more} more metric{'s' if more != 1 else ''} with --json)")
+    lines += [f"run {run['id']} {run.get('status')}: {run['error']}" for run in runs
+              if run.get("error")]
+    return lines
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     project = _open(args.project)
     runs = project.runs()
@@ -187,13 +258,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         _print_json(runs)
         return EXIT_OK
     if not runs:
-        print("no runs yet: annotune train PROJECT")
-    for run in runs:
-        metrics = run.get("metrics") or {}
-        main = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                         if isinstance(v, int | float))
-        print(f"{run['id']:>4}  {run['status']:<9}  {run.get('created', '')}  "
-              f"{run.get('device') or '':<6}  {main}")
+        print(f"no runs yet: annotune train {args.project}")
+        return EXIT_OK
+    try:
+        task = _registry().task(project.task_name)
+    except AnnotuneError:  # a task whose plugin is gone: the table still lists the runs
+        task = None
+    print("\n".join(runs_table(runs, task)))
     return EXIT_OK
 
 
@@ -343,96 +414,150 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Show every option's default in --help, unless its help already says it.
+
+    Like argparse's ArgumentDefaultsHelpFormatter, without its noise: a flag's default (off),
+    None and an empty list say nothing a person needs, so options whose default depends on
+    something else name it in their own help text instead.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (not text or "default" in text or default in (None, False, argparse.SUPPRESS)
+                or default == [] or action.nargs == 0):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class HelpfulParser(argparse.ArgumentParser):
+    """An ArgumentParser whose --help shows defaults; every subcommand is one (plugins' too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base-model", help="hub id or local folder (default: the project's)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--learning-rate", "--lr", type=float, dest="learning_rate")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--max-length", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    from annotune.core.training.config import DEVICES, TrainConfig
+
+    # the defaults are TrainConfig's own, so --help shows what a run will use
+    defaults = TrainConfig()
+    parser.add_argument("--base-model", help="hub id or local folder (default: the project's "
+                                             "base model)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help="passes over the training data; the best epoch is kept and "
+                             f"training stops after {defaults.early_stopping_patience} epochs "
+                             "without a better validation score")
+    parser.add_argument("--learning-rate", "--lr", type=float, dest="learning_rate",
+                        default=defaults.learning_rate, help="peak learning rate of AdamW")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="examples per optimizer step")
+    parser.add_argument("--max-length", type=int,
+                        help="longest input in tokens; longer texts are cut into windows "
+                             "(default: the project's setting)")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="random seed (same seed, data and machine: same model)")
+    parser.add_argument("--device", choices=DEVICES, default=defaults.device,
+                        help="auto: the GPU when there is one, else the CPU")
     parser.add_argument("--freeze-encoder", action="store_true",
-                        help="train only the classification head")
+                        help="train only the classification head (fast, weaker; for tiny data)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = HelpfulParser(
         prog="annotune", description="Label text, fine-tune an encoder, export an offline model.")
     parser.add_argument("--version", action="version", version=f"annotune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=HelpfulParser)
 
     p = commands.add_parser("init", help="create a project file")
-    p.add_argument("project")
+    p.add_argument("project", help="the .annotune file to create")
     p.add_argument("--task", default="text-classification",
                    help="text-classification, pair-classification, token-classification, "
                         "question-answering (see `annotune plugins`)")
-    p.add_argument("--labels", help="comma-separated labels (entity types for NER)")
-    p.add_argument("--multi-label", action="store_true")
+    p.add_argument("--labels", help="comma-separated labels (entity types for NER) "
+                                    "(default: none, as question answering needs)")
+    p.add_argument("--multi-label", action="store_true",
+                   help="several labels per example (text classification)")
     p.add_argument("--allow-unanswerable", action="store_true", help="QA: SQuAD v2 style")
-    p.add_argument("--base-model", help="hub id or local folder (default: bundled MiniLM)")
-    p.add_argument("--max-length", type=int)
-    p.add_argument("--stride", type=int)
+    p.add_argument("--base-model", help="hub id or local folder (default: the bundled "
+                                        "all-MiniLM-L6-v2)")
+    p.add_argument("--max-length", type=int,
+                   help="longest input in tokens (default: the task's, 384 for question "
+                        "answering, 128 for the others)")
+    p.add_argument("--stride", type=int,
+                   help="tokens shared by the windows of a long text (default: the task's, "
+                        "128)")
     p.set_defaults(func=cmd_init)
 
     p = commands.add_parser("import", help="import examples (and labels) from a file")
-    p.add_argument("project")
-    p.add_argument("file")
+    p.add_argument("project", help="the .annotune project file")
+    p.add_argument("file", help="CSV, TSV, JSONL, TXT, CoNLL or SQuAD file")
     p.add_argument("--format", help="csv, tsv, jsonl, txt, conll, squad, ... (default: by suffix)")
     p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
-                   help="which column feeds a field (text, text_pair, label, split, id)")
-    p.add_argument("--split", choices=("train", "validation", "test"))
+                   help="which column feeds a field (text, text_pair, label, split, id); "
+                        "repeat it for several (default: columns named like the fields)")
+    p.add_argument("--split", choices=("train", "validation", "test"),
+                   help="put every example into this split (default: the file's split "
+                        "column, else none)")
     p.add_argument("--skip-bad-rows", action="store_true",
                    help="skip and report bad rows instead of importing nothing")
     p.set_defaults(func=cmd_import)
 
     p = commands.add_parser("export-data", help="write annotations to JSONL/CSV/...")
-    p.add_argument("project")
-    p.add_argument("output")
+    p.add_argument("project", help="the .annotune project file")
+    p.add_argument("output", help="the file to write")
     p.add_argument("--format", help="jsonl, csv, conll, squad, ... (default: by suffix)")
-    p.add_argument("--include-skipped", action="store_true")
+    p.add_argument("--include-skipped", action="store_true",
+                   help="also write examples marked as skipped")
     p.set_defaults(func=cmd_export_data)
 
     p = commands.add_parser("stats", help="counts of examples, labels and splits")
-    p.add_argument("project")
+    p.add_argument("project", help="the .annotune project file")
     p.set_defaults(func=cmd_stats)
 
     p = commands.add_parser("train", help="fine-tune on the project's annotations")
-    p.add_argument("project")
+    p.add_argument("project", help="the .annotune project file")
     _add_train_options(p)
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("runs", help="list training runs")
-    p.add_argument("project")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("project", help="the .annotune project file")
+    p.add_argument("--json", action="store_true",
+                   help="print every run with all its metrics as JSON")
     p.set_defaults(func=cmd_runs)
 
     p = commands.add_parser("export", help="export a run as an ONNX bundle")
     p.add_argument("source", help="project file (latest finished run) or a run folder")
     p.add_argument("output", help="bundle folder to create")
     p.add_argument("--run", type=int, help="run id (default: the latest finished run)")
-    p.add_argument("--int8", action="store_true", help="dynamic int8 quantization")
+    p.add_argument("--int8", action="store_true",
+                   help="dynamic int8 quantization: about 4x smaller and faster on CPUs; "
+                        "the report says what it costs on validation data")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("predict", help="predict with a bundle; writes JSON lines")
-    p.add_argument("bundle")
+    p.add_argument("bundle", help="the bundle folder")
     p.add_argument("input", nargs="?", default="-",
                    help="file with one text (or JSON object) per line; - for stdin")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="texts per onnxruntime call")
     p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser("preannotate", help="store a bundle's predictions in the project")
-    p.add_argument("project")
-    p.add_argument("bundle")
-    p.add_argument("--all-examples", action="store_true", help="also labeled examples")
+    p.add_argument("project", help="the .annotune project file")
+    p.add_argument("bundle", help="the bundle folder")
+    p.add_argument("--all-examples", action="store_true",
+                   help="also labeled examples (default: unlabeled ones only)")
     p.set_defaults(func=cmd_preannotate)
 
     p = commands.add_parser("plugins", help="installed tasks and formats, and broken plugins")
     p.set_defaults(func=cmd_plugins)
 
     p = commands.add_parser("demo", help="build, train and export a demo project")
-    p.add_argument("--dir", default="demo-project",
-                   help="folder for the demo (default: %(default)s)")
+    p.add_argument("--dir", default="demo-project", help="folder for the demo")
     p.add_argument("--gui", choices=("auto", "yes", "no"), default="auto",
                    help="open the desktop app at the end (auto: when a display is available)")
     p.set_defaults(func=cmd_demo)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from annotune.core.demo_data import LABELS, NEW_TEXTS, demo_rows
+from annotune.core.demo_data import LABELS, NEW_TEXTS, demo_rows, unlabeled_texts
 from annotune.core.errors import AnnotuneError
 
 PROJECT_NAME = "demo.annotune"
@@ -39,10 +39,17 @@ def display_available() -> bool:
 
 
 def run_demo(folder: Path, gui: str, train: Callable) -> int:
-    """Build the demo project in folder, train, export fp32 and int8 bundles, predict."""
+    """Build the demo project in folder, train, export fp32 and int8 bundles, predict.
+
+    The project ends ready for a person: its labeled sample trained the model, a few dozen
+    unlabeled reviews wait in the Label tab with the fp32 bundle's suggestions (so
+    "most uncertain first" orders them by a real model), and both bundles are recorded
+    beside the run, so the Try it tab lists them.
+    """
     from annotune.core.export import export_run
     from annotune.core.formats.importing import import_file
     from annotune.core.inference import Predictor
+    from annotune.core.preannotate import preannotate
     from annotune.core.store import Project
     from annotune.core.tasks import TaskSettings
     from annotune.core.training.config import TrainConfig
@@ -53,32 +60,46 @@ def run_demo(folder: Path, gui: str, train: Callable) -> int:
     with sample.open("w", encoding="utf-8") as out:
         for row in demo_rows():
             out.write(json.dumps(row) + "\n")
+    unlabeled = folder / "more-reviews.txt"
+    unlabeled.write_text("".join(f"{text}\n" for text in unlabeled_texts()), encoding="utf-8")
 
     project = Project.create(folder / PROJECT_NAME, task="text-classification",
                              settings=TaskSettings(labels=LABELS), base_model=None)
-    print(f"1/4 project {project.path}")
+    print(f"1/5 project {project.path}")
     print(f"    {import_file(project, sample)}")
+    print(f"    {import_file(project, unlabeled)}")
     project_path = project.path
     project.close()
 
-    print(f"2/4 training the bundled all-MiniLM-L6-v2 for {DEMO_EPOCHS} epochs")
+    print(f"2/5 training the bundled all-MiniLM-L6-v2 for {DEMO_EPOCHS} epochs")
     final = train(project_path, TrainConfig(epochs=DEMO_EPOCHS))
     if final.get("event") != "finished":
         raise AnnotuneError(f"demo training did not finish: {final.get('error', final)}")
     run_dir = Path(final["artifact_dir"])
 
-    print("3/4 exporting ONNX bundles")
+    print("3/5 exporting ONNX bundles")
     bundles = {}
     for name, quantize in (("bundle-fp32", False), ("bundle-int8", True)):
         report = export_run(run_dir, folder / name, quantize=quantize)
         bundles[name] = folder / name
         print(textwrap.indent(str(report), "    "))
 
-    print("4/4 predictions of the int8 bundle on new sentences")
+    print("4/5 predictions of the int8 bundle on new sentences")
     predictor = Predictor(bundles["bundle-int8"])
     for text, prediction in zip(NEW_TEXTS, predictor.predict(list(NEW_TEXTS)), strict=True):
         print(f"    {prediction['label']:<9} {prediction['score']:.3f}  {text}")
+
+    print("5/5 suggestions of the fp32 bundle for the unlabeled reviews")
+    with Project.open(project_path) as project:
+        count = preannotate(project, bundles["bundle-fp32"], only_unlabeled=True)
+        first = project.next_example(status="unlabeled", order="uncertainty")
+        least_sure = project.prediction(first.id) if first is not None else None
+    print(f"    stored suggestions for {count} unlabeled reviews"
+          + (f"; the least sure ({least_sure.score:.2f}): {first.fields['text']}"
+             if least_sure is not None else ""))
     print(f"done in {time.perf_counter() - started:.0f} s; project, runs and bundles in {folder}")
+    print(f"next: annotune gui {project_path} — label the {count} reviews left (most "
+          "uncertain first), try the bundles, train again")
 
     if gui == "yes" or (gui == "auto" and display_available()):
         # A child process: core never imports Qt, and the window outlives nothing of ours.

@@ -67,6 +67,30 @@ NEGATIVE = (
     "Overpriced, fragile {p} that cracked immediately.",
 )
 
+# Unlabeled reviews the demo leaves for the person to label: mixed opinions, on which the
+# demo's model is unsure (so "most uncertain first" has something to show), and a few plain
+# ones it gets right. None of them is in the labeled sample.
+MIXED = (
+    "The {p} looks great, but it stopped working after a month.",
+    "Good {p} for the price, though the instructions were useless.",
+    "The {p} is comfortable, but it is louder than I expected.",
+    "Not bad: the {p} does the job, nothing more.",
+    "I wanted to love this {p}, and parts of it are lovely, but it keeps letting me down.",
+    "The {p} arrived late, yet it works fine now.",
+    "Decent {p}, although customer service took a week to answer.",
+    "The {p} is fine, I guess.",
+    "Some days the {p} works perfectly, other days not at all.",
+    "The {p} is sturdy but much heavier than the pictures suggest.",
+    "Returned the first {p}; the replacement works well.",
+    "Okay {p}. My sister likes hers more.",
+)
+PLAIN = (
+    ("positive", "This {p} made every morning a little better."),
+    ("positive", "Exactly the {p} I hoped for, and it feels built to last."),
+    ("negative", "The {p} rattled from day one and then died."),
+    ("negative", "Save your money, this {p} is junk."),
+)
+
 LABELS = ("negative", "positive")
 
 # Fresh sentences for the demo's predictions: none of them is in the training sample.
@@ -89,3 +113,13 @@ def demo_rows(seed: int = 0) -> list[dict[str, str]]:
                 rows.append({"text": template.format(p=product), "label": label})
     rng.shuffle(rows)
     return rows
+
+
+def unlabeled_texts(seed: int = 1) -> list[str]:
+    """Return the demo's unlabeled reviews (mixed opinions and a few plain ones), shuffled."""
+    rng = random.Random(seed)
+    texts = [template.format(p=product) for template in MIXED
+             for product in rng.sample(PRODUCTS, 2)]
+    texts += [template.format(p=rng.choice(PRODUCTS)) for _label, template in PLAIN]
+    rng.shuffle(texts)
+    return texts

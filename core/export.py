@@ -27,6 +27,7 @@ import numpy as np
 
 from annotune.core import bundle as bundle_files
 from annotune.core import plugins
+from annotune.core.bundle_records import record_bundle
 from annotune.core.errors import AnnotuneError
 from annotune.core.export_report import ExportReport, validation_lines
 from annotune.core.features import (
@@ -288,6 +289,9 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         raise
     report.bundle_dir = out_dir
     report.model_path = out_dir / report.model_path.name
+    if not record_bundle(run_dir, out_dir):
+        report.notes.append("the bundle could not be recorded in the run's folder, so the "
+                            "desktop's Try it tab will not list it: choose its folder there")
     report.seconds = round(time.perf_counter() - started, 2)
     return report
 

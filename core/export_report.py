@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotune.core.validation import ValidationReport
+from annotune.core.display_names import metric_title
+from annotune.core.validation import COST_LIMIT_POINTS, ValidationReport
 
 
 @dataclass
@@ -40,8 +41,61 @@ class ExportReport:
         return sum(size for name, size in self.files.items()
                    if name.startswith(self.model_path.name))
 
+    # -- the three lines people read first ----------------------------------------------------
+    def headline(self, remedy: str = "export again without --int8") -> list[str]:
+        """Return size, speed and accuracy cost in three plain lines (details follow them).
+
+        ``remedy`` is how the caller's interface says "keep fp32" (a flag, a radio button).
+        """
+        return [self.size_line(), self.speed_line(), self.accuracy_line(remedy)]
+
+    def size_line(self) -> str:
+        """Say how large the model is, and for int8 how much smaller than fp32."""
+        if self.quantized and self.fp32_bytes and self.model_bytes:
+            return (f"Size:     {_mib(self.model_bytes)} int8 model, "
+                    f"{self.fp32_bytes / self.model_bytes:.1f}× smaller than fp32 "
+                    f"({_mib(self.fp32_bytes)})")
+        return f"Size:     {_mib(self.model_bytes)} {'int8' if self.quantized else 'fp32'} model"
+
+    def speed_line(self) -> str:
+        """Say how long one example takes on this machine's CPU."""
+        return (f"Speed:    {self.latency_ms:.2f} ms per example on this computer's CPU "
+                "(one at a time, tokenizing included)")
+
+    def accuracy_line(self, remedy: str = "export again without --int8") -> str:
+        """Say what the bundle's precision costs in the run's main metric on validation data."""
+        validation = self.validation
+        if not self.quantized:
+            if validation is None:
+                return ("Accuracy: exact: the fp32 model computes what the trained model "
+                        "computes (checked against PyTorch)")
+            return (f"Accuracy: exact: fp32 keeps the trained model's "
+                    f"{metric_title(validation.metric)} ({validation.show(validation.fp32)} on "
+                    f"{validation.examples:,} validation examples)")
+        if validation is None or validation.int8 is None:
+            agreement = (f"; int8 decides {self.int8_agreement:.0%} of {self.parity_examples} "
+                         "sample texts as fp32 does" if self.int8_agreement is not None else "")
+            return f"Accuracy: unknown: the run kept no validation data{agreement}"
+        cost = validation.int8_cost_points or 0.0
+        title = metric_title(validation.metric)
+        scores = (f"{validation.show(validation.int8)} against fp32's "
+                  f"{validation.show(validation.fp32)} on {validation.examples:,} validation "
+                  "examples")
+        if cost <= 0:
+            return f"Accuracy: no cost: int8 scores {title} {scores}"
+        if not validation.over_allowance:
+            return (f"Accuracy: int8 costs {cost:.2f} points of {title} ({scores}), within "
+                    f"the {COST_LIMIT_POINTS} allowed")
+        return (f"Accuracy: int8 costs {cost:.2f} points of {title} ({scores}), more than the "
+                f"{COST_LIMIT_POINTS} allowed. The int8 model was written as asked; to keep "
+                f"fp32's accuracy, {remedy}")
+
     def __str__(self) -> str:
-        """Describe the export in a few lines (what the CLI prints)."""
+        """Describe the export: the three plain lines, then the details (what the CLI prints)."""
+        return "\n".join([*self.headline(), "", *self.details()])
+
+    def details(self) -> list[str]:
+        """Return the details: files, graph, parity, int8 agreement, validation, notes."""
         kind = "int8" if self.quantized else "fp32"
         lines = [f"bundle      {self.bundle_dir}",
                  f"model       {self.model_path.name}, {_mib(self.model_bytes)} ({kind})"]
@@ -63,7 +117,7 @@ class ExportReport:
                      for n, line in enumerate(validation_lines(self.validation)))
         lines.append(f"latency     {self.latency_ms:.2f} ms per example (batch 1, CPU)")
         lines.extend(f"note        {note}" for note in self.notes)
-        return "\n".join(lines)
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -71,6 +125,7 @@ class ExportReport:
         data["model_path"] = str(self.model_path)
         data["model_bytes"] = self.model_bytes
         data["validation"] = self.validation.to_dict() if self.validation else None
+        data["headline"] = self.headline()
         return data
 
 

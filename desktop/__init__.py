@@ -12,6 +12,8 @@ Start it with ``annotune-desktop [PROJECT]`` or ``annotune gui PROJECT``
 - import_dialog: preview, column mapping and problems before an import writes anything
 - train_panel, job_events, chart, base_models: the training job as Qt signals, live curves
 - runs_view, metrics_tables, export_dialog, tryit: runs, bundles, predictions
+- style, shortcuts: the look (palettes that follow the system's dark mode, spacing, label
+  and state colours, the icon) and the Help ▸ Keyboard shortcuts sheet
 - worker: blocking core calls off the GUI thread; testing: helpers for tests and scripts
 - screenshots: regenerates docs/screenshots/
 """

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from annotune.core import __version__
 from annotune.desktop.crash import CrashHandler, setup_logging
+from annotune.desktop.style import apply_style
 
 log = logging.getLogger("annotune.desktop")
 
@@ -28,6 +29,7 @@ def application(argv: Sequence[str] = ()) -> QApplication:
     QApplication.setOrganizationName(ORGANIZATION)
     QApplication.setApplicationName(APPLICATION)
     QApplication.setApplicationVersion(__version__)
+    apply_style(app)
     return app  # type: ignore[return-value]
 
 

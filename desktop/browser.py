@@ -20,12 +20,15 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from annotune.core.display_names import status_title
 from annotune.core.errors import AnnotuneError
+from annotune.desktop import style
 from annotune.desktop.labeling import _payload, _status
 from annotune.desktop.summaries import disagrees, summarize
 
@@ -33,6 +36,12 @@ NO_PARENT = QModelIndex()
 PAGE_SIZE = 200
 CACHED_PAGES = 16
 COLUMNS = ("#", "Text", "Annotation", "Status", "Split", "Suggestion")
+STATUS_COLUMN = 3
+SHOWN_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole,
+               Qt.ItemDataRole.ForegroundRole)
+EMPTY_PROJECT = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQuAD file with "
+                 "<b>File ▸ Import…</b> (Alt+F, I).")
+NOTHING_MATCHES = "No example matches this filter and search."
 FILTERS = (("All examples", {}), ("Unlabeled", {"status": "unlabeled"}),
            ("Labeled", {"status": "accepted"}), ("Skipped", {"status": "skipped"}),
            ("Model disagrees", {"disagrees": True}))
@@ -132,8 +141,9 @@ class ExampleTableModel(QAbstractTableModel):
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
              role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole,
-                                               Qt.ItemDataRole.ToolTipRole):
+        if not index.isValid() or role not in SHOWN_ROLES:
+            return None
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() != STATUS_COLUMN:
             return None
         found = self.row(index.row())
         if found is None:
@@ -141,6 +151,8 @@ class ExampleTableModel(QAbstractTableModel):
         example, stored, predicted = found
         text = str(example.fields.get(self.task.fields[0], ""))
         column = index.column()
+        if role == Qt.ItemDataRole.ForegroundRole:  # the status word in its state's colour
+            return style.state_colour(_status(stored) or "unlabeled")
         if role == Qt.ItemDataRole.ToolTipRole:
             return "\n\n".join(f"{k}: {v}" for k, v in example.fields.items())[:2000] \
                 if column == 1 else None
@@ -154,9 +166,8 @@ class ExampleTableModel(QAbstractTableModel):
             return shown[:300]
         if column == 2:
             return summarize(_payload(stored), text) if _status(stored) == "accepted" else ""
-        if column == 3:
-            return {"accepted": "labeled", "skipped": "skipped"}.get(_status(stored) or "",
-                                                                     "unlabeled")
+        if column == STATUS_COLUMN:
+            return status_title(_status(stored) or "unlabeled")
         if column == 4:
             return example.split or ""
         prediction = _payload(predicted)
@@ -221,8 +232,13 @@ class BrowserView(QWidget):
             self.table.setColumnWidth(column, width)
         self.table.activated.connect(self._open)
         self.table.setToolTip("Double-click or Enter opens the example in the editor")
-        layout.addWidget(self.table, 1)
-        self.counts = QLabel()
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.table)
+        self.empty = style.empty_state(QLabel(EMPTY_PROJECT))
+        self.empty.setObjectName("examples_empty")
+        self.pages.addWidget(self.empty)
+        layout.addWidget(self.pages, 1)
+        self.counts = style.muted(QLabel())
         self.counts.setObjectName("label_counts")
         self.counts.setWordWrap(True)
         layout.addWidget(self.counts)
@@ -241,6 +257,13 @@ class BrowserView(QWidget):
             return
         self.shown.setText(f"{self.model.total:,} shown")
         self._update_counts()
+        if self.model.total:
+            self.pages.setCurrentWidget(self.table)
+        else:
+            filtered = bool(self.filter.currentData()) or bool(self.search.text().strip())
+            self.empty.setText(NOTHING_MATCHES if filtered and self.project.count()
+                               else EMPTY_PROJECT)
+            self.pages.setCurrentWidget(self.empty)
 
     def refresh(self) -> None:
         self.apply()
@@ -250,7 +273,7 @@ class BrowserView(QWidget):
         labeled = stats.get("labeled", 0)
         total = stats.get("examples", 0)
         per_label = stats.get("labels") or stats.get("per_label") or {}
-        parts = [f"<b>labeled {labeled:,} of {total:,}</b>"]
+        parts = [f"<b>Labeled {labeled:,} of {total:,}</b>"]
         if stats.get("skipped"):
             parts.append(f"skipped {stats['skipped']:,}")
         if per_label:

@@ -8,7 +8,10 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from annotune.core.display_names import metric_title
+
 SERIES_HUES = (210, 25, 130, 285, 0, 175)
+EMPTY_TEXT = "Curves appear here while a model trains."
 
 
 def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
@@ -33,9 +36,10 @@ class LineChart(QWidget):
     """Plot named series of (x, y) points; colours and text follow the system palette."""
 
     def __init__(self, title: str = "", x_label: str = "", parent: QWidget | None = None,
-                 unit_range: bool = False):
+                 unit_range: bool = False, empty_text: str = EMPTY_TEXT):
         super().__init__(parent)
         self.title = title
+        self.empty_text = empty_text
         # scores in [0, 1] are drawn on the whole [0, 1] axis, so 0.91 does not look like 0
         self.unit_range = unit_range
         self.x_label = x_label
@@ -57,6 +61,11 @@ class LineChart(QWidget):
         self.series.setdefault(name, []).append((float(x), float(y)))
         self.update()
 
+    def legend_label(self, name: str) -> str:
+        """Return a series' legend: its title in words and its latest value."""
+        series = self.series.get(name) or [(0.0, float("nan"))]
+        return f"{metric_title(name)} {series[-1][1]:.4g}"
+
     def colour(self, index: int) -> QColor:
         dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
         return QColor.fromHsv(SERIES_HUES[index % len(SERIES_HUES)], 190, 250 if dark else 200)
@@ -77,7 +86,11 @@ class LineChart(QWidget):
                          self.title)
         points = [p for series in self.series.values() for p in series]
         if not points or plot.width() < 20 or plot.height() < 20:
-            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter, "waiting for data…")
+            muted = QColor(text_colour)
+            muted.setAlpha(150)
+            painter.setPen(muted)
+            painter.drawText(plot, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             self.empty_text)
             return
         xs = [p[0] for p in points]
         ys = [p[1] for p in points]
@@ -133,6 +146,6 @@ class LineChart(QWidget):
             painter.drawLine(QPointF(legend_x, legend_y + line_h / 2),
                              QPointF(legend_x + 18, legend_y + line_h / 2))
             painter.setPen(text_colour)
-            label = f"{name} {series[-1][1]:.4g}"
+            label = self.legend_label(name)
             painter.drawText(QPointF(legend_x + 22, legend_y + metrics.ascent()), label)
             legend_x += 22 + metrics.horizontalAdvance(label) + 16

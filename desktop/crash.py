@@ -12,6 +12,7 @@ from types import TracebackType
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from annotune.core.display_names import for_people
 from annotune.core.errors import AnnotuneError
 
 log = logging.getLogger("annotune.desktop")
@@ -47,7 +48,8 @@ def setup_logging() -> Path:
 def show_error(parent: QWidget | None, error: BaseException, title: str = "annotune") -> None:
     """Show a user-fixable error as a plain message: what, where, what to do."""
     log.warning("%s", error)
-    box = QMessageBox(QMessageBox.Icon.Warning, title, str(error), parent=parent)
+    # core's hints name command-line options; the window names its own controls
+    box = QMessageBox(QMessageBox.Icon.Warning, title, for_people(str(error)), parent=parent)
     box.setObjectName("error_dialog")
     box.open()
 

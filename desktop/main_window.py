@@ -36,6 +36,9 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         from annotune.core.plugins import registry as core_registry
         from annotune.desktop.plugins import editor_registry
+        from annotune.desktop.style import ensure_style
+
+        ensure_style()  # when the app was not started by app.application() (tests, embedding)
 
         self.registry = registry or core_registry()
         self.editors = editors or editor_registry()
@@ -112,6 +115,23 @@ class MainWindow(QMainWindow):
         self.preannotate_action = self._action(model_menu, "&Pre-annotate", self.preannotate,
                                                tip="Store the model's suggestions for "
                                                    "unlabeled examples")
+        self._build_help_menu(bar)
+
+    def _build_help_menu(self, bar: Any) -> None:
+        help_menu = bar.addMenu("&Help")
+        help_menu.setToolTipsVisible(True)
+        self.shortcuts_action = self._action(help_menu, "&Keyboard shortcuts",
+                                             self.show_shortcuts,
+                                             QKeySequence.StandardKey.HelpContents,
+                                             tip="Every key of the app, read from its menus "
+                                                 "and views")
+
+    def show_shortcuts(self) -> None:
+        """Open the Help ▸ Keyboard shortcuts sheet (built from the window's actual keys)."""
+        from annotune.desktop.shortcuts import ShortcutsSheet
+
+        self.shortcuts_sheet = ShortcutsSheet(self)
+        self.shortcuts_sheet.open()
 
     def _project_actions_enabled(self, enabled: bool) -> None:
         for action in (self.import_action, self.export_data_action, self.close_action,

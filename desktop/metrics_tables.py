@@ -1,26 +1,63 @@
-"""Tables that show run metrics: scalars, per-class figures, a confusion matrix, a comparison."""
+"""Tables that show run metrics: scalars, per-class figures, a confusion matrix, a comparison.
+
+Rows and columns carry people's words (``Macro F1``, ``Warm-up share``) from
+core/display_names.py; the key each one stands for is in its tooltip.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
+from annotune.core.display_names import LOWER_IS_BETTER, metric_title, metric_tooltip
+from annotune.desktop import style
+
 PER_CLASS_KEYS = ("per_label", "per_type")
+PER_CLASS_COLUMNS = ("precision", "recall", "f1", "support")
 
 
-def format_value(value: Any) -> str:
-    """Format a metric or setting for a table cell."""
+@dataclass(frozen=True)
+class Row:
+    """One row of a key/value table: its title, its tooltip and its values."""
+
+    title: str
+    values: Sequence[Any]
+    tooltip: str = ""
+    # colour of the last value: True better, False worse, None neither (a plain figure)
+    better: bool | None = None
+    signed: bool = False  # the last value is a change: always shown with its sign
+
+
+def format_value(value: Any, signed: bool = False) -> str:
+    """Format a metric or setting for a table cell (small rates keep their digits)."""
     if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
+        return "" if value is None else ("yes" if value else "no")
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+        sign = "+" if signed and value > 0 else ""
+        if value != 0 and abs(value) < 0.001:
+            # 5e-05 must not read as 0.0001 (or 0.0000)
+            return sign + f"{value:.10f}".rstrip("0")
+        return sign + (f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}")
     if isinstance(value, int):
-        return f"{value:,}"
+        return ("+" if signed and value > 0 else "") + f"{value:,}"
     return str(value)
+
+
+def format_duration(seconds: float | None) -> str:
+    """Return e.g. ``42 s``, ``3 min 10 s`` or ``1 h 02 min``."""
+    if not isinstance(seconds, int | float) or seconds < 0:
+        return ""
+    whole = int(round(seconds))
+    if whole >= 3600:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+    if whole >= 60:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole} s"
 
 
 def scalar_metrics(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -38,6 +75,17 @@ def per_class(metrics: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def change(key: str, before: Any, after: Any) -> tuple[float | None, bool | None]:
+    """Return ``after − before`` and whether it is an improvement (None: no change or no sign)."""
+    if not isinstance(before, int | float) or not isinstance(after, int | float) \
+            or isinstance(before, bool) or isinstance(after, bool):
+        return None, None
+    delta = after - before
+    if delta == 0:
+        return delta, None
+    return delta, (delta < 0) if key in LOWER_IS_BETTER else (delta > 0)
+
+
 def _table(rows: int, columns: int, parent: QWidget | None = None) -> QTableWidget:
     table = QTableWidget(rows, columns, parent)
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -52,28 +100,53 @@ def _item(text: str, align_right: bool = False) -> QTableWidgetItem:
     return item
 
 
-def fill_key_values(table: QTableWidget, rows: Sequence[tuple[str, Sequence[Any]]],
-                    headers: Sequence[str]) -> None:
-    """Fill a table with one row per key and one column per value."""
+def fill_rows(table: QTableWidget, rows: Sequence[Row], headers: Sequence[str]) -> None:
+    """Fill a table with one titled row per entry and one column per value."""
     table.clear()
     table.setRowCount(len(rows))
     table.setColumnCount(len(headers))
     table.setHorizontalHeaderLabels(list(headers))
-    table.setVerticalHeaderLabels([key for key, _ in rows])
-    for row, (_key, values) in enumerate(rows):
-        for column, value in enumerate(values):
-            table.setItem(row, column, _item(format_value(value), isinstance(value, int | float)))
+    for number, row in enumerate(rows):
+        header = QTableWidgetItem(row.title)
+        if row.tooltip:
+            header.setToolTip(row.tooltip)
+        table.setVerticalHeaderItem(number, header)
+        last = len(row.values) - 1
+        for column, value in enumerate(row.values):
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            item = _item(format_value(value, signed=row.signed and column == last), numeric)
+            if row.tooltip:
+                item.setToolTip(row.tooltip)
+            if column == last and row.signed and value is not None:
+                item.setForeground(style.change_colour(row.better))
+            table.setItem(number, column, item)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
 
 
-def per_class_table(metrics: Mapping[str, Any] | None, parent: QWidget | None = None
-                    ) -> QTableWidget:
-    """Return a table of precision/recall/F1/support per class."""
+def fill_key_values(table: QTableWidget, rows: Sequence[tuple[str, Sequence[Any]]],
+                    headers: Sequence[str]) -> None:
+    """Fill a table with one row per (title, values) pair."""
+    fill_rows(table, [Row(title, values) for title, values in rows], headers)
+
+
+def metric_rows(metrics: Mapping[str, Any] | None, task: Any = None) -> list[Row]:
+    """Return one row per scalar metric, titled for people."""
+    return [Row(metric_title(key, task), [value], metric_tooltip(key, task))
+            for key, value in scalar_metrics(metrics).items()]
+
+
+def per_class_table(metrics: Mapping[str, Any] | None, parent: QWidget | None = None,
+                    task: Any = None) -> QTableWidget:
+    """Return a table of precision/recall/F1/count per class."""
     figures = per_class(metrics)
-    columns = ("precision", "recall", "f1", "support")
     table = _table(0, 0, parent)
-    fill_key_values(table, [(name, [row.get(c) for c in columns])
-                            for name, row in figures.items()], columns)
+    fill_rows(table, [Row(str(name), [row.get(c) for c in PER_CLASS_COLUMNS])
+                      for name, row in figures.items()],
+              [metric_title(c, task) for c in PER_CLASS_COLUMNS])
+    for column, key in enumerate(PER_CLASS_COLUMNS):
+        header = table.horizontalHeaderItem(column)
+        header.setToolTip("How many validation examples truly have it (support)"
+                          if key == "support" else metric_tooltip(key, task))
     return table
 
 
@@ -96,7 +169,7 @@ def confusion_table(metrics: Mapping[str, Any] | None, parent: QWidget | None = 
             item = _item(str(count), True)
             shade = QColor(highlight)
             # translucent highlight keeps the palette's text colour readable in light and dark
-            shade.setAlpha(int(30 + 170 * count / largest) if count else 0)
+            shade.setAlpha(int(30 + 140 * count / largest) if count else 0)
             item.setBackground(shade)
             if i == j:
                 font = item.font()

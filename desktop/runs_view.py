@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,69 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotune.core.display_names import (
+    metric_title,
+    metric_tooltip,
+    option_title,
+    option_tooltip,
+    precision_details,
+    precision_sentence,
+    precision_title,
+    status_title,
+)
+from annotune.desktop import style
 from annotune.desktop.base_models import describe_choice
 from annotune.desktop.metrics_tables import (
+    Row,
+    change,
     confusion_table,
-    fill_key_values,
+    fill_rows,
+    format_duration,
     format_value,
+    metric_rows,
     per_class,
     per_class_table,
     scalar_metrics,
 )
 
-RUN_COLUMNS = ("Run", "Status", "Started", "Base model", "Epochs", "LR", "Batch", "Main metric",
-               "Time")
 SETTINGS_SHOWN = ("base_model", "epochs", "learning_rate", "batch_size", "warmup_ratio",
                   "weight_decay", "seed", "freeze_encoder", "max_length", "device")
+EMPTY_RUNS = ("No training runs yet.<br>Label some examples, then train a model on the "
+              "<b>Train</b> tab (<b>Model ▸ Train…</b>). Each run appears here with its "
+              "scores, and a finished one can be exported as a bundle.")
+
+
+def run_columns(task: Any) -> tuple[str, ...]:
+    """Return the headers of the runs table (the task's main metric by its title)."""
+    return ("Run", "Status", "Started", "Base model", "Epochs", option_title("learning_rate"),
+            option_title("batch_size"), metric_title(task.main_metric, task), "Time")
+
+
+def read_run_record(run: dict[str, Any]) -> dict[str, Any]:
+    """Return the run's run.json (device, precision probe, …) or {} when it is not there."""
+    artifact = run.get("artifact_dir")
+    if not artifact:
+        return {}
+    folder = Path(artifact)
+    for candidate in (folder / "run.json", folder.parent / "run.json"):
+        try:
+            return json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
+def precision_row(record: dict[str, Any]) -> Row | None:
+    """Say in words which precision the run trained in and why (the probe's figures as tip)."""
+    device = record.get("device") if isinstance(record.get("device"), dict) else {}
+    probe = device.get("precision_probe")
+    sentence = precision_sentence(probe)
+    if sentence:
+        return Row("Precision", [sentence], precision_details(probe))
+    if device.get("precision"):
+        return Row("Precision", [precision_title(device["precision"])],
+                   f"precision {device['precision']}")
+    return None
 
 
 def _clear(layout: QVBoxLayout) -> None:
@@ -55,24 +105,32 @@ class RunsView(QWidget):
         self.task = task
         self.runs: list[dict[str, Any]] = []
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
+        layout.setSpacing(style.SPACING)
         bar = QHBoxLayout()
-        bar.addWidget(QLabel("Select a run for its details; Ctrl+click a second one to compare."))
+        bar.addWidget(style.muted(QLabel(
+            "Select a run for its details; Ctrl+click a second one to compare them.")))
         bar.addStretch(1)
-        self.export_button = QPushButton("Export bundle…")
+        self.export_button = style.primary(QPushButton("&Export bundle…"))
         self.export_button.setToolTip("Export the selected finished run as an ONNX bundle")
         self.export_button.clicked.connect(self.export_selected)
         bar.addWidget(self.export_button)
         layout.addLayout(bar)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        self.table = QTableWidget(0, len(RUN_COLUMNS))
+        columns = run_columns(task)
+        self.table = QTableWidget(0, len(columns))
         self.table.setObjectName("runs_table")
-        self.table.setHorizontalHeaderLabels(list(RUN_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(columns))
+        self.table.horizontalHeaderItem(7).setToolTip(metric_tooltip(task.main_metric, task))
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # the base model's name takes the spare width; the figures stay beside each other
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
         self.table.itemSelectionChanged.connect(self.show_selection)
         splitter.addWidget(self.table)
         self.details = QWidget()
@@ -93,20 +151,25 @@ class RunsView(QWidget):
         for row, run in enumerate(self.runs):
             config = run.get("config") or {}
             metrics = run.get("metrics") or {}
-            duration = run.get("duration_s")
-            values = (run["id"], run["status"], str(run.get("created", ""))[:16].replace("T", " "),
+            values = (run["id"], status_title(run["status"]),
+                      str(run.get("created", ""))[:16].replace("T", " "),
                       describe_choice(config.get("base_model")), config.get("epochs"),
                       config.get("learning_rate"), config.get("batch_size"),
-                      f"{main} {format_value(metrics[main])}" if main in metrics else "",
-                      f"{duration:.0f} s" if isinstance(duration, int | float) else "")
+                      metrics.get(main), format_duration(run.get("duration_s")))
             for column, value in enumerate(values):
                 item = QTableWidgetItem(format_value(value) if not isinstance(value, str)
                                         else value)
                 item.setData(Qt.ItemDataRole.UserRole, run["id"])
                 if run.get("error"):
                     item.setToolTip(str(run["error"]))
+                if column == 1:
+                    item.setForeground(style.state_colour(run["status"]))
+                elif isinstance(value, int | float) or column == 8:  # figures line up right
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                          | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
         self.table.blockSignals(False)
+        self.table.setVisible(bool(self.runs))
         for row, run in enumerate(self.runs):
             if run["id"] in selected:
                 self.table.selectRow(row)
@@ -127,48 +190,52 @@ class RunsView(QWidget):
         finished = [i for i in ids if self._run(i)["status"] == "finished"]
         self.export_button.setEnabled(len(finished) == 1)
         if len(ids) >= 2:
-            self._show_comparison(self._run(ids[0]), self._run(ids[1]))
+            older, newer = sorted(ids[:2])  # a change reads from the older run to the newer
+            self._show_comparison(self._run(older), self._run(newer))
         elif ids:
             self._show_run(self._run(ids[0]))
         else:
-            self.details_layout.addWidget(QLabel("No runs yet: label examples, then Train."))
+            empty = style.empty_state(QLabel(EMPTY_RUNS if not self.runs else
+                                             "Select a run to see its details."))
+            empty.setObjectName("runs_empty")
+            self.details_layout.addWidget(empty, 1)
 
     def _heading(self, text: str) -> None:
-        label = QLabel(text)
-        font = label.font()
-        font.setBold(True)
-        label.setFont(font)
-        self.details_layout.addWidget(label)
+        self.details_layout.addWidget(style.heading(QLabel(text)))
 
     def _show_run(self, run: dict[str, Any]) -> None:
         metrics = run.get("metrics") or {}
         config = run.get("config") or {}
         row = QHBoxLayout()
         left = QVBoxLayout()
-        self._heading(f"Run {run['id']} — {run['status']}"
+        self._heading(f"Run {run['id']} — {status_title(run['status']).lower()}"
                       + (f": {run['error']}" if run.get("error") else ""))
-        scalars = scalar_metrics(metrics)
+        rows = metric_rows(metrics, self.task)
+        rows += [Row(option_title(key),
+                     [describe_choice(config.get(key)) if key == "base_model"
+                      else config.get(key)], option_tooltip(key))
+                 for key in SETTINGS_SHOWN if key in config]
+        precision = precision_row(read_run_record(run))
+        if precision is not None:
+            rows.append(precision)
         summary = QTableWidget()
         summary.setObjectName("run_summary")
         summary.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        fill_key_values(summary, [(k, [v]) for k, v in scalars.items()]
-                        + [(k, [describe_choice(config.get(k)) if k == "base_model"
-                                else config.get(k)]) for k in SETTINGS_SHOWN if k in config],
-                        ["value"])
+        fill_rows(summary, rows, ["Value"])
         left.addWidget(summary)
         row.addLayout(left, 1)
         right = QVBoxLayout()
         if per_class(metrics):
-            title = "Per type" if "per_type" in metrics else "Per class"
-            label = QLabel(title)
-            right.addWidget(label)
-            table = per_class_table(metrics)
+            title = metric_title("per_type" if "per_type" in metrics else "per_label", self.task)
+            right.addWidget(style.muted(QLabel(title)))
+            table = per_class_table(metrics, task=self.task)
             table.setObjectName("per_class")
             right.addWidget(table)
         matrix = confusion_table(metrics)
         if matrix is not None:
             matrix.setObjectName("confusion")
-            right.addWidget(QLabel("Confusion matrix (rows: true, columns: predicted)"))
+            right.addWidget(style.muted(QLabel("Confusion matrix (rows: true label, columns: "
+                                               "predicted label)")))
             right.addWidget(matrix)
         if right.count():
             row.addLayout(right, 2)
@@ -176,28 +243,32 @@ class RunsView(QWidget):
         holder.setLayout(row)
         self.details_layout.addWidget(holder, 1)
 
-    def _show_comparison(self, a: dict[str, Any], b: dict[str, Any]) -> None:
-        self._heading(f"Run {a['id']} vs run {b['id']}")
-        ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
-        ca, cb = a.get("config") or {}, b.get("config") or {}
-        rows: list[tuple[str, list[Any]]] = []
+    def _show_comparison(self, older: dict[str, Any], newer: dict[str, Any]) -> None:
+        """Show two runs side by side; the change column is the newer minus the older run."""
+        self._heading(f"Run {older['id']} → run {newer['id']}")
+        ma, mb = older.get("metrics") or {}, newer.get("metrics") or {}
+        ca, cb = older.get("config") or {}, newer.get("config") or {}
+        rows: list[Row] = []
         for key in dict.fromkeys([*scalar_metrics(ma), *scalar_metrics(mb)]):
-            va, vb = ma.get(key), mb.get(key)
-            delta = vb - va if isinstance(va, int | float) and isinstance(vb, int | float) \
-                else None
-            rows.append((key, [va, vb, delta]))
+            delta, better = change(key, ma.get(key), mb.get(key))
+            rows.append(Row(metric_title(key, self.task), [ma.get(key), mb.get(key), delta],
+                            metric_tooltip(key, self.task), better, signed=True))
+        f1_title = metric_title("f1", self.task)
         for name in dict.fromkeys([*per_class(ma), *per_class(mb)]):
             fa = per_class(ma).get(name, {}).get("f1")
             fb = per_class(mb).get(name, {}).get("f1")
-            delta = fb - fa if fa is not None and fb is not None else None
-            rows.append((f"f1 · {name}", [fa, fb, delta]))
+            delta, better = change("f1", fa, fb)
+            rows.append(Row(f"{f1_title} · {name}", [fa, fb, delta],
+                            f"F1 of '{name}' alone", better, signed=True))
         for key in SETTINGS_SHOWN:
             if ca.get(key) != cb.get(key):
-                rows.append((key, [ca.get(key), cb.get(key), None]))
+                rows.append(Row(option_title(key), [ca.get(key), cb.get(key), None],
+                                option_tooltip(key)))
         table = QTableWidget()
         table.setObjectName("comparison")
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        fill_key_values(table, rows, [f"run {a['id']}", f"run {b['id']}", "difference"])
+        fill_rows(table, rows, [f"Run {older['id']}", f"Run {newer['id']}",
+                                f"Change (run {newer['id']} − run {older['id']})"])
         self.details_layout.addWidget(table, 1)
 
     def export_selected(self) -> None:
@@ -208,7 +279,11 @@ class RunsView(QWidget):
         if not ids:
             finished = [r for r in self.runs if r["status"] == "finished"]
             if not finished:
-                self.details_layout.addWidget(QLabel("No finished run to export yet."))
+                _clear(self.details_layout)
+                empty = style.empty_state(QLabel(
+                    "No finished run to export yet. Train one on the <b>Train</b> tab."))
+                empty.setObjectName("runs_empty")
+                self.details_layout.addWidget(empty, 1)
                 return
             ids = [finished[0]["id"]]
         run = self._run(ids[0])

@@ -5,8 +5,9 @@ Run from the repository root (offscreen, so it works without a display)::
     python -m annotune.desktop.screenshots            # writes docs/screenshots/*.png
     python -m annotune.desktop.screenshots --no-train # skip the training/export/try-it views
 
-Training uses the bundled all-MiniLM-L6-v2 for a few epochs on the demo reviews (about a
-minute on a laptop CPU).
+Pictures are taken at twice the pixel density (QT_SCALE_FACTOR=2), as a high-DPI screen shows
+the app, in the light scheme; the ``-dark`` ones in the dark scheme. Training uses the bundled
+all-MiniLM-L6-v2 for a few epochs on the demo reviews (a few minutes on a laptop CPU).
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# set before Qt starts: it fixes the device pixel ratio of every window
+os.environ.setdefault("QT_SCALE_FACTOR", "2")
+os.environ.setdefault("ANNOTUNE_COLOR_SCHEME", "light")  # the same pictures on every machine
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from annotune.core.formats.base import ImportRecord  # noqa: E402
@@ -74,9 +78,23 @@ def settle(widget: QWidget, seconds: float = 0.15) -> None:
 
 def grab(widget: QWidget, path: Path) -> None:
     settle(widget)
-    if not widget.grab().save(str(path)):
+    picture = widget.grab()
+    if not picture.save(str(path)):
         raise OSError(f"could not write {path}")
-    print(f"wrote {path}")
+    print(f"wrote {path} ({picture.width()}x{picture.height()} pixels, "
+          f"{picture.devicePixelRatio():g}x)")
+
+
+def grab_dark(widget: QWidget, path: Path) -> None:
+    """Grab a widget in the dark scheme, then return to the light one."""
+    from annotune.desktop.style import apply_style
+
+    app = QApplication.instance()
+    apply_style(app, Qt.ColorScheme.Dark)
+    try:
+        grab(widget, path)
+    finally:
+        apply_style(app, Qt.ColorScheme.Light)
 
 
 def _project(path: Path, task: str, labels: tuple[str, ...], rows: list[dict],
@@ -92,11 +110,12 @@ def _project(path: Path, task: str, labels: tuple[str, ...], rows: list[dict],
 
 def build_projects(folder: Path) -> dict[str, Path]:
     """Write the four demo projects; return their paths by task kind."""
-    from annotune.core.demo_data import LABELS, NEW_TEXTS, demo_rows
+    from annotune.core.demo_data import LABELS, NEW_TEXTS, demo_rows, unlabeled_texts
 
     rows = demo_rows()
     labeled = [{"text": r["text"], "_annotation": {"label": r["label"]}} for r in rows[:-40]]
     unlabeled = [{"text": r["text"]} for r in rows[-40:]] + [{"text": t} for t in NEW_TEXTS]
+    unlabeled += [{"text": t} for t in unlabeled_texts()]  # mixed opinions: real uncertainty
     paths = {"reviews": folder / "reviews.annotune", "nli": folder / "nli.annotune",
              "ner": folder / "people-and-places.annotune", "qa": folder / "lighthouse-qa.annotune"}
     _project(paths["reviews"], "text-classification", LABELS, labeled + unlabeled).close()
@@ -130,6 +149,15 @@ def shoot(out: Path, train: bool) -> None:
     window.show()
     window.start_screen.refresh()
     grab(window, out / "start.png")
+
+    from annotune.core.plugins import registry
+    from annotune.desktop.start_screen import NewProjectDialog
+
+    dialog = NewProjectDialog(registry(), window, folder=Path("/home/ada/projects"))
+    dialog.labels.setText("negative, positive")
+    dialog.show()
+    grab(dialog, out / "new-project.png")
+    dialog.close()
 
     # editors -------------------------------------------------------------------------------
     window.open_project(paths["nli"])
@@ -170,9 +198,16 @@ def shoot(out: Path, train: bool) -> None:
 
     if train:
         train_and_export(window, out)
-    window.tabs.setCurrentWidget(window.views["label"])
-    window.views["label"].refresh_current()
+    labeling = window.views["label"]
+    window.tabs.setCurrentWidget(labeling)
+    if train:  # the bundle's suggestions are stored: show the least sure review first
+        labeling.uncertain.setChecked(True)
+    labeling.refresh_current()
     grab(window, out / "editor-classification.png")
+    grab_dark(window, out / "editor-classification-dark.png")
+    window.show_shortcuts()
+    grab(window.shortcuts_sheet, out / "shortcuts.png")
+    window.shortcuts_sheet.close()
     window.close()
     app.processEvents()
 
@@ -211,6 +246,7 @@ def train_and_export(window: object, out: Path) -> None:
                                       "replied.")
     tryit.predict()
     grab(window, out / "tryit.png")
+    grab_dark(window, out / "tryit-dark.png")
     done = []
     tryit.preannotated.connect(done.append)
     tryit.preannotate()

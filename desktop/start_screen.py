@@ -25,10 +25,38 @@ from PySide6.QtWidgets import (
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.tasks import TaskSettings
+from annotune.desktop import style
 from annotune.desktop.recent import recent_projects
 
 BUNDLED_MODEL_TEXT = "bundled all-MiniLM-L6-v2"
 PROJECT_SUFFIX = ".annotune"
+DEFAULT_TASK = "text-classification"  # the task most first projects are
+# what a task's labels are called, by annotation kind: (field title, example)
+LABEL_WORDS = {"label": ("&Labels", "negative, positive"),
+               "spans": ("Entity &types", "PER, ORG, LOC")}
+EMPTY_RECENT = ("No recent projects yet.<br>Create one with <b>New project…</b> (Ctrl+N), "
+                "or open a <i>.annotune</i> file with <b>Open project…</b> (Ctrl+O).")
+MOST_CHARS = 64  # a field grows to show this many characters before it scrolls its text
+
+
+def _buddy(text: str, widget: QWidget) -> QLabel:
+    """Return a form label whose Alt+letter moves the focus to ``widget``."""
+    label = QLabel(text)
+    label.setBuddy(widget)
+    return label
+
+
+def fit_to_text(edit: QLineEdit, text: str) -> None:
+    """Make a line edit wide enough to show ``text`` whole (up to MOST_CHARS characters).
+
+    Measured with the widget's font, so the width follows the text size at any scale.
+    """
+    metrics = edit.fontMetrics()
+    wanted = min(metrics.horizontalAdvance(text), metrics.averageCharWidth() * MOST_CHARS)
+    margins = edit.textMargins()
+    # the frame and the text margins of the style, plus room for the cursor
+    edit.setMinimumWidth(wanted + margins.left() + margins.right()
+                         + 4 * metrics.averageCharWidth())
 
 
 class StartScreen(QWidget):
@@ -41,17 +69,25 @@ class StartScreen(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         outer = QVBoxLayout(self)
+        outer.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
         outer.addStretch(1)
         box = QVBoxLayout()
-        title = QLabel("annotune")
-        font = title.font()
-        font.setPointSizeF(font.pointSizeF() * 2.4)
-        font.setBold(True)
-        title.setFont(font)
-        box.addWidget(title)
-        box.addWidget(QLabel("Label text, train a model, export it — all on this computer."))
+        box.setSpacing(style.SPACING)
+        heading = QHBoxLayout()
+        icon = QLabel()
+        icon.setObjectName("app_icon")
+        size = int(self.fontMetrics().height() * 3.2)
+        icon.setPixmap(style.app_icon().pixmap(size, size))
+        heading.addWidget(icon)
+        title = style.title(QLabel("annotune"))
+        heading.addWidget(title)
+        heading.addStretch(1)
+        box.addLayout(heading)
+        box.addWidget(style.muted(QLabel(
+            "Label text, train a model, export it — all on this computer.")))
+        box.addSpacing(style.SPACING)
         buttons = QHBoxLayout()
-        self.new_button = QPushButton("New project…")
+        self.new_button = style.primary(QPushButton("New project…"))
         self.new_button.setToolTip("Create a project (Ctrl+N)")
         self.new_button.clicked.connect(self.newRequested)
         self.open_button = QPushButton("Open project…")
@@ -61,13 +97,18 @@ class StartScreen(QWidget):
         buttons.addWidget(self.open_button)
         buttons.addStretch(1)
         box.addLayout(buttons)
-        box.addWidget(QLabel("Recent projects"))
+        box.addSpacing(style.SECTION)
+        box.addWidget(style.heading(QLabel("Recent projects")))
         self.recent = QListWidget()
         self.recent.setObjectName("recent_projects")
         self.recent.setToolTip("Double-click (or Enter) to open")
+        self.recent.setSpacing(style.UNIT // 2)
         self.recent.itemActivated.connect(
             lambda item: self.openPath.emit(Path(item.data(Qt.ItemDataRole.UserRole))))
         box.addWidget(self.recent)
+        self.empty = style.empty_state(QLabel(EMPTY_RECENT))
+        self.empty.setObjectName("recent_empty")
+        box.addWidget(self.empty)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addLayout(box, 3)
@@ -84,10 +125,11 @@ class StartScreen(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             item.setToolTip(str(path))
             self.recent.addItem(item)
-        if not self.recent.count():
-            item = QListWidgetItem("No recent projects yet")
-            item.setFlags(Qt.ItemFlag.NoItemFlags)
-            self.recent.addItem(item)
+        has_recent = self.recent.count() > 0
+        self.recent.setVisible(has_recent)
+        self.empty.setVisible(not has_recent)
+        if has_recent:
+            self.recent.setCurrentRow(0)
 
 
 class NewProjectDialog(QDialog):
@@ -99,14 +141,24 @@ class NewProjectDialog(QDialog):
         self.setWindowTitle("New project")
         self.registry = registry
         form = QFormLayout(self)
+        form.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
+        form.setHorizontalSpacing(style.SPACING * 2)
+        form.setVerticalSpacing(style.SPACING)
+        # fields take the dialog's width; labels keep theirs (no field is squeezed to clip)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
         self.task = QComboBox()
         for task in sorted(registry.tasks.values(), key=lambda t: t.title):
             self.task.addItem(task.title, task.name)
+        self.task.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        default = self.task.findData(DEFAULT_TASK)
+        self.task.setCurrentIndex(max(default, 0))
         self.task.currentIndexChanged.connect(self._task_changed)
-        form.addRow("Task", self.task)
+        form.addRow("&Task", self.task)
         self.labels = QLineEdit()
-        self.labels.setPlaceholderText("comma separated, e.g. negative, positive")
-        form.addRow("Labels", self.labels)
+        self.labels_title = QLabel("&Labels")
+        self.labels_title.setBuddy(self.labels)
+        form.addRow(self.labels_title, self.labels)
         self.multi_label = QCheckBox("Several labels per example")
         form.addRow("", self.multi_label)
         self.unanswerable = QCheckBox("Some questions have no answer")
@@ -117,18 +169,21 @@ class NewProjectDialog(QDialog):
         self.base_model.setToolTip("Leave empty for the bundled model, or give a folder or "
                                    "a Hugging Face hub id already in the local cache")
         browse_model = QPushButton("Folder…")
+        browse_model.setAutoDefault(False)
         browse_model.clicked.connect(self._browse_model)
         model_row.addWidget(self.base_model, 1)
         model_row.addWidget(browse_model)
-        form.addRow("Base model", model_row)
+        form.addRow(_buddy("Base &model", self.base_model), model_row)
         path_row = QHBoxLayout()
         self.path = QLineEdit(str((folder or Path.home()) / f"untitled{PROJECT_SUFFIX}"))
+        self.path.setToolTip("Where the project file is created")
         browse = QPushButton("Save as…")
+        browse.setAutoDefault(False)
         browse.clicked.connect(self._browse_path)
         path_row.addWidget(self.path, 1)
         path_row.addWidget(browse)
-        form.addRow("Project file", path_row)
-        self.error = QLabel()
+        form.addRow(_buddy("Project &file", self.path), path_row)
+        self.error = style.error_text(QLabel())
         self.error.setWordWrap(True)
         self.error.setObjectName("error")
         form.addRow(self.error)
@@ -139,15 +194,23 @@ class NewProjectDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self._task_changed()
+        fit_to_text(self.base_model, self.base_model.placeholderText())
+        fit_to_text(self.path, self.path.text())
 
     def _task(self) -> Any:
         return self.registry.task(self.task.currentData())
 
     def _task_changed(self) -> None:
         task = self._task()
-        self.labels.setEnabled(bool(task.needs_labels))
+        title, example = LABEL_WORDS.get(task.annotation_kind, LABEL_WORDS["label"])
+        self.labels_title.setText(title)
+        self.labels.setPlaceholderText(f"comma separated, e.g. {example}")
+        fit_to_text(self.labels, self.labels.placeholderText())
+        self.labels.setVisible(bool(task.needs_labels))
+        self.labels_title.setVisible(bool(task.needs_labels))
         self.multi_label.setVisible(task.supports_multi_label)
         self.unanswerable.setVisible(task.annotation_kind == "answers")
+        self.adjustSize()
 
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Base model folder")

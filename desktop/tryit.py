@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -22,20 +25,61 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotune.core.bundle_records import project_bundles
+from annotune.core.display_names import for_people, metric_title
 from annotune.core.errors import AnnotuneError
+from annotune.desktop import style
 from annotune.desktop.editors.base import field_title
 from annotune.desktop.editors.textspans import SpanText, entity_colour
 from annotune.desktop.train_panel import format_eta
 from annotune.desktop.worker import run_in_background
 
+EMPTY_BUNDLES = ("No bundle yet. Train a model on the <b>Train</b> tab, then export it on the "
+                 "<b>Runs</b> tab (<b>Export bundle…</b>) to try it here — or choose a "
+                 "bundle folder with <b>Folder…</b>.")
+
 
 def find_bundles(runs_dir: Path) -> list[Path]:
-    """Return bundle folders (with a manifest.json) under a project's runs folder, newest first."""
-    if not runs_dir.is_dir():
-        return []
-    found = [p.parent for p in runs_dir.glob("*/*/manifest.json")]
-    found += [p.parent for p in runs_dir.glob("*/manifest.json")]
-    return sorted(set(found), key=lambda p: p.stat().st_mtime, reverse=True)
+    """Return the bundles of a project's runs, newest first (recorded exports included)."""
+    return [found.path for found in project_bundles(runs_dir)]
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Return a bundle's manifest ({} when it cannot be read: the Predictor will say why)."""
+    try:
+        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def bundle_kind(manifest: dict[str, Any]) -> str:
+    """Return ``int8`` or ``fp32`` for a bundle's manifest."""
+    return "int8" if manifest.get("quantization") else "fp32"
+
+
+def bundle_title(path: Path, run: str = "", manifest: dict[str, Any] | None = None) -> str:
+    """Return how a bundle is listed, e.g. ``bundle-int8 · int8 · run 1``."""
+    manifest = read_manifest(path) if manifest is None else manifest
+    parts = [Path(path).name, bundle_kind(manifest)]
+    if run:
+        parts.append(f"run {run}")
+    return " · ".join(parts)
+
+
+def int8_cost(manifest: dict[str, Any], task: Any = None) -> str:
+    """Say what an int8 bundle costs on validation data ('' for fp32 or when unknown)."""
+    validation = manifest.get("validation") or {}
+    cost = validation.get("int8_cost_points")
+    if not manifest.get("quantization") or not isinstance(cost, int | float):
+        return ""
+    metric = metric_title(str(validation.get("metric") or ""), task)
+    if cost <= 0:
+        return f"int8 scores as well as fp32 on validation ({metric})"
+    limit = validation.get("cost_limit_points")
+    over = isinstance(limit, int | float) and cost > limit
+    return (f"{'⚠ ' if over else ''}int8 costs {cost:.2f} points of {metric} on validation"
+            + (f", more than the {limit} allowed: an fp32 export keeps them" if over else ""))
 
 
 class TryItPanel(QWidget):
@@ -52,13 +96,17 @@ class TryItPanel(QWidget):
         self.bundle: Path | None = None
         self.last_prediction: dict[str, Any] | None = None
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
+        layout.setSpacing(style.SPACING)
 
         bar = QHBoxLayout()
-        bar.addWidget(QLabel("Bundle"))
+        bundle_label = QLabel("&Bundle")
+        bar.addWidget(bundle_label)
         self.bundles = QComboBox()
         self.bundles.setObjectName("bundles")
         self.bundles.setToolTip("An exported bundle of this project (or choose a folder)")
         self.bundles.activated.connect(lambda _i: self._bundle_chosen())
+        bundle_label.setBuddy(self.bundles)
         bar.addWidget(self.bundles, 1)
         browse = QPushButton("Folder…")
         browse.clicked.connect(self._browse)
@@ -74,28 +122,32 @@ class TryItPanel(QWidget):
         self.preannotate_started = 0.0
         bar.addWidget(self.preannotate_button)
         layout.addLayout(bar)
-        self.status = QLabel("Export a run (Runs ▸ Export bundle…) to try it here.")
+        self.status = QLabel(EMPTY_BUNDLES)
         self.status.setObjectName("tryit_status")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.status)
 
         self.inputs: dict[str, Any] = {}
         inputs = QVBoxLayout()
         for name in self._input_order():
-            inputs.addWidget(QLabel(field_title(task, name)))
+            inputs.addWidget(style.muted(QLabel(field_title(task, name))))
             if task.annotation_kind == "answers" and name == "question":
                 widget: Any = QLineEdit()
                 widget.textChanged.connect(self._schedule)
             else:
                 widget = QPlainTextEdit()
+                widget.setTabChangesFocus(True)  # Tab moves on, as in a form
                 widget.setMaximumHeight(140 if task.annotation_kind != "answers" else 200)
                 widget.textChanged.connect(self._schedule)
             widget.setObjectName(f"try_{name}")
+            widget.setPlaceholderText(f"Type or paste a {field_title(task, name).lower()}; "
+                                      "the prediction follows as you type")
             self.inputs[name] = widget
             inputs.addWidget(widget)
         layout.addLayout(inputs)
 
-        layout.addWidget(QLabel("Prediction"))
+        layout.addWidget(style.heading(QLabel("Prediction")))
         self.results = QStackedWidget()
         self.bars_widget = QWidget()
         self.bars = QGridLayout(self.bars_widget)
@@ -116,6 +168,11 @@ class TryItPanel(QWidget):
         self._timer.timeout.connect(self.predict)
         self.refresh_bundles()
 
+    def showEvent(self, event: QShowEvent) -> None:
+        """List the bundles again each time the tab is shown (one may have been exported)."""
+        super().showEvent(event)
+        self.refresh_bundles()
+
     def _input_order(self) -> list[str]:
         fields = list(self.task.fields)
         if self.task.annotation_kind == "answers" and "question" in fields:
@@ -127,9 +184,16 @@ class TryItPanel(QWidget):
     def refresh_bundles(self) -> None:
         """List the project's bundles; load the newest when none is loaded yet."""
         current = self.bundles.currentData()
+        chosen_elsewhere = [(self.bundles.itemText(i), self.bundles.itemData(i))
+                            for i in range(self.bundles.count())]
         self.bundles.clear()
-        for path in find_bundles(Path(self.project.runs_dir)):
-            self.bundles.addItem(f"{path.parent.name}/{path.name}", str(path))
+        for found in project_bundles(Path(self.project.runs_dir)):
+            self.bundles.addItem(bundle_title(found.path, found.run), str(found.path))
+            self.bundles.setItemData(self.bundles.count() - 1, str(found.path),
+                                     Qt.ItemDataRole.ToolTipRole)
+        for text, data in chosen_elsewhere:  # folders picked by hand stay in the list
+            if data and self.bundles.findData(data) < 0 and Path(data).is_dir():
+                self.bundles.addItem(text, data)
         if current:
             index = self.bundles.findData(current)
             if index >= 0:
@@ -154,25 +218,27 @@ class TryItPanel(QWidget):
 
         path = Path(path)
         if self.bundles.findData(str(path)) < 0:
-            self.bundles.addItem(f"{path.parent.name}/{path.name}", str(path))
+            self.bundles.addItem(bundle_title(path), str(path))
         self.bundles.setCurrentIndex(self.bundles.findData(str(path)))
-        self.status.setText(f"Loading {path}…")
+        self.status.setText(f"Loading {path.name}…")
         self.loading = path
 
         def loaded(predictor: Any) -> None:
             if predictor.task.name != self.task.name:
-                self.status.setText(f"⚠ {path} is a {predictor.task.title} model; this project "
-                                    f"is {self.task.title}")
+                self.status.setText(f"⚠ {escape(str(path))} is a {predictor.task.title} model; "
+                                    f"this project is {self.task.title}")
                 return
             self.predictor, self.bundle = predictor, path
-            quant = (predictor.manifest.get("quantization") or {})
-            kind = "int8" if quant else "fp32"
-            self.status.setText(f"Loaded {path} ({kind}). Type below; the prediction follows.")
+            manifest = predictor.manifest or {}
+            cost = int8_cost(manifest, self.task)
+            self.status.setText(f"Loaded {path.name} ({bundle_kind(manifest)}). Type below; "
+                                "the prediction follows." + (f"<br>{cost}" if cost else ""))
+            self.status.setToolTip(str(path))
             self.preannotate_button.setEnabled(True)
             self.predict()
 
         def failed(error: BaseException) -> None:
-            self.status.setText(f"⚠ Cannot load the bundle: {error}")
+            self.status.setText(f"⚠ Cannot load the bundle: {escape(for_people(str(error)))}")
 
         run_in_background(lambda: Predictor(path, batch_size=8), loaded, failed)
 
@@ -211,19 +277,32 @@ class TryItPanel(QWidget):
         while self.bars.count():
             widget = self.bars.takeAt(0).widget()
             if widget is not None:
+                # hidden at once: until the event loop deletes it, it would still be painted
+                widget.setParent(None)
                 widget.deleteLater()
         probabilities = prediction.get("probabilities") or {}
         chosen = set(prediction.get("labels") or [prediction.get("label")])
         ordered = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
+        index = {label: i for i, label in enumerate(self.project.settings.labels)}
         for row, (label, p) in enumerate(ordered):
-            name = QLabel(f"<b>{label}</b>" if label in chosen else label)
+            name = QLabel(f"<b>{escape(str(label))}</b>" if label in chosen
+                          else escape(str(label)))
             bar = QProgressBar()
             bar.setRange(0, 1000)
             bar.setValue(int(round(1000 * float(p))))
             bar.setFormat(f"{100 * float(p):.1f}%")
             bar.setObjectName(f"prob_{label}")
+            colours = bar.palette()  # each label in its own colour, as in the editor
+            colours.setColor(QPalette.ColorRole.Highlight,
+                             style.label_colour(index.get(label, row)))
+            colours.setColor(QPalette.ColorRole.HighlightedText, colours.color(
+                QPalette.ColorRole.Text))
+            bar.setPalette(colours)
             self.bars.addWidget(name, row, 0)
             self.bars.addWidget(bar, row, 1)
+            # shown now, not on the layout's queued show: the old bars are already hidden
+            name.show()
+            bar.show()
         self.answer_label.setText(f"Prediction: {', '.join(str(c) for c in chosen)}")
 
     def _show_spans(self, text: str, prediction: dict[str, Any]) -> None:
@@ -300,7 +379,7 @@ class TryItPanel(QWidget):
 
         def failed(error: BaseException) -> None:
             self._preannotate_finished()
-            self.status.setText(f"⚠ {error}")
+            self.status.setText(f"⚠ {escape(for_people(str(error)))}")
 
         run_in_background(work, done, failed)
 

@@ -140,3 +140,11 @@ def test_closing_offers_to_save_marked_entities(qtbot, tmp_path, make_project, m
     with Project.open(path) as reopened:
         assert reopened.annotation(1).payload == {"spans": [{"start": 0, "end": 5,
                                                              "label": "PER"}]}
+
+
+def test_error_dialogs_name_the_windows_controls_not_command_line_options(qtbot, tmp_path):
+    window = _window(qtbot)
+    assert not window.open_project(tmp_path / "missing 🍕.annotune")
+    text = window.findChild(object, "error_dialog").text()
+    assert "missing 🍕.annotune" in text and "File ▸ New project…" in text
+    assert "`annotune" not in text and "--" not in text

@@ -6,6 +6,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from annotune.core.plugins import registry
+from annotune.desktop import style
 from annotune.desktop.browser import PAGE_SIZE, BrowserView
 
 
@@ -50,7 +51,10 @@ def test_rows_are_fetched_lazily_in_pages(qtbot, big_project):
     last = model.index(2999, 1)
     assert model.data(last) == "example 2999 about dogs"
     assert model.fetches <= 3
-    assert model.data(model.index(0, 3)) == "labeled"
+    assert model.data(model.index(0, 3)) == "Labeled"
+    assert model.data(model.index(0, 3), Qt.ItemDataRole.ForegroundRole) == \
+        style.state_colour("accepted")
+    assert model.data(model.index(40, 3)) == "Unlabeled"
     assert model.data(model.index(0, 2)) == "cat"
     assert model.data(model.index(0, 5)) == "dog (0.80)"
     view.table.scrollToBottom()
@@ -74,7 +78,7 @@ def test_filters_search_and_counts(qtbot, big_project):
     view.search.setText("cats")
     view.apply()
     assert view.model.rowCount() == 1000
-    assert "labeled 30 of 3,000" in view.counts.text()
+    assert "Labeled 30 of 3,000" in view.counts.text()
     assert "cat: 10" in view.counts.text() and "dog: 20" in view.counts.text()
 
 
@@ -87,3 +91,24 @@ def test_double_click_opens_the_example(qtbot, big_project):
     qtbot.mouseClick(view.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.mouseDClick(view.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert opened == [5]
+
+
+def test_an_empty_project_says_how_to_import(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "empty.annotune", "text-classification", ("a", "b"))
+    view = _browser(qtbot, project)
+    assert view.pages.currentWidget() is view.empty
+    assert "Import" in view.empty.text()
+    project.close()
+
+
+def test_a_search_without_matches_says_so(qtbot, big_project):
+    view = _browser(qtbot, big_project)
+    assert view.pages.currentWidget() is view.table
+    view.search.setText("🍕")
+    view.apply()
+    assert view.model.rowCount() == 0
+    assert view.pages.currentWidget() is view.empty
+    assert view.empty.text() == "No example matches this filter and search."
+    view.search.setText("")
+    view.apply()
+    assert view.pages.currentWidget() is view.table

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+from PySide6.QtWidgets import QProgressBar
+
+from annotune.core.bundle_records import record_bundle
 from annotune.core.plugins import registry
-from annotune.desktop.tryit import TryItPanel, find_bundles
+from annotune.desktop.tryit import TryItPanel, find_bundles, int8_cost
 
 
 class StubPredictor:
@@ -104,3 +109,61 @@ def test_preannotation_shows_its_rate_and_stops_when_asked(qtbot, tmp_path, make
     assert panel.preannotate_button.text() == "Pre-annotate unlabeled"
     assert project.prediction(1) is not None and project.prediction(3000) is None
     project.close()
+
+
+def _bundle_folder(folder, quantized=False, cost=None):
+    folder.mkdir(parents=True)
+    manifest = {"task": "text-classification",
+                "quantization": {"scheme": "per-tensor"} if quantized else None,
+                "validation": {"metric": "f1", "int8_cost_points": cost,
+                               "cost_limit_points": 0.5} if cost is not None else None}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def test_bundles_exported_outside_the_runs_folder_are_listed(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "demo.annotune", "text-classification", ("neg", "pos"))
+    run_dir = project.runs_dir / "1"
+    (run_dir / "model").mkdir(parents=True)
+    fp32 = _bundle_folder(tmp_path / "bundle-fp32")
+    int8 = _bundle_folder(tmp_path / "bundle-int8", quantized=True, cost=0.2)
+    for bundle in (fp32, int8):
+        record_bundle(run_dir, bundle)  # what every export does
+    panel = TryItPanel(project, registry().task(project.task_name))
+    qtbot.addWidget(panel)
+    panel.load_bundle = lambda path: None  # no model here: only the list is checked
+    panel.refresh_bundles()
+    listed = {panel.bundles.itemText(i) for i in range(panel.bundles.count())}
+    assert listed == {"bundle-fp32 · fp32 · run 1", "bundle-int8 · int8 · run 1"}
+    assert "F1" in int8_cost(json.loads((int8 / "manifest.json").read_text()))
+    project.close()
+
+
+def test_without_a_bundle_the_panel_says_how_to_get_one(qtbot, sentiment_project):
+    panel = TryItPanel(sentiment_project, registry().task(sentiment_project.task_name))
+    qtbot.addWidget(panel)
+    panel.show()
+    assert panel.bundles.count() == 0
+    assert "Train" in panel.status.text() and "Export bundle" in panel.status.text()
+    assert not panel.preannotate_button.isEnabled()
+
+
+def test_an_int8_bundle_over_its_allowance_says_so():
+    manifest = {"quantization": {"scheme": "per-channel"},
+                "validation": {"metric": "macro_f1", "int8_cost_points": 1.2,
+                               "cost_limit_points": 0.5}}
+    text = int8_cost(manifest)
+    assert text.startswith("⚠ int8 costs 1.20 points of Macro F1")
+    assert "fp32" in text
+    assert int8_cost({"quantization": None, "validation": {"int8_cost_points": None}}) == ""
+
+
+def test_a_new_prediction_replaces_the_bars_at_once(qtbot, sentiment_project):
+    panel = _panel(qtbot, sentiment_project,
+                   {"label": "pos", "score": 0.9, "probabilities": {"neg": 0.1, "pos": 0.9}})
+    panel.inputs["text"].setPlainText("Jose\u0301 loved the 🍕")
+    panel.predict()
+    panel.predict()  # again before the event loop deletes the first bars
+    # no event processing here: the new bars show at once, the old ones are gone at once
+    shown = [bar for bar in panel.bars_widget.findChildren(QProgressBar) if bar.isVisible()]
+    assert sorted(bar.objectName() for bar in shown) == ["prob_neg", "prob_pos"]

@@ -27,7 +27,7 @@ def test_conll_named_txt_previews_and_imports_as_conll(qtbot, tmp_path):
                         settings=TaskSettings(labels=("PER", "LOC"))) as project:
         dialog = dialog_for(qtbot, project, path)
         summary = dialog.summary.text()
-        assert "1 rows read as conll" in summary
+        assert "1 row read as conll" in summary
         assert "note: reading train.txt as CoNLL (its lines are token columns with BIO tags)" \
             in summary
         assert dialog.table.item(0, 0).text() == "José visited 北京 🍕"
@@ -44,7 +44,8 @@ def test_a_file_without_a_label_column_is_warned_about_before_import(qtbot, tmp_
                         settings=TaskSettings(labels=("neg", "pos"))) as project:
         dialog = dialog_for(qtbot, project, path)
         assert ("warning: no label column found (columns: review, sentiment); 2 rows imported "
-                "unlabeled; map one with --map label=COLUMN") in dialog.summary.text()
+                "unlabeled; map one with the 'label' choice under Columns"
+                ) in dialog.summary.text()
         combo = dialog.mapping["label"]
         combo.setCurrentIndex(combo.findData("sentiment"))
         dialog.refresh()

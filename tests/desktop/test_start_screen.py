@@ -1,0 +1,115 @@
+"""The start screen and the new-project dialog: the common task first, nothing clipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QCheckBox,
+    QLabel,
+    QLineEdit,
+    QStyle,
+    QStyleOptionFrame,
+)
+
+from annotune.core.plugins import registry
+from annotune.desktop.start_screen import NewProjectDialog, StartScreen
+
+
+@pytest.fixture(params=[1.0, 2.0], ids=["100%", "200%"])
+def text_scale(request, qapp):
+    """Run a test with the system font at 100 % and at 200 % (large-text and high-DPI set-ups)."""
+    original = QFont(qapp.font())
+    scaled = QFont(original)
+    scaled.setPointSizeF(original.pointSizeF() * request.param)
+    qapp.setFont(scaled)
+    yield request.param
+    qapp.setFont(original)
+
+
+def _shown_text_width(edit: QLineEdit) -> int:
+    """Return the pixels a line edit has for its text (inside its frame and margins)."""
+    option = QStyleOptionFrame()
+    edit.initStyleOption(option)
+    rect = edit.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, edit)
+    margins = edit.textMargins()
+    return rect.width() - margins.left() - margins.right()
+
+
+def _clipped(dialog) -> list[str]:
+    """Return every visible field, label or button whose text does not fit in it."""
+    found = []
+    for edit in dialog.findChildren(QLineEdit):
+        text = edit.text() or edit.placeholderText()
+        if edit.isVisible() and edit.fontMetrics().horizontalAdvance(text) > \
+                _shown_text_width(edit):
+            found.append(f"field '{text}'")
+    for widget in [*dialog.findChildren(QLabel), *dialog.findChildren(QAbstractButton)]:
+        if widget.isVisible() and widget.width() < widget.sizeHint().width() and \
+                not (isinstance(widget, QLabel) and widget.wordWrap()):
+            found.append(f"{type(widget).__name__} '{widget.text()}'")
+    return found
+
+
+def test_new_project_defaults_to_text_classification(qtbot):
+    dialog = NewProjectDialog(registry(), folder=Path("/home/ada"))
+    qtbot.addWidget(dialog)
+    assert dialog.task.currentData() == "text-classification"
+    assert dialog.labels.isVisible() or not dialog.isVisible()
+    path, task, _settings, base = dialog.values()
+    assert task == "text-classification" and base is None
+
+
+def test_no_field_of_the_new_project_dialog_clips_its_text(qtbot, text_scale):
+    dialog = NewProjectDialog(registry(), folder=Path("/home/ada/projects"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    for index in range(dialog.task.count()):  # every task shows other fields
+        dialog.task.setCurrentIndex(index)
+        QApplication.processEvents()
+        assert _clipped(dialog) == [], dialog.task.currentText()
+
+
+def test_entity_projects_ask_for_entity_types(qtbot):
+    dialog = NewProjectDialog(registry(), folder=Path("/home/ada"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.task.setCurrentIndex(dialog.task.findData("token-classification"))
+    assert "Entity" in dialog.labels_title.text() and "PER" in dialog.labels.placeholderText()
+    dialog.task.setCurrentIndex(dialog.task.findData("question-answering"))
+    assert not dialog.labels.isVisible() and dialog.unanswerable.isVisible()
+
+
+def test_start_screen_says_what_to_do_without_recent_projects(qtbot):
+    screen = StartScreen()
+    qtbot.addWidget(screen)
+    screen.show()
+    assert not screen.recent.isVisible()
+    assert screen.empty.isVisible() and "New project" in screen.empty.text()
+
+
+def test_start_screen_lists_recent_projects(qtbot, tmp_path, make_project):
+    from annotune.desktop.recent import remember_project
+
+    project = make_project(tmp_path / "reviews 🍕.annotune", "text-classification", ("a", "b"))
+    project.close()
+    remember_project(tmp_path / "reviews 🍕.annotune")
+    screen = StartScreen()
+    qtbot.addWidget(screen)
+    screen.show()
+    assert screen.recent.isVisible() and not screen.empty.isVisible()
+    assert screen.recent.item(0).text().startswith("reviews 🍕.annotune")
+
+
+def test_checkboxes_keep_their_words(qtbot, text_scale):
+    dialog = NewProjectDialog(registry(), folder=Path("/home/ada"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    for box in dialog.findChildren(QCheckBox):
+        if box.isVisible():
+            assert box.width() >= box.sizeHint().width(), box.text()
