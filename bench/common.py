@@ -212,7 +212,7 @@ def _importer_for(names: Sequence[str], extension: str) -> Any | None:
 def import_items(path: Path, task: Any, settings: Any, names: Sequence[str],
                  mapping: dict[str, str] | None = None) -> list[Item] | None:
     """Read a file with annotune's importer into (fields, annotation) items; None: no importer."""
-    from annotune.core.formats.base import ImportOptions, RowProblem
+    from annotune.core.formats.base import ImportNote, ImportOptions, RowProblem
     importer = _importer_for(names, path.suffix)
     if importer is None:
         return None
@@ -220,6 +220,9 @@ def import_items(path: Path, task: Any, settings: Any, names: Sequence[str],
     problems: list[str] = []
     options = ImportOptions(mapping=mapping or {})
     for record in importer.read(path, task, settings, options):
+        if isinstance(record, ImportNote):  # a note on the file (delimiter, unused column)
+            print(f"{path.name}: {record}", file=sys.stderr)
+            continue
         if isinstance(record, RowProblem):
             problems.append(f"{path.name}:{record.line}: {record.message}")
             continue
