@@ -30,7 +30,7 @@ END_EVENTS = ("finished", "failed", "cancelled")
 # A stop request ends the child at once before its training loop runs, and at the next step
 # or evaluation batch once it runs; a step (or checkpoint save) that takes longer is cut
 # short by a kill after this long, so a stop always ends within about 3 s.
-STOP_GRACE_S = 2.5
+STOP_GRACE_S = 2.0
 
 
 class TrainingProcess:

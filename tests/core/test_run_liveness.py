@@ -16,11 +16,9 @@ import pytest
 from annotune.core import cli
 from annotune.core.store import Project
 from annotune.core.store import runs as store_runs
-from annotune.core.store.runs import ABANDONED, TrainingBusyError
-from annotune.core.store.training_lock import TrainingLock, holder, is_free
 from annotune.core.tasks import TaskSettings
-from annotune.core.training.job_process import describe_exit
-from annotune.core.training.stopping import StopControl, StopRequested
+
+ABANDONED = "the training process ended without recording its end (killed or crashed)"
 
 
 @pytest.fixture
@@ -109,6 +107,8 @@ def test_the_lock_ends_with_its_holder_not_with_processes_it_started(project, ho
 
 
 def test_a_closing_look_never_touches_a_run_created_after_it(project):
+    from annotune.core.store.training_lock import TrainingLock
+
     seen = project.create_run({}, "cpu")  # a run whose training process is gone
     looked = [seen]  # what a look saw running before it found the lock free
     with TrainingLock(store_runs.lock_path(project.runs_dir)) as lock:
@@ -129,6 +129,9 @@ def test_taking_the_lock_closes_runs_left_running(project):
 
 
 def test_one_process_cannot_take_the_lock_twice_and_says_who_holds_it(project):
+    from annotune.core.store.runs import TrainingBusyError
+    from annotune.core.store.training_lock import holder, is_free
+
     with project.lock_training() as lock:
         run_id = project.create_run({}, "cpu")
         lock.describe(run_id=run_id)
@@ -170,11 +173,15 @@ def test_finish_run_only_running_leaves_an_ended_run_alone(project):
 
 
 def test_an_exit_by_signal_is_named():
+    from annotune.core.training.job_process import describe_exit
+
     assert describe_exit(-9) == "killed by signal 9 (SIGKILL)"
     assert describe_exit(1) == "exit code 1"
 
 
 def test_a_stop_request_raises_until_the_loop_asks_then_waits_for_it():
+    from annotune.core.training.stopping import StopControl, StopRequested
+
     control = StopControl()
     with pytest.raises(StopRequested):
         control.handle(signal.SIGINT, None)
@@ -191,6 +198,8 @@ def test_a_stop_request_raises_until_the_loop_asks_then_waits_for_it():
 
 
 def test_the_training_lock_is_released_by_the_kernel_when_its_process_is_killed(tmp_path):
+    from annotune.core.store.training_lock import TrainingLock, holder, is_free
+
     path = tmp_path / "runs" / "training.lock"
     code = ("import sys, time; from annotune.core.store.training_lock import TrainingLock; "
             f"lock = TrainingLock({str(path)!r}); assert lock.acquire(); lock.describe(); "

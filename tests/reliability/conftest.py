@@ -18,6 +18,11 @@ from annotune.core.formats.base import ImportRecord
 from annotune.core.store import Project
 from annotune.core.tasks import TaskSettings
 
+# pytest started in the background of a script ignores SIGINT, and so would the CLIs the
+# tests start: Ctrl-C must reach them as a terminal sends it
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 HOOKS = Path(__file__).resolve().parent / "phase_hooks"
 ANNOTUNE = [sys.executable, "-m", "annotune.core.cli"]
 # Generous bounds, so a busy machine never fails a test that the old code fails by tens of
@@ -160,3 +165,13 @@ def processes_fixture():
     from types import SimpleNamespace
 
     return SimpleNamespace(ended=ended, wait_until=wait_until, ENDS_WITHIN_S=ENDS_WITHIN_S)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the soak repetitions only when asked for (-m soak): they take minutes."""
+    if "soak" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="soak repetition: run with -m soak")
+    for item in items:
+        if item.get_closest_marker("soak"):
+            item.add_marker(skip)

@@ -13,7 +13,6 @@ import textwrap
 import pytest
 
 from annotune.core.store import Project
-from annotune.core.store.runs import TrainingBusyError
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.job import run_training_inline
 
@@ -72,6 +71,8 @@ def test_the_job_child_refuses_under_the_lock_itself(project_path, lock_holder):
 
 def test_an_inline_training_is_refused_and_allowed_once_the_holder_is_gone(project_path,
                                                                            lock_holder):
+    from annotune.core.store.runs import TrainingBusyError
+
     events = []
     with Project.open(project_path) as project:
         with pytest.raises(TrainingBusyError, match="already running"):

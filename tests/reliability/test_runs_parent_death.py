@@ -13,9 +13,10 @@ import textwrap
 import pytest
 
 from annotune.core.store import Project
-from annotune.core.store.runs import ABANDONED
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.job import run_training_inline
+
+ABANDONED = "the training process ended without recording its end (killed or crashed)"
 
 
 @pytest.mark.parametrize("target", ["cli", "cli-group"])
