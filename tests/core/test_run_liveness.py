@@ -216,3 +216,12 @@ def test_the_training_lock_is_released_by_the_kernel_when_its_process_is_killed(
     lock = TrainingLock(path)
     assert lock.acquire(wait=0.1)
     lock.release()
+
+
+def test_a_lifeline_child_gets_a_stdin_pipe_its_parent_name_and_a_session_apart():
+    from annotune.core.lifeline import PARENT_ENV, child_options
+
+    options = child_options({"EXTRA": "1"})
+    assert options["stdin"] == subprocess.PIPE
+    assert options["env"][PARENT_ENV] == str(os.getpid()) and options["env"]["EXTRA"] == "1"
+    assert options.get("start_new_session") or options.get("creationflags")

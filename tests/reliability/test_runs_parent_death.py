@@ -109,12 +109,15 @@ def test_the_export_child_ends_with_its_parent(finished_run, tmp_path, processes
                 return spec
         sys.meta_path.insert(0, Finder())
         """))
+    # the lifeline as core/lifeline.child_options hands it over: a stdin pipe whose write
+    # end only the parent holds, the parent named in ANNOTUNE_PARENT_PID, a session apart
     parent_code = textwrap.dedent(f"""
-        import subprocess, sys, time
-        from annotune.core.lifeline import child_options
+        import os, subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-m", "annotune.core.export",
                                   {finished_run!r}, {str(tmp_path / "bundle")!r}],
-                                 stdout=subprocess.DEVNULL, **child_options())
+                                 stdout=subprocess.DEVNULL, stdin=subprocess.PIPE,
+                                 env={{**os.environ, "ANNOTUNE_PARENT_PID": str(os.getpid())}},
+                                 start_new_session=True)
         time.sleep(600)
         """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks),
