@@ -146,14 +146,22 @@ def end_abandoned_runs(db: sqlite_utils.Database, ids: Iterable[int] | None = No
 
 
 def close_abandoned(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None
-                    ) -> list[int]:
-    """Mark the running runs of a project as failed when no training process holds its lock."""
+                    ) -> set[int]:
+    """Mark the running runs of a project as failed when no training process holds its lock.
+
+    Return the ids of the abandoned runs that could not be written (a read-only project):
+    they are shown as failed all the same.
+    """
     if runs_dir is None:
-        return []
+        return set()
     running = [row["id"] for row in db.query("SELECT id FROM runs WHERE status = 'running'")]
     if not running or not training_lock.is_free(lock_path(runs_dir)):
-        return []
-    return end_abandoned_runs(db, running)
+        return set()
+    try:
+        end_abandoned_runs(db, running)
+    except sqlite3.OperationalError:  # read-only file or folder, or a lock held too long
+        return set(running)
+    return set()
 
 
 def busy_error(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str],
@@ -202,15 +210,22 @@ def runs(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None = No
 
     With the project's ``runs_dir``, runs whose training process is gone are closed first.
     """
-    close_abandoned(db, runs_dir)
-    return [_run_dict(db, row) for row in db.query("SELECT * FROM runs ORDER BY id")]
+    unwritten = close_abandoned(db, runs_dir)
+    return [_shown(_run_dict(db, row), unwritten)
+            for row in db.query("SELECT * FROM runs ORDER BY id")]
 
 
 def run(db: sqlite_utils.Database, run_id: int, runs_dir: str | os.PathLike[str] | None = None
         ) -> dict[str, Any]:
     """Return one run as ``runs`` does."""
-    close_abandoned(db, runs_dir)
-    return _run_dict(db, _require(db, run_id))
+    unwritten = close_abandoned(db, runs_dir)
+    return _shown(_run_dict(db, _require(db, run_id)), unwritten)
+
+
+def _shown(record: dict[str, Any], abandoned: set[int]) -> dict[str, Any]:
+    if record["id"] in abandoned and record["status"] == "running":
+        record.update(status="failed", error=ABANDONED)
+    return record
 
 
 def save_predictions(db: sqlite_utils.Database,

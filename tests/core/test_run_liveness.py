@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -225,3 +226,15 @@ def test_a_lifeline_child_gets_a_stdin_pipe_its_parent_name_and_a_session_apart(
     assert options["stdin"] == subprocess.PIPE
     assert options["env"][PARENT_ENV] == str(os.getpid()) and options["env"]["EXTRA"] == "1"
     assert options.get("start_new_session") or options.get("creationflags")
+
+
+def test_a_stale_run_is_shown_as_failed_even_when_it_cannot_be_written(project, monkeypatch):
+    run_id = project.create_run({}, "cpu")
+
+    def cannot_write(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(store_runs, "end_abandoned_runs", cannot_write)
+    assert project.run(run_id)["status"] == "failed"
+    assert project.runs()[0]["error"] == ABANDONED
+    assert project.db.execute("SELECT status FROM runs").fetchone()[0] == "running"
