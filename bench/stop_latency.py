@@ -255,7 +255,7 @@ def main() -> int:
             ctrl_c(lambda phase: large if phase == "encode" else small, work / "real",
                    f"all-MiniLM-L6-v2, max length 64, {args.real_examples} sentences "
                    f"({args.encode_examples} for encode), Ctrl-C as the phase starts", False,
-                   ["--epochs", "1", "--batch-size", "32"], args.threads)
+                   ["--epochs", "2", "--batch-size", "32"], args.threads)
     return 0
 
 
