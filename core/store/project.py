@@ -53,6 +53,27 @@ def _connect(path: Path) -> sqlite_utils.Database:
     return db
 
 
+def _is_sqlite(path: Path) -> bool:
+    """Tell whether a file is an SQLite database, asking SQLite itself.
+
+    Reading the header with open() and close() would drop the locks that this process's
+    connections hold on the file (POSIX locks belong to the process, not the descriptor):
+    a training process closing its connection would then think itself the last one and
+    delete the WAL under them, and the project reads as malformed.
+    """
+    if path.stat().st_size < len(SQLITE_MAGIC):  # SQLite takes an empty file as a new database
+        return False
+    try:
+        probe = sqlite3.connect(str(path))
+        try:
+            probe.execute("PRAGMA schema_version").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
 def _check_split(split: str | None, where: str | None = None) -> None:
     if split is not None and split not in SPLITS:
         raise AnnotuneError(f"unknown split '{split}'", where=where,
@@ -120,9 +141,7 @@ class Project:
         if not path.is_file():
             raise AnnotuneError("no project file here", where=str(path),
                                 hint="check the path, or create one with `annotune init`")
-        with path.open("rb") as handle:
-            magic = handle.read(len(SQLITE_MAGIC))
-        if magic != SQLITE_MAGIC:
+        if not _is_sqlite(path):
             raise AnnotuneError("this file is not an annotune project (not an SQLite database)",
                                 where=str(path), hint="open the .annotune file of a project")
         db = _connect(path)

@@ -110,7 +110,7 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
                         lock: Any) -> Any:
     run_id: int | None = None
     run_dir: Path | None = None
-    whole = control.deferred if control is not None else nullcontext
+    undivided = control.deferred if control is not None else nullcontext
     try:
         from annotune.core.training.data import split_validation
         from annotune.core.training.device import describe_device, device_label
@@ -127,7 +127,7 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
                 train_items, task, config.validation_fraction, config.seed)
         device = describe_device(config)
         label = device_label(device)
-        with whole():  # a run that exists is announced with its id, or not created at all
+        with undivided():  # a run that exists is announced with its id, or not created at all
             run_id = project.create_run(config.to_dict(), label)
             run_dir = project.runs_dir / str(run_id)
             lock.describe(since=_now(), run_id=run_id)
