@@ -141,17 +141,36 @@ def test_the_export_child_ends_with_its_parent(finished_run, tmp_path, processes
                 pass
 
 
-def test_a_child_started_without_a_lifeline_watches_nothing(project_path):
+def test_a_child_started_without_a_lifeline_watches_nothing(processes):
     """The job run by hand (from a shell) is not tied to whoever started it."""
-    code = ("import os, sys; from annotune.core.lifeline import ParentWatch; "
-            "print(ParentWatch().start(), os.environ.get('ANNOTUNE_PARENT_PID'))")
+    code = ("import json, os, time; from annotune.core.lifeline import ParentWatch; "
+            "print(json.dumps([ParentWatch().start(), os.environ.get('ANNOTUNE_PARENT_PID')]),"
+            " flush=True); time.sleep(60)")
     env = {k: v for k, v in os.environ.items() if k != "ANNOTUNE_PARENT_PID"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, check=True)
-    assert out.stdout.split() == ["False", "None"]
-    env["ANNOTUNE_PARENT_PID"] = str(os.getpid())
-    code = code.replace("print(", "print(json.dumps([").replace("))", ")]))")
-    code = "import json; " + code
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         stdin=subprocess.PIPE, check=True)
-    assert json.loads(out.stdout) == [True, None]  # taken out of what it passes on
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert json.loads(child.stdout.readline()) == [False, None]
+        child.stdin.close()  # nothing watches it: it lives on
+        assert not processes.wait_until(lambda: child.poll() is not None, 1.0)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_closing_the_lifeline_ends_the_child(processes):
+    code = ("import json, os, time; from annotune.core.lifeline import ParentWatch; "
+            "print(json.dumps([ParentWatch(exit_code=3).start(), "
+            "os.environ.get('ANNOTUNE_PARENT_PID')]), flush=True); time.sleep(60)")
+    env = {**os.environ, "ANNOTUNE_PARENT_PID": str(os.getpid())}
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        # watching, and its parent's name is taken out of what it passes on
+        assert json.loads(child.stdout.readline()) == [True, None]
+        child.stdin.close()  # as the kernel does when the parent dies
+        assert processes.wait_until(lambda: child.poll() is not None, processes.ENDS_WITHIN_S)
+        assert child.returncode == 3
+    finally:
+        child.kill()
+        child.wait()
