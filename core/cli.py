@@ -123,38 +123,29 @@ def _train_config(args: argparse.Namespace):
 
 
 def _run_training(project_path: Path, config) -> dict:
-    """Run the training job in its child process, drawing progress; return the final event."""
+    """Run the training job in its child process, drawing progress; return the final event.
+
+    Ctrl-C asks the job to stop (it ends within about 3 s, the run recorded as cancelled);
+    a second Ctrl-C kills it at once.
+    """
     from annotune.core.training.job import TrainingProcess
 
     process = TrainingProcess()
-    process.start(project_path, config)
     bar = ProgressBar()
     final: dict = {"event": "failed", "error": "the training process ended without a result"}
     try:
+        process.start(project_path, config)
         for event in process.events():
-            kind = event.get("event")
-            if kind == "started":
-                print(f"training run {event.get('run_id')} on {event.get('device_label')}: "
-                      f"{event.get('train_examples', '?')} training and "
-                      f"{event.get('validation_examples', '?')} validation examples",
-                      file=sys.stderr)
-            elif kind == "progress":
-                bar.update(event)
-            elif kind in ("precision", "memory"):  # the measured precision, a smaller batch
-                bar.finish_line()
-                print(event.get("message", ""), file=sys.stderr)
-            elif kind == "metrics":
-                bar.finish_line()
-                metrics = event.get("metrics", {})
-                shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                  if isinstance(v, int | float))
-                print(f"epoch {event.get('epoch')}: {shown}", file=sys.stderr)
-            elif kind in ("finished", "failed", "cancelled"):
-                final = event
+            final = _show_training_event(event, bar) or final
     except KeyboardInterrupt:
-        bar.finish_line()
-        print("stopping…", file=sys.stderr)
-        process.stop()
+        if process.process is None:
+            raise
+        try:
+            bar.finish_line()
+            print("stopping… (Ctrl-C again to stop at once)", file=sys.stderr)
+            process.stop()
+        except KeyboardInterrupt:
+            process.kill()
         for event in process.events():
             if event.get("event") in ("finished", "failed", "cancelled"):
                 final = event
@@ -162,6 +153,29 @@ def _run_training(project_path: Path, config) -> dict:
             final = {"event": "cancelled"}
     bar.finish_line()
     return final
+
+
+def _show_training_event(event: dict, bar: ProgressBar) -> dict | None:
+    """Draw one event of the training job; return it when it ends the run."""
+    kind = event.get("event")
+    if kind == "started":
+        print(f"training run {event.get('run_id')} on {event.get('device_label')}: "
+              f"{event.get('train_examples', '?')} training and "
+              f"{event.get('validation_examples', '?')} validation examples", file=sys.stderr)
+    elif kind == "progress":
+        bar.update(event)
+    elif kind in ("precision", "memory"):  # the measured precision, a smaller batch
+        bar.finish_line()
+        print(event.get("message", ""), file=sys.stderr)
+    elif kind == "metrics":
+        bar.finish_line()
+        metrics = event.get("metrics", {})
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                          if isinstance(v, int | float))
+        print(f"epoch {event.get('epoch')}: {shown}", file=sys.stderr)
+    elif kind in ("finished", "failed", "cancelled"):
+        return event
+    return None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -177,6 +191,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if kind == "cancelled":
         print("training cancelled; the run is recorded as cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    if final.get("busy"):  # another training of the project holds it: nothing was started
+        raise AnnotuneError(str(final.get("error")))
     raise AnnotuneError(f"training failed: {final.get('error')}",
                         hint=f"details in {final['log']}" if final.get("log") else None)
 

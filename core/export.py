@@ -454,10 +454,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``python -m annotune.core.export RUN_DIR OUT_DIR [--int8]`` prints
     ``{"event": "stage", "stage"}`` lines, then ``{"event": "finished", "report"}`` or
     ``{"event": "failed", "error"}`` (exit code 1). Keeps torch out of the calling process.
+    Started with a lifeline (``annotune.core.lifeline.child_options``), it ends within a
+    fraction of a second of its parent, however the parent ends; the bundle is written into
+    a hidden folder renamed at the end, so an export cut short leaves no half bundle.
     """
     import argparse
     import sys
 
+    from annotune.core.lifeline import PARENT_ENV, ParentWatch, die_with_parent
+
+    if PARENT_ENV in os.environ:
+        die_with_parent(True)  # nothing to record on the way out: the kernel may end it
+    ParentWatch(exit_code=1).start()
     parser = argparse.ArgumentParser(prog="python -m annotune.core.export",
                                      description="export a training run as an ONNX bundle")
     parser.add_argument("run_dir", type=Path)

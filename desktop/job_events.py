@@ -9,6 +9,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from annotune.core.errors import AnnotuneError
+from annotune.core.store.runs import TrainingBusyError
+
 log = logging.getLogger("annotune.desktop")
 
 
@@ -63,6 +66,10 @@ class TrainingWatcher(QObject):
                     signal.emit(event)
                 if kind in ("finished", "failed", "cancelled"):
                     final = event
+        except AnnotuneError as error:  # e.g. another training of the project is running
+            final = {"event": "failed", "error": str(error),
+                     "busy": isinstance(error, TrainingBusyError)}
+            self.failed.emit(final)
         except Exception as error:  # reported to the panel, which shows it
             log.exception("training process failed")
             final = {"event": "failed", "error": str(error)}

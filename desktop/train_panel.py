@@ -346,6 +346,9 @@ class TrainPanel(QWidget):
         elif kind == "cancelled":
             self.progress.setFormat("stopped")
             self.status.setText("Training stopped; the run is recorded as cancelled.")
+        elif event.get("busy"):  # another program trains this project: nothing was started
+            self.progress.setFormat("not started")
+            self.status.setText(f"Training not started: {event.get('error')}")
         else:
             log_path = event.get("log")
             where = f"\nDetails: {log_path}" if log_path else ""

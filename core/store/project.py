@@ -36,6 +36,7 @@ from annotune.core.store.records import (
     write_transaction,
 )
 from annotune.core.store.runs import StoredPrediction
+from annotune.core.store.training_lock import TrainingLock
 from annotune.core.tasks import TaskSettings
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -50,6 +51,27 @@ def _connect(path: Path) -> sqlite_utils.Database:
     db = sqlite_utils.Database(sqlite3.connect(str(path), timeout=30, check_same_thread=False))
     db.execute("PRAGMA foreign_keys = ON")
     return db
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Tell whether a file is an SQLite database, asking SQLite itself.
+
+    Reading the header with open() and close() would drop the locks that this process's
+    connections hold on the file (POSIX locks belong to the process, not the descriptor):
+    a training process closing its connection would then think itself the last one and
+    delete the WAL under them, and the project reads as malformed.
+    """
+    if path.stat().st_size < len(SQLITE_MAGIC):  # SQLite takes an empty file as a new database
+        return False
+    try:
+        probe = sqlite3.connect(str(path))
+        try:
+            probe.execute("PRAGMA schema_version").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError:
+        return False
+    return True
 
 
 def _check_split(split: str | None, where: str | None = None) -> None:
@@ -119,9 +141,7 @@ class Project:
         if not path.is_file():
             raise AnnotuneError("no project file here", where=str(path),
                                 hint="check the path, or create one with `annotune init`")
-        with path.open("rb") as handle:
-            magic = handle.read(len(SQLITE_MAGIC))
-        if magic != SQLITE_MAGIC:
+        if not _is_sqlite(path):
             raise AnnotuneError("this file is not an annotune project (not an SQLite database)",
                                 where=str(path), hint="open the .annotune file of a project")
         db = _connect(path)
@@ -417,16 +437,37 @@ class Project:
         _runs.record_epoch(self.db, run_id, epoch, metrics)
 
     def finish_run(self, run_id: int, status: str, metrics: dict[str, Any] | None = None,
-                   artifact_dir: str | Path | None = None, error: str | None = None) -> None:
-        _runs.finish_run(self.db, run_id, status, metrics,
-                         None if artifact_dir is None else str(artifact_dir), error)
+                   artifact_dir: str | Path | None = None, error: str | None = None,
+                   only_running: bool = False) -> bool:
+        return _runs.finish_run(self.db, run_id, status, metrics,
+                                None if artifact_dir is None else str(artifact_dir), error,
+                                only_running)
+
+    def lock_training(self) -> TrainingLock:
+        """Take the project's training lock for this process, or raise TrainingBusyError.
+
+        Hold it for the whole training (``with project.lock_training() as lock:``). Runs that
+        a training process left running when it died are closed as failed here.
+        """
+        lock = TrainingLock(_runs.lock_path(self.runs_dir))
+        if not lock.acquire():
+            raise _runs.busy_error(self.db, self.runs_dir, where=str(self.path))
+        try:
+            _runs.end_abandoned_runs(self.db)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
 
     def runs(self) -> list[dict[str, Any]]:
-        """Return every run as a dict (id, created, status, config, metrics, epochs...)."""
-        return _runs.runs(self.db)
+        """Return every run as a dict (id, created, status, config, metrics, epochs...).
+
+        A run whose training process is gone (killed, crashed) is closed as failed first.
+        """
+        return _runs.runs(self.db, self.runs_dir)
 
     def run(self, run_id: int) -> dict[str, Any]:
-        return _runs.run(self.db, run_id)
+        return _runs.run(self.db, run_id, self.runs_dir)
 
     def save_predictions(self, source: str | int,
                          items: Iterable[tuple[int, dict[str, Any], float | None]]) -> int:

@@ -1,17 +1,32 @@
-"""Record training runs, their epochs, and model predictions per example."""
+"""Record training runs, their epochs, and model predictions per example.
+
+A run is "running" only while its training process holds the project's training lock
+(training_lock.py). Reading the runs closes those whose process is gone, so a killed training
+shows as failed the next time anything looks, and never as running forever.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.store import bulk
+from annotune.core.store import bulk, training_lock
 from annotune.core.store.records import RUN_STATUSES, dumps, loads, now
+
+ABANDONED = "the training process ended without recording its end (killed or crashed)"
+
+
+class TrainingBusyError(AnnotuneError):
+    """Another training of the same project is running; this one was not started."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +41,11 @@ class StoredPrediction:
 
 
 def create_run(db: sqlite_utils.Database, config: dict[str, Any], device: str) -> int:
-    """Insert a run in status 'running' and return its id."""
+    """Insert a run in status 'running' and return its id.
+
+    Only the holder of the project's training lock creates runs that stay running: reading
+    the runs closes a running run when nobody holds the lock.
+    """
     cursor = db.execute(
         "INSERT INTO runs (created_at, status, config, device) VALUES (?, 'running', ?, ?)",
         [now(), dumps(config), device])
@@ -51,8 +70,12 @@ def record_epoch(db: sqlite_utils.Database, run_id: int, epoch: int,
 
 def finish_run(db: sqlite_utils.Database, run_id: int, status: str,
                metrics: dict[str, Any] | None = None, artifact_dir: str | None = None,
-               error: str | None = None) -> None:
-    """Close a run as finished, failed or cancelled, with its duration since creation."""
+               error: str | None = None, only_running: bool = False) -> bool:
+    """Close a run as finished, failed or cancelled, with its duration since creation.
+
+    With ``only_running`` a run that has already ended is left as it is (someone else
+    recorded its end first). Return whether the run was changed.
+    """
     if status not in RUN_STATUSES or status == "running":
         raise AnnotuneError(f"a run cannot finish with status '{status}'",
                             hint="use finished, failed or cancelled")
@@ -60,11 +83,114 @@ def finish_run(db: sqlite_utils.Database, run_id: int, status: str,
     finished = now()
     duration = (datetime.fromisoformat(finished)
                 - datetime.fromisoformat(row["created_at"])).total_seconds()
-    db.execute("UPDATE runs SET status = ?, metrics = ?, artifact_dir = ?, error = ?, "
-               "duration_s = ?, finished_at = ? WHERE id = ?",
-               [status, None if metrics is None else dumps(metrics),
-                None if artifact_dir is None else str(artifact_dir), error, duration,
-                finished, run_id])
+    cursor = db.execute(
+        "UPDATE runs SET status = ?, metrics = ?, artifact_dir = ?, error = ?, duration_s = ?, "
+        "finished_at = ? WHERE id = ?" + (" AND status = 'running'" if only_running else ""),
+        [status, None if metrics is None else dumps(metrics),
+         None if artifact_dir is None else str(artifact_dir), error, duration, finished, run_id])
+    return cursor.rowcount > 0
+
+
+def end_run_in_file(project_path: str | os.PathLike[str], run_id: int, status: str,
+                    error: str, timeout: float = 1.0) -> bool:
+    """Close a still-running run from outside its training process (or from a thread of it).
+
+    Opens a connection of its own that waits at most ``timeout`` seconds for the write lock:
+    used when the training process was killed, or is about to end without its main thread.
+    Return whether the run was changed; a project that cannot be written is left alone.
+    """
+    try:
+        connection = sqlite3.connect(str(project_path), timeout=timeout)
+    except sqlite3.Error:
+        return False
+    try:
+        return finish_run(sqlite_utils.Database(connection), run_id, status, error=error,
+                          only_running=True)
+    except (sqlite3.Error, AnnotuneError):
+        return False
+    finally:
+        connection.close()
+
+
+def lock_path(runs_dir: str | os.PathLike[str]) -> Path:
+    """The training lock of the project whose runs live in ``runs_dir``."""
+    return Path(runs_dir) / training_lock.LOCK_NAME
+
+
+def end_abandoned_runs(db: sqlite_utils.Database, ids: Iterable[int] | None = None) -> list[int]:
+    """Mark running runs as failed because their process is gone; return their ids.
+
+    Call it holding the training lock (all running runs are abandoned then), or with the
+    ``ids`` seen running before the lock was found free: a run that a live training created
+    after that look is never among them, and one that ended meanwhile is no longer running.
+    """
+    running = [row["id"] for row in db.query("SELECT id FROM runs WHERE status = 'running'")]
+    if ids is not None:
+        wanted = set(ids)
+        running = [run_id for run_id in running if run_id in wanted]
+    ended = []
+    for run_id in running:
+        last_seen = next(iter(db.query(
+            "SELECT MAX(created_at) AS at FROM run_epochs WHERE run_id = ?", [run_id])))["at"]
+        row = _require(db, run_id)
+        # the process died at an unknown moment: the duration runs to its last recorded epoch
+        duration = ((datetime.fromisoformat(last_seen)
+                     - datetime.fromisoformat(row["created_at"])).total_seconds()
+                    if last_seen else None)
+        cursor = db.execute("UPDATE runs SET status = 'failed', error = ?, duration_s = ?, "
+                            "finished_at = ? WHERE id = ? AND status = 'running'",
+                            [ABANDONED, duration, now(), run_id])
+        if cursor.rowcount:
+            ended.append(run_id)
+    return ended
+
+
+def close_abandoned(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None
+                    ) -> set[int]:
+    """Mark the running runs of a project as failed when no training process holds its lock.
+
+    Return the ids of the abandoned runs that could not be written (a read-only project):
+    they are shown as failed all the same.
+    """
+    if runs_dir is None:
+        return set()
+    running = [row["id"] for row in db.query("SELECT id FROM runs WHERE status = 'running'")]
+    if not running or not training_lock.is_free(lock_path(runs_dir)):
+        return set()
+    try:
+        end_abandoned_runs(db, running)
+    except sqlite3.OperationalError:  # read-only file or folder, or a lock held too long
+        return set(running)
+    return set()
+
+
+def busy_error(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str],
+               where: str | None = None) -> TrainingBusyError:
+    """Describe the training that holds the project's lock, for a start that must not happen."""
+    holder = training_lock.holder(lock_path(runs_dir))
+    rows = list(db.query("SELECT id, created_at FROM runs WHERE status = 'running' "
+                         "ORDER BY id DESC LIMIT 1"))
+    parts = []
+    if rows:
+        parts += [f"run {rows[0]['id']}", f"started at {_shown_time(rows[0]['created_at'])}"]
+    elif holder.get("since"):
+        parts.append(f"starting since {_shown_time(holder['since'])}")
+    if holder.get("pid"):
+        process = f"process {holder['pid']}"
+        if holder.get("host") and holder["host"] != socket.gethostname():
+            process += f" on {holder['host']}"
+        parts.append(process)
+    details = f" ({', '.join(parts)})" if parts else ""
+    return TrainingBusyError(f"a training of this project is already running{details}",
+                             where=where, hint="wait for it or stop it")
+
+
+def _shown_time(iso: str) -> str:
+    """An ISO time as the user reads it: local time, to the second."""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return str(iso)
 
 
 def _run_dict(db: sqlite_utils.Database, row: dict[str, Any]) -> dict[str, Any]:
@@ -78,13 +204,28 @@ def _run_dict(db: sqlite_utils.Database, row: dict[str, Any]) -> dict[str, Any]:
             "finished": row["finished_at"], "epochs": epochs}
 
 
-def runs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Return every run as a JSON-ready dict, oldest first (the last one is the newest)."""
-    return [_run_dict(db, row) for row in db.query("SELECT * FROM runs ORDER BY id")]
+def runs(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None = None
+         ) -> list[dict[str, Any]]:
+    """Return every run as a JSON-ready dict, oldest first (the last one is the newest).
+
+    With the project's ``runs_dir``, runs whose training process is gone are closed first.
+    """
+    unwritten = close_abandoned(db, runs_dir)
+    return [_shown(_run_dict(db, row), unwritten)
+            for row in db.query("SELECT * FROM runs ORDER BY id")]
 
 
-def run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
-    return _run_dict(db, _require(db, run_id))
+def run(db: sqlite_utils.Database, run_id: int, runs_dir: str | os.PathLike[str] | None = None
+        ) -> dict[str, Any]:
+    """Return one run as ``runs`` does."""
+    unwritten = close_abandoned(db, runs_dir)
+    return _shown(_run_dict(db, _require(db, run_id)), unwritten)
+
+
+def _shown(record: dict[str, Any], abandoned: set[int]) -> dict[str, Any]:
+    if record["id"] in abandoned and record["status"] == "running":
+        record.update(status="failed", error=ABANDONED)
+    return record
 
 
 def save_predictions(db: sqlite_utils.Database,

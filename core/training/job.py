@@ -1,4 +1,4 @@
-"""The training job: one run in a child process that reports JSON lines, and its parent side.
+"""The training job: one run in a child process that reports JSON lines.
 
 Child: ``python -m annotune.core.training.job --project PATH --config JSON`` trains one run of
 the project and prints one JSON object per line on stdout::
@@ -8,14 +8,21 @@ the project and prints one JSON object per line on stdout::
     {"event": "progress", "step", "total_steps", "epoch", "loss", "eta_s", "samples_per_s"}
     {"event": "metrics", "epoch", "train_loss", "metrics"}
     {"event": "finished", "run_id", "artifact_dir", "metrics", "best_epoch"}
-    {"event": "failed", "error", "log"}     (log: a traceback file, for unexpected errors)
+    {"event": "failed", "error", "log", "busy"}  (log: a traceback file, for unexpected errors;
+                                                  busy: another training of the project runs)
     {"event": "cancelled", "run_id", "artifact_dir"}
 
-SIGINT or SIGTERM lets the current step finish, records the run as cancelled and exits.
+A training holds the project's training lock (core/store/training_lock.py) from before its run
+exists until after its end is recorded: a second training of the project is refused, and a
+run left "running" by a killed process is closed by whoever looks next.
 
-Parent: ``TrainingProcess`` starts the child in its own process group, iterates its events and
-stops it; the CLI and the desktop both use it. ``run_training_inline`` is the same code path
-without a process, for tests and scripts.
+Stop requests (SIGINT, SIGTERM, Ctrl+Break) end the child at once before the training loop
+runs, and at the next step or evaluation batch once it runs (stopping.py); the run is recorded
+as cancelled. A child started with a lifeline (core/lifeline.py) ends when its parent dies.
+
+Parent: ``TrainingProcess`` (job_process.py, importable from here) starts the child, reads
+its events and stops it; the CLI and the desktop both use it. ``run_training_inline`` is the
+same code path without a process, for tests and scripts.
 
 This module imports no torch at module level: the desktop imports TrainingProcess in the GUI
 process, and the child installs its signal handlers before the slow imports.
@@ -26,21 +33,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, Any
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.training.config import TrainConfig
+from annotune.core.training.job_process import (  # noqa: F401 (the parent side, as before)
+    END_EVENTS,
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_FINISHED,
+    TrainingProcess,
+)
+from annotune.core.training.stopping import StopControl, StopRequested
 
 Emit = Callable[[dict[str, Any]], None]
-EXIT_FINISHED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
-END_EVENTS = ("finished", "failed", "cancelled")
 
 
 def labeled_data(project: Any) -> tuple[list[tuple[dict, dict]], list[tuple[dict, dict]]]:
@@ -71,21 +82,40 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
                         ) -> Any:
     """Train one run of an open project in this process; record it in the store.
 
-    Emits the same events as the job; returns the loop's TrainResult. Errors are recorded on
-    the run, emitted as a failed event and raised again.
+    Emits the same events as the job; returns the loop's TrainResult. Holds the project's
+    training lock throughout (TrainingBusyError when another training holds it). Errors are
+    recorded on the run, emitted as a failed event and raised again; so is a StopRequested
+    from a StopControl passed as ``should_stop`` (recorded as cancelled).
     """
-    from annotune.core.training.data import split_validation
-    from annotune.core.training.device import describe_device, device_label
-    from annotune.core.training.loop import train
+    from annotune.core.store.runs import TrainingBusyError
 
     emit = emit or (lambda event: None)
+    control = should_stop if isinstance(should_stop, StopControl) else None
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(config)
     if config.base_model is None and project.base_model:
         config = config.with_(base_model=project.base_model)
+    try:
+        lock = project.lock_training()
+    except TrainingBusyError as error:
+        emit({"event": "failed", "run_id": None, "error": str(error), "log": None, "busy": True})
+        raise
+    with lock:
+        lock.describe(since=_now())
+        return _train_holding_lock(project, config, emit, should_stop, control, lock)
+
+
+def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
+                        should_stop: Callable[[], bool] | None, control: StopControl | None,
+                        lock: Any) -> Any:
     run_id: int | None = None
     run_dir: Path | None = None
+    undivided = control.deferred if control is not None else nullcontext
     try:
+        from annotune.core.training.data import split_validation
+        from annotune.core.training.device import describe_device, device_label
+        from annotune.core.training.loop import train
+
         task = project.task
         train_items, validation_items = labeled_data(project)
         if not train_items and not validation_items:
@@ -97,13 +127,15 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
                 train_items, task, config.validation_fraction, config.seed)
         device = describe_device(config)
         label = device_label(device)
-        run_id = project.create_run(config.to_dict(), label)
-        run_dir = project.runs_dir / str(run_id)
-        emit({"event": "started", "run_id": run_id, "device": device, "device_label": label,
-              "run_dir": str(run_dir),
-              "task": task.name, "base_model": config.base_model,
-              "train_examples": len(train_items),
-              "validation_examples": len(validation_items)})
+        with undivided():  # a run that exists is announced with its id, or not created at all
+            run_id = project.create_run(config.to_dict(), label)
+            run_dir = project.runs_dir / str(run_id)
+            lock.describe(since=_now(), run_id=run_id)
+            emit({"event": "started", "run_id": run_id, "device": device, "device_label": label,
+                  "run_dir": str(run_dir),
+                  "task": task.name, "base_model": config.base_model,
+                  "train_examples": len(train_items),
+                  "validation_examples": len(validation_items)})
 
         def relay(event: dict[str, Any]) -> None:
             if event.get("event") == "metrics":
@@ -113,18 +145,27 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
 
         result = train(task, project.settings, config, train_items, validation_items, run_dir,
                        relay, should_stop)
+    except StopRequested:
+        _finishing(control)
+        if run_id is not None:
+            project.finish_run(run_id, "cancelled", only_running=True)
+        emit({"event": "cancelled", "run_id": run_id, "artifact_dir": None})
+        raise
     except AnnotuneError as error:
+        _finishing(control)
         if run_id is not None:
             project.finish_run(run_id, "failed", error=str(error))
         emit({"event": "failed", "run_id": run_id, "error": str(error), "log": None})
         raise
     except Exception as error:
+        _finishing(control)
         log = _write_log(run_dir or project.runs_dir, traceback.format_exc())
         message = f"training stopped by an unexpected error: {type(error).__name__}: {error}"
         if run_id is not None:
             project.finish_run(run_id, "failed", error=f"{message} (details in {log})")
         emit({"event": "failed", "run_id": run_id, "error": message, "log": str(log)})
         raise
+    _finishing(control)
     artifact = str(result.artifact_dir) if result.artifact_dir is not None else None
     project.finish_run(run_id, result.status, metrics=result.metrics or None,
                        artifact_dir=artifact)
@@ -134,20 +175,37 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
     return result
 
 
+def _finishing(control: StopControl | None) -> None:
+    if control is not None:
+        control.finishing()
+
+
+def _now() -> str:
+    from annotune.core.store.records import now
+
+    return now()
+
+
 # -- the child process ----------------------------------------------------------------------
 
 
-class _StopFlag:
-    """Set by SIGINT/SIGTERM; the loop polls it between steps."""
+class _Child:
+    """What the child knows about itself, for a thread that must end it (its parent died)."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.project_path: Path | None = None
+        self.run_id: int | None = None
+        self.ended = False  # an end event (finished, failed, cancelled) is out
+        self.watch: Any = None
 
-    def __call__(self) -> bool:
-        return self.requested
+    def parent_gone(self, reason: str) -> None:
+        """Record why the run ends (at most a second for the store's write lock)."""
+        if self.project_path is None or self.run_id is None:
+            return
+        from annotune.core.store.runs import end_run_in_file
 
-    def handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
+        end_run_in_file(self.project_path, self.run_id, "failed",
+                        f"the training stopped because {reason}", timeout=1.0)
 
 
 def _event_stream() -> IO[str]:
@@ -181,175 +239,92 @@ def _read_config(text: str) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one training job; return its exit code (0 finished, 1 failed, 130 cancelled)."""
-    stop = _StopFlag()
-    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Windows' Ctrl+Break
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop.handle)
-    parser = argparse.ArgumentParser(prog="python -m annotune.core.training.job",
-                                     description="Train one run of a project; JSON lines out.")
-    parser.add_argument("--project", required=True, help="the .annotune project file")
-    parser.add_argument("--config", default="{}", help="TrainConfig as JSON, or a JSON file")
-    args = parser.parse_args(argv)
-    out = _event_stream()
+    from annotune.core.lifeline import PARENT_ENV, ParentWatch, die_with_parent
+
+    stop = StopControl()
+    stop.install()
+    child = _Child()
+    if PARENT_ENV in os.environ:
+        # until the run exists there is nothing to record on the way out: the kernel may kill
+        # this process with its parent, whatever this process is doing (a long import)
+        die_with_parent(True)
+    watch = ParentWatch(child.parent_gone, exit_code=EXIT_FAILED)
+    child.watch = watch if watch.start() else None
+    try:
+        parser = argparse.ArgumentParser(prog="python -m annotune.core.training.job",
+                                         description="Train one run of a project; JSON lines out.")
+        parser.add_argument("--project", required=True, help="the .annotune project file")
+        parser.add_argument("--config", default="{}", help="TrainConfig as JSON, or a JSON file")
+        args = parser.parse_args(argv)
+        out = _event_stream()
+        with _emitter(out, stop, child) as emit:
+            return _run(args, emit, stop, child)
+    except StopRequested:
+        return EXIT_CANCELLED
+
+
+@contextmanager
+def _emitter(out: IO[str], stop: StopControl, child: _Child) -> Iterator[Emit]:
+    """Yield the child's emit: one JSON line per event, never cut in two by a stop request."""
+    from annotune.core.lifeline import die_with_parent
 
     def emit(event: dict[str, Any]) -> None:
-        out.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
+        try:
+            with stop.deferred():
+                out.write(line)
+        except (BrokenPipeError, ValueError):
+            if child.watch is None:
+                raise
+            child.watch.parent_gone("the program that started it stopped reading its events")
+        if event.get("event") == "started":
+            child.run_id = event.get("run_id")
+            # from here on the watch thread records why the run ends if the parent dies
+            die_with_parent(False)
+        if event.get("event") in END_EVENTS:
+            child.ended = True
 
+    try:
+        yield emit
+    finally:
+        try:
+            out.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _run(args: argparse.Namespace, emit: Emit, stop: StopControl, child: _Child) -> int:
+    project = None
     try:
         from annotune.core.store import Project
 
         config = _read_config(args.config)
         project = Project.open(args.project)
-    except AnnotuneError as error:
-        emit({"event": "failed", "run_id": None, "error": str(error), "log": None})
-        return EXIT_FAILED
-    try:
+        child.project_path = project.path
         result = run_training_inline(project, config, emit, stop)
-    except Exception:  # already recorded and emitted as a failed event
+    except StopRequested:  # a run that exists is recorded as cancelled already
+        stop.finishing()
+        if not child.ended:
+            emit({"event": "cancelled", "run_id": child.run_id, "artifact_dir": None})
+        return EXIT_CANCELLED
+    except AnnotuneError as error:
+        stop.finishing()
+        if not child.ended:  # the config or the project, before any run
+            emit({"event": "failed", "run_id": None, "error": str(error), "log": None})
+        return EXIT_FAILED
+    except Exception:  # recorded and emitted as a failed event
         return EXIT_FAILED
     finally:
-        project.close()
-        out.flush()
+        stop.finishing()
+        if project is not None:
+            project.close()
     return EXIT_CANCELLED if result.status == "cancelled" else EXIT_FINISHED
 
 
-# -- the parent side ------------------------------------------------------------------------
-
-
-class TrainingProcess:
-    """Start a training job as a child process, read its events, stop it.
-
-    The child runs in its own session (process group), so a Ctrl+C in a terminal or a crash
-    in the GUI never reaches it by accident, and ``stop`` can signal the whole group.
-    """
-
-    def __init__(self, python: str | None = None):
-        self.python = python or sys.executable
-        self.process: subprocess.Popen[str] | None = None
-        self.project_path: Path | None = None
-        self.run_id: int | None = None
-        self.log_path: Path | None = None  # the child's stderr (warnings, library logs)
-        self.ended: dict[str, Any] | None = None  # the finished/failed/cancelled event
-        self._stopping = False
-
-    def start(self, project_path: str | Path, config: TrainConfig | Mapping[str, Any] | None
-              = None, env: Mapping[str, str] | None = None) -> None:
-        """Start the job for a project; events() then yields what it reports."""
-        if self.process is not None and self.process.poll() is None:
-            raise AnnotuneError("a training job is already running",
-                                hint="wait for it to finish or stop it first")
-        if not isinstance(config, TrainConfig):
-            config = TrainConfig.from_dict(config or {})
-        self.project_path = Path(project_path)
-        self.run_id, self.ended, self._stopping = None, None, False
-        handle, name = tempfile.mkstemp(prefix="annotune-train-", suffix=".log")
-        self.log_path = Path(name)
-        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-                     "TRANSFORMERS_VERBOSITY": "error", **(env or {})}
-        with os.fdopen(handle, "w") as log:
-            self.process = subprocess.Popen(
-                [self.python, "-m", "annotune.core.training.job", "--project",
-                 str(self.project_path), "--config", json.dumps(config.to_dict())],
-                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
-                encoding="utf-8", bufsize=1, env=child_env, **_own_group())
-
-    def events(self) -> Iterator[dict[str, Any]]:
-        """Yield the job's events until it exits; a job that dies silently yields failed."""
-        if self.process is None or self.process.stdout is None:
-            raise AnnotuneError("no training job was started")
-        for line in self.process.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                event = {"event": "log", "line": line}
-            if event.get("event") == "started":
-                self.run_id = event.get("run_id")
-            if event.get("event") in END_EVENTS:
-                self.ended = event
-            yield event
-        code = self.process.wait()
-        if self.ended is None:
-            if self._stopping:
-                self.ended = {"event": "cancelled", "run_id": self.run_id, "forced": True}
-            else:
-                self.ended = {"event": "failed", "run_id": self.run_id, "log": str(self.log_path),
-                              "error": f"the training process ended unexpectedly (exit code "
-                                       f"{code}): {self._log_tail()}"}
-                self._record_end("failed", self.ended["error"])
-            yield self.ended
-        elif self.ended.get("event") == "finished" and self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)  # nothing went wrong: no log to keep
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask the job to stop after its current step; kill it if it has not after ``timeout``."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        self._stopping = True
-        try:
-            _signal_group(process, hard=False)
-            process.wait(timeout)
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            try:
-                _signal_group(process, hard=True)
-            except ProcessLookupError:
-                pass
-            process.wait()
-            self._record_end("cancelled", f"stopped by force after {timeout:g} s")
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for the job to exit and return its exit code."""
-        if self.process is None:
-            raise AnnotuneError("no training job was started")
-        return self.process.wait(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def _log_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace") if self.log_path else ""
-        except OSError:
-            return "no log"
-        tail = [line for line in text.splitlines() if line.strip()][-lines:]
-        return " | ".join(tail) or "no output"
-
-    def _record_end(self, status: str, error: str) -> None:
-        """Close a run the child could not close itself (killed, crashed)."""
-        if self.run_id is None or self.project_path is None:
-            return
-        from annotune.core.store import Project
-
-        try:
-            with Project.open(self.project_path) as project:
-                if project.run(self.run_id)["status"] == "running":
-                    project.finish_run(self.run_id, status, error=error)
-        except AnnotuneError:
-            pass  # the project is gone or unreadable: nothing left to record into
-
-
-def _own_group() -> dict[str, Any]:
-    """Popen arguments that start the child in a process group of its own."""
-    if os.name == "nt":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
-
-
-def _signal_group(process: subprocess.Popen[str], hard: bool) -> None:
-    """Ask the child's group to stop (SIGINT; Ctrl+Break on Windows), or kill it when hard."""
-    if os.name != "nt":
-        os.killpg(process.pid, signal.SIGKILL if hard else signal.SIGINT)
-    elif hard:
-        process.kill()
-    else:
-        process.send_signal(signal.CTRL_BREAK_EVENT)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the run is recorded and the events are out: skip the interpreter's teardown of torch
+    # and its threads, which can take longer than the rest of a cancelled run's exit
+    os._exit(code)
