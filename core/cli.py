@@ -451,6 +451,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             raise
+        from annotune.core.extras import missing_extra
+
+        known = missing_extra(error)  # a module of an extra this install lacks
+        if known is not None:
+            print(f"error: {known}", file=sys.stderr)
+            return EXIT_ERROR
         print(f"error: unexpected {type(error).__name__}: {error} (run with --debug for the "
               "traceback and report it)", file=sys.stderr)
         return EXIT_ERROR

@@ -9,15 +9,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from annotune.core import __version__
+from annotune.desktop import system_libraries
 from annotune.desktop.crash import CrashHandler, setup_logging
 
 log = logging.getLogger("annotune.desktop")
 
 ORGANIZATION = "annotune"
 APPLICATION = "annotune"
+ICONS = Path(__file__).resolve().parent / "icons"
+
+
+def app_icon() -> QIcon:
+    """Return annotune's icon in every size it ships (window, task bar, dialogs)."""
+    icon = QIcon()
+    for path in sorted(ICONS.glob("annotune-*.png")):
+        icon.addFile(str(path))
+    return icon
 
 
 def application(argv: Sequence[str] = ()) -> QApplication:
@@ -28,6 +39,8 @@ def application(argv: Sequence[str] = ()) -> QApplication:
     QApplication.setOrganizationName(ORGANIZATION)
     QApplication.setApplicationName(APPLICATION)
     QApplication.setApplicationVersion(__version__)
+    QApplication.setDesktopFileName("annotune")  # ties windows to packaging/annotune.desktop
+    app.setWindowIcon(app_icon())
     return app  # type: ignore[return-value]
 
 
@@ -73,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Label text, train and export models.")
     parser.add_argument("project", nargs="?", help="a .annotune project file to open")
     args, qt_args = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    problem = system_libraries.check(qt_args)  # Qt would abort (exit 134) with no word on why
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
     app = application(qt_args)
     log_path = setup_logging()
     handler = CrashHandler(log_path)
