@@ -322,11 +322,7 @@ print(device_label(describe_device(TrainConfig.from_dict(json.loads(sys.argv[1])
 
 def describe_device(interpreter: Interpreter, config: object) -> str:
     """Return where ``interpreter`` would train with ``config`` (e.g. ``CPU (fp32)``)."""
-    if interpreter.in_process:
-        from annotune.core.training.device import describe_device as describe
-        from annotune.core.training.device import device_label
-
-        return device_label(describe(config))
+    # in a child even for this installation's own Python: the app process stays torch-free
     data = json.dumps(config.to_dict())  # type: ignore[attr-defined]
     done = subprocess.run([interpreter.python, "-c", _DESCRIBE, data], capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL, env=_child_env())

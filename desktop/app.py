@@ -85,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="annotune-desktop",
                                      description="Label text, train and export models.")
     parser.add_argument("project", nargs="?", help="a .annotune project file to open")
+    parser.add_argument("--self-test", metavar="STEPS",
+                        help="walk through the app and report each step as a JSON line, then "
+                             "quit: a comma-separated choice of startup,label,predict,train")
+    parser.add_argument("--bundle", type=Path, help="the bundle the predict step uses")
+    parser.add_argument("--base-model", help="the base model the train step uses")
     args, qt_args = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     problem = system_libraries.check(qt_args)  # Qt would abort (exit 134) with no word on why
     if problem is not None:
@@ -96,6 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.install()
     log.info("annotune %s desktop starting", __version__)
     try:
+        if args.self_test:
+            from annotune.desktop import self_test
+
+            window = build_window(None)
+            code = self_test.run(window, args.self_test.split(","),
+                                 Path(args.project) if args.project else None, args.bundle,
+                                 args.base_model)
+            window.close_project(ask=False)
+            window.close()
+            return code
         window = build_window(Path(args.project) if args.project else None)
         code = app.exec()
         del window
