@@ -439,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from annotune.core.extras import require_for_command
+
+        require_for_command(args.command)  # a child process would fail less clearly
         return args.func(args)
     except AnnotuneError as error:
         if args.debug:

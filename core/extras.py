@@ -52,3 +52,30 @@ def missing_extra(error: BaseException) -> AnnotuneError | None:
                              hint="reinstall annotune: pip install --force-reinstall annotune "
                                   "(or the wheel it came from)")
     return None
+
+
+# Commands whose modules are checked before they start: train and demo work in a child
+# process, where a missing module would surface as a failed child; export would fail only
+# after reading the whole run.
+COMMAND_MODULES = {"train": ("torch", "transformers", "sqlite_utils"),
+                   "demo": ("torch", "transformers", "sqlite_utils"),
+                   "export": ("torch", "transformers", "onnx")}
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_for_command(command: str | None) -> None:
+    """Raise the extra's error when ``command`` needs a module this install lacks."""
+    for module in COMMAND_MODULES.get(command or "", ()):
+        if not _installed(module):
+            error = missing_extra(ModuleNotFoundError(f"No module named '{module}'",
+                                                      name=module))
+            if error is not None:
+                raise error

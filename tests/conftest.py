@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+# beside the repository as laid out for development and CI; a fresh clone has none
+DATASETS = Path(os.environ.get("ANNOTUNE_DATASETS_DIR") or REPO_ROOT.parent / "shared" / "datasets")
 
 
 @pytest.fixture(scope="session")
