@@ -45,8 +45,8 @@ def missing_extra(error: BaseException) -> AnnotuneError | None:
         if extra == "train":
             hint += (f" (without an NVIDIA GPU, first pip install torch --index-url "
                      f"{TORCH_CPU_INDEX}: the CPU build is a tenth of the size)")
-        return AnnotuneError(f"{purpose} need the module '{module}', which this installation "
-                             f"of annotune lacks", hint=hint)
+        return AnnotuneError(f"the module '{module}' is not installed: it is needed for "
+                             f"{purpose}", hint=hint)
     if module in BASE:
         return AnnotuneError(f"the module '{module}' that annotune always needs is missing",
                              hint="reinstall annotune: pip install --force-reinstall annotune "
