@@ -9,7 +9,7 @@ SOURCES := $(shell find core plugins desktop -name '*.py' 2>/dev/null)
 STAMP := $(VENV)/.installed
 
 # PyTorch fitted to the machine: without an NVIDIA GPU (no nvidia-smi) the CPU build from
-# PyTorch's CPU wheel index (a tenth of the size of the CUDA build PyPI serves on Linux);
+# PyTorch's CPU wheel index (a fraction of the size of the CUDA build PyPI serves on Linux);
 # with one, the default index's CUDA build. Override either, e.g. `make demo TORCH_INDEX=`
 # (default index) or TORCH_INDEX=https://download.pytorch.org/whl/cu128. A torch already in
 # the environment at 2.4 or newer is kept and nothing is fetched.

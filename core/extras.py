@@ -44,7 +44,7 @@ def missing_extra(error: BaseException) -> AnnotuneError | None:
         hint = f"install it with: pip install 'annotune[{extra}]'"
         if extra == "train":
             hint += (f" (without an NVIDIA GPU, first pip install torch --index-url "
-                     f"{TORCH_CPU_INDEX}: the CPU build is a tenth of the size)")
+                     f"{TORCH_CPU_INDEX}: the CPU build is a fraction of the size)")
         return AnnotuneError(f"the module '{module}' is not installed: it is needed for "
                              f"{purpose}", hint=hint)
     if module in BASE:

@@ -191,7 +191,7 @@ def torch_index(environ: Mapping[str, str] | None = None,
     """Return the index to take torch from (None: the default index, whose Linux build is CUDA).
 
     ANNOTUNE_TORCH_INDEX decides when set; otherwise a machine with ``nvidia-smi`` gets the
-    CUDA build and any other the CPU build, a tenth of the size.
+    CUDA build and any other the CPU build, a fraction of the size.
     """
     environ = os.environ if environ is None else environ
     override = environ.get(ENV_TORCH_INDEX)
