@@ -237,8 +237,9 @@ def creation_steps(data_dir: Path, python: str, wheel: Path, index: str | None
     folder = env_folder(data_dir)
     venv_python = str(env_python(folder))
     pip = [venv_python, "-m", "pip", "install", "--disable-pip-version-check"]
-    # --extra-index-url, not --index-url: torch's own dependencies come from the default index
-    torch_source = ["--extra-index-url", index] if index else []
+    # PyTorch's own index alone (it serves torch's dependencies too): with the default index
+    # beside it, a newer CUDA release there would win over the CPU build
+    torch_source = ["--index-url", index] if index else []
     torch_spec = "torch>=2.4"
     return [
         ("creating a virtual environment", [python, "-m", "venv", str(folder)]),

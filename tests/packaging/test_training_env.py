@@ -64,11 +64,11 @@ def test_creating_installs_the_fitting_torch_the_wheel_and_the_model(tmp_path):
     commands = [" ".join(command) for _, command in steps]
     venv = training_env.env_folder(tmp_path)
     assert commands[0] == f"/usr/bin/python3.11 -m venv {venv}"
-    assert f"--extra-index-url {TORCH_CPU_INDEX} torch>=2.4" in commands[1]
+    assert f"--index-url {TORCH_CPU_INDEX} torch>=2.4" in commands[1]
     assert commands[2].endswith(f"{wheel}[train]")
     assert commands[3].endswith("-m annotune.core.base_model --if-missing")
     gpu = training_env.creation_steps(tmp_path, "python3", wheel, None)
-    assert "--extra-index-url" not in " ".join(gpu[1][1])
+    assert "--index-url" not in " ".join(gpu[1][1])
 
 
 def test_without_a_wheel_to_install_the_plan_says_what_to_do(tmp_path, monkeypatch):
