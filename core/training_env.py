@@ -263,8 +263,9 @@ def plan(data_dir: Path, environ: Mapping[str, str] | None = None
     if wheel is None:
         raise AnnotuneError("this installation carries no annotune wheel to install into a "
                             "training environment",
-                            hint="install the training extra where annotune runs: "
-                                 "pip install 'annotune[train]', or set "
+                            hint="install the training extra where annotune runs "
+                                 "(pip install 'annotune[train]'; with pipx: pipx inject "
+                                 "annotune torch transformers onnx), or set "
                                  f"{ENV_WHEEL} to a wheel built with `pip wheel . -w dist`")
     return creation_steps(data_dir, python, wheel, torch_index(environ))
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QEvent, QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
@@ -80,14 +81,25 @@ def build_window(project: Path | None = None):  # noqa: ANN201 - the MainWindow
     return window
 
 
+def _release(window: QWidget) -> None:
+    """Delete a window and its dialogs while Qt still runs, not in the interpreter's exit.
+
+    Left to the final garbage collection, PySide6 can free a dialog's signal connections
+    after Qt is gone and abort the process on its way out.
+    """
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    gc.collect()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the desktop app until its window closes; return the exit code."""
     parser = argparse.ArgumentParser(prog="annotune-desktop",
                                      description="Label text, train and export models.")
     parser.add_argument("project", nargs="?", help="a .annotune project file to open")
     parser.add_argument("--self-test", metavar="STEPS",
-                        help="walk through the app and report each step as a JSON line, then "
-                             "quit: a comma-separated choice of startup,label,predict,train")
+                        help="walk through the app, report each step as a JSON line and quit: "
+                             "a comma-separated choice of startup,label,predict,train,export")
     parser.add_argument("--bundle", type=Path, help="the bundle the predict step uses")
     parser.add_argument("--base-model", help="the base model the train step uses")
     args, qt_args = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
@@ -110,9 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  args.base_model)
             window.close_project(ask=False)
             window.close()
+            _release(window)
             return code
         window = build_window(Path(args.project) if args.project else None)
         code = app.exec()
+        _release(window)
         del window
     finally:
         handler.uninstall()

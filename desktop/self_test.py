@@ -1,10 +1,11 @@
 """Walk through the installed app as a person would, and report each step as a JSON line.
 
-``annotune-desktop --self-test startup,label,predict,train PROJECT --bundle B`` opens the
-real main window, labels the first example with its key, asks the Try-it tab for a
-prediction from a bundle, trains one run through the training environment, and checks that
-the app process never imported torch. It answers whether an installation (the frozen app
-above all) works on this machine; the packaging tests and the start-up benchmark run it.
+``annotune-desktop --self-test startup,label,predict,train,export PROJECT --bundle B`` opens
+the real main window, labels the first example with its key, asks the Try-it tab for a
+prediction from a bundle, trains one run through the training environment, exports it
+through the export dialog, and checks that the app process never imported torch. It answers
+whether an installation (the frozen app above all) works on this machine; the packaging
+tests and the start-up benchmark run it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import QApplication
 
-STEPS = ("startup", "label", "predict", "train")
+STEPS = ("startup", "label", "predict", "train", "export")
 
 
 def emit(step: str, ok: bool, **details: Any) -> None:
@@ -88,6 +89,22 @@ def _train(window: Any, base_model: str | None, timeout: float) -> dict[str, Any
             "error": event.get("error"), "run_id": event.get("run_id")}
 
 
+def _export(window: Any, timeout: float) -> dict[str, Any]:
+    """Export the newest finished run through the export dialog (a child with torch)."""
+    from annotune.desktop.export_dialog import ExportDialog
+
+    runs = [run for run in window.project.runs() if run["status"] == "finished"]
+    if not runs:
+        return {"ok": False, "error": "no finished run to export"}
+    dialog = ExportDialog(runs[-1], window.project.runs_dir, window)
+    dialog.start_export()
+    wait_until(lambda: dialog.report is not None or dialog.error is not None, timeout)
+    report = dialog.report
+    return {"ok": report is not None, "error": str(dialog.error) if dialog.error else None,
+            "bundle": str(report.bundle_dir) if report else None,
+            "parity_max_diff": report.parity_max_diff if report else None}
+
+
 def run(window: Any, steps: list[str], project: Path | None, bundle: Path | None,
         base_model: str | None, text: str = "works like a charm 🍕",
         timeout: float = 600.0) -> int:
@@ -109,6 +126,8 @@ def run(window: Any, steps: list[str], project: Path | None, bundle: Path | None
                 result = _predict(window, bundle, text)
             elif step == "train":
                 result = _train(window, base_model, timeout)
+            elif step == "export":
+                result = _export(window, timeout)
             else:
                 result = {"ok": False, "error": f"unknown step or missing --bundle: {step}"}
         except Exception as error:  # reported as the step's failure

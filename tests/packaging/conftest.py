@@ -65,8 +65,9 @@ def run_self_test(program: list[str], project: Path, bundle: Path, base_model: P
     """Run the app's self-test walkthrough; return its steps by name."""
     import json
 
-    done = subprocess.run([*program, str(project), "--self-test", "startup,label,predict,train",
-                           "--bundle", str(bundle), "--base-model", str(base_model)],
+    done = subprocess.run([*program, str(project), "--self-test",
+                           "startup,label,predict,train,export", "--bundle", str(bundle),
+                           "--base-model", str(base_model)],
                           capture_output=True, text=True, timeout=timeout, env=env,
                           stdin=subprocess.DEVNULL)
     steps = {}

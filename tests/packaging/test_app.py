@@ -33,10 +33,11 @@ def _check_walkthrough(steps: dict[str, dict]) -> None:
     prediction = steps["predict"]["prediction"]
     assert steps["predict"]["ok"] and set(prediction["probabilities"]) == {"neg", "pos"}
     assert steps["train"]["ok"], steps["train"]
+    assert steps["export"]["ok"] and steps["export"]["parity_max_diff"] < 1e-4, steps["export"]
     assert steps["torch-free"]["ok"], "the app process imported torch"
 
 
-def test_the_installed_app_labels_predicts_and_trains_without_torch_in_process(
+def test_the_installed_app_labels_predicts_trains_and_exports_without_torch_in_process(
         walkthrough, tiny_base_model, tmp_path):
     helpers = _helpers()
     project, bundle = walkthrough
@@ -70,7 +71,7 @@ def test_the_frozen_app_carries_no_training_side(frozen_app):
     assert (frozen_app / "share" / "icons" / "annotune.svg").is_file()
 
 
-def test_the_frozen_app_labels_predicts_and_trains_through_a_python_with_torch(
+def test_the_frozen_app_labels_predicts_trains_and_exports_through_a_python_with_torch(
         frozen_app, walkthrough, tiny_base_model, tmp_path):
     helpers = _helpers()
     project, bundle = walkthrough
