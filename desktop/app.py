@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSettings
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
@@ -81,17 +80,6 @@ def build_window(project: Path | None = None):  # noqa: ANN201 - the MainWindow
     return window
 
 
-def _release(window: QWidget) -> None:
-    """Delete a window and its dialogs while Qt still runs, not in the interpreter's exit.
-
-    Left to the final garbage collection, PySide6 can free a dialog's signal connections
-    after Qt is gone and abort the process on its way out.
-    """
-    window.deleteLater()
-    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
-    gc.collect()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the desktop app until its window closes; return the exit code."""
     parser = argparse.ArgumentParser(prog="annotune-desktop",
@@ -122,11 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  args.base_model)
             window.close_project(ask=False)
             window.close()
-            _release(window)
             return code
         window = build_window(Path(args.project) if args.project else None)
         code = app.exec()
-        _release(window)
         del window
     finally:
         handler.uninstall()

@@ -31,16 +31,21 @@ def emit(step: str, ok: bool, **details: Any) -> None:
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     """Run the event loop until ``condition()`` holds; False when ``timeout`` s passed."""
     deadline = time.monotonic() + timeout
+    # An event loop's own processEvents: PySide6 6.12's static QApplication.processEvents
+    # drops a reference to None on every call, and thousands of calls abort the process.
+    loop = QEventLoop()
     while not condition():
         if time.monotonic() > deadline:
             return False
-        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        loop.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
         time.sleep(0.005)
     return True
 
 
 def _label(window: Any) -> dict[str, Any]:
     labeling = window.views["label"]
+    if labeling.current is None:
+        return {"ok": False, "error": "the project has no unlabeled example to label"}
     first = labeling.current.id
     window.activateWindow()  # the editor's keys are window shortcuts: the window needs focus
     window.raise_()
