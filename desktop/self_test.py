@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEventLoop, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QLineEdit
 
 STEPS = ("startup", "label", "predict", "train", "export")
 
@@ -51,8 +52,6 @@ def _label(window: Any) -> dict[str, Any]:
     window.raise_()
     wait_until(lambda: QApplication.activeWindow() is window, 5)
     labeling.editor.setFocus()
-    from PySide6.QtTest import QTest
-
     QTest.keyClick(labeling.editor, Qt.Key.Key_1)
     stored = window.project.annotation(first)
     return {"ok": stored is not None, "example": first,
@@ -67,7 +66,10 @@ def _predict(window: Any, bundle: Path, text: str) -> dict[str, Any]:
         return {"ok": False, "error": tryit.status.text()}
     tryit.last_prediction = None
     field = next(iter(tryit.inputs.values()))
-    field.setPlainText(text) if hasattr(field, "setPlainText") else field.setText(text)
+    if isinstance(field, QLineEdit):
+        field.setText(text)
+    else:
+        field.setPlainText(text)
     tryit.predict()
     wait_until(lambda: tryit.last_prediction is not None, 30)
     return {"ok": tryit.last_prediction is not None, "prediction": tryit.last_prediction}
