@@ -30,5 +30,5 @@ def test_the_windows_carry_the_icon(qapp):
 
 def test_the_launcher_names_the_icon_and_the_program():
     entry = (ROOT / "packaging" / "annotune.desktop").read_text()
-    assert "\nIcon=annotune\n" in entry and "\nExec=annotune %f\n" in entry
+    assert "\nIcon=annotune\n" in entry and "\nExec=annotune-desktop %f\n" in entry
     assert "\nType=Application\n" in entry
