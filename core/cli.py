@@ -650,6 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from annotune.core.extras import require_for_command
+
+        require_for_command(args.command)  # a child process would fail less clearly
         code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, inside this handler
         return code
@@ -685,6 +688,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _unexpected(args: argparse.Namespace, error: Exception) -> int:
     if args.debug:
         raise error
+    from annotune.core.extras import missing_extra
+
+    known = missing_extra(error)  # a module of an extra this install lacks
+    if known is not None:
+        print(f"error: {known}", file=sys.stderr)
+        return EXIT_ERROR
     print(f"error: unexpected {type(error).__name__}: {error} (run with --debug for the "
           "traceback and report it)", file=sys.stderr)
     return EXIT_ERROR

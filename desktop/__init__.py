@@ -3,7 +3,11 @@
 Start it with ``annotune-desktop [PROJECT]`` or ``annotune gui PROJECT``
 (``annotune.desktop.app:main``). Modules, one job each:
 
-- app, crash: start-up, log file (``<data dir>/logs/desktop.log``), uncaught-error dialog
+- launcher, app, crash: start-up (without Qt installed: the extra to install), log file
+  (``<data dir>/logs/desktop.log``), uncaught-error dialog; icons/: the app's icon
+- system_libraries: the X11 libraries Qt's xcb plugin needs, checked before Qt starts
+- training_env: the Python with torch that trains and exports ("Enable training")
+- self_test: ``--self-test`` walks through the real window and reports each step
 - main_window, start_screen, recent: menus, tabs, new/open/recent projects
 - hookspecs, plugins, editors/: the ``register_editors`` hook and the editors per
   annotation kind ("label", "spans", "answers")

@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from annotune.core import __version__
+from annotune.desktop import system_libraries
 from annotune.desktop.crash import CrashHandler, setup_logging
 from annotune.desktop.style import apply_style
 
@@ -29,7 +30,8 @@ def application(argv: Sequence[str] = ()) -> QApplication:
     QApplication.setOrganizationName(ORGANIZATION)
     QApplication.setApplicationName(APPLICATION)
     QApplication.setApplicationVersion(__version__)
-    apply_style(app)
+    QApplication.setDesktopFileName("annotune")  # ties windows to packaging/annotune.desktop
+    apply_style(app)  # palette, dark mode and the window icon
     return app  # type: ignore[return-value]
 
 
@@ -74,13 +76,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="annotune-desktop",
                                      description="Label text, train and export models.")
     parser.add_argument("project", nargs="?", help="a .annotune project file to open")
+    parser.add_argument("--self-test", metavar="STEPS",
+                        help="walk through the app, report each step as a JSON line and quit: "
+                             "a comma-separated choice of startup,label,predict,train,export")
+    parser.add_argument("--bundle", type=Path, help="the bundle the predict step uses")
+    parser.add_argument("--base-model", help="the base model the train step uses")
     args, qt_args = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    problem = system_libraries.check(qt_args)  # Qt would abort (exit 134) with no word on why
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
     app = application(qt_args)
     log_path = setup_logging()
     handler = CrashHandler(log_path)
     handler.install()
     log.info("annotune %s desktop starting", __version__)
     try:
+        if args.self_test:
+            from annotune.desktop import self_test
+
+            window = build_window(None)
+            code = self_test.run(window, args.self_test.split(","),
+                                 Path(args.project) if args.project else None, args.bundle,
+                                 args.base_model)
+            window.close_project(ask=False)
+            window.close()
+            return code
         window = build_window(Path(args.project) if args.project else None)
         code = app.exec()
         del window

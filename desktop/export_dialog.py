@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -20,8 +20,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from annotune.core.export import run_folder, validation_lines
+from annotune.core.export import ExportReport, run_folder, validation_lines
+from annotune.core.training_env import export_in_child
+from annotune.core.validation import ValidationReport
+from annotune.desktop.training_env import with_interpreter
 from annotune.desktop.worker import run_in_background
+
+
+class _Stages(QObject):
+    stage = Signal(str)  # what the export child is doing, from its worker thread
+
+
+def report_from_dict(data: dict[str, Any]) -> ExportReport:
+    """Rebuild the ExportReport the export child printed as JSON."""
+    values = {name: data[name] for name in ExportReport.__dataclass_fields__ if name in data}
+    values["bundle_dir"] = Path(data["bundle_dir"])
+    values["model_path"] = Path(data["model_path"])
+    scored = data.get("validation")
+    if scored is not None:
+        values["validation"] = ValidationReport(
+            metric=scored["metric"], examples=scored["examples"],
+            available=scored["available"], fp32=scored["fp32"],
+            recorded=scored.get("recorded"), int8=scored.get("int8"),
+            int8_agreement=scored.get("int8_agreement"),
+            scale=100.0 if scored.get("scale") == "0-100" else 1.0)
+    return ExportReport(**values)
 
 
 def human_size(size: int | float | None) -> str:
@@ -132,15 +155,27 @@ class ExportDialog(QDialog):
             self.destination.setText(folder)
 
     def start_export(self) -> None:
-        """Export on a worker thread (it reads only the run folder, never the project)."""
-        from annotune.core.export import export_run
-
+        """Export in the training environment's Python (the export traces with torch)."""
         destination = Path(self.destination.text().strip())
         quantize = self.int8.isChecked()
         self.export_button.setEnabled(False)
+        self.result_label.setText("Looking for the training environment…")
+        with_interpreter(self, lambda interpreter: self._export(interpreter.python, destination,
+                                                                quantize),
+                         purpose="export", cancelled=self._not_enabled)
+
+    def _export(self, python: str, destination: Path, quantize: bool) -> None:
         self.result_label.setText("Exporting and checking… (this takes a few seconds)")
-        run_in_background(lambda: export_run(self.run_dir, destination, quantize=quantize),
-                          self._done, self._failed)
+        stages = _Stages(self)
+        stages.stage.connect(lambda text: self.result_label.setText(f"Exporting: {text}…"))
+        run_in_background(
+            lambda: report_from_dict(export_in_child(python, self.run_dir, destination,
+                                                     quantize, stages.stage.emit)),
+            self._done, self._failed)
+
+    def _not_enabled(self) -> None:
+        self.export_button.setEnabled(True)
+        self.result_label.setText("Export needs PyTorch: press Export to set it up.")
 
     def _done(self, report: Any) -> None:
         self.report = report

@@ -31,10 +31,13 @@ class TrainingWatcher(QObject):
     cancelled = Signal(dict)
     ended = Signal(dict)  # the last event, whatever it was
 
-    def __init__(self, project_path: Path, config: Any):
+    def __init__(self, project_path: Path, config: Any, python: str | None = None,
+                 env: dict[str, str] | None = None):
         super().__init__()
         self.project_path = Path(project_path)
         self.config = config
+        self.python = python  # the training environment's interpreter (None: this one)
+        self.env = env
         self.process: Any = None
         self.stopper: threading.Thread | None = None
         self.thread = QThread()
@@ -52,9 +55,9 @@ class TrainingWatcher(QObject):
         final: dict[str, Any] = {"event": "failed",
                                  "error": "the training process ended without a result"}
         try:
-            process = TrainingProcess()
+            process = TrainingProcess(python=self.python)
             self.process = process
-            process.start(self.project_path, self.config)
+            process.start(self.project_path, self.config, env=self.env)
             for event in process.events():
                 kind = event.get("event")
                 if kind in ("precision", "memory"):

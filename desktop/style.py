@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
+
+ICONS = Path(__file__).resolve().parent / "icons"  # annotune-<size>.png, also the launcher's
 
 # -- spacing (multiples of one grid unit, in device-independent pixels) -----------------------
 UNIT = 4
@@ -70,18 +73,6 @@ DARK = Scheme(
 STATE_ROLES = {"accepted": "success", "finished": "success", "skipped": "warning",
                "cancelled": "warning", "failed": "danger", "running": "accent",
                "unlabeled": "muted"}
-
-APP_ICON_SVG = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">
-<defs><linearGradient id="g" x1="0" y1="0" x2="0" y2="1">
-<stop offset="0" stop-color="#3b7bf0"/><stop offset="1" stop-color="#1d4fb8"/>
-</linearGradient></defs>
-<rect x="3" y="3" width="58" height="58" rx="14" fill="url(#g)"/>
-<path d="M15 15 H35 L51 31 L31 51 L15 35 Z" fill="#ffffff" stroke="#ffffff" stroke-width="4"
- stroke-linejoin="round"/>
-<circle cx="23.5" cy="23.5" r="4" fill="#2a62d4"/>
-<path d="M26 36 L31 41 L41 29" fill="none" stroke="#1b7f46" stroke-width="4.5"
- stroke-linecap="round" stroke-linejoin="round"/>
-</svg>"""
 
 _state = {"scheme": LIGHT, "following": False}
 
@@ -296,18 +287,13 @@ def font_scaled(font: QFont, scale: float, bold: bool = False) -> QFont:
 
 # -- the icon --------------------------------------------------------------------------------
 def app_icon() -> QIcon:
-    """Return annotune's window icon, drawn from its SVG at the usual sizes."""
-    from PySide6.QtSvg import QSvgRenderer
+    """Return annotune's icon in every size it ships (window, task bar, dialogs).
 
-    renderer = QSvgRenderer(QByteArray(APP_ICON_SVG.encode("utf-8")))
+    The same pictures as the desktop launcher's (desktop/icons, rendered from annotune.svg by
+    packaging/render_icons.py), so the window and the menu entry look alike.
+    """
     icon = QIcon()
-    for size in (16, 24, 32, 48, 64, 128, 256):
-        pixmap = QPixmap(QSize(size, size))
-        pixmap.fill(Qt.GlobalColor.transparent)
-        painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        renderer.render(painter, QRectF(0, 0, size, size))
-        painter.end()
-        icon.addPixmap(pixmap)
+    for path in sorted(ICONS.glob("annotune-*.png")):
+        icon.addFile(str(path))
     return icon
 

@@ -26,12 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotune.core import training_env
 from annotune.core.errors import AnnotuneError
 from annotune.core.training.config import DEVICES, PRECISIONS, TrainConfig
 from annotune.desktop.base_models import BUNDLED_TITLE, cached_models
 from annotune.desktop.chart import LineChart
 from annotune.desktop.crash import show_error
 from annotune.desktop.job_events import TrainingWatcher
+from annotune.desktop.training_env import with_interpreter
 from annotune.desktop.worker import run_in_background
 
 log = logging.getLogger("annotune.desktop")
@@ -248,9 +250,12 @@ class TrainPanel(QWidget):
             return
 
         def describe() -> str:
-            from annotune.core.training.device import describe_device, device_label
+            from annotune.desktop.training_env import find_interpreter
 
-            return device_label(describe_device(config))
+            interpreter, _reasons = find_interpreter()
+            if interpreter is None:  # the frozen app has no torch of its own
+                return "training is not enabled yet: Train sets it up"
+            return training_env.describe_device(interpreter, config)
 
         def failed(error: BaseException) -> None:
             self.device_label.setText(f"unavailable: {error}")
@@ -270,6 +275,19 @@ class TrainPanel(QWidget):
         except AnnotuneError as error:
             show_error(self, error)
             return
+        self.train_button.setEnabled(False)
+        self.status.setText("Looking for the training environment…")
+        with_interpreter(self, lambda interpreter: self._start(config, interpreter),
+                         cancelled=self._not_enabled)
+
+    def _not_enabled(self) -> None:
+        self.train_button.setEnabled(True)
+        self.status.setText("Training needs PyTorch: press Train to set it up.")
+
+    def _start(self, config: TrainConfig, interpreter: Any) -> None:
+        """Run the job with the training environment's Python (never torch in this process)."""
+        if self.watcher is not None:
+            return
         self.loss_chart.clear()
         self.metric_chart.clear()
         self.progress.setValue(0)
@@ -277,7 +295,8 @@ class TrainPanel(QWidget):
         self.status.setText("Starting the training process…")
         self.train_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        watcher = TrainingWatcher(Path(self.project.path), config)
+        watcher = TrainingWatcher(Path(self.project.path), config, python=interpreter.python,
+                                  env=training_env.child_overrides())
         watcher.started.connect(self._started)
         watcher.progress.connect(self._progress)
         watcher.metrics.connect(self._metrics)

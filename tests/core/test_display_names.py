@@ -19,7 +19,9 @@ from annotune.core.display_names import (
 
 ROOT = Path(__file__).resolve().parents[2]
 # Modules whose messages only the command line shows (the desktop never runs them).
-CLI_ONLY = {"core/cli.py", "core/demo.py", "core/training/job.py"}
+# install and set-up commands are typed in a terminal whichever program shows them
+CLI_ONLY = {"core/cli.py", "core/demo.py", "core/training/job.py", "core/base_model.py",
+            "core/extras.py"}
 CLI_WORDS = re.compile(r"(?<![\w-])--[a-z][\w-]*|`annotune\b")
 
 

@@ -16,7 +16,6 @@ from annotune.core.formats.importing import export_data, import_file, preview_fi
 from annotune.core.store import Project
 from annotune.core.tasks import TaskSettings
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 SENTIMENT = TaskSettings(labels=("negative", "positive"))
 NLI = TaskSettings(labels=("entailment", "not_entailment"))
 
@@ -41,12 +40,17 @@ def write(tmp_path, name, text):
     return path
 
 
-def dataset(relative: str) -> Path:
-    path = DATASETS / relative
-    if not path.is_file():
-        pytest.fail(f"real data set file {path} is missing: these tests read the shared "
-                    f"datasets folder beside the repository (see its README.md)")
-    return path
+@pytest.fixture
+def dataset(datasets_dir):
+    """Return a finder of files in the public data sets (the tests skip without them)."""
+    def find(relative: str) -> Path:
+        path = datasets_dir / relative
+        if not path.is_file():
+            pytest.fail(f"real data set file {path} is missing from the shared datasets folder "
+                        f"(see its README.md)")
+        return path
+
+    return find
 
 
 def head(source: Path, target: Path, lines: int) -> Path:
@@ -281,7 +285,7 @@ def glue_labels(path: Path, quoting: int, text_columns: tuple[str, ...]) -> Coun
     return Counter(seen.values())
 
 
-def test_sst2_train_head_imports(project, tmp_path):
+def test_sst2_train_head_imports(project, tmp_path, dataset):
     path = head(dataset("sst2/train.tsv"), tmp_path / "train.tsv", 401)
     expected = glue_labels(path, csv.QUOTE_NONE, ("sentence",))
     report = import_file(project, path)
@@ -292,7 +296,7 @@ def test_sst2_train_head_imports(project, tmp_path):
     assert project.example(1).fields["text"] == path.read_text().splitlines()[1].split("\t")[0]
 
 
-def test_sst2_dev_imports_whole(project):
+def test_sst2_dev_imports_whole(project, dataset):
     path = dataset("sst2/dev.tsv")
     report = import_file(project, path, options=ImportOptions(split="validation"))
     assert report.rows == 6735 and report.added + report.duplicates == 6735
@@ -302,7 +306,7 @@ def test_sst2_dev_imports_whole(project):
     assert sum(stats["labels"].values()) == report.added
 
 
-def test_rte_train_head_imports_as_pairs(pair_project, tmp_path):
+def test_rte_train_head_imports_as_pairs(pair_project, tmp_path, dataset):
     path = head(dataset("rte/train.tsv"), tmp_path / "train.tsv", 301)
     expected = glue_labels(path, csv.QUOTE_MINIMAL, ("sentence1", "sentence2"))
     report = import_file(pair_project, path)

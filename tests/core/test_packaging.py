@@ -45,6 +45,7 @@ def test_wheel_has_only_annotune_at_the_top(tmp_path):
     assert "annotune/core/cli.py" in names
     assert "annotune/plugins/text_classification.py" in names
     assert not any(n.startswith("annotune/__init__") for n in names), "annotune is a namespace"
+    assert "annotune/desktop/icons/annotune-256.png" in names, "the window icon is missing"
 
 
 def test_repository_root_modules_are_not_importable_bare():

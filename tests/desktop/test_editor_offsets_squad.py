@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
 
 from annotune.desktop.editors.textspans import SpanText, entity_colour
 
-SQUAD = (Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "squad"
-         / "squad-v1.1-articles-a.json")
 
-
-@pytest.mark.skipif(not SQUAD.is_file(), reason=f"needs the SQuAD sample at {SQUAD}")
-def test_squad_answers_round_trip_through_the_span_view(qtbot):
-    data = json.loads(SQUAD.read_text(encoding="utf-8"))
+def test_squad_answers_round_trip_through_the_span_view(qtbot, datasets_dir):
+    squad = datasets_dir / "squad" / "squad-v1.1-articles-a.json"
+    data = json.loads(squad.read_text(encoding="utf-8"))
     view = SpanText()
     qtbot.addWidget(view)
     checked = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from annotune.core.tasks import Feature, TaskSettings
 from annotune.plugins.pair_classification import PairClassificationTask
 
 NLI = TaskSettings(labels=("entailment", "not_entailment"), max_length=20)
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 @pytest.fixture
@@ -119,8 +117,8 @@ def test_glue_indices_map_to_label_names(task):
     assert task.annotation_from_value("1", NLI) == {"label": "not_entailment"}
 
 
-def test_rte_pairs_encode_within_max_length(task, tokenizer):
-    path = DATASETS / "rte" / "train.tsv"
+def test_rte_pairs_encode_within_max_length(task, tokenizer, datasets_dir):
+    path = datasets_dir / "rte" / "train.tsv"
     assert path.exists(), f"the RTE dataset is missing: expected {path} (see shared/datasets)"
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))[:400]

@@ -13,8 +13,6 @@ from annotune.core.plugins import build_registry
 from annotune.core.tasks import TaskSettings
 from annotune.plugins.question_answering import QuestionAnsweringTask
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
 RIVER = "The Rhine rises in the Swiss Alps and flows into the North Sea."
 TOWER = "The tower was finished in 1889 and is 330 metres tall."
 CAFE = "Crème brûlée is served at the café in Zürich since 1920."
@@ -249,8 +247,8 @@ def test_qa_jsonl_round_trip(registry, tmp_path):
 
 
 # -- the real SQuAD subset -----------------------------------------------------------------------
-def test_real_squad_subset_imports_completely(registry, tmp_path):
-    path = DATASETS / "squad" / "squad-v1.1-articles-a.json"
+def test_real_squad_subset_imports_completely(registry, tmp_path, datasets_dir):
+    path = datasets_dir / "squad" / "squad-v1.1-articles-a.json"
     if not path.is_file():
         pytest.fail(f"the SQuAD subset is missing: expected {path} (see shared/datasets)")
     records = read(registry, "squad", path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -304,8 +303,8 @@ def test_model_kwargs_and_batches_fit_a_transformers_model(task, tokenizer, sett
     assert model.config.id2label[1] == settings.labels[1]
 
 
-def test_sst2_dev_encodes_quickly_with_glue_indices(task, tokenizer):
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "sst2" / "dev.tsv"
+def test_sst2_dev_encodes_quickly_with_glue_indices(task, tokenizer, datasets_dir):
+    path = datasets_dir / "sst2" / "dev.tsv"
     assert path.exists(), f"the SST-2 dataset is missing: expected {path} (see shared/datasets)"
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
