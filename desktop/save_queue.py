@@ -3,9 +3,12 @@
 A save can wait for the write lock (another program importing, training or pre-annotating the
 same project) and a commit can wait for the disk; neither may freeze the window. The labeling
 view hands each decision to ``SaveQueue.submit`` and moves on at once. One thread, with its own
-store connection, writes the jobs in the order they came. A job refused because the project
-is busy (``ProjectBusyError``) stays at the head of the queue and is tried again, the view
-being told (``waiting``); any other refusal is reported (``failed``) and the next job runs.
+store connection, writes the jobs in the order they came: every job queued by the time it gets
+the write lock, in one transaction (``Project.transaction``), each job all or nothing on its
+own, so a busy project costs the queue one wait, not one per decision. Jobs refused because
+the project stays busy (``ProjectBusyError``) stay at the head of the queue and are tried
+again, the view being told (``waiting``); any other refusal is reported (``failed``) and the
+other jobs are written.
 When the queue has been idle a moment, or after many saves, the thread folds the write-ahead
 log into the project file, so a copy of the file made meanwhile holds every label.
 """
@@ -140,16 +143,30 @@ class SaveQueue(QObject):
                     project, job = self._open(job)
                     if project is None:
                         continue
-                self._run(project, job)
-                unsaved += 1
+                group, stop = self._with_queued([job])
+                self._write(project, group)
+                unsaved += len(group)
                 if unsaved >= CHECKPOINT_EVERY:
                     unsaved = self._checkpoint(project)
+                if stop:
+                    return
         finally:
             if project is not None:
                 try:
                     project.close()  # checkpoints too
                 except Exception:  # closing must not raise on the way out
                     log.exception("closing the save connection failed")
+
+    def _with_queued(self, group: list[Job]) -> tuple[list[Job], bool]:
+        """Add every job queued by now to ``group``; also say whether a stop came."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return group, False
+            if job is _STOP:
+                return group, True
+            group.append(job)
 
     def _open(self, job: Job) -> tuple[Any, Job]:
         try:
@@ -158,21 +175,38 @@ class SaveQueue(QObject):
             self._tell(job, error, "failed")
             return None, job
 
-    def _run(self, project: Any, job: Job) -> None:
+    def _write(self, project: Any, group: list[Job]) -> None:
+        """Write a group of jobs in one transaction, waiting while the project is busy."""
+        attempts = 0
         while True:
-            job.attempts += 1
+            attempts += 1
+            outcomes: list[tuple[str, Any]] = []
             try:
-                result = job.run(project)
+                with project.transaction():
+                    for job in group:
+                        job.attempts += 1
+                        try:
+                            with project.transaction():  # a savepoint: this job alone
+                                outcomes.append(("finished", job.run(project)))
+                        except Exception as error:
+                            if not isinstance(error, AnnotuneError):
+                                log.exception("a %s of example %s failed", job.kind,
+                                              job.example_id)
+                            outcomes.append(("failed", error))
             except ProjectBusyError as error:
-                self._tell(job, error, "waiting")
-                time.sleep(RETRY_AFTER_S[min(job.attempts, len(RETRY_AFTER_S)) - 1])
+                self._tell(group[0], error, "waiting")
+                time.sleep(RETRY_AFTER_S[min(attempts, len(RETRY_AFTER_S)) - 1])
+                group, stop = self._with_queued(group)
+                if stop:
+                    self._jobs.put(_STOP)  # after this group is written
                 continue
-            except Exception as error:
-                if not isinstance(error, AnnotuneError):
-                    log.exception("a %s of example %s failed", job.kind, job.example_id)
-                self._tell(job, error, "failed")
+            except Exception as error:  # the commit itself failed: none of them is written
+                log.exception("writing %d decisions failed", len(group))
+                for job in group:
+                    self._tell(job, error, "failed")
                 return
-            self._tell(job, result, "finished")
+            for job, (outcome, value) in zip(group, outcomes, strict=True):
+                self._tell(job, value, outcome)
             return
 
     @staticmethod

@@ -91,8 +91,8 @@ def translated(where: str) -> Iterator[None]:
     """Re-raise sqlite3 errors a user can do something about as AnnotuneErrors naming ``where``."""
     try:
         yield
-    except StoredValueError as error:
-        if error.where is None:
+    except (StoredValueError, ProjectBusyError, DamagedProjectError) as error:
+        if error.where is None:  # raised below the Project, which knows the file
             error.where = where
             error.args = (str(error),)
         raise

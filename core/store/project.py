@@ -169,6 +169,19 @@ class Project:
             _backup.checkpoint(self.db)
         self.db.close()
 
+    @contextlib.contextmanager
+    def transaction(self, wait_s: float | None = None) -> Iterator[Project]:
+        """Hold the write lock across several changes, committed together at the end.
+
+        Each change inside stays all or nothing on its own (a savepoint): one refused does
+        not undo the others. The desktop writes the decisions queued meanwhile this way, so a
+        project busy with an import makes them wait for one gap between its steps, not one
+        each. Waits up to ``wait_s`` (default records.WRITE_WAIT_S) for the lock, then raises
+        ProjectBusyError.
+        """
+        with translated(str(self.path)), write_transaction(self.db, wait_s):
+            yield self
+
     def checkpoint(self) -> bool:
         """Fold the write-ahead log into the project file now; True when all of it went in.
 

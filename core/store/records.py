@@ -138,7 +138,7 @@ BUSY_TIMEOUT_MS = 30_000  # what plain statements wait (sqlite3.connect(timeout=
 _POLL_FIRST_S, _POLL_MAX_S = 0.0005, 0.004
 
 
-def begin_immediate(db: Any, wait_s: float = WRITE_WAIT_S) -> None:
+def begin_immediate(db: Any, wait_s: float | None = None) -> None:
     """Start a transaction that holds the write lock, waiting up to ``wait_s`` for it.
 
     SQLite's own busy handler sleeps ever longer between tries (up to 100 ms), so against an
@@ -146,6 +146,7 @@ def begin_immediate(db: Any, wait_s: float = WRITE_WAIT_S) -> None:
     gap. This polls every few milliseconds instead (each try costs microseconds).
     """
     conn = db.conn
+    wait_s = WRITE_WAIT_S if wait_s is None else wait_s
     started = time.monotonic()
     delay = _POLL_FIRST_S
     conn.execute("PRAGMA busy_timeout = 0")
@@ -166,13 +167,14 @@ def begin_immediate(db: Any, wait_s: float = WRITE_WAIT_S) -> None:
 
 
 @contextlib.contextmanager
-def write_transaction(db: Any, wait_s: float = WRITE_WAIT_S) -> Iterator[Any]:
+def write_transaction(db: Any, wait_s: float | None = None) -> Iterator[Any]:
     """Run a read-then-write change holding SQLite's write lock from its first statement.
 
     A plain (deferred) transaction that reads and then writes cannot wait for another writer:
     SQLite refuses the upgrade at once with "database is locked", whatever the busy timeout,
     so a label saved while pre-annotation or an import writes would be lost. BEGIN IMMEDIATE
-    takes the lock up front (``begin_immediate`` waits for it up to ``wait_s``, then raises
+    takes the lock up front (``begin_immediate`` waits for it up to ``wait_s``, by default
+    ``WRITE_WAIT_S``, then raises
     ProjectBusyError): the change waits the few milliseconds the other writer needs. Inside a
     transaction already open it is a savepoint, like ``db.atomic()``.
     """
