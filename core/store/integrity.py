@@ -39,6 +39,9 @@ def _problems(db: sqlite_utils.Database, pragma: str) -> list[str]:
 
 
 def _raise_for(problems: list[str], where: str | None) -> None:
+    # quick_check heads its report with "*** in database main ***" lines: noise to a user
+    problems = [line for problem in problems for line in problem.splitlines()
+                if line.strip() and not line.startswith("***")] or problems
     if problems and problems != ["ok"]:
         more = f" (and {len(problems) - 3} more problems)" if len(problems) > 3 else ""
         raise DamagedProjectError("; ".join(problems[:3]) + more, where=where)
