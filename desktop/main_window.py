@@ -26,6 +26,7 @@ from annotune.desktop.start_screen import NewProjectDialog, StartScreen
 log = logging.getLogger("annotune.desktop")
 
 TAB_LABEL, TAB_EXAMPLES, TAB_TRAIN, TAB_RUNS, TAB_TRY = range(5)
+SAVES_WAIT_S = 5.0  # how long closing waits for queued decisions before asking
 
 
 class MainWindow(QMainWindow):
@@ -355,7 +356,7 @@ class MainWindow(QMainWindow):
         labeling = self.views.get("label")
         if labeling is None:
             return True
-        while not labeling.close_saves(timeout_s=5.0):
+        while not labeling.close_saves(timeout_s=SAVES_WAIT_S):
             waiting = labeling.saves.outstanding()
             answer = QMessageBox.question(
                 self, "Saving",

@@ -45,7 +45,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -53,6 +53,7 @@ import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.store import batches, integrity
+from annotune.core.store.backup import BackgroundCheckpoints
 from annotune.core.store.queries import UNLABELED, VISIBLE
 from annotune.core.store.records import (
     ImportSummary,
@@ -140,7 +141,8 @@ def _import_at_once(db: sqlite_utils.Database, records: Iterable[Any], maker: Ro
                     summary: ImportSummary, where: str | None) -> None:
     """Serialize every record, then write them in one transaction (per-row triggers on)."""
     rows = maker.rows(records)
-    batches.clean_up(db) if not db.conn.in_transaction else None
+    if not db.conn.in_transaction:  # removing a killed import's rows takes transactions
+        batches.clean_up(db)
     writer = RowWriter(db, summary, now(), index_search=False)
     with write_transaction(db, IMPORT_WAIT_S):
         batches.check_none_running(db, where)
@@ -168,9 +170,9 @@ class _Steps:
     """
 
     def __init__(self, db: sqlite_utils.Database, source: str | None, summary: ImportSummary,
-                 maker: RowMaker, where: str | None):
+                 maker: RowMaker, where: str | None, committed: Callable[[], None]):
         self.db, self.conn, self.source, self.summary = db, db.conn, source, summary
-        self.maker, self.where = maker, where
+        self.maker, self.where, self.committed = maker, where, committed
         self.writer = RowWriter(db, summary, now(), index_search=True)
         self.worker = ThreadPoolExecutor(max_workers=1)
         self.pending: Future[None] | None = None
@@ -235,6 +237,7 @@ class _Steps:
 
     def _held(self, started: float, count: int, rows_now: int) -> int:
         """Note a committed step; return the rows for the next one, aimed at STEP_S."""
+        self.committed()
         self.committed_at = time.perf_counter()
         held = self.committed_at - started
         self.holds.append(held)
@@ -341,8 +344,9 @@ def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: s
             _import_at_once(db, itertools.chain(first, rest), maker, summary, where)
         else:
             batches.clean_up(db)  # what a killed import left behind
-            with _bulk_settings(db):
-                _Steps(db, source, summary, maker, where).run(itertools.chain(first, rest))
+            with _bulk_settings(db), BackgroundCheckpoints(db) as checkpoints:
+                _Steps(db, source, summary, maker, where, checkpoints.nudge).run(
+                    itertools.chain(first, rest))
     summary.duplicate_lines.sort()
     summary.duplicates = len(summary.duplicate_lines)
     return summary
