@@ -22,6 +22,7 @@ saver and the view confirmed is in the file.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -142,9 +143,11 @@ class Desktop:
         from annotune.desktop.labeling import LabelingView
 
         self.app = QApplication.instance() or QApplication([])
-        # PySide6 6.12.0's SignalInstance.emit hands back True without a reference of its own:
-        # each emit takes one from True, and a long run would free it and abort. Hold plenty.
-        self._true_references = [True] * 2_000_000
+        # PySide6 6.12.0 hands back True (from emit) and None (from every method returning
+        # nothing) without a reference of their own: each call takes one, and a long run
+        # would free them and abort. Hold plenty (PySide6 6.11 has no such leak).
+        self._references = [True] * 2_000_000 + [None] * 20_000_000
+        gc.freeze()  # or each full collection would walk that list: a 100 ms stall
         self.project = Project.open(project_path)
         task = registry().task(self.project.task_name)
         self.view = LabelingView(self.project, task, LabelEditor(task, self.project.settings))
@@ -199,12 +202,16 @@ class Desktop:
             self.confirmed[current.id] = label
 
     def run_until(self, done: Any) -> None:
+        from PySide6.QtCore import QEventLoop, QTimer
+
         self.last_tick = time.perf_counter()
         self.heartbeat.start()
         self.presser.start()
-        while not done():
-            self.app.processEvents()
-            time.sleep(0.001)
+        loop, poll = QEventLoop(), QTimer()
+        poll.timeout.connect(lambda: loop.quit() if done() else None)
+        poll.start(20)
+        loop.exec()
+        poll.stop()
         self.presser.stop()
         wait = getattr(self.view, "wait_for_saves", None)
         if wait is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.store.failures import ProjectBusyError
@@ -88,12 +88,21 @@ class SaveQueue(QObject):
 
     def wait(self, timeout_s: float = 30.0) -> bool:
         """Serve the event loop until every write is done; False if some remain after timeout."""
+        if not self._outstanding:
+            return True
         deadline = time.monotonic() + timeout_s
-        app = QCoreApplication.instance()
-        while self._outstanding and time.monotonic() < deadline:
-            if app is not None:
-                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            time.sleep(0.002)
+        if QCoreApplication.instance() is None:  # no event loop to serve: outcomes can't arrive
+            return False
+        loop, timer = QEventLoop(), QTimer()
+
+        def check() -> None:
+            if not self._outstanding or time.monotonic() >= deadline:
+                loop.quit()
+
+        timer.timeout.connect(check)
+        timer.start(5)
+        loop.exec()
+        timer.stop()
         return self._outstanding == 0
 
     def close(self, timeout_s: float = 30.0) -> bool:

@@ -72,13 +72,16 @@ BULK_CACHE_KIB = 256 * 1024  # page cache while a large import runs
 # (plus a poll), far under a second even on a busy machine.
 STEP_S = 0.15
 FIRST_STEP_ROWS, MIN_STEP_ROWS, MAX_STEP_ROWS = 2_000, 500, 50_000
-# After each step the lock stays free at least this long, so programs polling for it
-# (records.begin_immediate polls every few milliseconds) get their turn.
-GAP_S = 0.02
+# After each step the lock stays free a moment, so programs polling for it
+# (records.begin_immediate polls every 2 ms at most) get their turn: GAP_S while other
+# programs have written lately, SHORT_GAP_S after QUIET_STEPS steps in which none did (a
+# poll still lands in it; the first write seen brings the long gap back).
+GAP_S, SHORT_GAP_S, QUIET_STEPS = 0.02, 0.005, 8
 READ_AHEAD = 4  # chunks serialized ahead while the steps before are written
 FIRST_HASH_STEP_ROWS = 20_000  # hashes added to example_hashes in the first indexing step
-TEMP_CACHE_KIB = 128 * 1024  # the batch's hashes, sorted in a temporary table
-STAGE_HASHES = ("INSERT INTO temp.batch_hashes (hash, example_id) "
+TEMP_CACHE_KIB = 64 * 1024  # the batch's hashes wait in a temporary table of this connection
+# Appended in each step (in the order of the ids, no index to keep), sorted once at the end.
+STAGE_HASHES = ("INSERT INTO temp.batch_hashes_raw (hash, example_id) "
                 "SELECT hash, id FROM examples WHERE id > ?")
 IMPORT_WAIT_S = 60.0  # an import step waits this long for other writers before giving up
 # Near the top of the id space SQLite picks free ids at random, and a batch's examples are
@@ -179,19 +182,20 @@ class _Steps:
         self.batch: batches.Batch | None = None
         self.step_rows = FIRST_STEP_ROWS
         self.committed_at = 0.0
+        self.data_version, self.quiet_steps = None, 0  # others' writes seen between steps
         self.holds: list[float] = []  # seconds each step held the write lock
 
     def run(self, records: Iterator[Any]) -> None:
         conn = self.conn
+        for table in ("batch_hashes", "batch_hashes_raw"):  # a failed import's, if any
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        conn.execute("CREATE TEMP TABLE batch_hashes_raw (hash TEXT NOT NULL, "
+                     "example_id INTEGER NOT NULL)")
+        # only now does the temporary database exist to take its settings
         temp_cache = conn.execute("PRAGMA temp.cache_size").fetchone()[0]
         conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")
-        # the temporary table's undo log in memory: on disk each step would write out every
-        # page its random inserts touched
         temp_journal = conn.execute("PRAGMA temp.journal_mode").fetchone()[0]
-        conn.execute("PRAGMA temp.journal_mode = MEMORY")
-        conn.execute("DROP TABLE IF EXISTS temp.batch_hashes")
-        conn.execute("CREATE TEMP TABLE batch_hashes (hash TEXT PRIMARY KEY, "
-                     "example_id INTEGER NOT NULL) WITHOUT ROWID")
+        conn.execute("PRAGMA temp.journal_mode = MEMORY")  # its undo log needs no disk
         try:
             # The whole file is checked while the first chunks are read: an import writes
             # many pages, and writing into a damaged file spreads the damage.
@@ -213,7 +217,8 @@ class _Steps:
         finally:
             self.worker.shutdown()
             if not conn.in_transaction:
-                conn.execute("DROP TABLE IF EXISTS temp.batch_hashes")
+                for table in ("batch_hashes", "batch_hashes_raw"):
+                    conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
                 conn.execute(f"PRAGMA temp.cache_size = {int(temp_cache)}")
                 conn.execute(f"PRAGMA temp.journal_mode = {temp_journal}")
         self.summary.steps = len(self.holds)
@@ -229,7 +234,11 @@ class _Steps:
 
     def _begin(self) -> float:
         """Leave the lock to others for a moment, then take it; return when it was taken."""
-        gap = GAP_S - (time.perf_counter() - self.committed_at)
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        others = version != self.data_version  # changes only with other connections' commits
+        self.quiet_steps = 0 if others else self.quiet_steps + 1
+        wanted = SHORT_GAP_S if self.quiet_steps >= QUIET_STEPS else GAP_S
+        gap = wanted - (time.perf_counter() - self.committed_at)
         if gap > 0:
             time.sleep(gap)
         begin_immediate(self.db, IMPORT_WAIT_S)
@@ -239,6 +248,7 @@ class _Steps:
         """Note a committed step; return the rows for the next one, aimed at STEP_S."""
         self.committed()
         self.committed_at = time.perf_counter()
+        self.data_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         held = self.committed_at - started
         self.holds.append(held)
         target = count * STEP_S / max(held, 1e-3)
@@ -285,19 +295,23 @@ class _Steps:
         makes the batch part of the project (batches.finish)."""
         if self.batch is None:  # every row was a duplicate within the file
             return
-        conn, after, rows = self.conn, "", FIRST_HASH_STEP_ROWS
+        conn = self.conn
+        # Sorted once, outside the write lock (only this connection's temporary tables are
+        # written): the rowids of batch_hashes follow the keys.
+        conn.execute("CREATE TEMP TABLE batch_hashes AS SELECT hash, example_id "
+                     "FROM batch_hashes_raw ORDER BY hash")
+        conn.execute("DROP TABLE temp.batch_hashes_raw")
+        total = conn.execute("SELECT COUNT(*) FROM temp.batch_hashes").fetchone()[0]
+        first, rows = 1, FIRST_HASH_STEP_ROWS
         while True:
+            last = first + rows - 1
             started = self._begin()
             try:
                 batches.touch(self.db, self.batch)
-                bound = conn.execute("SELECT hash FROM temp.batch_hashes WHERE hash > ? "
-                                     "ORDER BY hash LIMIT 1 OFFSET ?", [after, rows - 1]
-                                     ).fetchone()
-                added = conn.execute(
-                    "INSERT INTO example_hashes (hash, example_id) SELECT hash, example_id "
-                    "FROM temp.batch_hashes WHERE hash > ? AND hash <= ? ORDER BY hash",
-                    [after, bound[0] if bound else "~"]).rowcount
-                if bound is None:
+                conn.execute("INSERT INTO example_hashes (hash, example_id) SELECT hash, "
+                             "example_id FROM temp.batch_hashes WHERE rowid BETWEEN ? AND ?",
+                             [first, last])
+                if last >= total:
                     batches.finish(self.db, self.batch, self.summary.added,
                                    self.summary.annotated)
                 conn.execute("COMMIT")
@@ -305,11 +319,11 @@ class _Steps:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            rows = self._held(started, added, rows)
-            if bound is None:
+            rows = self._held(started, min(rows, total - first + 1), rows)
+            if last >= total:
                 self.batch = None
                 return
-            after = bound[0]
+            first = last + 1
 
     def _abort(self) -> None:
         """Undo a failed import: roll back the open step, remove the steps committed before."""

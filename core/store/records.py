@@ -135,7 +135,7 @@ def annotation_from_row(row: dict[str, Any]) -> StoredAnnotation:
 # makes a save wait this long.
 WRITE_WAIT_S = 10.0
 BUSY_TIMEOUT_MS = 30_000  # what plain statements wait (sqlite3.connect(timeout=30))
-_POLL_FIRST_S, _POLL_MAX_S = 0.0005, 0.004
+_POLL_FIRST_S, _POLL_MAX_S = 0.0005, 0.002
 
 
 def begin_immediate(db: Any, wait_s: float | None = None) -> None:
@@ -143,7 +143,7 @@ def begin_immediate(db: Any, wait_s: float | None = None) -> None:
 
     SQLite's own busy handler sleeps ever longer between tries (up to 100 ms), so against an
     import that frees the lock for a few milliseconds between its steps it keeps missing the
-    gap. This polls every few milliseconds instead (each try costs microseconds).
+    gap. This polls every 2 ms at most instead (each try costs microseconds).
     """
     conn = db.conn
     wait_s = WRITE_WAIT_S if wait_s is None else wait_s
