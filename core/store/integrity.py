@@ -1,13 +1,14 @@
 """Refuse a damaged project file before anything reads wrong counts from it or writes into it.
 
-``PRAGMA quick_check`` reads every page of the file: about 3 ms per MiB on a 2-core machine
-(2.5 s for a million-example project of 740 MiB, against 1 ms for the rest of opening it).
-So opening checks the whole file only up to ``WHOLE_CHECK_UP_TO``; above that it checks the
-small tables whole (settings, schema versions, counters, runs), walks the first and last
-pages of every large table and index, and compares the kept counters with the examples
-table, which together cost about a millisecond. Large imports check the whole file anyway
-(``check_whole``, overlapping with reading the first chunks): they write many pages, and
-writing into a damaged file spreads the damage. ``annotune backup`` checks its copy whole.
+``PRAGMA quick_check`` reads every page of the file: 3–8 ms per MiB on a shared 2-core
+machine (2.5–5.9 s for a million-example project of 750 MiB, against a few milliseconds for
+the rest of opening it). So opening checks the whole file only up to ``WHOLE_CHECK_UP_TO``;
+above that it checks the small tables whole (settings, schema versions, counters, runs),
+walks the first and last pages of every large table and index, and compares the kept
+counters with the examples table, which together cost a few milliseconds. Large imports
+check the whole file anyway (``check_whole``, overlapping with reading the first chunks):
+they write many pages, and writing into a damaged file spreads the damage. ``annotune
+backup`` checks its copy whole.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sqlite_utils
 
 from annotune.core.store.failures import DamagedProjectError
 
-WHOLE_CHECK_UP_TO = 64 * 2**20  # bytes (file and WAL): about 0.2 s of quick_check
+WHOLE_CHECK_UP_TO = 64 * 2**20  # bytes (file and WAL): 0.2–0.5 s of quick_check
 SMALL_TABLES = ("sqlite_master", "project", "migrations", "counters", "imports", "runs",
                 "run_epochs")
 # First and last entries of each large table and index: reads the pages down both edges.
