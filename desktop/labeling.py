@@ -250,7 +250,8 @@ class LabelingView(QWidget):
 
     # -- decisions -------------------------------------------------------------------------
     def save(self, annotation: dict[str, Any]) -> None:
-        """Save the editor's decision (its own committed transaction) and show the next one."""
+        """Queue the editor's decision for writing (its own committed transaction) and show
+        the next example at once."""
         if self.current is None:
             return
         edited = getattr(self.editor, "edited_fields", lambda: None)()

@@ -33,7 +33,9 @@ log = logging.getLogger("annotune.desktop")
 
 IDLE_CHECKPOINT_S = 2.0  # fold the log into the file after this long without a save
 CHECKPOINT_EVERY = 200  # ... and after this many saves in a row
-RETRY_AFTER_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # then every 4 s while the project stays busy
+# Each try waits this long for the write lock (polling it) before the view is told that its
+# decisions wait; the next try starts at once, with the decisions queued meanwhile.
+TRY_S = 1.0
 
 
 @dataclass(eq=False)
@@ -186,12 +188,10 @@ class SaveQueue(QObject):
 
     def _write(self, project: Any, group: list[Job]) -> None:
         """Write a group of jobs in one transaction, waiting while the project is busy."""
-        attempts = 0
         while True:
-            attempts += 1
             outcomes: list[tuple[str, Any]] = []
             try:
-                with project.transaction():
+                with project.transaction(wait_s=TRY_S):
                     for job in group:
                         job.attempts += 1
                         try:
@@ -204,7 +204,6 @@ class SaveQueue(QObject):
                             outcomes.append(("failed", error))
             except ProjectBusyError as error:
                 self._tell(group[0], error, "waiting")
-                time.sleep(RETRY_AFTER_S[min(attempts, len(RETRY_AFTER_S)) - 1])
                 group, stop = self._with_queued(group)
                 if stop:
                     self._jobs.put(_STOP)  # after this group is written

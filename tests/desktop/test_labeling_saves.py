@@ -89,8 +89,7 @@ def test_saves_never_freeze_the_window_while_another_program_holds_the_project(
 
 def test_a_busy_project_keeps_decisions_until_it_lets_go(qtbot, sentiment_project,
                                                          monkeypatch):
-    monkeypatch.setattr("annotune.core.store.records.WRITE_WAIT_S", 0.1)
-    monkeypatch.setattr(save_queue, "RETRY_AFTER_S", (0.1,))
+    monkeypatch.setattr(save_queue, "TRY_S", 0.1)
     view = _view(qtbot, sentiment_project)
     messages, failures = [], []
     view.message.connect(messages.append)
