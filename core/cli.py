@@ -110,6 +110,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy a project, whole and consistent, even while another program has it open."""
+    project = _open(args.project)
+    try:
+        report = project.backup(Path(args.destination), force=args.force)
+    finally:
+        project.close()
+    print(report)
+    return EXIT_OK
+
+
 # -- training --------------------------------------------------------------------------------
 def _train_config(args: argparse.Namespace):
     from annotune.core.training.config import TrainConfig
@@ -534,6 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("stats", help="counts of examples, labels and splits")
     p.add_argument("project", help="the .annotune project file")
     p.set_defaults(func=cmd_stats)
+
+    p = commands.add_parser("backup", help="copy a project safely, even while it is open",
+                            description="Copy the project through SQLite's backup API: every "
+                            "saved label, also while another program has it open. DESTINATION "
+                            "is written under a temporary name and renamed when complete.")
+    p.add_argument("project")
+    p.add_argument("destination", help="the copy to create (refused if it exists)")
+    p.add_argument("--force", action="store_true", help="replace DESTINATION if it exists")
+    p.set_defaults(func=cmd_backup)
 
     p = commands.add_parser("train", help="fine-tune on the project's annotations")
     p.add_argument("project", help="the .annotune project file")

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from annotune.core.errors import AnnotuneError
 from annotune.desktop.editors.base import Editor
+from annotune.desktop.save_queue import Job, SaveQueue
 
 
 def _payload(stored: Any) -> dict[str, Any] | None:
@@ -47,16 +48,22 @@ def _status(stored: Any) -> str | None:
 class LabelingView(QWidget):
     """Show examples one after another in the task's editor and save each decision at once.
 
-    Each save and skip is its own committed transaction in the store, so closing the window
-    loses nothing that was decided. The queue is the store's ``next_example`` (unlabeled
-    examples, by id or most uncertain first); Left/PgUp goes back through the examples shown in
-    this session, Right/PgDn forward again and then on to the next unlabeled one.
+    Each decision is validated at once (an invalid one is refused while its example is still
+    shown), then written by a ``SaveQueue`` on its own thread, in order, as its own committed
+    transaction, while the view moves on: a project busy with another program's import never
+    freezes the window. Until a write is confirmed its decision is kept here (``unsaved``) and
+    shown as made; a write refused for good is reported and its example becomes unlabeled
+    again; closing waits for the queue (``close_saves``). The queue of examples is the store's
+    ``next_example`` (unlabeled examples, by id or most uncertain first); Left/PgUp goes back
+    through the examples shown in this session, Right/PgDn forward again and then on to the
+    next unlabeled one.
     """
 
     countsChanged = Signal()  # counts may have changed in ways only a recount tells
     statusChanged = Signal(str, str)  # one example went from status A to B ("" = unlabeled)
     message = Signal(str)
     exampleShown = Signal(int)
+    saveFailed = Signal(str, object, str)  # kind, example id (or None), what went wrong
 
     def __init__(self, project: Any, task: Any, editor: Editor, parent: QWidget | None = None):
         super().__init__(parent)
@@ -67,12 +74,22 @@ class LabelingView(QWidget):
         self.history: list[int] = []  # example ids shown, in order
         self.position = -1  # index of the current example in history
         self.order = "id"
+        # decisions handed to the save thread and not yet confirmed: id -> (status, payload)
+        self.unsaved: dict[int, tuple[str, dict[str, Any]]] = {}
+        self._newest_jobs: dict[int, Job] = {}  # the newest queued write of each such example
+        self.saves = SaveQueue(project.path, parent=self)
+        self.saves.finished.connect(self._written)
+        self.saves.failed.connect(self._not_written)
+        self.saves.waiting.connect(self._write_waiting)
 
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         self.header = QLabel()
         self.header.setObjectName("example_header")
         top.addWidget(self.header, 1)
+        self.save_state = QLabel()
+        self.save_state.setObjectName("save_state")
+        top.addWidget(self.save_state)
         self.uncertain = QCheckBox("Most uncertain first")
         self.uncertain.setToolTip("Show the examples the model is least sure about first "
                                   "(needs pre-annotation)")
@@ -154,8 +171,11 @@ class LabelingView(QWidget):
             self.stack.setCurrentIndex(1)
             self.header.setText("")
             return
-        stored = self.project.annotation(example.id)
-        annotation, status = _payload(stored), _status(stored)
+        if example.id in self.unsaved:  # decided, still on its way to the file
+            status, annotation = self.unsaved[example.id]
+        else:
+            stored = self.project.annotation(example.id)
+            annotation, status = _payload(stored), _status(stored)
         suggestion = None
         if status != "accepted":
             suggestion = _payload(self.project.prediction(example.id))
@@ -185,7 +205,7 @@ class LabelingView(QWidget):
             self._keep_pending()
         self.show_example_id(example_id)
 
-    def _keep_pending(self) -> None:
+    def keep_pending(self) -> None:
         """Save entities marked but not yet accepted before their example leaves the screen.
 
         Every decision is saved the moment it is made; an entity marked is one, even when
@@ -194,16 +214,26 @@ class LabelingView(QWidget):
         if self.current is None:
             return
         pending = self.editor.pending_annotation()
-        if pending is not None and self._store(pending):
-            self.message.emit(f"Saved the entities marked on example #{self.current.id}")
+        if pending is not None:
+            self._store(pending, kind="keep")
+
+    _keep_pending = keep_pending
+
+    def _next_unlabeled(self, after: int | None) -> Any:
+        """Return the store's next unlabeled example, passing over decisions still unsaved."""
+        for _ in range(len(self.unsaved) + 1):
+            example = self.project.next_example(after_id=after, status="unlabeled",
+                                                order=self.order)
+            if example is None or example.id not in self.unsaved:
+                return example
+            after = example.id
+        return None
 
     def _advance(self) -> None:
         after = self.current.id if self.current is not None else None
-        example = self.project.next_example(after_id=after, status="unlabeled",
-                                            order=self.order)
+        example = self._next_unlabeled(after)
         if example is None and after is not None:
-            example = self.project.next_example(after_id=None, status="unlabeled",
-                                                order=self.order)
+            example = self._next_unlabeled(None)
         if example is None:
             self._display(None)
             return
@@ -220,42 +250,110 @@ class LabelingView(QWidget):
 
     # -- decisions -------------------------------------------------------------------------
     def save(self, annotation: dict[str, Any]) -> None:
-        """Save the editor's decision (its own committed transaction) and show the next one."""
+        """Queue the editor's decision for writing (its own committed transaction) and show
+        the next example at once."""
         if self.current is None:
             return
-        try:
-            edited = getattr(self.editor, "edited_fields", lambda: None)()
-            if edited and hasattr(self.project, "update_fields"):
-                self.project.update_fields(self.current.id, edited)
-                self.current = self.project.example(self.current.id)
-        except AnnotuneError as error:
-            self.message.emit(f"Not saved: {error}")
-            return
-        if self._store(annotation):
-            self.message.emit(f"Saved example #{self.current.id}")
+        edited = getattr(self.editor, "edited_fields", lambda: None)()
+        if edited and not hasattr(self.project, "update_fields"):
+            edited = None
+        if self._store(annotation, edited):
             self._forward()
 
-    def _store(self, annotation: dict[str, Any]) -> bool:
-        """Save an annotation of the current example; False (with a message) when refused."""
-        before = _status(self.project.annotation(self.current.id)) or ""
+    def _store(self, annotation: dict[str, Any], edited: dict[str, str] | None = None,
+               kind: str = "save") -> bool:
+        """Validate a decision on the current example and queue it; False when refused.
+
+        Validation needs no file, so a wrong decision is refused while its example is still
+        on screen; the write itself (texts edited first, then the annotation) is queued.
+        """
+        example = self.current
+        fields = {**example.fields, **(edited or {})}
         try:
-            self.project.save_annotation(self.current.id, annotation)
+            annotation = self.task.validate(dict(annotation or {}), fields,
+                                            self.project.settings)
         except AnnotuneError as error:
             self.message.emit(f"Not saved: {error}")
             return False
-        # counting a million rows after every key press would cost more than the save itself
-        self.statusChanged.emit(before, "accepted")
+
+        def write(project: Any) -> None:
+            if edited:
+                project.update_fields(example.id, edited)
+            project.save_annotation(example.id, annotation)
+
+        self._queue(kind, example.id, ("accepted", annotation), write)
         return True
 
     def skip(self) -> None:
         """Mark the current example as skipped and show the next one."""
         if self.current is None:
             return
-        before = _status(self.project.annotation(self.current.id)) or ""
-        self.project.skip(self.current.id)
-        self.statusChanged.emit(before, "skipped")
-        self.message.emit(f"Skipped example #{self.current.id}")
+        example_id = self.current.id
+        self._queue("skip", example_id, ("skipped", {}),
+                    lambda project: project.skip(example_id))
         self._forward()
+
+    def _status_of(self, example_id: int) -> str:
+        if example_id in self.unsaved:
+            return self.unsaved[example_id][0]
+        return _status(self.project.annotation(example_id)) or ""
+
+    def _queue(self, kind: str, example_id: int, decision: tuple[str, dict[str, Any]],
+               write: Any) -> None:
+        before = self._status_of(example_id)
+        self.unsaved[example_id] = decision
+        job = self.saves.submit(Job(kind=kind, run=write, example_id=example_id))
+        self._newest_jobs[example_id] = job
+        # counting a million rows after every key press would cost more than the save itself
+        self.statusChanged.emit(before, decision[0])
+        self._show_save_state()
+
+    def _settled(self, job: Job) -> bool:
+        """Forget a finished job's decision unless a newer one of its example is queued."""
+        if job.example_id is None or self._newest_jobs.get(job.example_id) is not job:
+            return False
+        del self._newest_jobs[job.example_id]
+        self.unsaved.pop(job.example_id, None)
+        return True
+
+    def _written(self, job: Job, _result: Any) -> None:
+        if job.kind in ("save", "keep", "skip"):
+            self._settled(job)
+            self.message.emit({"save": "Saved example #{}", "skip": "Skipped example #{}",
+                               "keep": "Saved the entities marked on example #{}"}[job.kind]
+                              .format(job.example_id))
+        self._show_save_state()
+
+    def _not_written(self, job: Job, error: BaseException) -> None:
+        """Report a write refused for good; its example shows as it is in the file again."""
+        if self._settled(job):
+            self.countsChanged.emit()
+            if self.current is not None and self.current.id == job.example_id:
+                self._display(self.project.example(job.example_id))
+        what = f"example #{job.example_id}" if job.example_id is not None else "the project"
+        self.message.emit(f"Not saved ({job.kind} of {what}): {error}")
+        self.saveFailed.emit(job.kind, job.example_id, str(error))
+        self._show_save_state()
+
+    def _write_waiting(self, job: Job, error: BaseException) -> None:
+        waiting = self.saves.outstanding()
+        self.save_state.setText(f"⏳ {waiting} unsaved")
+        self.save_state.setToolTip(f"{error}. Your decisions are kept and saved, in order, "
+                                   "as soon as it lets go.")
+        self.message.emit(f"Waiting to save {waiting} decision(s): {getattr(error, 'what', error)}")
+
+    def _show_save_state(self) -> None:
+        if not self.saves.outstanding():
+            self.save_state.setText("")
+            self.save_state.setToolTip("")
+
+    def wait_for_saves(self, timeout_s: float = 30.0) -> bool:
+        """Serve the event loop until every queued write is done; False after the timeout."""
+        return self.saves.wait(timeout_s)
+
+    def close_saves(self, timeout_s: float = 30.0) -> bool:
+        """Finish the queued writes and close the save thread's connection (False: still busy)."""
+        return self.saves.close(timeout_s)
 
     def _forward(self) -> None:
         if self.position + 1 < len(self.history):
@@ -277,21 +375,20 @@ class LabelingView(QWidget):
         self._forward()
 
     def undo(self) -> None:
-        """Undo the last saved decision and show its example again."""
-        example_id = self.project.undo()
-        if example_id is None:
-            self.message.emit("Nothing to undo")
-            return
-        self.countsChanged.emit()
-        self.message.emit(f"Undid the last change to example #{example_id}")
-        self.show_example_id(example_id)
+        """Undo the last saved decision (after the queued ones) and show its example again."""
+        self.saves.submit(Job(kind="undo", run=lambda project: project.undo(),
+                              on_done=lambda example_id: self._replayed(example_id, "undo")))
 
     def redo(self) -> None:
-        """Redo the last undone decision and show its example."""
-        example_id = self.project.redo()
+        """Redo the last undone decision (after the queued ones) and show its example."""
+        self.saves.submit(Job(kind="redo", run=lambda project: project.redo(),
+                              on_done=lambda example_id: self._replayed(example_id, "redo")))
+
+    def _replayed(self, example_id: int | None, action: str) -> None:
         if example_id is None:
-            self.message.emit("Nothing to redo")
+            self.message.emit(f"Nothing to {action}")
             return
         self.countsChanged.emit()
-        self.message.emit(f"Redid the change to example #{example_id}")
+        self.message.emit(f"Undid the last change to example #{example_id}" if action == "undo"
+                          else f"Redid the change to example #{example_id}")
         self.show_example_id(example_id)

@@ -26,6 +26,7 @@ from annotune.desktop.start_screen import NewProjectDialog, StartScreen
 log = logging.getLogger("annotune.desktop")
 
 TAB_LABEL, TAB_EXAMPLES, TAB_TRAIN, TAB_RUNS, TAB_TRY = range(5)
+SAVES_WAIT_S = 5.0  # how long closing waits for queued decisions before asking
 
 
 class MainWindow(QMainWindow):
@@ -93,6 +94,9 @@ class MainWindow(QMainWindow):
                                           tip="Import examples from a file")
         self.export_data_action = self._action(file_menu, "&Export data…", self.export_data,
                                                tip="Write the annotated examples to a file")
+        self.save_copy_action = self._action(file_menu, "Save a &copy…", self.save_copy,
+                                             tip="Copy the project with every saved label, "
+                                                 "safely while it is in use")
         file_menu.addSeparator()
         self.close_action = self._action(file_menu, "&Close project",
                                          lambda: self.close_project())
@@ -134,7 +138,8 @@ class MainWindow(QMainWindow):
         self.shortcuts_sheet.open()
 
     def _project_actions_enabled(self, enabled: bool) -> None:
-        for action in (self.import_action, self.export_data_action, self.close_action,
+        for action in (self.import_action, self.export_data_action, self.save_copy_action,
+                       self.close_action,
                        self.undo_action, self.redo_action, self.train_action,
                        self.export_bundle_action, self.preannotate_action):
             action.setEnabled(enabled)
@@ -192,6 +197,7 @@ class MainWindow(QMainWindow):
         labeling.countsChanged.connect(self.update_counts)
         labeling.statusChanged.connect(self.status_changed)
         labeling.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        labeling.saveFailed.connect(self._save_failed)
         browser = BrowserView(project, self.task)
         browser.openExample.connect(self.open_example)
         train = TrainPanel(project, self.task)
@@ -221,6 +227,8 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return True
         if ask and not self.save_pending():
+            return False
+        if not self.finish_saves():
             return False
         train = self.views.get("train")
         if train is not None:
@@ -350,8 +358,60 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.StandardButton.Cancel:
             return False
         if answer == QMessageBox.StandardButton.Save:
-            self.project.save_annotation(labeling.current.id, pending)
+            labeling.keep_pending()
         return True
+
+    def _save_failed(self, kind: str, example_id: Any, text: str) -> None:
+        """Show a decision the store refused (it is not saved, the example is unlabeled)."""
+        what = f"example #{example_id}" if example_id is not None else "the project"
+        show_error(self, AnnotuneError(f"this {kind} of {what} was not saved: {text}",
+                                       hint="label the example again"))
+
+    def finish_saves(self) -> bool:
+        """Wait for the labeling decisions still being written; False if the person gives up.
+
+        Nothing is dropped: while another program holds the project the decisions stay
+        queued, and the person chooses between waiting longer and not closing.
+        """
+        labeling = self.views.get("label")
+        if labeling is None:
+            return True
+        while not labeling.close_saves(timeout_s=SAVES_WAIT_S):
+            waiting = labeling.saves.outstanding()
+            answer = QMessageBox.question(
+                self, "Saving",
+                f"{waiting} labeling decision(s) are not written yet: another program is "
+                "writing to this project. Keep waiting? (Cancel keeps the project open; "
+                "nothing is lost either way.)",
+                QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Retry:
+                return False
+        return True
+
+    def save_copy(self) -> None:
+        """Copy the open project (every saved label, consistent) to a file the person picks."""
+        from annotune.core.store import Project
+        from annotune.desktop.worker import run_in_background
+
+        suggested = Path(self.project.path).with_name(f"{Path(self.project.path).stem}-copy"
+                                                      ".annotune")
+        path, _ = QFileDialog.getSaveFileName(self, "Save a copy of the project",
+                                              str(suggested),
+                                              "annotune projects (*.annotune);;All files (*)")
+        if not path:
+            return
+        source = Path(self.project.path)
+
+        def copy() -> Any:
+            # its own connection, on a worker thread; the dialog asked before replacing a file
+            with Project.open(source) as project:
+                return project.backup(Path(path), force=Path(path).exists())
+
+        self.statusBar().showMessage(f"Copying the project to {path}…")
+        run_in_background(copy,
+                          lambda report: self.statusBar().showMessage(f"Saved a copy: {report}",
+                                                                      10000),
+                          lambda error: show_error(self, error))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         train = self.views.get("train")
@@ -365,5 +425,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         QSettings().setValue("geometry", self.saveGeometry())
-        self.close_project(ask=False)
+        if not self.close_project(ask=False):  # decisions still waiting to be written
+            event.ignore()
+            return
         event.accept()

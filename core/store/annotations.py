@@ -13,12 +13,13 @@ from typing import Any
 
 import sqlite_utils
 
+from annotune.core.store.queries import VISIBLE_LIMIT
 from annotune.core.store.records import (
     StoredAnnotation,
     annotation_from_row,
     dumps,
-    loads,
     now,
+    payload_from,
     write_transaction,
 )
 
@@ -116,15 +117,18 @@ def can_redo(db: sqlite_utils.Database) -> bool:
 def history(db: sqlite_utils.Database, example_id: int | None = None, limit: int = 100
             ) -> list[dict[str, Any]]:
     """Return the newest history entries (of one example, or all), newest first."""
-    where, params = "", []
+    # "+": filter while walking the history newest first, never sort it by example instead
+    where, params = f" WHERE +example_id <= {VISIBLE_LIMIT}", []
     if example_id is not None:
-        where, params = " WHERE example_id = ?", [example_id]
+        where, params = where + " AND example_id = ?", [example_id]
     rows = db.query(f"SELECT * FROM annotation_history{where} ORDER BY id DESC LIMIT ?",
                     [*params, limit])
     return [{
         "id": row["id"], "example_id": row["example_id"], "action": row["action"],
-        "old": loads(row["old_payload"]), "old_status": row["old_status"],
-        "new": loads(row["new_payload"]), "new_status": row["new_status"],
+        "old": payload_from(row["old_payload"], row["example_id"], "annotation_history"),
+        "old_status": row["old_status"],
+        "new": payload_from(row["new_payload"], row["example_id"], "annotation_history"),
+        "new_status": row["new_status"],
         "who": row["annotator"], "at": row["created_at"], "state": row["state"],
         "target": row["target"],
     } for row in rows]

@@ -1,18 +1,28 @@
-"""Add many examples at once (one transaction, duplicates found by content hash), and store
-many predictions at once (one transaction per page).
+"""Add many examples at once, and store many predictions at once (one transaction per page).
 
-A million-row import spends its time in SQLite, so the large path does as little per row as
-it can (measured on a 2-core machine, see docs/benchmarks.md):
+An import is all or nothing, and it never makes other programs wait long for the project:
+
+- Small imports (under ``BULK_FROM`` rows) are serialized first and written in one short
+  transaction.
+- Large ones are published in steps (core/store/batches.py): records are read and serialized
+  outside the write lock; each step then holds the lock for about ``STEP_S`` seconds to insert
+  one chunk with its annotations, history and search index, and commits. The batch stays
+  invisible to every reader until its last step counts it in, so a label saved meanwhile from
+  the desktop waits a fraction of a second instead of the whole import, and a kill at any
+  moment leaves nothing visible (the next open or import removes the rows).
+
+A million-row import spends its time in SQLite, so each step does as little per row as it
+can (measured on a 2-core machine, see docs/benchmarks.md):
 
 - rows go in with ``executemany`` over prepared INSERTs on the raw connection;
-- per-row triggers (the FTS5 index, the counters) are dropped inside the transaction, the index
-  is filled with one INSERT ... SELECT and the counters with one UPDATE, then the triggers are
-  put back; schema changes are transactional, so if anything fails they were never gone;
-- an import at least as large as the project also drops the content-hash index and rebuilds
-  it after the insert in one sorted pass (duplicates were removed before, so it cannot fail);
-- the history rows of imported annotations are copied by one INSERT ... SELECT (SQLite
-  evaluates the table's CHECK lists once per statement, not once per row);
+- per-row triggers (the FTS5 index, the counters) are dropped inside each step's transaction,
+  the index is filled with one INSERT ... SELECT and the counters with one UPDATE at the end;
+  schema changes are transactional, so other connections never see the triggers missing;
+- the history rows of imported annotations are copied by one INSERT ... SELECT per step
+  (SQLite evaluates the table's CHECK lists once per statement, not once per row);
 - the JSON of fields, meta and annotations is written by cached or specialised encoders;
+- serializing the next chunks (Python) overlaps with the step that fills the search index and
+  history (one long SQLite statement each, which releases the GIL) on a worker thread;
 - ``synchronous = NORMAL`` (still crash-safe in WAL mode) and a large page cache only while
   the import runs; both are restored afterwards;
 - Python's cyclic garbage collector is paused while the records are read and written: records
@@ -27,87 +37,56 @@ the desktop's own saves never wait long for the write lock.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.store.queries import UNLABELED
+from annotune.core.store import batches, integrity
+from annotune.core.store.backup import BackgroundCheckpoints
+from annotune.core.store.queries import UNLABELED, VISIBLE
 from annotune.core.store.records import (
-    SPLITS,
     ImportSummary,
-    dumps,
-    fields_json,
-    hash_json,
+    begin_immediate,
     now,
+    write_transaction,
 )
+from annotune.core.store.rows import RowMaker, Rows, RowWriter, drop_existing
 
-INSERT = """
-INSERT INTO examples (fields, text, split, source, line, hash, meta, source_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-"""
-INSERT_ANNOTATION = """
-INSERT INTO annotations (example_id, payload, status, annotator, updated_at)
-VALUES (?, ?, 'accepted', 'import', ?)
-"""
-# The new examples' annotations are all imported ones, so one statement copies them into the
-# history (completed by a WHERE on the new ids).
-HISTORY_FROM_IMPORT = """
-INSERT INTO annotation_history (example_id, action, new_payload, new_status, annotator,
-    created_at)
-SELECT example_id, 'import', payload, status, annotator, updated_at FROM annotations
-"""
-FTS_FROM_EXAMPLES = "INSERT INTO examples_fts (rowid, text) SELECT id, text FROM examples "
 # Triggers that fire once per inserted example or annotation: swapped out for bulk work.
-ROW_TRIGGERS = ("examples_ai", "counters_example_added", "counters_annotation_added")
-BULK_FROM = 1000  # below this many rows, the triggers are cheaper than swapping them out
+ROW_TRIGGERS = ("examples_ai", "examples_hash_added", "counters_example_added",
+                "counters_annotation_added")
+BULK_FROM = 1000  # below this many rows, one short transaction with the triggers in place
 BULK_CACHE_KIB = 256 * 1024  # page cache while a large import runs
-HASH_CHUNK = 500  # bound parameters per IN (...) lookup
-CHUNK = 50_000  # records serialized while the worker indexes the chunk before
-FEW_PAYLOADS = 64  # distinct annotations written by one CASE expression
-
-
-class _Encoder:
-    """Serialize meta and annotation objects, reusing the text of values seen before.
-
-    Imported files repeat a few labels and one meta object a million times; dumps() costs
-    microseconds, a dictionary lookup a tenth of that.
-    """
-
-    def __init__(self) -> None:
-        self.cache: dict[Any, str] = {}
-
-    def __call__(self, value: dict[str, Any]) -> str:
-        try:
-            key = tuple(value.items())
-            text = self.cache.get(key)
-        except TypeError:  # unhashable values (lists, nested objects): no cache
-            return dumps(value)
-        if text is None:
-            text = self.cache[key] = dumps(value)
-            if len(self.cache) > 10_000:  # values that never repeat: stop caching them
-                self.cache.clear()
-        return text
-
-
-def _existing_hashes(db: sqlite_utils.Database, hashes: list[str]) -> set[str]:
-    found: set[str] = set()
-    if db.execute("SELECT 1 FROM examples LIMIT 1").fetchone() is None:
-        return found  # a new project: nothing to look up
-    for start in range(0, len(hashes), HASH_CHUNK):
-        chunk = hashes[start:start + HASH_CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        found.update(row[0] for row in db.execute(
-            f"SELECT hash FROM examples WHERE hash IN ({marks})", chunk))
-    return found
+# One step holds the write lock about this long: a label saved meanwhile waits at most that
+# (plus a poll), far under a second even on a busy machine.
+STEP_S = 0.15
+FIRST_STEP_ROWS, MIN_STEP_ROWS, MAX_STEP_ROWS = 2_000, 500, 50_000
+# After each step the lock stays free a moment, so programs polling for it
+# (records.begin_immediate polls every 2 ms at most) get their turn: GAP_S while other
+# programs have written lately, SHORT_GAP_S after QUIET_STEPS steps in which none did (a
+# poll still lands in it; the first write seen brings the long gap back).
+GAP_S, SHORT_GAP_S, QUIET_STEPS = 0.02, 0.005, 8
+READ_AHEAD = 4  # chunks serialized ahead while the steps before are written
+FIRST_HASH_STEP_ROWS = 20_000  # hashes added to example_hashes in the first indexing step
+TEMP_CACHE_KIB = 64 * 1024  # the batch's hashes wait in a temporary table of this connection
+# Appended in each step (in the order of the ids, no index to keep), sorted once at the end.
+STAGE_HASHES = ("INSERT INTO temp.batch_hashes_raw (hash, example_id) "
+                "SELECT hash, id FROM examples WHERE id > ?")
+IMPORT_WAIT_S = 60.0  # an import step waits this long for other writers before giving up
+# Near the top of the id space SQLite picks free ids at random, and a batch's examples are
+# no longer one range above the project's: such projects import in one transaction.
+IDS_LEFT_FOR_STEPS = 2**62
 
 
 @contextlib.contextmanager
@@ -161,198 +140,227 @@ def _collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _drop_row_triggers(db: sqlite_utils.Database) -> list[str]:
-    """Drop the per-row insert triggers; return their SQL to recreate them."""
-    marks = ", ".join("?" * len(ROW_TRIGGERS))
-    found = db.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                       f"AND name IN ({marks})", ROW_TRIGGERS).fetchall()
-    for name, _ in found:
-        db.execute(f"DROP TRIGGER {name}")
-    return [sql for _, sql in found]
+def _import_at_once(db: sqlite_utils.Database, records: Iterable[Any], maker: RowMaker,
+                    summary: ImportSummary, where: str | None) -> None:
+    """Serialize every record, then write them in one transaction (per-row triggers on)."""
+    rows = maker.rows(records)
+    if not db.conn.in_transaction:  # removing a killed import's rows takes transactions
+        batches.clean_up(db)
+    writer = RowWriter(db, summary, now(), index_search=False)
+    with write_transaction(db, IMPORT_WAIT_S):
+        batches.check_none_running(db, where)
+        if db.execute("SELECT 1 FROM examples LIMIT 1").fetchone() is not None:
+            drop_existing(db, rows, summary)
+        if rows:
+            before = writer.insert(rows)
+            if before is not None:
+                writer.follow(before)
 
 
-def _insert_few_payloads(conn: Any, rows: dict[str, tuple[tuple[Any, ...], str | None]],
-                         before: int, time: str) -> bool:
-    """Insert annotations drawn from a few distinct payloads (labels) in one statement.
+class _Steps:
+    """Publish a large import in short write transactions, one chunk each (see module doc).
 
-    The rows' payload numbers travel as one JSON array that SQLite walks with json_each: a
-    third of the cost of binding a million rows one by one. Returns False (nothing written)
-    when the payloads are too varied for one CASE expression (spans, answers).
-    """
-    numbers: dict[str, int] = {}
-    order = []
-    for _, payload in rows.values():
-        if payload is None:
-            order.append(None)
-            continue
-        number = numbers.setdefault(payload, len(numbers))
-        if number >= FEW_PAYLOADS:
-            return False
-        order.append(number)
-    if not numbers:
-        return True
-    cases = " ".join(f"WHEN {n} THEN ?" for n in range(len(numbers)))
-    conn.execute("INSERT INTO annotations (example_id, payload, status, annotator, updated_at) "
-                 f"SELECT key + ?, CASE value {cases} END, 'accepted', 'import', ? "
-                 "FROM json_each(?) WHERE value IS NOT NULL ORDER BY key",
-                 [before + 1, *numbers, time, json.dumps(order)])
-    return True
+    The main thread serializes chunks (Python) and inserts each chunk's examples and
+    annotations; a worker thread then fills the chunk's history and search index (long SQL
+    statements that release the GIL), puts the triggers back and commits, while the main
+    thread serializes the chunks after. The connection is used by one thread at a time: a
+    step starts only when the worker has committed the one before.
 
-
-class _Import:
-    """Write records chunk by chunk inside the caller's transaction.
-
-    Serializing a chunk is Python work; filling the search index and the history for the
-    chunk before is one long SQLite statement each, which releases the GIL. A worker thread
-    runs those statements while this thread serializes the next chunk, so both cores work.
-    The connection is only ever used by one thread at a time: each hand-over waits.
+    The chunks' content hashes wait in a temporary table (sorted, on this connection only);
+    when every row is in, further steps add them to ``example_hashes`` one key range at a
+    time, so each page of that table is written once, and the last of them makes the batch
+    part of the project. Random inserts in every step would rewrite the whole table each time.
     """
 
     def __init__(self, db: sqlite_utils.Database, source: str | None, summary: ImportSummary,
-                 bulk: bool, keep_repeated_texts: bool = False):
-        self.db, self.conn, self.source, self.summary, self.bulk = \
-            db, db.conn, source, summary, bulk
-        self.keep_repeated_texts = keep_repeated_texts
-        self.time = now()
-        self.meta_json, self.annotation_json = _Encoder(), _Encoder()
-        self.seen: set[str] = set()
+                 maker: RowMaker, where: str | None, committed: Callable[[], None]):
+        self.db, self.conn, self.source, self.summary = db, db.conn, source, summary
+        self.maker, self.where, self.committed = maker, where, committed
+        self.writer = RowWriter(db, summary, now(), index_search=True)
+        self.worker = ThreadPoolExecutor(max_workers=1)
         self.pending: Future[None] | None = None
-        self.worker = ThreadPoolExecutor(max_workers=1) if bulk else None
+        self.batch: batches.Batch | None = None
+        self.step_rows = FIRST_STEP_ROWS
+        self.committed_at = 0.0
+        self.data_version, self.quiet_steps = None, 0  # others' writes seen between steps
+        self.holds: list[float] = []  # seconds each step held the write lock
 
-    def rows(self, records: Iterable[Any]) -> dict[str, tuple[tuple[Any, ...], str | None]]:
-        """Serialize records into INSERT values keyed by content hash; skip repeated texts."""
-        rows: dict[str, tuple[tuple[Any, ...], str | None]] = {}
-        seen, source, duplicates = self.seen, self.source, self.summary.duplicate_lines
-        meta_json, annotation_json = self.meta_json, self.annotation_json
-        for record in records:
-            fields = record.fields
-            try:
-                serialized = fields_json(fields)  # importers hand over str → str already
-            except TypeError:
-                fields = {str(k): str(v) for k, v in dict(fields).items()}
-                serialized = fields_json(fields)
-            split = record.split
-            if split is not None and split not in SPLITS:
-                raise AnnotuneError(f"unknown split '{split}'",
-                                    where=f"{source or 'import'}:{record.line}",
-                                    hint=f"use one of: {', '.join(SPLITS)}")
-            digest = hash_json(serialized if not self.keep_repeated_texts
-                               else f"{serialized}\x00{source}:{record.line}")
-            if digest in seen:
-                duplicates.append(record.line)
-                continue
-            seen.add(digest)
-            annotation = record.annotation
-            rows[digest] = ((serialized, "\n".join(fields.values()), split, source,
-                             record.line, digest, meta_json(record.meta or {}),
-                             record.source_id),
-                            None if annotation is None else annotation_json(annotation))
-        return rows
-
-    def run(self, chunks: Iterable[list[Any]]) -> None:
+    def run(self, records: Iterator[Any]) -> None:
         conn = self.conn
-        empty = conn.execute("SELECT 1 FROM examples LIMIT 1").fetchone() is None
-        triggers = _drop_row_triggers(self.db) if self.bulk else []
-        # Rebuilding the hash index in one sorted pass beats a million random inserts into
-        # it; only a new project can do without it meanwhile (no existing texts to look up).
-        hash_index = None
-        if self.bulk and empty:
-            hash_index = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' "
-                                      "AND name = 'examples_hash'").fetchone()
-            if hash_index:
-                conn.execute("DROP INDEX examples_hash")
+        for table in ("batch_hashes", "batch_hashes_raw"):  # a failed import's, if any
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        conn.execute("CREATE TEMP TABLE batch_hashes_raw (hash TEXT NOT NULL, "
+                     "example_id INTEGER NOT NULL)")
+        # only now does the temporary database exist to take its settings
+        temp_cache = conn.execute("PRAGMA temp.cache_size").fetchone()[0]
+        conn.execute(f"PRAGMA temp.cache_size = -{TEMP_CACHE_KIB}")
+        temp_journal = conn.execute("PRAGMA temp.journal_mode").fetchone()[0]
+        conn.execute("PRAGMA temp.journal_mode = MEMORY")  # its undo log needs no disk
         try:
-            for chunk in chunks:
-                rows = self.rows(chunk)
-                if not empty:
-                    for digest in _existing_hashes(self.db, list(rows)):
-                        self.summary.duplicate_lines.append(rows.pop(digest)[0][4])
-                self.wait()
-                if rows:
-                    self.write(rows)
-            self.wait()
+            # The whole file is checked while the first chunks are read: an import writes
+            # many pages, and writing into a damaged file spreads the damage.
+            self.pending = self.worker.submit(integrity.check_whole, self.db, self.where)
+            ready: collections.deque[Rows] = collections.deque()
+            while chunk := list(itertools.islice(records, self.step_rows)):
+                ready.append(self.maker.rows(chunk))
+                while ready and (len(ready) > READ_AHEAD or self._idle()):
+                    self._wait()
+                    self._step(ready.popleft())
+            while ready:
+                self._wait()
+                self._step(ready.popleft())
+            self._wait()
+            self._index_hashes()
+        except BaseException:
+            self._abort()
+            raise
         finally:
-            if self.pending is not None:  # an error: let the worker finish before rollback
-                wait([self.pending])
-            if self.worker is not None:
-                self.worker.shutdown()
-        if hash_index:
-            conn.execute(hash_index[0])
-        if self.bulk:
-            conn.execute("UPDATE counters SET n = n + ? WHERE name = 'examples'",
-                         [self.summary.added])
-            conn.execute("UPDATE counters SET n = n + ? WHERE name = 'accepted'",
-                         [self.summary.annotated])
-            for sql in triggers:
-                conn.execute(sql)
+            self.worker.shutdown()
+            if not conn.in_transaction:
+                for table in ("batch_hashes", "batch_hashes_raw"):
+                    conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+                conn.execute(f"PRAGMA temp.cache_size = {int(temp_cache)}")
+                conn.execute(f"PRAGMA temp.journal_mode = {temp_journal}")
+        self.summary.steps = len(self.holds)
+        self.summary.longest_step_s = round(max(self.holds, default=0.0), 3)
 
-    def wait(self) -> None:
+    def _idle(self) -> bool:
+        return self.pending is None or self.pending.done()
+
+    def _wait(self) -> None:
         if self.pending is not None:
             pending, self.pending = self.pending, None
             pending.result()
 
-    def write(self, rows: dict[str, tuple[tuple[Any, ...], str | None]]) -> None:
-        """Insert one chunk's examples and annotations; index and history follow."""
-        conn, time = self.conn, self.time
-        before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
-        conn.executemany(INSERT, (values for values, _ in rows.values()))
-        last = conn.execute("SELECT MAX(id) FROM examples").fetchone()[0]
-        self.summary.added += len(rows)
-        self.summary.annotated += sum(payload is not None for _, payload in rows.values())
-        if last == before + len(rows):  # row i got id before + 1 + i, as SQLite does
-            if not _insert_few_payloads(conn, rows, before, time):
-                conn.executemany(INSERT_ANNOTATION, (
-                    (example_id, payload, time) for example_id, (_, payload)
-                    in zip(range(before + 1, last + 1), rows.values(), strict=True)
-                    if payload is not None))
-            if self.worker is None:
-                self.follow(before)
-            else:
-                self.pending = self.worker.submit(self.follow, before)
+    def _begin(self) -> float:
+        """Leave the lock to others for a moment, then take it; return when it was taken."""
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        others = version != self.data_version  # changes only with other connections' commits
+        self.quiet_steps = 0 if others else self.quiet_steps + 1
+        wanted = SHORT_GAP_S if self.quiet_steps >= QUIET_STEPS else GAP_S
+        gap = wanted - (time.perf_counter() - self.committed_at)
+        if gap > 0:
+            time.sleep(gap)
+        begin_immediate(self.db, IMPORT_WAIT_S)
+        return time.perf_counter()
+
+    def _held(self, started: float, count: int, rows_now: int) -> int:
+        """Note a committed step; return the rows for the next one, aimed at STEP_S."""
+        self.committed()
+        self.committed_at = time.perf_counter()
+        self.data_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        held = self.committed_at - started
+        self.holds.append(held)
+        target = count * STEP_S / max(held, 1e-3)
+        return int(min(MAX_STEP_ROWS, max(MIN_STEP_ROWS, (rows_now + target) / 2)))
+
+    def _step(self, rows: Rows) -> None:
+        """Take the write lock and insert one chunk; the worker completes and commits it."""
+        if not rows:
             return
-        # The id space ran out (ids near 2**63) and SQLite picked free ones: ask for them.
-        found = dict(conn.execute("SELECT hash, id FROM examples"))  # one scan, rare case
-        pairs = [(found[digest], payload) for digest, (_, payload) in rows.items()]
-        conn.executemany(INSERT_ANNOTATION, ((example_id, payload, time)
-                                            for example_id, payload in pairs
-                                            if payload is not None))
-        conn.executemany(HISTORY_FROM_IMPORT + "WHERE example_id = ?",
-                         ((example_id,) for example_id, payload in pairs
-                          if payload is not None))
-        if self.bulk:
-            conn.executemany(FTS_FROM_EXAMPLES + "WHERE id = ?",
-                             ((example_id,) for example_id, _ in pairs))
+        started = self._begin()
+        try:
+            if self.batch is None:
+                self.batch = batches.begin(self.db, self.source, self.where)
+            else:
+                batches.touch(self.db, self.batch)
+            triggers = batches.drop_triggers(self.db, ROW_TRIGGERS)
+            if self.batch.first_id > 1:  # the project had examples: look the texts up
+                drop_existing(self.db, rows, self.summary)
+            before = self.writer.insert(rows) if rows else None
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.pending = self.worker.submit(self._complete, before, triggers, started, len(rows))
 
-    def follow(self, before: int) -> None:
-        """Copy the new annotations into the history and (bulk) the texts into the index."""
-        self.conn.execute(HISTORY_FROM_IMPORT + "WHERE example_id > ?", [before])
-        if self.bulk:
-            self.conn.execute(FTS_FROM_EXAMPLES + "WHERE id > ?", [before])
+    def _complete(self, before: int | None, triggers: list[str], started: float,
+                  count: int) -> None:
+        """Fill the chunk's history and index, restore the triggers and commit (worker)."""
+        conn = self.conn
+        try:
+            if before is not None:
+                self.writer.follow(before)
+                conn.execute(STAGE_HASHES, [before])
+            for sql in triggers:
+                conn.execute(sql)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.step_rows = self._held(started, count, self.step_rows)
 
+    def _index_hashes(self) -> None:
+        """Add the batch's hashes to example_hashes a key range per step; the last one also
+        makes the batch part of the project (batches.finish)."""
+        if self.batch is None:  # every row was a duplicate within the file
+            return
+        conn = self.conn
+        # Sorted once, outside the write lock (only this connection's temporary tables are
+        # written): the rowids of batch_hashes follow the keys.
+        conn.execute("CREATE TEMP TABLE batch_hashes AS SELECT hash, example_id "
+                     "FROM batch_hashes_raw ORDER BY hash")
+        conn.execute("DROP TABLE temp.batch_hashes_raw")
+        total = conn.execute("SELECT COUNT(*) FROM temp.batch_hashes").fetchone()[0]
+        first, rows = 1, FIRST_HASH_STEP_ROWS
+        while True:
+            last = first + rows - 1
+            started = self._begin()
+            try:
+                batches.touch(self.db, self.batch)
+                conn.execute("INSERT INTO example_hashes (hash, example_id) SELECT hash, "
+                             "example_id FROM temp.batch_hashes WHERE rowid BETWEEN ? AND ?",
+                             [first, last])
+                if last >= total:
+                    batches.finish(self.db, self.batch, self.summary.added,
+                                   self.summary.annotated)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            rows = self._held(started, min(rows, total - first + 1), rows)
+            if last >= total:
+                self.batch = None
+                return
+            first = last + 1
 
-def _chunks(first: list[Any], rest: Iterator[Any]) -> Iterator[list[Any]]:
-    if first:
-        yield first
-    while chunk := list(itertools.islice(rest, CHUNK)):
-        yield chunk
+    def _abort(self) -> None:
+        """Undo a failed import: roll back the open step, remove the steps committed before."""
+        if self.pending is not None:
+            wait([self.pending])
+            self.pending = None
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        if self.batch is None:
+            return
+        batches.release(self.batch)  # abandoned from now on, whatever happens next
+        with contextlib.suppress(AnnotuneError, sqlite3.Error):
+            batches.remove(self.db, self.batch.id)  # else the next open removes it
 
 
 def insert_examples(db: sqlite_utils.Database, records: Iterable[Any], source: str | None,
-                    keep_repeated_texts: bool = False) -> ImportSummary:
-    """Insert ImportRecords and their annotations in one transaction; return the counts.
+                    keep_repeated_texts: bool = False, where: str | None = None
+                    ) -> ImportSummary:
+    """Insert ImportRecords and their annotations, all or nothing; return the counts.
 
     ``records`` may be a generator: it is read chunk by chunk while the chunks before are
-    written, and an exception it raises rolls the whole import back.
+    written, and an exception it raises undoes the whole import. ``where`` (the project's
+    path) goes into error messages.
     """
     summary = ImportSummary()
+    maker = RowMaker(source, summary, keep_repeated_texts)
     with _collector_paused():
         rest = iter(records)
-        first = list(itertools.islice(rest, CHUNK))
-        bulk = len(first) >= BULK_FROM
-        settings = _bulk_settings(db) if bulk and not db.conn.in_transaction \
-            else contextlib.nullcontext()
-        with settings, db.atomic():
-            _Import(db, source, summary, bulk, keep_repeated_texts).run(_chunks(first, rest))
+        first = list(itertools.islice(rest, BULK_FROM))
+        top = db.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
+        if len(first) < BULK_FROM or db.conn.in_transaction or top > IDS_LEFT_FOR_STEPS:
+            _import_at_once(db, itertools.chain(first, rest), maker, summary, where)
+        else:
+            batches.clean_up(db)  # what a killed import left behind
+            with _bulk_settings(db), BackgroundCheckpoints(db) as checkpoints:
+                _Steps(db, source, summary, maker, where, checkpoints.nudge).run(
+                    itertools.chain(first, rest))
     summary.duplicate_lines.sort()
     summary.duplicates = len(summary.duplicate_lines)
     return summary
@@ -379,12 +387,21 @@ def fields_page(db: sqlite_utils.Database, after_id: int | None, limit: int,
 
     Examples come in id order; ``unlabeled`` keeps only those without an annotation.
     """
-    where = f"{UNLABELED} AND e.id > ?" if unlabeled else "e.id > ?"
+    where = f"{VISIBLE} AND e.id > ?"
+    if unlabeled:
+        where = f"{UNLABELED} AND {where}"
     rows = db.conn.execute(f"SELECT e.id, e.fields FROM examples e WHERE {where} "
                            "ORDER BY e.id LIMIT ?",
                            [-2**63 if after_id is None else after_id, int(limit)]).fetchall()
-    loads = json.loads
-    return [row[0] for row in rows], [loads(row[1]) for row in rows]
+    try:
+        return [row[0] for row in rows], [json.loads(row[1]) for row in rows]
+    except ValueError:
+        from annotune.core.store.records import example_from_row
+
+        for example_id, fields in rows:  # name the example whose fields are not JSON
+            example_from_row({"id": example_id, "fields": fields, "meta": None, "split": None,
+                              "source": None, "line": None, "source_id": None})
+        raise
 
 
 def save_predictions(db: sqlite_utils.Database, source: str | int, example_ids: list[int],
@@ -398,13 +415,13 @@ def save_predictions(db: sqlite_utils.Database, source: str | int, example_ids: 
     is what a label saved meanwhile from the desktop waits (records.write_transaction). The
     score update does not touch the search index (migration 4).
     """
-    source, time = str(source), now()
+    source, time_ = str(source), now()
     scores = [None if score is None else float(score) for score in scores]
-    rows = [(example_id, source, _encode_payload(payload), score, time)
+    rows = [(example_id, source, _encode_payload(payload), score, time_)
             for example_id, payload, score in zip(example_ids, payloads, scores, strict=True)]
     conn = db.conn
     try:
-        with _without_fsync(db), db.atomic():
+        with _without_fsync(db), write_transaction(db):
             conn.executemany(INSERT_PREDICTION, rows)
             conn.executemany(SET_LATEST_SCORE, zip(scores, example_ids, strict=True))
     except sqlite3.IntegrityError as error:  # foreign key: an example that does not exist

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.store.records import write_transaction
 
 SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS project (
@@ -176,13 +177,67 @@ def _v4_search_index_follows_text(db: sqlite_utils.Database) -> None:
 END""")
 
 
+def _v5_import_batches(db: sqlite_utils.Database) -> None:
+    """Record imports still being written, so that their examples stay out of sight until done.
+
+    A large import publishes its rows in many short transactions (core/store/batches.py); its
+    examples are those from ``first_id`` on, and readers keep below the lowest such id.
+    ``owner`` names the importing process (host, pid, start time) and ``heartbeat`` the time
+    of its last step, so a batch whose importer died is found and removed.
+    """
+    db.execute("""CREATE TABLE IF NOT EXISTS imports (
+    id INTEGER PRIMARY KEY,
+    first_id INTEGER NOT NULL,
+    source TEXT,
+    owner TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+)""")
+
+
+# The content hashes' uniqueness lives in its own table, kept by triggers on examples.
+HASH_TRIGGERS = {
+    "examples_hash_added": """CREATE TRIGGER examples_hash_added AFTER INSERT ON examples
+BEGIN INSERT INTO example_hashes (hash, example_id) VALUES (NEW.hash, NEW.id); END""",
+    "examples_hash_changed": """CREATE TRIGGER examples_hash_changed
+AFTER UPDATE OF hash ON examples WHEN OLD.hash IS NOT NEW.hash
+BEGIN
+    DELETE FROM example_hashes WHERE hash = OLD.hash AND example_id = OLD.id;
+    INSERT INTO example_hashes (hash, example_id) VALUES (NEW.hash, NEW.id);
+END""",
+    "examples_hash_removed": """CREATE TRIGGER examples_hash_removed AFTER DELETE ON examples
+BEGIN DELETE FROM example_hashes WHERE hash = OLD.hash AND example_id = OLD.id; END""",
+}
+
+
+def _v6_hash_table(db: sqlite_utils.Database) -> None:
+    """Keep the content hashes' uniqueness in table ``example_hashes`` instead of an index.
+
+    An import published in steps (migration 5) would insert its random hashes into an index
+    over the whole table in every step, and each commit rewrites every index page it touched:
+    for a million rows, gigabytes written to the log. Its own table lets an import add its
+    hashes last, in key order, each page written once. Triggers keep it for every other write,
+    and a repeated text still fails with a UNIQUE constraint error.
+    """
+    db.execute("CREATE TABLE example_hashes (hash TEXT PRIMARY KEY, "
+               "example_id INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO example_hashes (hash, example_id) "
+               "SELECT hash, id FROM examples ORDER BY hash")
+    db.execute("DROP INDEX IF EXISTS examples_hash")
+    for sql in HASH_TRIGGERS.values():
+        db.execute(sql)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_counters,
     _v3_hash_index,
     _v4_search_index_follows_text,
+    _v5_import_batches,
+    _v6_hash_table,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+MIGRATION_WAIT_S = 60.0  # a rebuild waits out another program's import step or save
 
 
 def current_version(db: sqlite_utils.Database) -> int:
@@ -197,7 +252,9 @@ def migrate(db: sqlite_utils.Database, path: object) -> int:
     """Apply every missing migration, each in its own transaction; return the final version.
 
     Raises AnnotuneError when the file was written by a newer annotune (its schema version is
-    higher than the last migration known here).
+    higher than the last migration known here). Each migration holds the write lock from its
+    first statement and reads the version again under it, so two programs opening an old file
+    at once (or one opening it while another writes) neither fail nor apply a step twice.
     """
     if "migrations" not in db.table_names():  # only a new file: opening must not write
         db.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, "
@@ -216,7 +273,9 @@ def migrate(db: sqlite_utils.Database, path: object) -> int:
     db.execute("PRAGMA foreign_keys = OFF")
     try:
         for number in range(version, SCHEMA_VERSION):
-            with db.atomic():
+            with write_transaction(db, wait_s=MIGRATION_WAIT_S):
+                if current_version(db) > number:  # another program applied it meanwhile
+                    continue
                 MIGRATIONS[number](db)
                 broken = db.execute("PRAGMA foreign_key_check").fetchone()
                 if broken:

@@ -6,6 +6,7 @@ Widgets, plugins and the CLI never write SQL: they call the methods of ``Project
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,9 +18,11 @@ import sqlite_utils
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
 from annotune.core.store import annotations as _annotations
-from annotune.core.store import bulk, migrations
+from annotune.core.store import backup as _backup
+from annotune.core.store import batches, bulk, integrity, migrations
 from annotune.core.store import queries as q
 from annotune.core.store import runs as _runs
+from annotune.core.store.failures import StoredValueError, guard, translated
 from annotune.core.store.records import (
     SPLITS,
     STATUSES,
@@ -32,6 +35,7 @@ from annotune.core.store.records import (
     example_from_row,
     loads,
     now,
+    payload_from,
     search_text,
     write_transaction,
 )
@@ -80,8 +84,13 @@ def _check_split(split: str | None, where: str | None = None) -> None:
                             hint=f"use one of: {', '.join(SPLITS)}")
 
 
+@guard
 class Project:
-    """An open project file: ``Project.create`` makes one, ``Project.open`` opens one."""
+    """An open project file: ``Project.create`` makes one, ``Project.open`` opens one.
+
+    Every public method turns SQLite's failures into AnnotuneErrors that name the file
+    (failures.guard): the project is busy, damaged, read-only, or the disk is full.
+    """
 
     def __init__(self, path: Path, db: sqlite_utils.Database):
         self.path = Path(path)
@@ -91,8 +100,16 @@ class Project:
             raise AnnotuneError("the project file has no task settings", where=str(path),
                                 hint="the file may be damaged; restore it from a backup")
         self.task_name: str = values["task"]
-        self.settings: TaskSettings = TaskSettings.from_dict(loads(values["settings"]))
-        self.base_model: str | None = loads(values.get("base_model", "null"))
+        place = "the task settings (table project, key 'settings')"
+        stored = loads(values["settings"], place)
+        if not isinstance(stored, dict):
+            raise StoredValueError(place, values["settings"], ValueError("not a JSON object"))
+        try:
+            self.settings: TaskSettings = TaskSettings.from_dict(stored)
+        except (TypeError, ValueError) as error:
+            raise StoredValueError(place, values["settings"], error) from None
+        self.base_model: str | None = loads(values.get("base_model", "null"),
+                                            "the base model (table project, key 'base_model')")
         self.created: str | None = values.get("created")
 
     # -- open, create, close -----------------------------------------------------------------
@@ -119,7 +136,7 @@ class Project:
             db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             db.enable_wal()
             migrations.migrate(db, temp)
-            with db.atomic():
+            with write_transaction(db):
                 for key, value in (("task", task), ("settings", dumps(settings.to_dict())),
                                    ("base_model", dumps(base_model)), ("created", now())):
                     db.execute("INSERT INTO project (key, value) VALUES (?, ?)", [key, value])
@@ -136,7 +153,11 @@ class Project:
 
     @classmethod
     def open(cls, path: Path | str) -> Project:
-        """Open an existing project, upgrading its schema if it was written by an older annotune."""
+        """Open an existing project, upgrading its schema if it was written by an older annotune.
+
+        A damaged file is refused before anything reads or writes it (core/store/integrity.py);
+        what a killed import left behind is removed (core/store/batches.py).
+        """
         path = Path(path)
         if not path.is_file():
             raise AnnotuneError("no project file here", where=str(path),
@@ -146,23 +167,52 @@ class Project:
                                 where=str(path), hint="open the .annotune file of a project")
         db = _connect(path)
         try:
-            tables = set(db.table_names())
-            if not {"migrations", "project"} <= tables:
-                raise AnnotuneError("this SQLite file is not an annotune project",
-                                    where=str(path), hint="open the .annotune file of a project")
-            db.enable_wal()
-            migrations.migrate(db, path)
-            return cls(path, db)
-        except sqlite3.DatabaseError as error:
-            db.close()
-            raise AnnotuneError(f"cannot read this project file: {error}", where=str(path),
-                                hint="the file may be damaged; restore it from a backup") from None
+            with translated(str(path)):
+                tables = set(db.table_names())
+                if not {"migrations", "project"} <= tables:
+                    raise AnnotuneError("this SQLite file is not an annotune project",
+                                        where=str(path),
+                                        hint="open the .annotune file of a project")
+                integrity.check_pages(db, path)
+                db.enable_wal()
+                migrations.migrate(db, path)
+                batches.clean_up(db)
+                integrity.check_counters(db, path)
+                return cls(path, db)
         except BaseException:
             db.close()
             raise
 
     def close(self) -> None:
+        """Fold the write-ahead log into the file and close it (a copy of the file is whole)."""
+        with contextlib.suppress(sqlite3.Error):
+            _backup.checkpoint(self.db)
         self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self, wait_s: float | None = None) -> Iterator[Project]:
+        """Hold the write lock across several changes, committed together at the end.
+
+        Each change inside stays all or nothing on its own (a savepoint): one refused does
+        not undo the others. The desktop writes the decisions queued meanwhile this way, so a
+        project busy with an import makes them wait for one gap between its steps, not one
+        each. Waits up to ``wait_s`` (default records.WRITE_WAIT_S) for the lock, then raises
+        ProjectBusyError.
+        """
+        with translated(str(self.path)), write_transaction(self.db, wait_s):
+            yield self
+
+    def checkpoint(self) -> bool:
+        """Fold the write-ahead log into the project file now; True when all of it went in.
+
+        Until then recent saves live in the ``-wal`` file beside it, and a copy of the project
+        file alone lacks them. Never waits for other programs: what they still read stays.
+        """
+        return _backup.checkpoint(self.db)
+
+    def backup(self, destination: Path | str, force: bool = False) -> _backup.BackupReport:
+        """Copy the project, consistent and whole, to a new file (see core/store/backup.py)."""
+        return _backup.copy_project(self.db, self.path, Path(destination), force=force)
 
     def __enter__(self) -> Project:
         return self
@@ -182,8 +232,9 @@ class Project:
 
     def set_settings(self, settings: TaskSettings) -> None:
         """Replace the stored task settings (e.g. tuned multi-label thresholds)."""
-        self.db.execute("UPDATE project SET value = ? WHERE key = 'settings'",
-                        [dumps(settings.to_dict())])
+        with write_transaction(self.db):
+            self.db.execute("UPDATE project SET value = ? WHERE key = 'settings'",
+                            [dumps(settings.to_dict())])
         self.settings = settings
 
     # -- examples ----------------------------------------------------------------------------
@@ -197,11 +248,13 @@ class Project:
         a sentence of its own) the identity is the text plus its source and line instead, so
         only a second import of the same file is a duplicate.
         """
-        return bulk.insert_examples(self.db, records, source, keep_repeated_texts)
+        return bulk.insert_examples(self.db, records, source, keep_repeated_texts,
+                                    where=str(self.path))
 
     def example(self, example_id: int) -> Example:
         """Return one example; AnnotuneError when the id does not exist."""
-        rows = list(self.db.query("SELECT * FROM examples WHERE id = ?", [example_id]))
+        rows = list(self.db.query(f"SELECT * FROM examples e WHERE id = ? AND {q.VISIBLE}",
+                                  [example_id]))
         if not rows:
             raise AnnotuneError(f"no example {example_id} in this project", where=str(self.path))
         return example_from_row(rows[0])
@@ -293,7 +346,7 @@ class Project:
     def _next_with_status(self, status: str, after_id: int | None) -> Example | None:
         """Walk the (status, example_id) index: the next annotated example in O(log n)."""
         sql = ("SELECT e.* FROM annotations a JOIN examples e ON e.id = a.example_id "
-               "WHERE a.status = :status AND a.example_id > :after "
+               f"WHERE a.status = :status AND a.example_id > :after AND {q.VISIBLE} "
                "ORDER BY a.example_id LIMIT 1")
         for after in ([after_id, -2**63] if after_id is not None else [-2**63]):
             rows = list(self.db.query(sql, {"status": status, "after": after}))
@@ -305,26 +358,39 @@ class Project:
         """Change some text fields of an example (e.g. a corrected QA question).
 
         The content hash follows the new texts; an edit that would make the example equal to
-        another one is refused. Field edits are not part of the annotation undo history.
+        another one is refused. Field edits are not part of the annotation undo history. The
+        check and the change are one transaction, so no other program slips the same text in
+        between.
         """
-        example = self.example(example_id)
-        unknown = sorted(set(fields) - set(example.fields))
-        if unknown:
-            raise AnnotuneError(f"example {example_id} has no field {', '.join(unknown)}",
-                                hint=f"its fields: {', '.join(example.fields)}")
-        merged = {**example.fields, **{k: str(v) for k, v in fields.items()}}
-        empty = [k for k, v in merged.items() if not v.strip()]
-        if empty:
-            raise AnnotuneError(f"the field '{empty[0]}' of example {example_id} would be empty",
-                                hint="give it some text")
-        digest = content_hash(merged)
-        clash = self.db.execute("SELECT id FROM examples WHERE hash = ? AND id != ?",
-                                [digest, example_id]).fetchone()
-        if clash:
-            raise AnnotuneError(f"example {clash[0]} already has exactly these texts",
-                                where=f"example {example_id}", hint="edit the other one instead")
-        self.db.execute("UPDATE examples SET fields = ?, text = ?, hash = ? WHERE id = ?",
-                        [dumps(merged), search_text(merged), digest, example_id])
+        with write_transaction(self.db):
+            example = self.example(example_id)
+            unknown = sorted(set(fields) - set(example.fields))
+            if unknown:
+                raise AnnotuneError(f"example {example_id} has no field {', '.join(unknown)}",
+                                    hint=f"its fields: {', '.join(example.fields)}")
+            merged = {**example.fields, **{k: str(v) for k, v in fields.items()}}
+            empty = [k for k, v in merged.items() if not v.strip()]
+            if empty:
+                raise AnnotuneError(f"the field '{empty[0]}' of example {example_id} would be "
+                                    "empty", hint="give it some text")
+            digest = content_hash(merged)
+            # Visible texts are in example_hashes; an import still being written adds its
+            # own there only at its end, so its rows (ids above the visible ones) are read.
+            clash = self.db.execute(
+                f"SELECT example_id, example_id <= {q.VISIBLE_LIMIT} FROM example_hashes "
+                "WHERE hash = ? AND example_id != ? UNION ALL "
+                f"SELECT id, 0 FROM examples WHERE id > {q.VISIBLE_LIMIT} AND hash = ?",
+                [digest, example_id, digest]).fetchone()
+            if clash and not clash[1]:
+                raise AnnotuneError("an import in progress adds exactly these texts",
+                                    where=f"example {example_id}",
+                                    hint="wait for the import, then edit the imported example")
+            if clash:
+                raise AnnotuneError(f"example {clash[0]} already has exactly these texts",
+                                    where=f"example {example_id}",
+                                    hint="edit the other one instead")
+            self.db.execute("UPDATE examples SET fields = ?, text = ?, hash = ? WHERE id = ?",
+                            [dumps(merged), search_text(merged), digest, example_id])
         return self.example(example_id)
 
     def set_splits(self, splits: Mapping[int, str | None]) -> None:
@@ -332,8 +398,8 @@ class Project:
         with write_transaction(self.db):
             for example_id, split in splits.items():
                 _check_split(split, f"example {example_id}")
-                cursor = self.db.execute("UPDATE examples SET split = ? WHERE id = ?",
-                                         [split, example_id])
+                cursor = self.db.execute(f"UPDATE examples AS e SET split = ? "
+                                         f"WHERE id = ? AND {q.VISIBLE}", [split, example_id])
                 if cursor.rowcount == 0:
                     raise AnnotuneError(f"no example {example_id} in this project",
                                         where=str(self.path))
@@ -383,11 +449,12 @@ class Project:
     def labeled(self, split: str | None = None) -> list[tuple[Example, dict[str, Any]]]:
         """Return accepted annotations with their examples, in id order."""
         sql = ("SELECT e.*, a.payload AS payload FROM examples e "
-               "JOIN annotations a ON a.example_id = e.id WHERE a.status = 'accepted'")
+               f"JOIN annotations a ON a.example_id = e.id WHERE a.status = 'accepted' "
+               f"AND {q.VISIBLE}")
         params: list[Any] = []
         if split is not None:
             sql, params = sql + " AND e.split = ?", [split]
-        return [(example_from_row(row), loads(row["payload"]))
+        return [(example_from_row(row), payload_from(row["payload"], row["id"]))
                 for row in self.db.query(sql + " ORDER BY e.id", params)]
 
     def labeled_with_predictions(self, search: str | None = None
@@ -404,7 +471,8 @@ class Project:
                "WHERE p2.example_id = e.id ORDER BY p2.created_at DESC, p2.rowid DESC LIMIT 1)"
                f"{q.sql_where(clauses)} ORDER BY e.id")
         for example_id, annotation, prediction in self.db.execute(sql, params):
-            yield example_id, loads(annotation), loads(prediction)
+            yield (example_id, payload_from(annotation, example_id),
+                   payload_from(prediction, example_id, "predictions"))
 
     def annotated(self, include_skipped: bool = False
                   ) -> Iterator[tuple[Example, StoredAnnotation]]:
@@ -412,7 +480,7 @@ class Project:
         statuses = "('accepted', 'skipped')" if include_skipped else "('accepted')"
         sql = ("SELECT e.*, a.payload, a.status, a.annotator, a.updated_at, "
                "a.example_id FROM examples e JOIN annotations a ON a.example_id = e.id "
-               f"WHERE a.status IN {statuses} ORDER BY e.id")
+               f"WHERE a.status IN {statuses} AND {q.VISIBLE} ORDER BY e.id")
         for row in self.db.query(sql):
             yield example_from_row(row), annotation_from_row(row)
 
@@ -423,7 +491,8 @@ class Project:
         for label, n in self.db.execute(q.LABEL_COUNTS).fetchall():
             labels[str(label)] = n
         splits = {(split or "unassigned"): n for split, n in self.db.execute(
-            "SELECT split, COUNT(*) FROM examples GROUP BY split ORDER BY split").fetchall()}
+            f"SELECT split, COUNT(*) FROM examples e WHERE {q.VISIBLE} GROUP BY split "
+            "ORDER BY split").fetchall()}
         total, accepted, skipped = counts["examples"], counts["accepted"], counts["skipped"]
         return {"examples": total, "accepted": accepted, "labeled": accepted,
                 "skipped": skipped, "unlabeled": total - accepted - skipped,
@@ -464,10 +533,12 @@ class Project:
 
         A run whose training process is gone (killed, crashed) is closed as failed first.
         """
-        return _runs.runs(self.db, self.runs_dir)
+        with _naming("tables runs and run_epochs"):
+            return _runs.runs(self.db, self.runs_dir)
 
     def run(self, run_id: int) -> dict[str, Any]:
-        return _runs.run(self.db, run_id, self.runs_dir)
+        with _naming(f"run {run_id} (tables runs and run_epochs)"):
+            return _runs.run(self.db, run_id, self.runs_dir)
 
     def save_predictions(self, source: str | int,
                          items: Iterable[tuple[int, dict[str, Any], float | None]]) -> int:
@@ -476,4 +547,16 @@ class Project:
 
     def prediction(self, example_id: int, source: str | int | None = None
                    ) -> StoredPrediction | None:
-        return _runs.prediction(self.db, example_id, source)
+        with _naming(f"the prediction of example {example_id} (table predictions)"):
+            return _runs.prediction(self.db, example_id, source)
+
+
+@contextlib.contextmanager
+def _naming(place: str) -> Iterator[None]:
+    """Say which stored value is not JSON when a record module could only say 'a value'."""
+    try:
+        yield
+    except StoredValueError as error:
+        error.what = error.what.replace("a value stored in the project", place, 1)
+        error.args = (str(error),)
+        raise

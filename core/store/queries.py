@@ -11,6 +11,12 @@ from typing import Any
 from annotune.core.errors import AnnotuneError
 from annotune.core.store.records import FILTER_STATUSES
 
+# The examples of an import still being written (or left behind by a killed one) are not part
+# of the project yet: a batch's examples are those from its first id on (core/store/batches.py),
+# so every read keeps to the ids below the lowest unfinished batch. The subquery is evaluated
+# once per statement and SQLite walks the primary key up to it: it costs nothing per row.
+VISIBLE_LIMIT = "(SELECT IFNULL(MIN(first_id) - 1, 9223372036854775807) FROM imports)"
+VISIBLE = f"e.id <= {VISIBLE_LIMIT}"
 UNLABELED = "NOT EXISTS (SELECT 1 FROM annotations a WHERE a.example_id = e.id)"
 # A rare status: IN (subquery) builds the small set of ids once and probes it, instead of
 # running a correlated subquery for every one of a million examples.
@@ -29,16 +35,17 @@ WITH_LABEL = """e.id IN (SELECT a.example_id FROM annotations a WHERE (
 MATCHES = "e.id IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH :search)"
 
 # Per-label counts over accepted annotations, whatever the payload form.
-LABEL_COUNTS = """
+LABEL_COUNTS = f"""
 SELECT label, COUNT(*) AS n FROM (
     SELECT json_extract(payload, '$.label') AS label FROM annotations
         WHERE status = 'accepted' AND json_extract(payload, '$.label') IS NOT NULL
+        AND example_id <= {VISIBLE_LIMIT}
     UNION ALL
     SELECT l.value FROM annotations a, json_each(a.payload, '$.labels') l
-        WHERE a.status = 'accepted'
+        WHERE a.status = 'accepted' AND a.example_id <= {VISIBLE_LIMIT}
     UNION ALL
     SELECT json_extract(s.value, '$.label') FROM annotations a, json_each(a.payload, '$.spans') s
-        WHERE a.status = 'accepted'
+        WHERE a.status = 'accepted' AND a.example_id <= {VISIBLE_LIMIT}
 ) WHERE label IS NOT NULL GROUP BY label
 """
 
@@ -56,9 +63,10 @@ def where(status: str | None = None, label: str | None = None, split: str | None
     """Return the WHERE clauses (joined with AND by the caller) and their named parameters.
 
     ``common``: the status filter matches a large share of the examples (see COMMON_SHARE).
+    The clauses always keep to visible examples (``VISIBLE``).
     """
     check_status(status)
-    clauses: list[str] = []
+    clauses: list[str] = [VISIBLE]
     params: dict[str, Any] = {}
     if status == "unlabeled":
         clauses.append(UNLABELED)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) quotes with
 from typing import Any
+
+from annotune.core.store.failures import ProjectBusyError, StoredValueError, is_busy
 
 STATUSES = ("accepted", "skipped")
 FILTER_STATUSES = ("unlabeled", "accepted", "skipped")
@@ -49,6 +53,8 @@ class ImportSummary:
     duplicates: int = 0
     annotated: int = 0
     duplicate_lines: list[int] = field(default_factory=list)  # lines of the skipped duplicates
+    steps: int = 0  # write transactions of a large import (0: one transaction)
+    longest_step_s: float = 0.0  # the longest time one of them held the write lock
 
 
 def now() -> str:
@@ -61,8 +67,13 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
-def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+def loads(text: str | None, place: str = "a value stored in the project") -> Any:
+    """Parse stored JSON; a value that is not JSON is a StoredValueError naming ``place``."""
+    try:
+        return None if text is None else json.loads(text)
+    except (ValueError, TypeError) as error:
+        raise StoredValueError(place, text if isinstance(text, str) else repr(text),
+                               error) from None
 
 
 def fields_json(fields: dict[str, str]) -> str:
@@ -90,37 +101,92 @@ def search_text(fields: dict[str, str]) -> str:
 
 
 def example_from_row(row: dict[str, Any]) -> Example:
-    return Example(id=row["id"], fields=json.loads(row["fields"]), split=row["split"],
-                   source=row["source"], line=row["line"], source_id=row["source_id"],
-                   meta=json.loads(row["meta"] or "{}"))
+    try:
+        fields, meta = json.loads(row["fields"]), json.loads(row["meta"] or "{}")
+    except (ValueError, TypeError):
+        # the slow path names the column; the fast one above costs nothing extra
+        fields = loads(row["fields"], f"the fields of example {row['id']} (table examples)")
+        meta = loads(row["meta"] or "{}", f"the meta of example {row['id']} (table examples)")
+    if not isinstance(fields, dict):
+        raise StoredValueError(f"the fields of example {row['id']} (table examples)",
+                               row["fields"], ValueError("not a JSON object"))
+    return Example(id=row["id"], fields=fields, split=row["split"], source=row["source"],
+                   line=row["line"], source_id=row["source_id"], meta=meta)
+
+
+def payload_from(text: str | None, example_id: int, table: str = "annotations") -> Any:
+    """Parse an annotation payload, naming the example and table when it is not JSON."""
+    try:
+        return None if text is None else json.loads(text)
+    except (ValueError, TypeError):
+        return loads(text, f"the payload of example {example_id} (table {table})")
 
 
 def annotation_from_row(row: dict[str, Any]) -> StoredAnnotation:
-    return StoredAnnotation(example_id=row["example_id"], payload=json.loads(row["payload"]),
+    return StoredAnnotation(example_id=row["example_id"],
+                            payload=payload_from(row["payload"], row["example_id"]),
                             status=row["status"], annotator=row["annotator"],
                             updated_at=row["updated_at"])
 
 
+# How long a change waits for the write lock before it gives up with ProjectBusyError. An
+# import publishes in steps of about 0.15 s and a page of predictions or a training epoch takes
+# milliseconds, so only a program that holds the lock far longer than any annotune step
+# makes a save wait this long.
+WRITE_WAIT_S = 10.0
+BUSY_TIMEOUT_MS = 30_000  # what plain statements wait (sqlite3.connect(timeout=30))
+_POLL_FIRST_S, _POLL_MAX_S = 0.0005, 0.002
+
+
+def begin_immediate(db: Any, wait_s: float | None = None) -> None:
+    """Start a transaction that holds the write lock, waiting up to ``wait_s`` for it.
+
+    SQLite's own busy handler sleeps ever longer between tries (up to 100 ms), so against an
+    import that frees the lock for a few milliseconds between its steps it keeps missing the
+    gap. This polls every 2 ms at most instead (each try costs microseconds).
+    """
+    conn = db.conn
+    wait_s = WRITE_WAIT_S if wait_s is None else wait_s
+    started = time.monotonic()
+    delay = _POLL_FIRST_S
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if not is_busy(error):
+                    raise
+                if time.monotonic() - started >= wait_s:
+                    raise ProjectBusyError(wait_s) from None
+            time.sleep(delay)
+            delay = min(delay * 1.5, _POLL_MAX_S)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
 @contextlib.contextmanager
-def write_transaction(db: Any) -> Iterator[Any]:
+def write_transaction(db: Any, wait_s: float | None = None) -> Iterator[Any]:
     """Run a read-then-write change holding SQLite's write lock from its first statement.
 
     A plain (deferred) transaction that reads and then writes cannot wait for another writer:
     SQLite refuses the upgrade at once with "database is locked", whatever the busy timeout,
-    so a label saved while pre-annotation or the training job writes a page would be lost.
-    BEGIN IMMEDIATE takes the lock up front, where the 30 s busy timeout applies: the save
-    waits the few milliseconds the other writer needs. Inside a transaction already open it
-    is a savepoint, like ``db.atomic()``.
+    so a label saved while pre-annotation or an import writes would be lost. BEGIN IMMEDIATE
+    takes the lock up front (``begin_immediate`` waits for it up to ``wait_s``, by default
+    ``WRITE_WAIT_S``, then raises
+    ProjectBusyError): the change waits the few milliseconds the other writer needs. Inside a
+    transaction already open it is a savepoint, like ``db.atomic()``.
     """
     if db.conn.in_transaction:
         with db.atomic():
             yield db
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(db, wait_s)
     try:
         yield db
+        db.conn.execute("COMMIT")
     except BaseException:
         if db.conn.in_transaction:
             db.conn.execute("ROLLBACK")
         raise
-    db.conn.execute("COMMIT")

@@ -9,7 +9,7 @@ import pytest
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportRecord
-from annotune.core.store import Project, bulk, migrations
+from annotune.core.store import Project, bulk, integrity, migrations
 from annotune.core.store.records import content_hash, dumps, fields_json
 from annotune.core.tasks import TaskSettings
 
@@ -159,8 +159,13 @@ def test_bulk_import_restores_connection_settings(project):
 def test_migrations_2_and_3_upgrade_a_version_1_project(tmp_path, monkeypatch):
     """A file from before the counters gets them counted, and its hash index moved, on open."""
     path = tmp_path / "old.annotune"
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    # Today's code writes the version-1 data: it needs the table of unfinished imports
+    # (migration 5 creates it only if missing) and cannot check the counters v1 lacks.
+    first = migrations.MIGRATIONS[0]
+    monkeypatch.setattr(migrations, "MIGRATIONS",
+                        [lambda db: (first(db), migrations._v5_import_batches(db))])
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(integrity, "check_counters", lambda db, path: None)
     with Project.create(path, task="text-classification",
                         settings=TaskSettings(labels=LABELS)) as project:
         project.add_examples(records(["a good one", "b", "c", "d"],

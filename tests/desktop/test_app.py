@@ -53,11 +53,14 @@ def test_open_label_and_count(qtbot, sentiment_project):
     qtbot.keyClick(labeling.editor, Qt.Key.Key_S)
     assert window.counts_label.text() == "labeled 1 of 6 · skipped 1"
     window.undo_action.trigger()
+    assert labeling.wait_for_saves()  # undo runs after the queued saves, on the save thread
     assert window.counts_label.text() == "labeled 1 of 6"
     window.undo_action.trigger()
+    assert labeling.wait_for_saves()
     assert window.counts_label.text() == "labeled 0 of 6"
     assert labeling.current.id == first
     window.redo_action.trigger()
+    assert labeling.wait_for_saves()
     assert window.project.annotation(first).payload == {"label": "neg"}
     assert [p.resolve() for p in recent_projects()] == [path.resolve()]
     window.close_project()

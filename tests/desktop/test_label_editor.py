@@ -23,6 +23,7 @@ def test_label_key_saves_and_shows_next(qtbot, sentiment_project):
     view = _view(qtbot, sentiment_project)
     first = view.current.id
     qtbot.keyClick(view.editor, Qt.Key.Key_2)
+    assert view.wait_for_saves()  # written on the save thread
     stored = sentiment_project.annotation(first)
     assert stored.status == "accepted" and stored.payload == {"label": "pos"}
     assert view.current.id != first
@@ -33,16 +34,21 @@ def test_skip_undo_redo(qtbot, sentiment_project):
     view = _view(qtbot, sentiment_project)
     first = view.current.id
     qtbot.keyClick(view.editor, Qt.Key.Key_S)
+    assert view.wait_for_saves()
     assert sentiment_project.annotation(first).status == "skipped"
     second = view.current.id
     qtbot.keyClick(view.editor, Qt.Key.Key_1)
+    assert view.wait_for_saves()
     assert sentiment_project.annotation(second).payload == {"label": "neg"}
     view.undo()
+    assert view.wait_for_saves()
     assert sentiment_project.annotation(second) is None
     assert view.current.id == second
     view.undo()
+    assert view.wait_for_saves()
     assert sentiment_project.annotation(first) is None
     view.redo()
+    assert view.wait_for_saves()
     assert sentiment_project.annotation(first).status == "skipped"
 
 
@@ -70,6 +76,7 @@ def test_multi_label_toggles_then_enter(qtbot, tmp_path, make_project):
     qtbot.keyClick(view.editor, Qt.Key.Key_3)
     assert project.annotation(first) is None  # toggles alone save nothing
     qtbot.keyClick(view.editor, Qt.Key.Key_Return)
+    assert view.wait_for_saves()
     assert project.annotation(first).payload == {"labels": ["money", "tech"]}
     assert view.current.id != first
     project.close()
@@ -99,5 +106,6 @@ def test_suggestion_enter_and_uncertainty_order(qtbot, sentiment_project):
     assert "pos (0.55)" in view.editor.suggestion_label.text()
     assert view.editor.buttons["pos"].isChecked()
     qtbot.keyClick(view.editor, Qt.Key.Key_Return)
+    assert view.wait_for_saves()
     assert project.annotation(4).payload == {"label": "pos"}
     assert view.current.id == 2

@@ -69,6 +69,7 @@ def test_ner_select_label_overlap_delete_accept(qtbot, tmp_path, make_project):
 
     first = view.current.id
     qtbot.keyClick(text_view, Qt.Key.Key_Return)
+    assert view.wait_for_saves()  # written on the save thread
     assert project.annotation(first).payload == {"spans": [{"start": 0, "end": 12,
                                                             "label": "PER"}]}
     assert view.current.id != first
@@ -83,6 +84,7 @@ def test_ner_suggestion_is_accepted_with_enter(qtbot, tmp_path, make_project):
     view = _view(qtbot, project, SpansEditor)
     assert "suggests 1 entities" in view.editor.note.text()
     qtbot.keyClick(view.editor.text_view, Qt.Key.Key_Enter)
+    assert view.wait_for_saves()
     assert project.annotation(1).payload["spans"] == [{"start": 36, "end": 42, "label": "LOC"}]
     project.close()
 
@@ -104,11 +106,13 @@ def test_entities_marked_are_kept_when_moving_on_without_enter(qtbot, tmp_path, 
 
     qtbot.keyClick(text_view, Qt.Key.Key_PageDown)
     assert view.current.id != first
+    assert view.wait_for_saves()
     assert project.annotation(first).payload == {"spans": [{"start": 36, "end": 42,
                                                             "label": "LOC"}]}
     assert f"Saved the entities marked on example #{first}" in messages
 
     qtbot.keyClick(view.editor.text_view, Qt.Key.Key_PageUp)  # nothing marked: nothing saved
+    assert view.wait_for_saves()
     assert view.current.id == first
     assert project.annotation(view.history[1]) is None
     assert view.editor.spans == [{"start": 36, "end": 42, "label": "LOC"}]  # shown as saved
@@ -127,9 +131,11 @@ def test_qa_answer_selection_and_no_answer(qtbot, tmp_path, make_project):
     assert editor.context.toPlainText() == context
     _select(qtbot, editor.context, 26, 3)  # "188" snaps to "1889"
     qtbot.keyClick(editor.context, Qt.Key.Key_A)
+    assert view.wait_for_saves()
     assert project.annotation(1).payload == {"answers": [{"start": 26, "text": "1889"}]}
     assert view.current.id == 2
     qtbot.keyClick(editor.context, Qt.Key.Key_N)
+    assert view.wait_for_saves()
     assert project.annotation(2).payload == {"answers": []}
     project.close()
 
@@ -184,6 +190,7 @@ def test_qa_edited_question_is_saved_with_the_answer(qtbot, tmp_path, make_proje
     assert editor.context.hasFocus()
     _select(qtbot, editor.context, 26, 4)
     qtbot.keyClick(editor.context, Qt.Key.Key_A)
+    assert view.wait_for_saves()
     assert project.example(1).fields["question"] == "When was it built and finished?"
     assert project.annotation(1).payload == {"answers": [{"start": 26, "text": "1889"}]}
     project.close()

@@ -98,6 +98,7 @@ def test_train_export_try_and_preannotate(qtbot, labeled_project, tiny_base_mode
     assert view.current.fields["text"] == "a great and lovely thing"
     assert "Model suggests" in view.editor.suggestion_label.text()
     view.editor.accept()  # Enter accepts the suggestion
+    assert view.wait_for_saves()
     stored = project.annotation(view.history[0])
     assert stored.payload["label"] in ("neg", "pos")
 
