@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
                                              tip="Copy the project with every saved label, "
                                                  "safely while it is in use")
         file_menu.addSeparator()
-        self.close_action = self._action(file_menu, "&Close project",
+        self.close_action = self._action(file_menu, "C&lose project",
                                          lambda: self.close_project())
         self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
 

@@ -53,6 +53,8 @@ def _label(window: Any) -> dict[str, Any]:
     wait_until(lambda: QApplication.activeWindow() is window, 5)
     labeling.editor.setFocus()
     QTest.keyClick(labeling.editor, Qt.Key.Key_1)
+    if not labeling.wait_for_saves(30):  # decisions are written on the save thread
+        return {"ok": False, "example": first, "error": "the decision was not saved in 30 s"}
     stored = window.project.annotation(first)
     return {"ok": stored is not None, "example": first,
             "annotation": stored.payload if stored else None}
