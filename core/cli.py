@@ -110,6 +110,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_labels(args: argparse.Namespace) -> int:
+    """List the project's labels with how often each is used; --add appends new ones."""
+    _registry()
+    project = _open(args.project)
+    try:
+        if args.add:
+            added = [name for group in args.add for name in group.split(",") if name.strip()]
+            project.add_labels(added)
+            print(f"added {', '.join(name.strip() for name in added)} to {project.path}")
+        counts = project.stats()["labels"]
+        width = max((len(label) for label in counts), default=0)
+        for number, label in enumerate(project.settings.labels, start=1):
+            key = f"{number}" if number <= 9 else " "
+            print(f"{key}  {label:<{width}}  {counts.get(label, 0)} labeled")
+    finally:
+        project.close()
+    return EXIT_OK
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     """Copy a project, whole and consistent, even while another program has it open."""
     project = _open(args.project)
@@ -545,6 +564,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("stats", help="counts of examples, labels and splits")
     p.add_argument("project", help="the .annotune project file")
     p.set_defaults(func=cmd_stats)
+
+    p = commands.add_parser("labels", help="list the labels (with counts); add new ones",
+                            description="List the project's labels, their number keys in the "
+                            "labeling view and how many examples have each. --add appends "
+                            "labels (entity types for NER); every stored label is kept.")
+    p.add_argument("project", help="the .annotune project file")
+    p.add_argument("--add", action="append", metavar="LABEL[,LABEL]",
+                   help="add labels after the existing ones (repeatable)")
+    p.set_defaults(func=cmd_labels)
 
     p = commands.add_parser("backup", help="copy a project safely, even while it is open",
                             description="Copy the project through SQLite's backup API: every "

@@ -75,26 +75,36 @@ class Registry:
                                 hint=f"choose one of: {known}") from None
 
 
-def _load_builtin(manager: pluggy.PluginManager, failures: list[PluginFailure]) -> None:
-    for module_name in BUILTIN_PLUGINS:
+def load_plugins(specs: Any, builtin: tuple[str, ...], group: str,
+                 extra_plugins: tuple[Any, ...] = ()) -> tuple[pluggy.PluginManager,
+                                                            list[PluginFailure]]:
+    """Register the built-in modules, the entry points of ``group`` and ``extra_plugins``.
+
+    The one loader of core's task plugins and the desktop's editor plugins: a plugin that fails
+    to import or register is recorded and skipped, never fatal.
+    """
+    manager = pluggy.PluginManager(specs.PROJECT_NAME)
+    manager.add_hookspecs(specs)
+    failures: list[PluginFailure] = []
+    for module_name in builtin:
         try:
             manager.register(importlib.import_module(module_name), name=module_name)
         except Exception as error:  # a broken built-in must not stop the others either
             failures.append(PluginFailure(module_name, f"{type(error).__name__}: {error}"))
-
-
-def _load_entry_points(manager: pluggy.PluginManager, failures: list[PluginFailure]) -> None:
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in importlib.metadata.entry_points(group=group):
         if manager.get_plugin(entry_point.name) is not None:
             continue
         try:
             manager.register(entry_point.load(), name=entry_point.name)
         except Exception as error:
             failures.append(PluginFailure(entry_point.name, f"{type(error).__name__}: {error}"))
+    for plugin in extra_plugins:
+        manager.register(plugin)
+    return manager, failures
 
 
-def _collect(manager: pluggy.PluginManager, hook_name: str, failures: list[PluginFailure],
-             register: Any) -> None:
+def collect(manager: pluggy.PluginManager, hook_name: str, failures: list[PluginFailure],
+            register: Any) -> None:
     """Call one register_* hook plugin by plugin, so a failing plugin is skipped alone."""
     for impl in getattr(manager.hook, hook_name).get_hookimpls():
         try:
@@ -105,13 +115,8 @@ def _collect(manager: pluggy.PluginManager, hook_name: str, failures: list[Plugi
 
 def build_registry(extra_plugins: tuple[Any, ...] = ()) -> Registry:
     """Load every plugin and collect what they register (a fresh registry each call)."""
-    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    manager.add_hookspecs(hookspecs)
-    failures: list[PluginFailure] = []
-    _load_builtin(manager, failures)
-    _load_entry_points(manager, failures)
-    for plugin in extra_plugins:
-        manager.register(plugin)
+    manager, failures = load_plugins(hookspecs, BUILTIN_PLUGINS, ENTRY_POINT_GROUP,
+                                     extra_plugins)
     registry = Registry(manager, failures)
 
     def add_task(task: Any) -> None:
@@ -125,8 +130,8 @@ def build_registry(extra_plugins: tuple[Any, ...] = ()) -> Registry:
         if hasattr(fmt, "write"):
             registry.exporters[fmt.name] = fmt
 
-    _collect(manager, "register_tasks", failures, add_task)
-    _collect(manager, "register_formats", failures, add_format)
+    collect(manager, "register_tasks", failures, add_task)
+    collect(manager, "register_formats", failures, add_format)
     return registry
 
 

@@ -10,6 +10,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -108,6 +109,10 @@ class MainWindow(QMainWindow):
                                         tip="Undo the last labeling decision")
         self.redo_action = self._action(edit_menu, "&Redo", self.redo, "Ctrl+Shift+Z",
                                         tip="Redo the last undone decision")
+        edit_menu.addSeparator()
+        self.add_label_action = self._action(edit_menu, "Add &label…", self.add_label,
+                                             tip="Add a label after the project's own; every "
+                                                 "saved label is kept")
 
         model_menu = bar.addMenu("&Model")
         model_menu.setToolTipsVisible(True)
@@ -140,7 +145,8 @@ class MainWindow(QMainWindow):
     def _project_actions_enabled(self, enabled: bool) -> None:
         for action in (self.import_action, self.export_data_action, self.save_copy_action,
                        self.close_action,
-                       self.undo_action, self.redo_action, self.train_action,
+                       self.undo_action, self.redo_action, self.add_label_action,
+                       self.train_action,
                        self.export_bundle_action, self.preannotate_action):
             action.setEnabled(enabled)
 
@@ -329,6 +335,35 @@ class MainWindow(QMainWindow):
             show_error(self, error)
             return
         self.statusBar().showMessage(f"Wrote {count} annotated examples to {path}", 8000)
+
+    def add_label(self, name: str | None = None) -> bool:
+        """Ask for a new label, store it, and reopen the views so the editors show it."""
+        if self.project is None:
+            return False
+        if not self.task.needs_labels:
+            self.statusBar().showMessage(f"A {self.task.title} project has no labels", 5000)
+            return False
+        if self.views["train"].running():
+            self.statusBar().showMessage("Add labels once the training has finished", 8000)
+            return False
+        if name is None:
+            labels = ", ".join(self.project.settings.labels)
+            name, ok = QInputDialog.getText(self, "Add label",
+                                            f"New label (the project has: {labels}):")
+            if not ok:
+                return False
+        if not self.save_pending() or not self.finish_saves():
+            return False
+        try:
+            self.project.add_labels([name])
+        except AnnotuneError as error:
+            show_error(self, error)
+            return False
+        path, tab = Path(self.project.path), self.tabs.currentIndex()
+        if self.close_project(ask=False) and self.open_project(path):
+            self.tabs.setCurrentIndex(tab)
+            self.statusBar().showMessage(f"Added the label '{name.strip()}'", 5000)
+        return True
 
     def show_train(self) -> None:
         self.tabs.setCurrentWidget(self.views["train"])

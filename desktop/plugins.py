@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import pluggy
-
 from annotune.core.errors import AnnotuneError
-from annotune.core.plugins import PluginFailure
+from annotune.core.plugins import PluginFailure, collect, load_plugins
 from annotune.desktop import hookspecs
 
 BUILTIN_EDITORS = ("annotune.desktop.editors.builtin",)
@@ -37,32 +33,15 @@ class EditorRegistry:
 
 def build_editor_registry(extra_plugins: tuple[Any, ...] = ()) -> EditorRegistry:
     """Load every editor plugin; a broken one is recorded in ``failures`` and skipped."""
-    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    manager.add_hookspecs(hookspecs)
-    result = EditorRegistry()
-    for name in BUILTIN_EDITORS:
-        try:
-            manager.register(importlib.import_module(name), name=name)
-        except Exception as error:
-            result.failures.append(PluginFailure(name, f"{type(error).__name__}: {error}"))
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            manager.register(entry_point.load(), name=entry_point.name)
-        except Exception as error:
-            result.failures.append(PluginFailure(entry_point.name,
-                                                 f"{type(error).__name__}: {error}"))
-    for plugin in extra_plugins:
-        manager.register(plugin)
+    manager, failures = load_plugins(hookspecs, BUILTIN_EDITORS, ENTRY_POINT_GROUP, extra_plugins)
+    result = EditorRegistry(failures=failures)
 
     def register(kind: str, factory: Callable[..., Any]) -> None:
+        if kind in result.editors:  # two editors for one kind: which one shows would be luck
+            raise AnnotuneError(f"an editor for annotations of kind '{kind}' is registered twice")
         result.editors[kind] = factory
 
-    for impl in manager.hook.register_editors.get_hookimpls():
-        try:
-            impl.function(register)
-        except Exception as error:
-            result.failures.append(PluginFailure(impl.plugin_name,
-                                                 f"{type(error).__name__}: {error}"))
+    collect(manager, "register_editors", failures, register)
     return result
 
 

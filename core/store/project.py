@@ -237,6 +237,37 @@ class Project:
                             [dumps(settings.to_dict())])
         self.settings = settings
 
+    def add_labels(self, names: Iterable[str]) -> tuple[str, ...]:
+        """Add labels after the project's own, keeping every stored annotation and its number key.
+
+        Read and written in one transaction, so a label another program added meanwhile is
+        kept; a name already there, empty or not valid for the task is refused and nothing
+        changes. Runs trained before keep their own label set; the next run learns the new ones.
+        Returns the project's labels after the change.
+        """
+        wanted = [str(name).strip() for name in names]
+        if not wanted or not all(wanted):
+            raise AnnotuneError("a new label needs a name", hint="type the label's name")
+        if not self.task.needs_labels:
+            raise AnnotuneError(f"a {self.task.title} project has no labels to add to")
+        with write_transaction(self.db):
+            stored = self.db.execute(
+                "SELECT value FROM project WHERE key = 'settings'").fetchone()[0]
+            current = TaskSettings.from_dict(loads(stored, "the task settings"))
+            already = [name for name in wanted if name in current.labels]
+            if already:
+                raise AnnotuneError(f"the project already has the label '{already[0]}'",
+                                    hint=f"its labels: {', '.join(current.labels)}")
+            thresholds = current.thresholds
+            if thresholds:  # tuned per label: a new label starts at the untuned 0.5
+                thresholds = (*thresholds, *(0.5,) * len(wanted))
+            changed = current.with_(labels=(*current.labels, *wanted), thresholds=thresholds)
+            self.task.check_settings(changed)
+            self.db.execute("UPDATE project SET value = ? WHERE key = 'settings'",
+                            [dumps(changed.to_dict())])
+        self.settings = changed
+        return changed.labels
+
     # -- examples ----------------------------------------------------------------------------
     def add_examples(self, records: Iterable[Any], source: str | None = None,
                      keep_repeated_texts: bool = False) -> ImportSummary:

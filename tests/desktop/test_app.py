@@ -107,6 +107,22 @@ def test_editor_plugins_register_through_the_desktop_hook():
     assert any("cannot build" in str(f) for f in found.failures)
 
 
+def test_a_second_editor_for_a_kind_is_refused_not_swapped_in():
+    """Which of two editors for one kind was shown depended on load order; now the second fails."""
+    from annotune.desktop.hookspecs import hookimpl
+
+    builtin = build_editor_registry().editors["spans"]
+
+    class Rival:
+        @hookimpl
+        def register_editors(self, register):
+            register("spans", lambda *args: None)
+
+    found = build_editor_registry(extra_plugins=(Rival(),))
+    assert found.editors["spans"] is builtin
+    assert any("'spans' is registered twice" in str(f) for f in found.failures)
+
+
 def test_crash_handler_shows_log_path(qtbot):
     window = _window(qtbot)
     handler = CrashHandler(setup_logging())
@@ -151,3 +167,30 @@ def test_error_dialogs_name_the_windows_controls_not_command_line_options(qtbot,
     text = window.findChild(object, "error_dialog").text()
     assert "missing 🍕.annotune" in text and "File ▸ New project…" in text
     assert "`annotune" not in text and "--" not in text
+
+
+def test_edit_add_label_keeps_the_saved_labels_and_gives_the_new_one_a_key(qtbot,
+                                                                           sentiment_project):
+    path = sentiment_project.path
+    sentiment_project.close()
+    window = _window(qtbot)
+    assert window.open_project(path)
+    labeling = window.views["label"]
+    first = labeling.current.id
+    qtbot.keyClick(labeling.editor, Qt.Key.Key_2)
+    assert labeling.wait_for_saves()
+    window.tabs.setCurrentWidget(window.views["examples"])
+    assert window.add_label("mixed 🍕")
+    assert window.tabs.currentWidget() is window.views["examples"]  # the person stays put
+    assert window.project.settings.labels == ("neg", "pos", "mixed 🍕")
+    assert window.project.annotation(first).payload == {"label": "pos"}
+    labeling = window.views["label"]
+    show_active(qtbot, window)  # as the person's click on the tab would
+    window.tabs.setCurrentWidget(labeling)
+    second = labeling.current.id
+    qtbot.keyClick(labeling.editor, Qt.Key.Key_3)
+    assert labeling.wait_for_saves()
+    assert window.project.annotation(second).payload == {"label": "mixed 🍕"}
+    assert not window.add_label("pos")  # refused with a dialog, nothing changed
+    assert window.project.settings.labels == ("neg", "pos", "mixed 🍕")
+    window.close_project()
