@@ -124,7 +124,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     accepted = model_inputs(model)
     pad_token_id = pad_id(loaded.tokenizer)
     width = getattr(model.config, "hidden_size", None)
-    measured = measures_precision(device, config.precision, width)
+    measured = ranks.same_on_all(measures_precision(device, config.precision, width))
     precision = "fp32" if measured else pick_precision(device, config.precision, width)
     device_info["precision"] = precision  # the probe below may still change it
 

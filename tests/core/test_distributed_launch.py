@@ -219,3 +219,35 @@ def test_the_job_takes_a_run_folder_or_a_project_not_both(tmp_path):
                              capture_output=True, text=True, env=ENV)
     assert missing.returncode == 1
     assert "does not exist" in events(missing)[-1]["error"]
+
+
+def test_the_train_button_keeps_one_device_under_a_launchers_environment(tmp_path,
+                                                                         tiny_base_model,
+                                                                         monkeypatch):
+    """A project's own training (the desktop, `annotune train`) never joins a process group,
+    even started from a shell where a launcher's variables are set."""
+    from annotune.core.training.job import run_training_inline
+
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1",
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "9"}.items():
+        monkeypatch.setenv(name, value)
+    project_path = make_project(tmp_path / "reviews.annotune", tiny_base_model, n=20)
+    with Project.open(project_path) as project:
+        result = run_training_inline(project, CONFIG.with_(epochs=1))
+    assert result.status == "finished" and (result.artifact_dir / "config.json").is_file()
+    assert "processes" not in json.loads((result.out_dir / "run.json").read_text())["device"]
+
+
+def test_a_worker_of_a_launcher_does_not_take_the_launcher_for_a_dead_parent(tmp_path,
+                                                                             tiny_base_model):
+    """torchrun's workers inherit the environment of whoever started torchrun, lifeline
+    variable included; the worker's parent is torchrun's agent, not the process it names."""
+    project_path = make_project(tmp_path / "reviews.annotune", tiny_base_model, n=20)
+    with Project.open(project_path) as project:
+        spec = prepare_run(project, CONFIG.with_(epochs=1), tmp_path / "run")
+    result = subprocess.run([sys.executable, *JOB, str(spec.folder)], capture_output=True,
+                            text=True, timeout=LAUNCH_TIMEOUT_S,
+                            env={**ENV, "TORCHELASTIC_RUN_ID": "test",
+                                 "ANNOTUNE_PARENT_PID": "1"})  # not this process's parent
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert events(result)[-1]["event"] == "finished"
