@@ -12,6 +12,9 @@
 #   train_speed       both model shapes, 20,000 SST-2 sentences, 1 epoch, batch 32
 #   train_speed_pairs bert-base shape, 6,000 pairs cut to exactly 128 tokens (the compute-bound
 #                     case: fp32 against bf16, and the precision annotune's probe picks there)
+#   distributed_2gpu  one prepared SST-2 run (20,000 sentences, 2 epochs, global batch 32) in
+#                     one process and under torchrun on every GPU: steps, validation score,
+#                     s/epoch (bench/distributed_check.py; "skipped" with fewer than 2 GPUs)
 #   accuracy_sst2     full train.tsv -> dev.tsv, 3 epochs on both sides (annotune's default is
 #                     10 with early stopping; capped at the HF recipe's 3 to fit the budget)
 #   accuracy_rte, accuracy_conll2003, accuracy_squad   each recipe's own defaults, if time remains
@@ -57,11 +60,13 @@ COMMON=(--data-dir "$DATA_DIR" --base-model "$BASE_MODEL")
 if [ "$QUICK" = 1 ]; then
     SPEED_LIMIT=(--train-limit 2000)
     PAIRS_LIMIT=(--train-limit 500)
+    DIST_LIMIT=(--train-limit 2000 --epochs 1)
     SST2_LIMIT=(--train-limit 2000 --eval-limit 500 --epochs 1)
     TASK_LIMIT=(--train-limit 500 --eval-limit 200 --epochs 1)
 else
     SPEED_LIMIT=(--train-limit 20000)
     PAIRS_LIMIT=(--train-limit 6000)
+    DIST_LIMIT=(--train-limit 20000 --epochs 2)
     SST2_LIMIT=(--epochs 3)
     TASK_LIMIT=()
 fi
@@ -92,6 +97,14 @@ step train_speed 150 "$PYTHON" bench/train_speed.py "${COMMON[@]}" --shapes mini
     --epochs 1 "${SPEED_LIMIT[@]}"
 step train_speed_pairs 90 "$PYTHON" bench/train_speed.py "${COMMON[@]}" --shapes bert-base \
     --pairs --variants hf-fp32,hf-bf16,annotune --epochs 1 "${PAIRS_LIMIT[@]}"
+# fewer than 2 GPUs: the check says "skipped" at once and the suite goes on
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [ "${gpus:-0}" -ge 2 ]; then
+    step distributed_2gpu 120 "$PYTHON" bench/distributed_check.py "${COMMON[@]}" "${DIST_LIMIT[@]}"
+elif [ -z "$STEPS" ] || [[ ",$STEPS," == *",distributed_2gpu,"* ]]; then
+    echo "== distributed_2gpu skipped: ${gpus:-0} GPU(s) visible, it needs 2 or more" \
+        | tee "$OUT/distributed_2gpu.txt"
+fi
 step accuracy_sst2 240 "$PYTHON" bench/accuracy.py --task sst2 "${COMMON[@]}" "${SST2_LIMIT[@]}"
 step accuracy_rte 60 "$PYTHON" bench/accuracy.py --task rte "${COMMON[@]}" "${TASK_LIMIT[@]}"
 step accuracy_conll2003 180 "$PYTHON" bench/accuracy.py --task conll2003 "${COMMON[@]}" \

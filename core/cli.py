@@ -210,6 +210,8 @@ def _show_training_event(event: dict, bar: ProgressBar) -> dict | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     _registry()
+    if args.prepare_only:
+        return _prepare_run(args)
     project = _open(args.project)
     path = project.path
     project.close()
@@ -225,6 +227,47 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise AnnotuneError(str(final.get("error")))
     raise AnnotuneError(f"training failed: {final.get('error')}",
                         hint=f"details in {final['log']}" if final.get("log") else None)
+
+
+def _prepare_run(args: argparse.Namespace) -> int:
+    """Freeze the run into a folder that torchrun or accelerate launch trains (no training)."""
+    import shlex
+
+    from annotune.core.training.job import prepare_run
+
+    with _open(args.project) as project:
+        spec = prepare_run(project, _train_config(args), Path(args.prepare_only))
+    folder = shlex.quote(str(spec.folder))
+    job = f"-m annotune.core.training.job {folder}"
+    print(f"prepared {spec.folder}: {spec.examples('train'):,} training and "
+          f"{spec.examples('validation'):,} validation examples, {spec.config.batch_size} "
+          "examples per optimizer step in all (shared by the processes)")
+    print("train it on N GPUs of this machine with one of:")
+    print(f"  torchrun --nproc-per-node N {job}")
+    print(f"  accelerate launch --multi_gpu --num_processes N {job}")
+    print(f"or in one process: python {job}")
+    print("the run is recorded in the project when it ends (or with `annotune record-run "
+          f"{shlex.quote(args.project)} {folder}`); several machines: docs/distributed.md")
+    return EXIT_OK
+
+
+def cmd_record_run(args: argparse.Namespace) -> int:
+    from annotune.core.training.spec_record import record_in_project
+
+    project = _open(args.project)
+    run_id, added = record_in_project(project, Path(args.run_dir))
+    run = project.run(run_id)
+    try:
+        main = _registry().task(project.task_name).main_metric
+    except AnnotuneError:
+        main = None
+    score = (run.get("metrics") or {}).get(main) if main else None
+    shown = f", {main} {format_number(score)}" if score is not None else ""
+    said = "recorded" if added else "was recorded already"
+    print(f"{args.run_dir} {said} as run {run_id} ({run['status']}{shown})")
+    if run.get("error"):
+        print(f"run {run_id} {run['status']}: {run['error']}", file=sys.stderr)
+    return EXIT_OK
 
 
 RUNS_METRIC_COLUMNS = 5  # more metrics than this: the rest are in --json
@@ -586,7 +629,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="fine-tune on the project's annotations")
     p.add_argument("project", help="the .annotune project file")
     _add_train_options(p)
+    p.add_argument("--prepare-only", metavar="RUN_DIR",
+                   help="do not train: write the run (settings and a snapshot of the labeled "
+                        "examples) into the new folder RUN_DIR, for `torchrun "
+                        "--nproc-per-node N -m annotune.core.training.job RUN_DIR` or "
+                        "accelerate launch (see docs/distributed.md)")
     p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("record-run",
+                            help="record a run trained from a prepared folder in the project")
+    p.add_argument("project", help="the .annotune project file the run was prepared from")
+    p.add_argument("run_dir", help="the run folder (from train --prepare-only)")
+    p.set_defaults(func=cmd_record_run)
 
     p = commands.add_parser("runs", help="list training runs")
     p.add_argument("project", help="the .annotune project file")

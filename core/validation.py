@@ -219,7 +219,8 @@ def read_validation(run_dir: Path, task: Task, limit: int | None = None
         return None
     try:
         lines = [(n, line) for n, line in enumerate(
-            path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+            # split at "\n" only: json.dumps leaves U+2028 and U+0085 inside texts as they are
+            path.read_text(encoding="utf-8").split("\n"), 1) if line.strip()]
     except (OSError, UnicodeDecodeError) as error:
         raise AnnotuneError(f"the run's validation file cannot be read ({error})",
                             where=str(path), hint=_HINT) from None

@@ -20,7 +20,7 @@ import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.store import bulk, training_lock
-from annotune.core.store.records import RUN_STATUSES, dumps, loads, now
+from annotune.core.store.records import RUN_STATUSES, dumps, loads, now, write_transaction
 
 ABANDONED = "the training process ended without recording its end (killed or crashed)"
 
@@ -89,6 +89,40 @@ def finish_run(db: sqlite_utils.Database, run_id: int, status: str,
         [status, None if metrics is None else dumps(metrics),
          None if artifact_dir is None else str(artifact_dir), error, duration, finished, run_id])
     return cursor.rowcount > 0
+
+
+def add_ended_run(db: sqlite_utils.Database, origin: str, config: dict[str, Any], device: str,
+                  status: str, created_at: str, finished_at: str, duration_s: float | None,
+                  metrics: dict[str, Any] | None = None, artifact_dir: str | None = None,
+                  error: str | None = None,
+                  epochs: Iterable[tuple[int, dict[str, Any], str]] = ()) -> tuple[int, bool]:
+    """Record a run that trained outside the project (a prepared run spec); return (id, added).
+
+    ``origin`` names the run for good (the run spec's id, which ``config["run_spec"]["id"]``
+    holds): a run already recorded with that origin is returned as it is, never added twice.
+    The row and its ``epochs`` (epoch, metrics, created_at) are one transaction, and the row is
+    never "running", so no training lock is involved.
+    """
+    if status not in RUN_STATUSES or status == "running":
+        raise AnnotuneError(f"a run cannot be recorded with status '{status}'",
+                            hint="only finished, failed and cancelled runs are recorded")
+    with write_transaction(db):
+        known = list(db.query("SELECT id FROM runs WHERE json_extract(config, '$.run_spec.id') "
+                              "= ? ORDER BY id LIMIT 1", [origin]))
+        if known:
+            return int(known[0]["id"]), False
+        cursor = db.execute(
+            "INSERT INTO runs (created_at, status, config, device, duration_s, metrics, "
+            "artifact_dir, error, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [created_at, status, dumps({**config, "run_spec": {**config.get("run_spec", {}),
+                                                               "id": origin}}),
+             device, duration_s, None if metrics is None else dumps(metrics),
+             artifact_dir, error, finished_at])
+        run_id = int(cursor.lastrowid)
+        for epoch, epoch_metrics, at in epochs:
+            db.execute("INSERT OR REPLACE INTO run_epochs (run_id, epoch, metrics, created_at) "
+                       "VALUES (?, ?, ?, ?)", [run_id, int(epoch), dumps(epoch_metrics), at])
+    return run_id, True
 
 
 def end_run_in_file(project_path: str | os.PathLike[str], run_id: int, status: str,

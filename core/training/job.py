@@ -1,7 +1,9 @@
 """The training job: one run in a child process that reports JSON lines.
 
 Child: ``python -m annotune.core.training.job --project PATH --config JSON`` trains one run of
-the project and prints one JSON object per line on stdout::
+the project and prints one JSON object per line on stdout (``python -m
+annotune.core.training.job RUN_DIR`` trains a prepared run spec instead, in every process
+torchrun or accelerate launch starts: spec_job.py)::
 
     {"event": "started", "run_id", "device" (describe_device), "device_label", "run_dir",
      "train_examples", "validation_examples"}
@@ -52,6 +54,10 @@ from annotune.core.training.job_process import (  # noqa: F401 (the parent side,
 from annotune.core.training.stopping import StopControl, StopRequested
 
 Emit = Callable[[dict[str, Any]], None]
+# set by torchrun's elastic agent (and so by accelerate launch) in every process it starts
+LAUNCHER_ENV = "TORCHELASTIC_RUN_ID"
+# what TrainingProcess gives its child: no download bars or load reports in the launcher's log
+QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
 
 
 def labeled_data(project: Any) -> tuple[list[tuple[dict, dict]], list[tuple[dict, dict]]]:
@@ -68,6 +74,47 @@ def labeled_data(project: Any) -> tuple[list[tuple[dict, dict]], list[tuple[dict
         elif example.split != "test":
             train.append((dict(example.fields), annotation))
     return train, validation
+
+
+def training_split(project: Any, config: TrainConfig
+                   ) -> tuple[list[tuple[dict, dict]], list[tuple[dict, dict]]]:
+    """Return the (train, validation) items a run of the project trains on.
+
+    The project's validation split when it has one, else the automatic split of
+    ``config.validation_fraction`` with ``config.seed``.
+    """
+    from annotune.core.training.data import split_validation
+
+    train_items, validation_items = labeled_data(project)
+    if not train_items and not validation_items:
+        raise AnnotuneError("the project has no labeled examples to train on",
+                            where=str(project.path),
+                            hint="label examples (or import labeled data) first")
+    if not validation_items:  # split here, so "started" reports the real sizes
+        train_items, validation_items = split_validation(
+            train_items, project.task, config.validation_fraction, config.seed)
+    return train_items, validation_items
+
+
+def prepare_run(project: Any, config: TrainConfig | Mapping[str, Any],
+                run_dir: str | os.PathLike[str]) -> Any:
+    """Freeze a run of the project into ``run_dir`` for torchrun or accelerate; return its spec.
+
+    The examples are read from the project once (the split a run started here would train
+    on); the processes that train the spec never open the project.
+    """
+    from annotune.core.training.spec import write_spec
+
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_dict(config)
+    if config.base_model is None and project.base_model:
+        config = config.with_(base_model=project.base_model)
+    project.task.check_settings(project.settings.with_(max_length=int(config.max_length))
+                                if config.max_length is not None else project.settings)
+    train_items, validation_items = training_split(project, config)
+    return write_spec(run_dir, project.task_name, project.settings, config, train_items,
+                      validation_items, project_path=project.path,
+                      project_created=project.created)
 
 
 def _write_log(folder: Path, text: str) -> Path:
@@ -112,19 +159,11 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
     run_dir: Path | None = None
     undivided = control.deferred if control is not None else nullcontext
     try:
-        from annotune.core.training.data import split_validation
         from annotune.core.training.device import describe_device, device_label
         from annotune.core.training.loop import train
 
         task = project.task
-        train_items, validation_items = labeled_data(project)
-        if not train_items and not validation_items:
-            raise AnnotuneError("the project has no labeled examples to train on",
-                                where=str(project.path),
-                                hint="label examples (or import labeled data) first")
-        if not validation_items:  # split here, so "started" reports the real sizes
-            train_items, validation_items = split_validation(
-                train_items, task, config.validation_fraction, config.seed)
+        train_items, validation_items = training_split(project, config)
         device = describe_device(config)
         label = device_label(device)
         with undivided():  # a run that exists is announced with its id, or not created at all
@@ -244,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopControl()
     stop.install()
     child = _Child()
+    if LAUNCHER_ENV in os.environ:
+        # started by torchrun's agent, not by the process the lifeline names: the watch
+        # would take the agent for a parent that died
+        os.environ.pop(PARENT_ENV, None)
     if PARENT_ENV in os.environ:
         # until the run exists there is nothing to record on the way out: the kernel may kill
         # this process with its parent, whatever this process is doing (a long import)
@@ -251,13 +294,25 @@ def main(argv: list[str] | None = None) -> int:
     watch = ParentWatch(child.parent_gone, exit_code=EXIT_FAILED)
     child.watch = watch if watch.start() else None
     try:
-        parser = argparse.ArgumentParser(prog="python -m annotune.core.training.job",
-                                         description="Train one run of a project; JSON lines out.")
-        parser.add_argument("--project", required=True, help="the .annotune project file")
+        parser = argparse.ArgumentParser(
+            prog="python -m annotune.core.training.job",
+            description="Train one run of a project, or a prepared run folder (alone or in "
+                        "every process torchrun or accelerate launch starts); JSON lines out.")
+        parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                            help="a run folder written by `annotune train PROJECT "
+                                 "--prepare-only RUN_DIR`")
+        parser.add_argument("--project", help="the .annotune project file")
         parser.add_argument("--config", default="{}", help="TrainConfig as JSON, or a JSON file")
         args = parser.parse_args(argv)
+        if (args.run_dir is None) == (args.project is None):
+            parser.error("give either a prepared RUN_DIR or --project PROJECT")
+        if args.run_dir is not None:  # started by a launcher, not by TrainingProcess
+            for name, value in QUIET_LIBRARIES.items():
+                os.environ.setdefault(name, value)
         out = _event_stream()
         with _emitter(out, stop, child) as emit:
+            if args.run_dir is not None:
+                return _run_spec(args.run_dir, emit, stop)
             return _run(args, emit, stop, child)
     except StopRequested:
         return EXIT_CANCELLED
@@ -291,6 +346,23 @@ def _emitter(out: IO[str], stop: StopControl, child: _Child) -> Iterator[Emit]:
             out.flush()
         except (OSError, ValueError):
             pass
+
+
+def _run_spec(run_dir: str, emit: Emit, stop: StopControl) -> int:
+    """Train a prepared run folder; a failure before its record exists is one failed event."""
+    try:
+        from annotune.core.training.spec_job import train_spec
+
+        return train_spec(run_dir, emit, stop)
+    except StopRequested:
+        return EXIT_CANCELLED
+    except AnnotuneError as error:  # not a run spec, trained already, busy
+        stop.finishing()
+        from annotune.core.store.runs import TrainingBusyError
+
+        emit({"event": "failed", "run_id": None, "error": str(error), "log": None,
+              "busy": isinstance(error, TrainingBusyError)})
+        return EXIT_FAILED
 
 
 def _run(args: argparse.Namespace, emit: Emit, stop: StopControl, child: _Child) -> int:

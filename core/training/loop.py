@@ -5,7 +5,9 @@ on the run's own batches for "auto" on a GPU or a CPU with bf16 instructions), o
 then epochs of training steps, each epoch followed by an evaluation that reuses the numpy
 post-processing of the Predictor (Task.decode + Task.metrics), best-checkpoint keeping and
 early stopping. A step or an evaluation batch that runs out of GPU memory is redone in
-halves (core/training/memory.py).
+halves (core/training/memory.py). Under torchrun or accelerate launch the same loop runs in
+every process; what differs (DDP, each process's share of a batch, gathered evaluation) is
+asked of ``ranks`` (core/training/distributed.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from annotune.core.training.device import (
     measures_precision,
     pick_precision,
 )
+from annotune.core.training.distributed import Ranks, is_main_process
 from annotune.core.training.memory import (
     OUT_OF_MEMORY,
     BatchSizes,
@@ -73,17 +76,19 @@ class TrainResult:
 
 def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: Sequence[Item],
           val_data: Sequence[Item] | None, out_dir: str | Path, emit: Emit | None = None,
-          should_stop: Callable[[], bool] | None = None, progress_interval: float = 0.5
-          ) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None, progress_interval: float = 0.5,
+          ranks: Ranks | None = None) -> TrainResult:
     """Fine-tune ``config.base_model`` for ``task`` and keep the best epoch in ``out_dir/model``.
 
     ``train_data`` and ``val_data`` are lists of (fields, annotation); an empty ``val_data``
     means: hold out a stratified ``config.validation_fraction`` of ``train_data``. ``emit``
-    receives progress and metrics events; ``should_stop`` is polled every step.
+    receives progress and metrics events; ``should_stop`` is polled every step. ``ranks``:
+    the processes of a distributed launch (distributed.start); only rank 0 writes files.
     """
     started = time.perf_counter()
     emit = emit or (lambda event: None)
-    should_stop = should_stop or (lambda: False)
+    ranks = ranks or Ranks()
+    should_stop = ranks.agreed(should_stop or (lambda: False))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.max_length is not None:
@@ -104,8 +109,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     # -- device: CUDA when there is one; its peak memory is counted from here. The precision
     #    is the requested one, or measured below for "auto" on a GPU or a CPU with bf16
     #    instructions (device.measures_precision); fp32 elsewhere.
-    device = choose_device(config)
-    device_info = describe_device(config)
+    device = ranks.place(choose_device(config))
+    device_info = {**describe_device(config), **ranks.describe()}
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores
         torch.backends.cudnn.allow_tf32 = True
@@ -119,7 +124,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     accepted = model_inputs(model)
     pad_token_id = pad_id(loaded.tokenizer)
     width = getattr(model.config, "hidden_size", None)
-    measured = measures_precision(device, config.precision, width)
+    measured = ranks.same_on_all(measures_precision(device, config.precision, width))
     precision = "fp32" if measured else pick_precision(device, config.precision, width)
     device_info["precision"] = precision  # the probe below may still change it
 
@@ -134,7 +139,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                             hint="check that the labeled examples have text")
     lengths = [len(f) for f in train_features]
     # the whole validation split beside the checkpoint: the export scores its bundles on it
-    write_validation(out_dir, val_fields, val_annotations)
+    if ranks.is_main:
+        write_validation(out_dir, val_fields, val_annotations)
 
     # -- batch sizes: halved (gradient accumulation doubled) when the GPU runs out of memory
     sizes = BatchSizes(config.batch_size, config.micro_batch_size, config.eval_batch_size,
@@ -151,6 +157,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         precision, probe = choose_precision(
             model, lengths, bucketed_batches(lengths, config.batch_size, config.seed, 1),
             inputs_for, sizes, device)
+        precision, probe = ranks.same_on_all((precision, probe))  # rank 0's measurement
         device_info.update(precision=precision, precision_probe=probe)
         emit({"event": "precision", "precision": precision, "probe": probe,
               "message": probe_message(probe)})
@@ -176,7 +183,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    forward = _maybe_compile(model, config)
+    forward = _maybe_compile(ranks.wrap(model), config)
+    retry_step, evaluate = ranks.step_retry(retry_on_oom), ranks.evaluation(predict)
 
     def run_model(inputs: Mapping[str, torch.Tensor]) -> Any:
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
@@ -186,15 +194,18 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     def accumulate(batch: Sequence[int]) -> torch.Tensor:
         """Run forward and backward over ``batch`` in micro-batches; return its loss."""
         # micro-batches weighted by their share of the batch, so the summed gradient equals
-        # that of the whole batch at once, whatever the micro-batch size
+        # that of the whole batch at once, whatever the micro-batch size (and however many
+        # processes share the batch: each runs its own part, ranks.share)
         total = torch.zeros((), device=device)
-        for start in range(0, len(batch), sizes.micro_batch_size):
-            piece = batch[start:start + sizes.micro_batch_size]
-            loss = run_model(inputs_for(piece)).loss
-            loss = loss.float() * (len(piece) / len(batch))
-            scaler.scale(loss).backward()
+        mine, weight = ranks.share(batch)
+        for start in range(0, len(mine), sizes.micro_batch_size):
+            piece = mine[start:start + sizes.micro_batch_size]
+            with ranks.syncing(last=start + sizes.micro_batch_size >= len(mine)):
+                loss = run_model(inputs_for(piece)).loss
+                loss = loss.float() * (len(piece) / len(batch) * weight)
+                scaler.scale(loss).backward()
             total += loss.detach()
-        return total
+        return ranks.mean(total)
 
     # -- training: epochs of optimizer steps, each an evaluation and a checkpoint decision
     history: list[dict[str, Any]] = []
@@ -215,8 +226,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                     raise Cancelled()
                 # out of memory: the partial gradients are dropped and the same step is
                 # redone in smaller micro-batches, so the optimizer steps once per batch
-                loss = retry_on_oom(partial(accumulate, batch), sizes, "train",
-                                    lambda: optimizer.zero_grad(set_to_none=True), device)
+                loss = retry_step(partial(accumulate, batch), sizes, "train",
+                                  lambda: optimizer.zero_grad(set_to_none=True), device)
                 epoch_loss += loss
                 window_loss += loss
                 if config.max_grad_norm:
@@ -245,8 +256,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
             # -- evaluation: the same numpy decode + metrics the exported model is judged by,
             #    in fp32 whatever the training precision, so the recorded score is the one
             #    the fp32 bundle reproduces (bf16 evaluation moved SST-2 F1 by half a point)
-            outputs, val_loss = predict(model, task, val_features, pad_token_id, device,
-                                        None, sizes, accepted, should_stop, with_loss=True)
+            outputs, val_loss = evaluate(model, task, val_features, pad_token_id, device,
+                                         None, sizes, accepted, should_stop, with_loss=True)
             predictions = task.decode(val_fields, val_features, outputs, settings)
             epoch_settings = settings
             if settings.multi_label and not settings.thresholds and hasattr(task,
@@ -309,7 +320,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         "train_examples": len(train_data), "validation_examples": len(val_data),
         "annotune_version": _version(), "samples": val_fields[:SAMPLES],
     }
-    (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    if ranks.is_main:
+        (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
     return result
 
 
@@ -374,6 +386,8 @@ def _maybe_compile(model: torch.nn.Module, config: TrainConfig) -> Callable[...,
 
 def _save(model: torch.nn.Module, hf_tokenizer: Any, target: Path) -> None:
     """Write the checkpoint beside the old one, then swap, so a crash never leaves half a model."""
+    if not is_main_process():  # the processes of a distributed run hold the same weights
+        return
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
