@@ -26,7 +26,6 @@ import csv
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -261,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             name: {level: [] for level in levels} for name in servers}
         loads = [round(os.getloadavg()[0], 2)]
         try:
-            for name, server in servers.items():  # warm-up: first calls are slow
+            for server in servers.values():  # warm-up: first calls are slow
                 asyncio.run(load(server.port, 4, good, 200, 10))
             order = list(servers)
             for round_number in range(1, args.rounds + 1):

@@ -113,8 +113,9 @@ def create_app(predictor: Any, limits: ServeLimits | None = None) -> Starlette:
 
     async def predict(request: Request) -> JSONResponse:
         try:
-            body = await _read_body(request, limits.max_body_bytes)
-            parsed = parse_body(body, inputs, limits.max_items)
+            with batcher.arriving():
+                body = await _read_body(request, limits.max_body_bytes)
+                parsed = parse_body(body, inputs, limits.max_items)
             predictions = await batcher.submit(parsed.items)
         except BadRequest as refusal:
             return _error(refusal.status, refusal.message)

@@ -2,10 +2,11 @@
 
 Each request is a job of one or more items. Jobs wait in a bounded queue; a single worker
 thread takes the oldest jobs, up to ``max_batch`` items, makes one Predictor call for all of
-them and hands every job its own slice of the predictions. A batch waits at most
-``max_wait_ms`` after its oldest job arrived for more to join, and none when it is full.
-While the model runs, the event loop keeps reading requests, so under load the next batch
-is already waiting when a call ends.
+them and hands every job its own slice of the predictions. While the model runs, the event
+loop keeps reading requests, so under load the next batch is already waiting when a call
+ends. A batch that is not full waits for more only while other requests are being read
+(``arriving``), and at most ``max_wait_ms`` after its oldest job arrived: a lone client is
+never kept waiting for company that is not coming.
 
 One call at a time on one thread, because onnxruntime already spreads one call over the
 cores: two calls at once would fight over them. A batch that fails on a bad input (a
@@ -16,9 +17,10 @@ so the error reaches the request that caused it and the others still get predict
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +79,7 @@ class MicroBatcher:
         self.stats = BatcherStats()
         self._jobs: deque[_Job] = deque()
         self._queued_items = 0
+        self._arriving = 0
         self._closing = False
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +92,17 @@ class MicroBatcher:
     @property
     def closing(self) -> bool:
         return self._closing
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a request being read: a batch that is not full waits for it (briefly)."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+            if self._wake is not None:
+                self._wake.set()  # the window may close now: nobody else is on the way
 
     def start(self) -> None:
         """Start the collecting task on the running loop and the worker thread."""
@@ -148,10 +162,11 @@ class MicroBatcher:
                     job.future.set_result(result)
 
     async def _fill_window(self) -> None:
-        """Wait for more jobs until the batch is full or the oldest job waited long enough."""
+        """Wait for requests being read until the batch is full or the oldest job waited enough."""
         assert self._wake is not None
         deadline = self._jobs[0].arrived + self.max_wait_s
-        while self._queued_items < self.max_batch and not self._closing:
+        while (self._arriving and self._queued_items < self.max_batch
+               and not self._closing):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return

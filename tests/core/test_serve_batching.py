@@ -91,6 +91,45 @@ def test_a_full_batch_does_not_wait_for_the_window():
     assert fake.calls == [["a", "b"]]
 
 
+def test_a_lone_request_does_not_wait_for_the_window():
+    fake = EchoPredictor()
+
+    async def scenario():
+        batcher = MicroBatcher(fake.predict, max_batch=32, max_wait_ms=60_000)
+        batcher.start()
+        started = time.perf_counter()
+        await batcher.submit(["alone"])
+        elapsed = time.perf_counter() - started
+        await batcher.stop()
+        return elapsed
+
+    assert run(scenario()) < 5
+
+
+def test_a_request_being_read_holds_the_batch_until_it_is_queued():
+    fake = EchoPredictor()
+
+    async def scenario():
+        batcher = MicroBatcher(fake.predict, max_batch=32, max_wait_ms=60_000)
+        batcher.start()
+
+        async def slow_reader():
+            with batcher.arriving():
+                await asyncio.sleep(0.2)  # its body still on the way
+                items = ["late"]
+            return await batcher.submit(items)
+
+        reading = asyncio.ensure_future(slow_reader())
+        await asyncio.sleep(0)
+        first = await batcher.submit(["early"])
+        await reading
+        await batcher.stop()
+        return first
+
+    assert run(scenario())[0]["echo"] == "early"
+    assert fake.calls == [["early", "late"]]
+
+
 def test_batches_stop_at_max_batch_items_and_a_larger_request_goes_alone():
     fake = EchoPredictor()
 
