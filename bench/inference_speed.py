@@ -21,7 +21,17 @@ divided by the runtime's time a few seconds later. On a shared or virtual machin
 drifts by a third or more within a minute: timing each runtime in one long block would count
 that drift as a difference between runtimes.
 
+User-style comparison (after the table above, or alone with --only-user-style): what a
+person's own program sees. One process runs transformers' AutoTokenizer and the eager PyTorch
+model, the others ``Predictor.predict([text])``, each at its default threads; they take turns
+over the dev sentences, one call per sentence, without the warm-up at every turn (a program
+that predicts now and then gets none), and a speed-up is the median over rounds. --demo DIR
+measures the bundles `annotune demo` wrote there (and its run's checkpoint for PyTorch)
+instead of the freshly initialised head. The load average is printed with every table: the
+figures mean little without it on a shared machine.
+
     python bench/inference_speed.py --sentences 200 --rounds 5
+    python bench/inference_speed.py --only-user-style --demo demo-project
 """
 
 from __future__ import annotations
@@ -52,6 +62,10 @@ from common import (
 )
 
 RUNTIMES = ("torch-fp32", "onnx-fp32", "onnx-int8")
+# the user-style comparison: runtime -> the target it loads (a run folder or a bundle)
+USER_RUNTIMES = {"user-torch-fp32": "torch-fp32", "user-onnx-fp32": "onnx-fp32",
+                 "user-onnx-int8": "onnx-int8"}
+USER_WORKLOAD = "user_batch1_sentences"
 # workload -> (texts, batch size)
 WORKLOADS = {"batch1_sentences": ("sentences", 1), "batch1_128_tokens": ("long", 1),
              "batch32": ("sentences", 32)}
@@ -77,6 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every runtime (default: each runtime's own: torch's "
                              "intra-op default, the Predictor's one per physical core)")
+    parser.add_argument("--only-user-style", action="store_true",
+                        help="run only the user-style comparison (transformers' tokenizer and "
+                             "eager model against Predictor.predict([text]))")
+    parser.add_argument("--demo", type=Path, default=None,
+                        help="user-style comparison on the bundles `annotune demo` wrote into "
+                             "this folder (default: a fresh head on the bundled model)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one runtime
     parser.add_argument("--target", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--texts", default=None, help=argparse.SUPPRESS)
@@ -167,6 +187,49 @@ class TorchPredictor:
         return self.task.decode(examples, features, outputs, self.settings)
 
 
+class TransformersProgram:
+    """Predict as a person's own PyTorch program does: transformers' tokenizer, eager model."""
+
+    def __init__(self, run_dir: Path):
+        import torch
+        import transformers
+
+        self.torch = torch
+        folder = str(run_dir / "model")
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+        self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            folder, dtype=torch.float32).eval()
+
+    def predict(self, texts: list[str]) -> list[list[float]]:
+        with self.torch.inference_mode():
+            inputs = self.tokenizer(texts, return_tensors="pt", truncation=True, max_length=128,
+                                    padding=True)
+            return self.model(**inputs).logits.softmax(-1).tolist()
+
+
+def user_child(args: argparse.Namespace, sentences: list[str]) -> None:
+    """Time one call per sentence per turn, as a program does: no warm-up at each turn."""
+    if args.one == "user-torch-fp32":
+        quiet_transformers()
+        import torch
+        predict: Any = TransformersProgram(Path(args.target)).predict
+        threads = torch.get_num_threads()
+    else:
+        from annotune.core.inference import Predictor
+        predictor = Predictor(args.target)
+        predict = predictor.predict
+        threads = predictor.session.get_session_options().intra_op_num_threads
+    for text in sentences[:WARMUP]:
+        predict([text])
+    print("READY " + json.dumps({"threads": threads}), flush=True)
+    for _ in sys.stdin:
+        started = time.perf_counter()
+        for text in sentences:
+            predict([text])
+        print("TIMES " + json.dumps([(time.perf_counter() - started) * 1000 / len(sentences)]),
+              flush=True)
+
+
 def _timed_ms(predict: Any, texts: list[str], batch: int) -> list[float]:
     """Predict ``texts`` ``batch`` at a time; return ms per example of each call."""
     times = []
@@ -181,6 +244,9 @@ def _timed_ms(predict: Any, texts: list[str], batch: int) -> list[float]:
 def child(args: argparse.Namespace) -> None:
     """Load one runtime, warm it up, then time the workloads the parent asks for (stdin)."""
     texts = json.loads(Path(args.texts).read_text())
+    if args.one in USER_RUNTIMES:
+        user_child(args, texts["sentences"])
+        return
     if args.one == "torch-fp32":
         quiet_transformers()
         import torch
@@ -316,64 +382,148 @@ def cold_start(bundle: Path, repeats: int) -> dict[str, Any]:
             "torch_imported": torch_seen}
 
 
+def export_targets(folder: Path, base_model: str, samples: list[str]) -> dict[str, Path]:
+    """Save the fresh-head run and export its fp32 and int8 bundles; return them by runtime."""
+    from annotune.core.export import export_run
+
+    run = make_run(folder, base_model, samples)
+    targets = {"torch-fp32": run}
+    for name, quantize in (("onnx-fp32", False), ("onnx-int8", True)):
+        targets[name] = export_run(run, folder / name, quantize=quantize).bundle_dir
+    return targets
+
+
+def demo_targets(demo: Path) -> dict[str, Path]:
+    """Return the demo's latest run and its two bundles by runtime (`annotune demo` layout)."""
+    runs = sorted((p for p in (demo / "demo-runs").glob("*") if (p / "run.json").exists()),
+                  key=lambda p: int(p.name) if p.name.isdigit() else -1)
+    targets = {"onnx-fp32": demo / "bundle-fp32", "onnx-int8": demo / "bundle-int8"}
+    missing = [str(p) for p in targets.values() if not (p / "manifest.json").exists()]
+    if not runs or missing:
+        sys.exit(f"{demo} holds no demo run or bundles ({', '.join(missing) or 'demo-runs/'}): "
+                 "run `annotune demo --dir` there first")
+    return {"torch-fp32": runs[-1], **targets}
+
+
+def model_bytes(target: Path) -> int:
+    folder = target / "model" if (target / "model").is_dir() else target
+    return sum(f.stat().st_size for f in folder.iterdir()
+               if f.is_file() and (f.name.startswith("model") or f.suffix == ".safetensors"))
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def user_style(targets: dict[str, Path], texts_file: Path, rounds: int) -> dict[str, Any]:
+    """Take turns between the user-style processes; return ms per sentence and speed-ups."""
+    print(f"  user-style: loading {', '.join(USER_RUNTIMES)} ...", file=sys.stderr, flush=True)
+    processes: dict[str, RuntimeProcess] = {}
+    times: dict[str, list[float]] = {runtime: [] for runtime in USER_RUNTIMES}
+    loads = [load_average()]
+    try:
+        for runtime, target in USER_RUNTIMES.items():
+            processes[runtime] = RuntimeProcess(runtime, targets[target], texts_file, None)
+        order = list(processes)
+        for round_number in range(1, rounds + 1):
+            print(f"  user-style round {round_number} of {rounds} ...", file=sys.stderr,
+                  flush=True)
+            order = order[1:] + order[:1]
+            for runtime in order:
+                times[runtime] += processes[runtime].time_workload(USER_WORKLOAD)
+            loads.append(load_average())
+    finally:
+        for process in processes.values():
+            process.close()
+    base = times["user-torch-fp32"]
+    result: dict[str, Any] = {"load_average": [min(loads), max(loads)]}
+    for runtime, per_round in times.items():
+        entry: dict[str, Any] = {"median_ms": round(statistics.median(per_round), 3),
+                                 "round_ms": [round(t, 3) for t in per_round],
+                                 "threads": processes[runtime].threads}
+        if runtime != "user-torch-fp32":
+            ratios = [b / t for b, t in zip(base, per_round, strict=True)]
+            entry["speedup"] = round(statistics.median(ratios), 2)
+            entry["speedup_range"] = [round(min(ratios), 2), round(max(ratios), 2)]
+        result[runtime] = entry
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.one:
         child(args)
         return
     quiet_transformers()
-    from annotune.core.export import export_run
     base_model = resolve_base_model(args.base_model or default_base_model())
     sentences, long = load_texts(args)
+    info = hardware()
+    results: dict[str, Any] = {}
+    cold: dict[str, Any] = {}
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="inference-speed-") as tmp:
         folder = Path(tmp)
-        run = make_run(folder, base_model, sentences)
-        targets = {"torch-fp32": run}
-        sizes = {"torch-fp32": sum(f.stat().st_size for f in (run / "model").iterdir())}
-        for name, quantize in (("onnx-fp32", False), ("onnx-int8", True)):
-            report = export_run(run, folder / name, quantize=quantize)
-            targets[name] = folder / name
-            sizes[name] = report.model_bytes
+        targets = (demo_targets(args.demo) if args.demo
+                   else export_targets(folder, base_model, sentences))
+        sizes = {name: model_bytes(target) for name, target in targets.items()}
         texts_file = folder / "texts.json"
         texts_file.write_text(json.dumps({"sentences": sentences, "long": long}))
-        print(f"  loading {', '.join(RUNTIMES)} ...", file=sys.stderr, flush=True)
-        processes: dict[str, RuntimeProcess] = {}
-        try:
+        if not args.only_user_style:
+            print(f"  loading {', '.join(RUNTIMES)} ...", file=sys.stderr, flush=True)
+            processes: dict[str, RuntimeProcess] = {}
+            try:
+                for runtime in RUNTIMES:
+                    processes[runtime] = RuntimeProcess(runtime, targets[runtime], texts_file,
+                                                        args.threads)
+                times = take_turns(processes, args.rounds)
+            finally:
+                for process in processes.values():
+                    process.close()
+            cold = {name: cold_start(targets[name], args.cold_starts)
+                    for name in ("onnx-fp32", "onnx-int8")}
+            results = summarise(times)
             for runtime in RUNTIMES:
-                processes[runtime] = RuntimeProcess(runtime, targets[runtime], texts_file,
-                                                    args.threads)
-            times = take_turns(processes, args.rounds)
-        finally:
-            for process in processes.values():
-                process.close()
-        cold = {name: cold_start(targets[name], args.cold_starts)
-                for name in ("onnx-fp32", "onnx-int8")}
-    results = summarise(times)
-    for runtime in RUNTIMES:
-        results[runtime]["threads"] = processes[runtime].threads
-        results[runtime]["model_mb"] = round(sizes[runtime] / 2**20, 1)
-    info = hardware()
-    rows = []
-    for runtime in RUNTIMES:
-        r = results[runtime]
-        speedup = ""
-        if runtime != "torch-fp32":
-            speedup = " / ".join(f"{r[w]['speedup']:.2f}x" for w in WORKLOADS)
-        rows.append([runtime, *(r[w]["mean_ms"] for w in WORKLOADS), r["model_mb"], speedup])
-    print_table(f"CPU inference, ms per example, tokenization included ({info['cpu']}, "
-                f"{info['cpu_cores']} cores, threads {args.threads or 'default'}; "
-                f"{len(sentences)} dev sentences, {len(long)} texts of {LONG_TOKENS} tokens; "
-                f"{args.rounds} rounds of turns)",
-                ["runtime", "batch 1 sentences", "batch 1 128 tok", "batch 32", "model MB",
-                 "speed-up vs torch (b1 / b1-128 / b32; median of rounds)"], rows)
-    print_table("Predictor cold start (fresh process, import to first prediction; median)",
-                ["bundle", "import to first prediction s", "process wall s", "torch imported"],
-                [[name, c.get("import_to_first_prediction_s"), c.get("process_wall_s"),
-                  c.get("torch_imported", c.get("error"))] for name, c in cold.items()])
+                results[runtime]["threads"] = processes[runtime].threads
+                results[runtime]["model_mb"] = round(sizes[runtime] / 2**20, 1)
+        load_after = load_average()
+        user = user_style(targets, texts_file, args.rounds)
+    source = f"the demo's bundles in {args.demo}" if args.demo else "a fresh two-label head"
+    if results:
+        rows = []
+        for runtime in RUNTIMES:
+            r = results[runtime]
+            speedup = ""
+            if runtime != "torch-fp32":
+                speedup = " / ".join(f"{r[w]['speedup']:.2f}x" for w in WORKLOADS)
+            rows.append([runtime, *(r[w]["mean_ms"] for w in WORKLOADS), r["model_mb"],
+                         speedup])
+        print_table(f"CPU inference, ms per example, tokenization included ({info['cpu']}, "
+                    f"{info['cpu_cores']} cores, threads {args.threads or 'default'}; "
+                    f"{len(sentences)} dev sentences, {len(long)} texts of {LONG_TOKENS} "
+                    f"tokens; {args.rounds} rounds of turns; {source}; load average "
+                    f"{load_before}-{load_after})",
+                    ["runtime", "batch 1 sentences", "batch 1 128 tok", "batch 32", "model MB",
+                     "speed-up vs torch (b1 / b1-128 / b32; median of rounds)"], rows)
+        print_table("Predictor cold start (fresh process, import to first prediction; median)",
+                    ["bundle", "import to first prediction s", "process wall s",
+                     "torch imported"],
+                    [[name, c.get("import_to_first_prediction_s"), c.get("process_wall_s"),
+                      c.get("torch_imported", c.get("error"))] for name, c in cold.items()])
+    low, high = user["load_average"]
+    print_table(f"User-style, batch 1: transformers' AutoTokenizer + eager PyTorch against "
+                f"Predictor.predict([text]), default threads, ms per sentence ({source}; "
+                f"{len(sentences)} sentences a turn, {args.rounds} rounds; load average "
+                f"{low}-{high})",
+                ["runtime", "threads", "median ms", "speed-up (median of rounds)", "range"],
+                [[runtime, user[runtime]["threads"], user[runtime]["median_ms"],
+                  user[runtime].get("speedup", ""), user[runtime].get("speedup_range", "")]
+                 for runtime in USER_RUNTIMES])
     print_json_line("inference_speed", {"hardware": info, "sentences": len(sentences),
                                         "threads": args.threads, "rounds": args.rounds,
                                         "long_texts": len(long), "results": results,
-                                        "cold_start": cold, "base_model": base_model})
+                                        "cold_start": cold, "user_style": user,
+                                        "bundles": source, "base_model": base_model,
+                                        "load_average": [load_before, load_after]})
 
 
 if __name__ == "__main__":

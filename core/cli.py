@@ -483,6 +483,19 @@ def cmd_preannotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from annotune.core.serve.limits import ServeLimits
+    from annotune.core.serve.server import serve
+
+    limits = ServeLimits(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                         max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
+                         max_items=args.max_items, max_connections=args.max_connections,
+                         graceful_timeout_s=args.graceful_timeout)
+    serve(Path(args.bundle), host=args.host, port=args.port, limits=limits,
+          threads=args.threads, access_log=args.access_log)
+    return EXIT_OK
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     found = _registry()
     for task in sorted(found.tasks.values(), key=lambda t: t.name):
@@ -671,6 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also labeled examples (default: unlabeled ones only)")
     p.set_defaults(func=cmd_preannotate)
 
+    _add_serve_parser(commands)
+
     p = commands.add_parser("plugins", help="installed tasks and formats, and broken plugins")
     p.set_defaults(func=cmd_plugins)
 
@@ -682,6 +697,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_plugin_commands(commands)
     return parser
+
+
+def _add_serve_parser(commands: argparse._SubParsersAction) -> None:
+    # the defaults are ServeLimits' own (a module without starlette or uvicorn)
+    from annotune.core.serve.limits import ServeLimits
+
+    limits = ServeLimits()
+    p = commands.add_parser("serve", help="serve a bundle over HTTP (needs annotune[serve])",
+                            description="Serve a bundle's predictions over HTTP: POST /predict "
+                                        "with JSON, GET /health, /metadata, /openapi.json.")
+    p.add_argument("bundle", help="the bundle folder")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; anything but loopback lets other machines in")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free one)")
+    p.add_argument("--threads", type=int,
+                   help="onnxruntime threads (default: the Predictor's, see docs/serving.md)")
+    p.add_argument("--max-batch", type=int, default=limits.max_batch,
+                   help="inputs of concurrent requests predicted in one call at most")
+    p.add_argument("--max-wait-ms", type=float, default=limits.max_wait_ms,
+                   help="how long a batch waits for more requests, in milliseconds")
+    p.add_argument("--max-queue", type=int, default=limits.max_queue,
+                   help="inputs that may wait at once; more are refused with 429")
+    p.add_argument("--max-items", type=int, default=limits.max_items,
+                   help="inputs per request; more are refused with 413")
+    p.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes,
+                   help="request body size; larger bodies are refused with 413")
+    p.add_argument("--max-connections", type=int, default=limits.max_connections,
+                   help="connections and requests at once; more are refused with 503")
+    p.add_argument("--graceful-timeout", type=float, default=limits.graceful_timeout_s,
+                   help="seconds a stop waits for requests in flight")
+    p.add_argument("--access-log", action="store_true", help="log every request on stdout")
+    p.set_defaults(func=cmd_serve)
 
 
 def _add_plugin_commands(commands: argparse._SubParsersAction) -> None:

@@ -22,6 +22,8 @@ EXTRAS = {
     "huggingface_hub": ("training and export", "train"),
     "safetensors": ("training and export", "train"),
     "onnx": ("training and export", "train"),
+    "starlette": ("serving bundles over HTTP", "serve"),
+    "uvicorn": ("serving bundles over HTTP", "serve"),
 }
 # modules of the base install: missing, the install itself is broken
 BASE = ("onnxruntime", "tokenizers", "numpy", "pluggy")
@@ -59,7 +61,8 @@ def missing_extra(error: BaseException) -> AnnotuneError | None:
 # after reading the whole run.
 COMMAND_MODULES = {"train": ("torch", "transformers", "sqlite_utils"),
                    "demo": ("torch", "transformers", "sqlite_utils"),
-                   "export": ("torch", "transformers", "onnx")}
+                   "export": ("torch", "transformers", "onnx"),
+                   "serve": ("starlette", "uvicorn")}
 
 
 def _installed(module: str) -> bool:
