@@ -653,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "learning-curve", help="whether labeling more is worth it: a run retrained on "
-                               "25/50/75/100 % of the labels")
+                               "25/50/75/100 %% of the labels")
     p.add_argument("project", help="the .annotune project file")
     p.add_argument("--run", type=int,
                    help="the finished run whose settings are retrained (default: the newest "
