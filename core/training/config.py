@@ -60,9 +60,6 @@ class TrainConfig:
     precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16"
     max_length: int | None = None  # None: the project's setting
     compile: bool | str = "auto"  # torch.compile; "auto" is off for now (see loop._maybe_compile)
-    # small training sets: more epochs where the defaults make too few optimizer steps;
-    # options changed from their defaults are kept (small_data.py)
-    small_data: bool = True
 
     def __post_init__(self) -> None:
         self.check()

@@ -46,7 +46,6 @@ from annotune.core.training.memory import (
 )
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
 from annotune.core.training.precision import choose_precision, probe_message
-from annotune.core.training.small_data import adapt as adapt_to_small_data
 from annotune.core.validation import write_validation
 
 Emit = Callable[[dict[str, Any]], None]
@@ -134,8 +133,6 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         raise AnnotuneError("the training examples produced no model inputs",
                             hint="check that the labeled examples have text")
     lengths = [len(f) for f in train_features]
-    # small training sets: enough optimizer steps (only options left at their defaults)
-    config, small_data = adapt_to_small_data(config, len(train_features))
     # the whole validation split beside the checkpoint: the export scores its bundles on it
     write_validation(out_dir, val_fields, val_annotations)
 
@@ -308,7 +305,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         "base_model_source": loaded.source, "main_metric": task.main_metric,
         "best_epoch": best["epoch"], "metrics": best["metrics"], "history": history,
         "device": device_info, "memory": sizes.record(device), "duration_s": duration,
-        "steps": step, "small_data": small_data.record() if small_data else None,
+        "steps": step,
         "train_examples": len(train_data), "validation_examples": len(val_data),
         "annotune_version": _version(), "samples": val_fields[:SAMPLES],
     }
