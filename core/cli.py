@@ -357,6 +357,111 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- learning curve --------------------------------------------------------------------------
+def cmd_learning_curve(args: argparse.Namespace) -> int:
+    from annotune.core.extras import require_for_command
+    from annotune.core.training.learning_curve_job import LearningCurveProcess, source_run
+
+    require_for_command("train")  # each point is a training, in a child process
+    registry = _registry()
+    project = _open(args.project)
+    path, run_id = project.path, source_run(project, args.run)["id"]
+    task = registry.task(project.task_name)
+    project.close()
+    process = LearningCurveProcess()
+    final = _follow_learning_curve(process, lambda: process.start_curve(path, run_id), task)
+    kind = final.get("event")
+    if kind == "cancelled":
+        print("learning curve stopped; nothing was stored", file=sys.stderr)
+        return EXIT_CANCELLED
+    if kind != "finished":
+        if final.get("busy"):
+            raise AnnotuneError(str(final.get("error")))
+        raise AnnotuneError(f"learning curve failed: {final.get('error')}",
+                            hint=f"details in {final['log']}" if final.get("log") else None)
+    if args.json:
+        _print_json({**final["curve"], "verdict": _curve_verdict(final["curve"], task)})
+    else:
+        print("\n".join(learning_curve_lines(final["curve"], task)))
+        print(f"stored in {final.get('path')}")
+    return EXIT_OK
+
+
+def _curve_verdict(curve: dict, task: Any) -> dict:
+    from annotune.core.display_names import metric_title
+    from annotune.core.learning_curve import verdict
+
+    return verdict(curve, metric_title(curve.get("main_metric", ""), task))
+
+
+def learning_curve_lines(curve: dict, task: Any = None) -> list[str]:
+    """Return the learning curve as an aligned table and the sentence that reads it."""
+    from annotune.core.display_names import metric_title
+
+    metric = metric_title(curve.get("main_metric", ""), task)
+    rows = [[f"{point['labels']:,}", f"{round(point['fraction'] * 100):g} %",
+             format_number(point.get("score")),
+             f"{format_number(point.get('low'))}–{format_number(point.get('high'))}"
+             if point.get("low") is not None else ""]
+            for point in curve.get("points", [])]
+    headers = ["Labels", "Share", metric, f"{curve.get('interval', 95)} % interval"]
+    said = _curve_verdict(curve, task)
+    return [*format_table(headers, rows, [True, True, True, False]), said["sentence"],
+            f"({said['detail']})"]
+
+
+def _follow_learning_curve(process: Any, start: Any, task: Any) -> dict:
+    """Start the learning-curve child, draw its progress; return its final event.
+
+    Ctrl-C asks it to stop (within about 3 s); a second Ctrl-C kills it at once.
+    """
+    from annotune.core.display_names import metric_title
+
+    bar = ProgressBar()
+    final: dict = {"event": "failed", "error": "the learning curve ended without a result"}
+    started = time.monotonic()
+    metric = metric_title(task.main_metric, task)
+    try:
+        start()
+        for event in process.events():
+            kind = event.get("event")
+            if kind == "started":
+                sizes = ", ".join(f"{n:,}" for n in event.get("labels", []))
+                print(f"learning curve of run {event.get('source_run')} on "
+                      f"{event.get('device_label')}: training on {sizes} labeled examples, "
+                      f"scored on the same {event.get('validation_examples')} validation "
+                      "examples", file=sys.stderr)
+            elif kind == "progress":
+                done = float(event.get("done") or 0.0)
+                elapsed = time.monotonic() - started
+                bar.draw(round(done * 1000), 1000,
+                         f"{round(event['fraction'] * 100):g} % of the labels "
+                         f"({event['index'] + 1}/{event['points']}), epoch {event.get('epoch')}",
+                         elapsed / done * (1 - done) if done > 0.02 else None)
+            elif kind == "point":
+                bar.finish_line()
+                print(f"{round(event['fraction'] * 100):g} % of the labels ({event['labels']:,}):"
+                      f" {metric} {format_number(event.get('score'))}", file=sys.stderr)
+            elif kind in ("finished", "failed", "cancelled"):
+                final = event
+    except KeyboardInterrupt:
+        if process.process is None:
+            raise
+        try:
+            bar.finish_line()
+            print("stopping… (Ctrl-C again to stop at once)", file=sys.stderr)
+            process.stop()
+        except KeyboardInterrupt:
+            process.kill()
+        for event in process.events():
+            if event.get("event") in ("finished", "failed", "cancelled"):
+                final = event
+        if final.get("event") != "finished":
+            final = {"event": "cancelled"}
+    bar.finish_line()
+    return final
+
+
 # -- export and inference ---------------------------------------------------------------------
 def _run_dir(args: argparse.Namespace) -> Path:
     source = Path(args.source)
@@ -660,6 +765,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print every run with all its metrics as JSON")
     p.set_defaults(func=cmd_runs)
+
+    p = commands.add_parser(
+        "learning-curve", help="whether labeling more is worth it: a run retrained on "
+                               "25/50/75/100 %% of the labels")
+    p.add_argument("project", help="the .annotune project file")
+    p.add_argument("--run", type=int,
+                   help="the finished run whose settings are retrained (default: the newest "
+                        "finished run)")
+    p.add_argument("--json", action="store_true", help="print the curve as JSON")
+    p.set_defaults(func=cmd_learning_curve)
 
     p = commands.add_parser("export", help="export a run as an ONNX bundle")
     p.add_argument("source", help="project file (latest finished run) or a run folder")

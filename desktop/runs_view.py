@@ -32,6 +32,7 @@ from annotune.core.display_names import (
 )
 from annotune.desktop import style
 from annotune.desktop.base_models import describe_choice
+from annotune.desktop.learning_curve_view import CurveWatcher, LearningCurvePanel
 from annotune.desktop.metrics_tables import (
     Row,
     change,
@@ -50,6 +51,9 @@ SETTINGS_SHOWN = ("base_model", "epochs", "learning_rate", "batch_size", "warmup
 EMPTY_RUNS = ("No training runs yet.<br>Label some examples, then train a model on the "
               "<b>Train</b> tab (<b>Model ▸ Train…</b>). Each run appears here with its "
               "scores, and a finished one can be exported as a bundle.")
+
+
+_RUNNING: set[CurveWatcher] = set()
 
 
 def run_columns(task: Any) -> tuple[str, ...]:
@@ -104,6 +108,10 @@ class RunsView(QWidget):
         self.project = project
         self.task = task
         self.runs: list[dict[str, Any]] = []
+        # the learning curve being computed (one at a time; it outlives selection changes)
+        self.curve_watcher: CurveWatcher | None = None
+        self.curve_events: list[dict[str, Any]] = []
+        self.curve_panel: LearningCurvePanel | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
         layout.setSpacing(style.SPACING)
@@ -186,6 +194,7 @@ class RunsView(QWidget):
 
     def show_selection(self) -> None:
         _clear(self.details_layout)
+        self.curve_panel = None
         ids = self.selected_ids()
         finished = [i for i in ids if self._run(i)["status"] == "finished"]
         self.export_button.setEnabled(len(finished) == 1)
@@ -242,6 +251,82 @@ class RunsView(QWidget):
         holder = QWidget()
         holder.setLayout(row)
         self.details_layout.addWidget(holder, 1)
+        if run["status"] == "finished":
+            self._show_curve(run)
+
+    # -- the learning curve ------------------------------------------------------------------
+    def _show_curve(self, run: dict[str, Any]) -> None:
+        panel = LearningCurvePanel(run, Path(self.project.runs_dir), self.task)
+        panel.computeRequested.connect(self.compute_curve)
+        panel.stopRequested.connect(self.stop_curve)
+        watcher = self.curve_watcher
+        if watcher is not None and watcher.run_id == run["id"]:
+            panel.show_running(self.curve_events)
+        elif watcher is not None:
+            panel.set_busy_elsewhere(True)
+        self.curve_panel = panel
+        self.details_layout.addWidget(panel, 1)
+
+    def compute_curve(self, run_id: int) -> None:
+        """Compute a run's learning curve in a child process of the training environment."""
+        if self.curve_watcher is not None:
+            return
+        from annotune.desktop.training_env import with_interpreter
+
+        if self.curve_panel is not None:
+            self.curve_panel.compute_button.setEnabled(False)
+        with_interpreter(self, lambda interpreter: self._start_curve(run_id, interpreter),
+                         cancelled=self._curve_not_started)
+
+    def _curve_not_started(self) -> None:
+        if self.curve_panel is not None:
+            self.curve_panel.compute_button.setEnabled(True)
+
+    def _start_curve(self, run_id: int, interpreter: Any) -> None:
+        from annotune.core import training_env
+
+        if self.curve_watcher is not None:
+            return
+        watcher = CurveWatcher(Path(self.project.path), run_id, python=interpreter.python,
+                               env=training_env.child_overrides())
+        watcher.event.connect(self._curve_event)
+        watcher.ended.connect(self._curve_ended)
+        self.curve_watcher, self.curve_events = watcher, []
+        _RUNNING.add(watcher)  # its thread must not be collected while it runs
+        # closing the project stops the computation (a plain callable: called at once, not
+        # queued to the watcher's thread, which is busy reading the child's events)
+        self.destroyed.connect(lambda *_: watcher.stop())
+        if self.curve_panel is not None and self.curve_panel.run_id == run_id:
+            self.curve_panel.show_running([])
+        watcher.start()
+
+    def stop_curve(self) -> None:
+        """Stop the learning curve being computed (nothing is stored)."""
+        if self.curve_watcher is not None:
+            self.curve_watcher.stop()
+
+    def _curve_event(self, event: dict[str, Any]) -> None:
+        watcher = self.curve_watcher
+        if watcher is None:
+            return
+        self.curve_events.append(event)
+        panel = self.curve_panel
+        if panel is not None and panel.run_id == watcher.run_id and event.get("event") not in (
+                "finished", "failed", "cancelled"):
+            panel.show_event(event)
+
+    def _curve_ended(self, event: dict[str, Any]) -> None:
+        watcher, self.curve_watcher = self.curve_watcher, None
+        if watcher is None:
+            return
+        watcher.wait(5000)
+        _RUNNING.discard(watcher)
+        self.last_curve_event = event
+        panel = self.curve_panel
+        if panel is not None and panel.run_id == watcher.run_id:
+            panel.show_ended(event)
+        elif panel is not None:
+            panel.set_busy_elsewhere(False)
 
     def _show_comparison(self, older: dict[str, Any], newer: dict[str, Any]) -> None:
         """Show two runs side by side; the change column is the newer minus the older run."""

@@ -1,0 +1,342 @@
+"""Simulate labeling sessions: how many labels does an order need to match random at 2,000?
+
+A simulated session starts from ``--start`` labels drawn at random, then repeatedly fits a
+model on the labels so far, lets a strategy pick the next ``--step`` examples of the pool,
+and "labels" them (their gold labels are revealed), until ``--budget`` labels. Strategies:
+
+* ``random``: the pool in random order (what labeling in import order amounts to).
+* ``uncertainty``: least confidence first, the order annotune's pre-annotation gives the
+  labeling view ("most uncertain first": lowest top-class probability).
+* ``clustered``: uncertainty with diversity: the 10 x step least confident examples are
+  clustered with k-means on the encoder's embeddings into ``step`` clusters and the least
+  confident example of each cluster is taken, so a batch is not ten rewordings of one doubt.
+
+What is simulated: full fine-tuning after every round on two shared CPU cores would take
+days, so the model of each round is the bundled all-MiniLM-L6-v2, frozen, with its
+mean-pooled sentence embeddings feeding a logistic-regression head (numpy, refitted to
+convergence every round). ``--cross-check`` fine-tunes annotune's real training loop on a
+few of the label sets the simulation chose, to see whether the saving carries over.
+
+Data sets: ``sst2`` (pool: SST-2 ``train.tsv``, ``--pool-limit`` sentences drawn at random;
+test: ``dev.tsv``) and ``topics``: the questions of the SQuAD file labeled by the coarse
+topic of their article (36 articles grouped by hand into 5 topics below, in the absence of
+AG News), split by paragraph: 20 % of the paragraphs (seed 42) are the test set.
+
+    .venv/bin/python bench/active_learning.py --data sst2 topics --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import (
+    DEFAULT_DATA_DIR,
+    Timer,
+    check_data_dir,
+    hardware,
+    print_json_line,
+    print_table,
+    quiet_transformers,
+    resolve_base_model,
+)
+from sentence_embeddings import embed, fit_softmax, predict_proba
+
+# The 36 articles of squad-v1.1-articles-a.json, grouped by hand into coarse topics.
+TOPICS = {
+    "media and sport": ("Super_Bowl_50", "Sky_(United_Kingdom)", "American_Broadcasting_Company",
+                        "Doctor_Who"),
+    "places": ("Warsaw", "Victoria_(Australia)", "Fresno,_California", "Newcastle_upon_Tyne",
+               "Jacksonville,_Florida", "Kenya", "Rhine", "Amazon_rainforest"),
+    "history": ("Normans", "Martin_Luther", "Huguenot", "1973_oil_crisis", "Black_Death",
+                "Genghis_Khan", "Yuan_dynasty", "French_and_Indian_War", "Imperialism"),
+    "science and technology": ("Computational_complexity_theory", "Oxygen", "Apollo_program",
+                               "Ctenophora", "Geology", "Prime_number",
+                               "Intergovernmental_Panel_on_Climate_Change"),
+    "society and institutions": ("Teacher", "Private_school", "Economic_inequality",
+                                 "Civil_disobedience", "Scottish_Parliament",
+                                 "United_Methodist_Church", "Pharmacy", "Construction"),
+}
+STRATEGIES = ("random", "uncertainty", "clustered")
+L2 = 1e-3  # the head's penalty per example (fit_softmax); chosen on part of the SST-2 pool
+CANDIDATES = 10  # clustered: uncertain candidates per example picked
+
+
+@dataclass
+class SimulationData:
+    """Pool and test embeddings with integer labels."""
+
+    key: str
+    labels: list[str]
+    pool_texts: list[str]
+    pool_x: np.ndarray
+    pool_y: np.ndarray
+    test_texts: list[str]
+    test_x: np.ndarray
+    test_y: np.ndarray
+    note: str
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", nargs="+", choices=("sst2", "topics"),
+                        default=["sst2", "topics"])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--base-model", default=None,
+                        help="encoder folder (default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--seeds", type=int, default=3, help="simulated sessions per strategy")
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    parser.add_argument("--start", type=int, default=100, help="random labels to begin with")
+    parser.add_argument("--step", type=int, default=100, help="labels added per round")
+    parser.add_argument("--budget", type=int, default=2000,
+                        help="labels at the end; random order's score there is the target")
+    parser.add_argument("--pool-limit", type=int, default=20000,
+                        help="sst2: sentences of train.tsv in the pool (drawn at random; "
+                             "embedding all 60,614 takes a while on a CPU)")
+    parser.add_argument("--cross-check", type=int, nargs="*", default=[], metavar="LABELS",
+                        help="sst2: fine-tune annotune's training loop on the label sets of "
+                             "seed 0 at these sizes (e.g. 1000 2000)")
+    parser.add_argument("--cross-check-eval", type=int, default=2000,
+                        help="test sentences the fine-tuned models are scored on")
+    return parser.parse_args(argv)
+
+
+# -- data -----------------------------------------------------------------------------------------
+def _read_sst2(path: Path) -> tuple[list[str], np.ndarray]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [r["sentence"] for r in rows], np.array([int(r["label"]) for r in rows])
+
+
+def load_sst2(data_dir: Path, pool_limit: int, model: str) -> SimulationData:
+    folder = check_data_dir(data_dir, "sst2")
+    texts, labels = _read_sst2(folder / "train.tsv")
+    chosen = sorted(random.Random(42).sample(range(len(texts)), min(pool_limit, len(texts))))
+    pool_texts = [texts[i] for i in chosen]
+    test_texts, test_y = _read_sst2(folder / "dev.tsv")
+    return SimulationData("sst2", ["negative", "positive"], pool_texts, embed(pool_texts, model),
+                          labels[chosen], test_texts, embed(test_texts, model), test_y,
+                          f"pool: {len(chosen):,} of {len(texts):,} train.tsv sentences (seed "
+                          f"42); test: dev.tsv, {len(test_texts):,} sentences")
+
+
+def load_topics(data_dir: Path, model: str) -> SimulationData:
+    folder = check_data_dir(data_dir, "squad")
+    articles = json.loads((folder / "squad-v1.1-articles-a.json").read_text("utf-8"))["data"]
+    topic_of = {title: topic for topic, titles in TOPICS.items() for title in titles}
+    missing = sorted({a["title"] for a in articles} - set(topic_of))
+    if missing:
+        sys.exit(f"articles without a topic in TOPICS: {', '.join(missing)}")
+    names = list(TOPICS)
+    paragraphs = [(names.index(topic_of[a["title"]]), [q["question"] for q in p["qas"]])
+                  for a in articles for p in a["paragraphs"]]
+    held = set(random.Random(42).sample(range(len(paragraphs)), round(len(paragraphs) * 0.2)))
+    pool = [(q, t) for i, (t, qs) in enumerate(paragraphs) if i not in held for q in qs]
+    test = [(q, t) for i, (t, qs) in enumerate(paragraphs) if i in held for q in qs]
+    pool_texts, test_texts = [q for q, _ in pool], [q for q, _ in test]
+    return SimulationData("topics", names, pool_texts, embed(pool_texts, model),
+                          np.array([t for _, t in pool]), test_texts, embed(test_texts, model),
+                          np.array([t for _, t in test]),
+                          f"SQuAD questions labeled by their article's topic ({len(names)} "
+                          f"topics); pool {len(pool):,} questions, test {len(test):,} questions "
+                          f"of held-out paragraphs (20 %, seed 42)")
+
+
+# -- strategies -----------------------------------------------------------------------------------
+def least_confident(probabilities: np.ndarray, count: int) -> np.ndarray:
+    """Return the positions of the ``count`` lowest top-class probabilities, lowest first."""
+    confidence = probabilities.max(axis=1)
+    chosen = np.argpartition(confidence, min(count, len(confidence) - 1))[:count]
+    return chosen[np.argsort(confidence[chosen], kind="stable")]
+
+
+def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 15) -> np.ndarray:
+    """Cluster rows of ``x`` into ``k`` groups (k-means++ start, Lloyd steps); return labels."""
+    centres = [x[rng.integers(len(x))]]
+    distance = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        centres.append(x[rng.choice(len(x), p=distance / distance.sum())]
+                       if distance.sum() > 0 else x[rng.integers(len(x))])
+        distance = np.minimum(distance, ((x - centres[-1]) ** 2).sum(1))
+    centre = np.array(centres)
+    for _ in range(iterations):
+        assigned = (-2 * x @ centre.T + (centre ** 2).sum(1)).argmin(1)
+        for j in range(k):
+            members = x[assigned == j]
+            if len(members):
+                centre[j] = members.mean(0)
+    return (-2 * x @ centre.T + (centre ** 2).sum(1)).argmin(1)
+
+
+def pick(strategy: str, probabilities: np.ndarray, x: np.ndarray, count: int,
+         rng: np.random.Generator) -> np.ndarray:
+    """Return the positions (into the unlabeled rows) that ``strategy`` labels next."""
+    if strategy == "random":
+        return rng.choice(len(x), size=count, replace=False)
+    if strategy == "uncertainty":
+        return least_confident(probabilities, count)
+    candidates = least_confident(probabilities, min(len(x), CANDIDATES * count))
+    groups = kmeans(x[candidates], count, rng)
+    confidence = probabilities[candidates].max(1)
+    chosen = [candidates[members[np.argmin(confidence[members])]]
+              for members in (np.flatnonzero(groups == j) for j in range(count)) if len(members)]
+    if len(chosen) < count:  # empty clusters: fill with the next most uncertain
+        rest = [c for c in candidates if c not in set(chosen)]
+        chosen += rest[:count - len(chosen)]
+    return np.array(chosen)
+
+
+def simulate(data: SimulationData, strategy: str, seed: int, start: int, step: int,
+             budget: int, on_round: Callable[[np.ndarray], None] | None = None
+             ) -> list[tuple[int, float]]:
+    """Run one simulated labeling session; return (labels, test accuracy) after each round."""
+    rng = np.random.default_rng([seed, STRATEGIES.index(strategy)])
+    start_rng = np.random.default_rng(seed)  # the same first labels for every strategy
+    labeled = list(start_rng.choice(len(data.pool_y), size=start, replace=False))
+    classes = len(data.labels)
+    weights = None
+    curve = []
+    while True:
+        weights = fit_softmax(data.pool_x[labeled], data.pool_y[labeled], classes, L2,
+                              start=weights)
+        accuracy = float((predict_proba(data.test_x, weights).argmax(1) == data.test_y).mean())
+        curve.append((len(labeled), accuracy))
+        if on_round is not None:
+            on_round(np.array(labeled))
+        if len(labeled) >= budget:
+            return curve
+        unlabeled = np.setdiff1d(np.arange(len(data.pool_y)), labeled)
+        probabilities = predict_proba(data.pool_x[unlabeled], weights)
+        count = min(step, budget - len(labeled))
+        labeled += unlabeled[pick(strategy, probabilities, data.pool_x[unlabeled], count,
+                                  rng)].tolist()
+
+
+def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | None:
+    """Return the labels at which a curve first reaches ``target`` (linear between rounds)."""
+    for (n0, a0), (n1, a1) in zip([(0, 0.0), *curve], curve, strict=False):
+        if a1 >= target:
+            if n0 == 0 or a1 == a0:
+                return float(n1)
+            return n0 + (target - a0) / (a1 - a0) * (n1 - n0)
+    return None
+
+
+# -- the fine-tuning cross-check ------------------------------------------------------------------
+def cross_check(data: SimulationData, sets: dict[str, dict[int, np.ndarray]], model: str,
+                eval_limit: int) -> list[dict[str, Any]]:
+    """Fine-tune annotune's loop (TrainConfig defaults) on chosen label sets; score them."""
+    from common import pick_device, predict_torch
+
+    from annotune.core.plugins import registry
+    from annotune.core.tasks import TaskSettings
+    from annotune.core.training.config import TrainConfig
+    from annotune.core.training.loop import train
+    task = registry().task("text-classification")
+    settings = TaskSettings(labels=tuple(data.labels))
+    test = [({"text": text}, {"label": data.labels[y]})
+            for text, y in zip(data.test_texts[:eval_limit], data.test_y[:eval_limit],
+                               strict=True)]
+    rows = []
+    for strategy, by_size in sets.items():
+        for size, chosen in sorted(by_size.items()):
+            items = [({"text": data.pool_texts[i]}, {"label": data.labels[data.pool_y[i]]})
+                     for i in chosen]
+            with tempfile.TemporaryDirectory(prefix="annotune-al-") as tmp:
+                with Timer() as timer:
+                    result = train(task, settings, TrainConfig(base_model=model), items, None,
+                                   tmp)
+                predictions = predict_torch(Path(tmp) / "model", task,
+                                            result.settings or settings, test, pick_device("cpu"))
+            accuracy = float(np.mean([p["label"] == a["label"]
+                                      for p, (_, a) in zip(predictions, test, strict=True)]))
+            rows.append({"strategy": strategy, "labels": size, "accuracy": accuracy,
+                         "epochs": len(result.history), "train_s": round(timer.seconds, 1)})
+            print(f"  cross-check {strategy} at {size}: fine-tuned accuracy {accuracy:.4f}",
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+# -- report ---------------------------------------------------------------------------------------
+def _mean_spread(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict[str, Any]:
+    curves: dict[str, list[list[tuple[int, float]]]] = {}
+    sets: dict[str, dict[int, np.ndarray]] = {}
+    for strategy in args.strategies:
+        curves[strategy] = []
+        for seed in range(args.seeds):
+            def keep(labeled: np.ndarray, strategy: str = strategy, seed: int = seed) -> None:
+                if seed == 0 and len(labeled) in args.cross_check:
+                    sets.setdefault(strategy, {})[len(labeled)] = labeled.copy()
+            with Timer() as timer:
+                curve = simulate(data, strategy, seed, args.start, args.step, args.budget, keep)
+            curves[strategy].append(curve)
+            print(f"  {data.key} {strategy} seed {seed}: accuracy {curve[-1][1]:.4f} at "
+                  f"{curve[-1][0]} labels ({timer.seconds:.0f} s)", file=sys.stderr, flush=True)
+    sizes = [n for n, _ in curves[args.strategies[0]][0]]
+    shown = [n for n in sizes if n in (args.start, 200, 300, 500, 750, 1000, 1500, args.budget)
+             or n % 500 == 0]
+    table = [[n, *[_mean_spread([dict(c)[n] for c in curves[s]]) for s in args.strategies]]
+             for n in shown]
+    print_table(f"{data.key}: test accuracy by labels (mean ± standard deviation over "
+                f"{args.seeds} seeds)", ["labels", *args.strategies], table)
+    summary: dict[str, Any] = {"note": data.note, "curves": curves}
+    if "random" in curves:
+        per_seed_target = [c[-1][1] for c in curves["random"]]
+        target = float(np.mean(per_seed_target))
+        rows = []
+        for strategy in args.strategies:
+            # each session against the mean target: the seed spread shows in the figures
+            needed = [labels_to_reach(c, target) for c in curves[strategy]]
+            reached = [n for n in needed if n is not None]
+            everyone = len(reached) == len(needed)
+            text = (f"{np.mean(reached):.0f} ± {np.std(reached):.0f}" if everyone
+                    else f"{len(reached)} of {len(needed)} sessions reach it")
+            # a saving only where every session reached the target: the others never did
+            saving = args.budget / np.mean(reached) if everyone else None
+            rows.append([strategy, text, f"{saving:.1f}x" if saving else "-"])
+            summary.setdefault("labels_needed", {})[strategy] = needed
+        print_table(f"{data.key}: labels needed to reach random order's accuracy at "
+                    f"{args.budget} labels ({target:.4f})", ["strategy", "labels needed",
+                                                            "saving"], rows)
+        summary["target"] = target
+    if args.cross_check and data.key == "sst2":
+        summary["cross_check"] = cross_check(data, sets, model, args.cross_check_eval)
+        print_table("sst2: fine-tuned with annotune's defaults on the simulation's label sets "
+                    f"(seed 0), first {args.cross_check_eval} dev.tsv sentences",
+                    ["strategy", "labels", "accuracy", "epochs", "train s"],
+                    [[r["strategy"], r["labels"], r["accuracy"], r["epochs"], r["train_s"]]
+                     for r in summary["cross_check"]])
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet_transformers()
+    model = resolve_base_model(args.base_model)
+    results = {}
+    for key in args.data:
+        with Timer() as timer:
+            data = (load_sst2(args.data_dir, args.pool_limit, model) if key == "sst2"
+                    else load_topics(args.data_dir, model))
+        print(f"{key}: {data.note} (embedded in {timer.seconds:.0f} s)", flush=True)
+        results[key] = run_data(args, data, model)
+    print_json_line("active_learning", {
+        "base_model": model, "seeds": args.seeds, "start": args.start, "step": args.step,
+        "budget": args.budget, "l2": L2, "hardware": hardware(), "results": results})
+
+
+if __name__ == "__main__":
+    main()
