@@ -38,8 +38,8 @@ def finish_check(db: sqlite_utils.Database, check_id: int, status: str,
              None if suggestion is None else dumps(suggestion), dumps(reasons))
             for example_id, score, given, suggestion, reasons in issues]
     with write_transaction(db):
-        db.conn.executemany("INSERT OR REPLACE INTO label_issues (check_id, example_id, score, given, "
-                       "suggestion, reasons) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.conn.executemany("INSERT OR REPLACE INTO label_issues (check_id, example_id, score, "
+                            "given, suggestion, reasons) VALUES (?, ?, ?, ?, ?, ?)", rows)
         db.execute("UPDATE label_checks SET status = ?, finished_at = ?, error = ?, examples = ? "
                    "WHERE id = ?", [status, now(), error, len(rows), check_id])
     return len(rows)
