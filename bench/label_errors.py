@@ -128,14 +128,18 @@ def main() -> int:
                          device=args.device, seed=args.seed, freeze_encoder=args.freeze_encoder,
                          early_stopping_patience=0,
                          **({"learning_rate": args.learning_rate} if args.learning_rate else {}))
-    folds_done: list[float] = []
     started = time.perf_counter()
+    shown = [0.0]
 
     def emit(event: dict[str, Any]) -> None:
+        now = time.perf_counter() - started
         if event.get("event") == "fold":
-            folds_done.append(time.perf_counter() - started)
-            print(f"fold {event['fold']}/{event['folds']} at {folds_done[-1]:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(f"fold {event['fold']}/{event['folds']} at {now:.0f} s", file=sys.stderr,
+                  flush=True)
+        elif event.get("event") == "progress" and now - shown[0] >= 30:
+            shown[0] = now
+            print(f"  fold {event['fold']}: step {event['step']}/{event['total_steps']} at "
+                  f"{now:.0f} s (fold eta {event.get('eta_s')} s)", file=sys.stderr, flush=True)
 
     ranked = find_label_issues(data.task, data.settings, config, items, args.folds, emit)
     seconds = time.perf_counter() - started

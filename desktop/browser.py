@@ -7,13 +7,14 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -323,13 +324,22 @@ class BrowserView(QWidget):
         for button in (self.accept_button, self.keep_button, self.edit_button):
             row.addWidget(button)
         row.addStretch(1)
-        # single keys while the table has the focus (the search field keeps its letters)
-        for key, slot in (("A", self.accept_suggestion), ("K", self.keep_label)):
-            shortcut = QShortcut(QKeySequence(key), self.table)
-            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(slot)
+        # single keys on the table only (the search field keeps its letters)
+        self.table.installEventFilter(self)
         self.review.setVisible(False)
         return self.review
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Review keys on the suspects' table: A accepts the suggestion, K keeps the label."""
+        if (watched is self.table and event.type() == QEvent.Type.KeyPress
+                and self.model.suspects is not None
+                and event.modifiers() == Qt.KeyboardModifier.NoModifier):
+            action = {Qt.Key.Key_A: self.accept_suggestion,
+                      Qt.Key.Key_K: self.keep_label}.get(event.key())
+            if action is not None:
+                action()
+                return True
+        return super().eventFilter(watched, event)
 
     def _current_issue(self) -> dict[str, Any] | None:
         index = self.table.currentIndex()
