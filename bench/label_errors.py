@@ -138,8 +138,9 @@ def main() -> int:
                   flush=True)
         elif event.get("event") == "progress" and now - shown[0] >= 30:
             shown[0] = now
-            print(f"  fold {event['fold']}: step {event['step']}/{event['total_steps']} at "
-                  f"{now:.0f} s (fold eta {event.get('eta_s')} s)", file=sys.stderr, flush=True)
+            print(f"  fold {event.get('fold', '-')}: step {event['step']}/"
+                  f"{event['total_steps']} at {now:.0f} s (eta {event.get('eta_s')} s)",
+                  file=sys.stderr, flush=True)
 
     ranked = find_label_issues(data.task, data.settings, config, items, args.folds, emit)
     seconds = time.perf_counter() - started

@@ -105,7 +105,8 @@ def find_label_issues(task: Task, settings: TaskSettings, config: Any,
     ``items`` are (example id, fields, annotation); ``config`` is a TrainConfig for each
     fold's training. ``emit`` receives ``{"event": "fold", "fold", "folds", ...}`` before each
     fold and the loop's own events with ``fold`` added. A stop (``should_stop``) ends the
-    check with ``Cancelled`` from the loop module.
+    check with ``Cancelled`` from the loop module. With ``config.freeze_encoder`` the encoder
+    runs once and only a head is fitted per fold (core/label_check_heads.py: much cheaper).
     """
     from annotune.core.training.loop import Cancelled, train
 
@@ -113,6 +114,13 @@ def find_label_issues(task: Task, settings: TaskSettings, config: Any,
     keys = [task.stratify_key(annotation) for _, _, annotation in items]
     groups = [task.fold_group(fields) for _, fields, _ in items]
     assignment = assign_folds(keys, folds, config.seed, groups)
+    if config.freeze_encoder:
+        from annotune.core import label_check_heads
+
+        found = label_check_heads.out_of_fold(task, settings, config, items, assignment, folds,
+                                              emit, should_stop)
+        return rank([RankedIssue(items[i][0], items[i][2], issue, assignment[i] + 1)
+                     for i, issue in found])
     owned = work_dir is None
     root = Path(tempfile.mkdtemp(prefix="annotune-check-")) if owned else Path(work_dir)
     results: list[RankedIssue] = []

@@ -173,3 +173,43 @@ def test_check_labels_refuses_a_project_without_labels(tmp_path):
     assert "no accepted annotations to check" in done.stderr
     with Project.open(path) as project:  # nothing half-written
         assert project.label_issues() == []
+
+
+# -- the cheap variant: frozen encoder, a head per fold ----------------------------------------
+
+def test_frozen_encoder_check_scores_every_example_once(tiny_base_model):
+    task = registry().task("text-classification")
+    items, _ = _noisy_items(n=20, every=7)
+    config = TrainConfig(base_model=str(tiny_base_model), freeze_encoder=True, device="cpu")
+    events = []
+    ranked = label_check.find_label_issues(task, TaskSettings(labels=("pos", "neg")), config,
+                                           items, 2, events.append)
+    assert sorted(r.example_id for r in ranked) == [i for i, _, _ in items]
+    assert all(0.0 <= r.issue.score <= 1.0 for r in ranked)
+    assert [e["fold"] for e in events if e["event"] == "fold"] == [1, 2]
+    assert any(e["event"] == "progress" for e in events)
+
+
+def test_frozen_encoder_check_scores_ner_spans(tiny_base_model):
+    task = registry().task("token-classification")
+    settings = TaskSettings(labels=("PER", "LOC"))
+    texts = [f"Jose\u0301 flew to 東京 with 🍕 number {i}" for i in range(8)]
+    items = [(i + 1, {"text": t}, {"spans": [{"start": 0, "end": 5, "label": "PER"},
+                                             {"start": 14, "end": 16, "label": "LOC"}]})
+             for i, t in enumerate(texts)]
+    config = TrainConfig(base_model=str(tiny_base_model), freeze_encoder=True, device="cpu")
+    ranked = label_check.find_label_issues(task, settings, config, items, 2)
+    assert sorted(r.example_id for r in ranked) == list(range(1, 9))
+    for r in ranked:
+        if r.issue.suggestion is not None:
+            task.validate(r.issue.suggestion, {"text": texts[r.example_id - 1]}, settings)
+
+
+def test_frozen_encoder_check_refuses_qa_with_a_way_out(tiny_base_model):
+    task = registry().task("question-answering")
+    items = [(i, {"context": f"Paris is nice {i}", "question": "Where?"},
+              {"answers": [{"start": 0, "text": "Paris"}]}) for i in range(6)]
+    config = TrainConfig(base_model=str(tiny_base_model), freeze_encoder=True, device="cpu")
+    with pytest.raises(AnnotuneError, match="cannot score Extractive") as caught:
+        label_check.find_label_issues(task, task.default_settings(), config, items, 2)
+    assert "without --freeze-encoder" in caught.value.hint

@@ -8,8 +8,7 @@ import pytest
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportRecord
-from annotune.core.store import Project
-from annotune.core.store import migrations
+from annotune.core.store import Project, migrations
 from annotune.core.tasks import TaskSettings
 
 TEXTS = ["🍕 was great", "👨\u200d👩\u200d👧 hated it", "東京 は 素晴らしい", "رائع جدا",
