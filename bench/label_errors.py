@@ -160,9 +160,10 @@ def main() -> int:
         else:
             c_precision, c_recall = precision_recall(other, planted)
             rows.append(["cleanlab find_label_issues", f"{c_precision:.3f}", f"{c_recall:.3f}"])
-    mode = "frozen encoder, head per fold" if args.freeze_encoder else "fine-tuned per fold"
+    mode = ("frozen encoder once, a head per fold" if args.freeze_encoder
+            else f"fine-tuned per fold, {args.epochs} epochs")
     print_table(f"{args.dataset}: {len(items)} examples, {len(planted)} planted errors, "
-                f"{args.folds} folds x {args.epochs} epochs, {mode}, {seconds:.0f} s",
+                f"{args.folds} folds, {mode}, {seconds:.0f} s",
                 ["ranking", "precision@k", "recall@2k"], rows)
     print_json_line("label_errors", {
         "dataset": args.dataset, "examples": len(items), "planted": len(planted),

@@ -27,9 +27,12 @@ from annotune.core.training.loop import Cancelled
 from annotune.core.training.model import load_model, model_inputs
 
 Emit = Callable[[dict[str, Any]], None]
-HEAD_STEPS = 300  # full-batch AdamW steps per fold: the linear head converges well before
-HEAD_LEARNING_RATE = 1e-2
-HEAD_WEIGHT_DECAY = 1e-2
+# A linear head fitted by L-BFGS on the whole fold, with an L2 penalty on its weights: on
+# 2,000 noisy SST-2 sentences (bench/label_errors.py, cached encoder states) a penalty of 0.3
+# ranked the flipped labels best (precision@k 0.54 against 0.43 for AdamW at 1e-2 decay;
+# 0.1: 0.49, 1.0: 0.52, 3.0: 0.49): a weak penalty fits the noisy labels of the other folds.
+HEAD_L2 = 0.3
+HEAD_ITERATIONS = 100
 IGNORE_INDEX = -100
 
 
@@ -85,7 +88,11 @@ def out_of_fold(task: Task, settings: TaskSettings, config: Any,
 def _encoder_states(model: torch.nn.Module, task: Task, features: Sequence[Any], pad: int,
                     device: torch.device, batch_size: int, emit: Emit,
                     should_stop: Callable[[], bool]) -> list[np.ndarray]:
-    """Run the frozen encoder once: per feature its mean token state, or every token's state."""
+    """Run the frozen encoder once: per feature its mean token state, or every token's state.
+
+    A token's state is the mean over the encoder's layers (not the last layer alone): with the
+    L2 head it ranked SST-2's flipped labels better (precision@k 0.54 against 0.49).
+    """
     encoder = getattr(model, "base_model", model).to(device).eval()
     accepted = model_inputs(encoder)
     order = sorted(range(len(features)), key=lambda i: len(features[i]))
@@ -98,7 +105,8 @@ def _encoder_states(model: torch.nn.Module, task: Task, features: Sequence[Any],
         indices = order[start:batch_end(lengths, start, batch_size)]
         batch = [features[i] for i in indices]
         inputs = to_device(collate(batch, pad, task, with_targets=False), device, accepted)
-        hidden = encoder(**inputs).last_hidden_state.float()
+        layers = encoder(**inputs, output_hidden_states=True).hidden_states[1:]
+        hidden = torch.stack(layers).float().mean(0)
         if task.sequence_outputs:
             rows = [hidden[n, :len(f)].cpu().numpy() for n, f in enumerate(batch)]
         else:
@@ -127,20 +135,24 @@ def _fit_head(task: Task, settings: TaskSettings, states: Sequence[np.ndarray],
         x = np.stack(states)
         y = np.stack([np.asarray(t) for t in targets])
     inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    # standardised inputs: one learning rate suits every encoder's scale
+    # standardised inputs: one penalty suits every encoder's scale
     mean, std = inputs.mean(0), inputs.std(0).clamp(min=1e-6)
     multi = y.dtype.kind == "f"
     outputs = y.shape[1] if multi else int(max(int(y.max()) + 1, _classes(task, settings)))
     linear = torch.nn.Linear(inputs.shape[1], outputs)
     target = torch.from_numpy(y.astype(np.float32 if multi else np.int64))
     loss_fn = torch.nn.BCEWithLogitsLoss() if multi else torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.AdamW(linear.parameters(), lr=HEAD_LEARNING_RATE,
-                                  weight_decay=HEAD_WEIGHT_DECAY)
     scaled = (inputs - mean) / std
-    for _ in range(HEAD_STEPS):
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=HEAD_ITERATIONS,
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss_fn(linear(scaled), target).backward()
-        optimizer.step()
+        loss = loss_fn(linear(scaled), target) + HEAD_L2 * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
     return torch.nn.Sequential(_Standardise(mean, std), linear).eval()
 
 
