@@ -270,6 +270,87 @@ def cmd_record_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- label check -------------------------------------------------------------------------------
+def _run_label_check(project_path: Path, config, folds: int) -> dict:
+    """Run the label check in its child process, drawing progress; return the final event.
+
+    Ctrl-C asks it to stop (the check is recorded as cancelled); a second one kills it.
+    """
+    from annotune.core.label_check_job import LabelCheckProcess
+
+    process = LabelCheckProcess()
+    bar = ProgressBar()
+    final: dict = {"event": "failed", "error": "the label check ended without a result"}
+    try:
+        process.start(project_path, config, folds=folds)
+        for event in process.events():
+            final = _show_check_event(event, bar) or final
+    except KeyboardInterrupt:
+        if process.process is None:
+            raise
+        try:
+            bar.finish_line()
+            print("stopping… (Ctrl-C again to stop at once)", file=sys.stderr)
+            process.stop()
+        except KeyboardInterrupt:
+            process.kill()
+        for _ in process.events():
+            pass
+        final = {"event": "cancelled"}
+    bar.finish_line()
+    return final
+
+
+def _show_check_event(event: dict, bar: ProgressBar) -> dict | None:
+    """Draw one event of the label check; return it when it ends the check."""
+    kind = event.get("event")
+    if kind == "started":
+        print(f"label check {event.get('check_id')} on {event.get('device_label')}: "
+              f"{event.get('examples')} accepted annotations in {event.get('folds')} folds",
+              file=sys.stderr)
+    elif kind == "fold":
+        bar.finish_line()
+        print(f"fold {event.get('fold')}/{event.get('folds')}: training on "
+              f"{event.get('train_examples')}, checking {event.get('held_out')}",
+              file=sys.stderr)
+    elif kind == "progress":
+        bar.update(event)
+    elif kind in ("finished", "failed", "cancelled"):
+        return event
+    return None
+
+
+def cmd_check_labels(args: argparse.Namespace) -> int:
+    _registry()
+    project = _open(args.project)
+    path = project.path
+    project.close()
+    final = _run_label_check(path, _train_config(args), args.folds)
+    kind = final.get("event")
+    if kind == "cancelled":
+        print("label check cancelled; no issues were stored", file=sys.stderr)
+        return EXIT_CANCELLED
+    if kind != "finished":
+        raise AnnotuneError(f"the label check failed: {final.get('error')}",
+                            hint=f"details in {final['log']}" if final.get("log") else None)
+    with _open(str(path)) as project:
+        issues = project.label_issues(final["check_id"], limit=args.top)
+        title = project.task.title
+    print(f"label check {final['check_id']}: {final.get('suspects', 0)} of "
+          f"{final.get('issues', 0)} annotations look wrong ({title}); most suspect first:")
+    rows = [[str(i["example_id"]), f"{i['score']:.3f}", _short(i["given"]),
+             _short(i["suggestion"]) if i["suggestion"] is not None else "-"] for i in issues]
+    for line in format_table(["example", "score", "given", "suggested"], rows,
+                             [True, True, False, False]):
+        print(line)
+    return EXIT_OK
+
+
+def _short(annotation: object, width: int = 60) -> str:
+    text = json.dumps(annotation, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 RUNS_METRIC_COLUMNS = 5  # more metrics than this: the rest are in --json
 
 
@@ -759,6 +840,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", help="the .annotune project file the run was prepared from")
     p.add_argument("run_dir", help="the run folder (from train --prepare-only)")
     p.set_defaults(func=cmd_record_run)
+    from annotune.core.label_check import CHECK_EPOCHS, DEFAULT_FOLDS
+
+    p = commands.add_parser("check-labels", help="find annotations that are probably wrong "
+                                                 "(k-fold cross-validation)")
+    p.add_argument("project", help="the .annotune project file")
+    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
+                   help="models trained; each example is checked by the one that never saw it")
+    p.add_argument("--top", type=int, default=20, help="suspects printed (all are stored)")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_check_labels, epochs=CHECK_EPOCHS)
 
     p = commands.add_parser("runs", help="list training runs")
     p.add_argument("project", help="the .annotune project file")

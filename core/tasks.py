@@ -87,6 +87,21 @@ class Feature:
         return len(self.input_ids)
 
 
+@dataclass
+class LabelIssue:
+    """How much out-of-fold models disagree with one example's given annotation.
+
+    ``score`` in [0, 1]: higher means the given annotation is more likely wrong (0: the models
+    agree with it). ``suggestion`` is the annotation the models propose instead (None when they
+    propose nothing). ``reasons`` are small JSON objects saying what disagrees, e.g.
+    ``{"kind": "type", "start": 0, "end": 5, "given": "PER", "suggested": "LOC", "score": 0.9}``.
+    """
+
+    score: float
+    suggestion: Annotation | None = None
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Task:
     """Base class of every task plugin; subclasses set the class attributes and override methods.
 
@@ -129,6 +144,13 @@ class Task:
         """Group used to stratify the automatic validation split (e.g. the label)."""
         return ""
 
+    def fold_group(self, example: ExampleFields) -> str | None:
+        """Return what ties examples that must share a cross-validation fold (None: nothing).
+
+        QA questions about one context share it, so no model has read the context's answers.
+        """
+        return None
+
     # -- model -------------------------------------------------------------------------------
     def model_kwargs(self, settings: TaskSettings) -> dict[str, Any]:
         """Keyword arguments for ``AutoModelFor*.from_pretrained`` (num_labels, id2label...)."""
@@ -164,6 +186,17 @@ class Task:
     def prediction_score(self, prediction: Prediction) -> float:
         """Confidence in [0, 1] of a prediction, used for uncertainty ordering."""
         return float(prediction.get("score", 0.0))
+
+    def label_issues(self, examples: Sequence[ExampleFields], annotations: Sequence[Annotation],
+                     features: Sequence[Feature], outputs: Sequence[Mapping[str, np.ndarray]],
+                     settings: TaskSettings) -> list[LabelIssue]:
+        """Score each given annotation against the raw outputs of a model that never saw it.
+
+        ``features``/``outputs`` are as for ``decode`` (the features encoded without targets).
+        The default compares nothing and finds no issue; tasks override it (core/label_check.py
+        ranks examples by the scores).
+        """
+        return [LabelIssue(0.0) for _ in examples]
 
     def default_settings(self) -> TaskSettings:
         """Return the settings a new project of this task starts from (before its labels)."""

@@ -7,7 +7,9 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     Qt,
     QTimer,
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QStackedWidget,
     QTableView,
     QVBoxLayout,
@@ -44,7 +47,11 @@ EMPTY_PROJECT = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQ
 NOTHING_MATCHES = "No example matches this filter and search."
 FILTERS = (("All examples", {}), ("Unlabeled", {"status": "unlabeled"}),
            ("Labeled", {"status": "accepted"}), ("Skipped", {"status": "skipped"}),
-           ("Model disagrees", {"disagrees": True}))
+           ("Model disagrees", {"disagrees": True}), ("Suspect labels", {"suspects": True}))
+NO_CHECK = ("No label check yet.<br>Run <b>Model ▸ Check labels…</b> (or <code>annotune "
+            "check-labels</code>): models trained on the other examples flag the labels they "
+            "disagree with.")
+SUSPECT_STATES = {"open": "To review", "kept": "Kept", "changed": "Changed"}
 
 
 class ExampleTableModel(QAbstractTableModel):
@@ -65,6 +72,8 @@ class ExampleTableModel(QAbstractTableModel):
         self.pages: OrderedDict[int, list[tuple[Any, Any, Any]]] = OrderedDict()
         self.fetches = 0  # pages loaded from the store (tests check that paging is lazy)
         self.disagreeing: list[int] | None = None
+        # the "Suspect labels" view: the newest label check's issues, most suspect first
+        self.suspects: list[dict[str, Any]] | None = None
 
     # -- filter ----------------------------------------------------------------------------
     def set_filter(self, filters: dict[str, Any], search: str | None = None) -> None:
@@ -74,7 +83,11 @@ class ExampleTableModel(QAbstractTableModel):
         self.search = search.strip() if search and search.strip() else None
         self.pages.clear()
         self.disagreeing = None
-        if self.filters.get("disagrees"):
+        self.suspects = None
+        if self.filters.get("suspects"):
+            self.suspects = self._suspect_issues()
+            self.total = len(self.suspects)
+        elif self.filters.get("disagrees"):
             self.disagreeing = self._disagreeing_ids()
             self.total = len(self.disagreeing)
         else:
@@ -93,6 +106,25 @@ class ExampleTableModel(QAbstractTableModel):
                 in self.project.labeled_with_predictions(self.search)
                 if disagrees(annotation, prediction)]
 
+    def _suspect_issues(self) -> list[dict[str, Any]]:
+        """Issues of the newest check the models give less than even odds (or fix), by score."""
+        from annotune.core.label_check_job import SUSPECT_SCORE
+
+        found = [issue for issue in self.project.label_issues()
+                 if issue["score"] >= SUSPECT_SCORE or issue["suggestion"] is not None]
+        if self.search and found:  # the same full-text search as the other filters
+            accepted = self.project.count(status="accepted")
+            allowed = {e.id for e in self.project.examples(status="accepted", search=self.search,
+                                                           limit=max(accepted, 1))}
+            found = [issue for issue in found if issue["example_id"] in allowed]
+        return found
+
+    def issue(self, row: int) -> dict[str, Any] | None:
+        """Return the label issue shown on a row of the "Suspect labels" view (else None)."""
+        if self.suspects is None or not 0 <= row < len(self.suspects):
+            return None
+        return self.suspects[row]
+
     def refresh(self) -> None:
         self.set_filter(self.filters, self.search)
 
@@ -103,7 +135,10 @@ class ExampleTableModel(QAbstractTableModel):
             self.pages.move_to_end(number)
             return page
         offset = number * PAGE_SIZE
-        if self.disagreeing is not None:
+        if self.suspects is not None:
+            examples = [self.project.example(issue["example_id"])
+                        for issue in self.suspects[offset:offset + PAGE_SIZE]]
+        elif self.disagreeing is not None:
             examples = [self.project.example(i)
                         for i in self.disagreeing[offset:offset + PAGE_SIZE]]
         else:
@@ -153,6 +188,9 @@ class ExampleTableModel(QAbstractTableModel):
         column = index.column()
         if role == Qt.ItemDataRole.ForegroundRole:  # the status word in its state's colour
             return style.state_colour(_status(stored) or "unlabeled")
+        issue = self.issue(index.row())
+        if issue is not None and column == 5:
+            return self._suggestion_cell(issue, text, role)
         if role == Qt.ItemDataRole.ToolTipRole:
             return "\n\n".join(f"{k}: {v}" for k, v in example.fields.items())[:2000] \
                 if column == 1 else None
@@ -167,6 +205,8 @@ class ExampleTableModel(QAbstractTableModel):
         if column == 2:
             return summarize(_payload(stored), text) if _status(stored) == "accepted" else ""
         if column == STATUS_COLUMN:
+            if issue is not None:
+                return SUSPECT_STATES.get(issue["state"], issue["state"])
             return status_title(_status(stored) or "unlabeled")
         if column == 4:
             return example.split or ""
@@ -177,11 +217,30 @@ class ExampleTableModel(QAbstractTableModel):
         suffix = f" ({float(score):.2f})" if score is not None else ""
         return summarize(prediction, text) + suffix
 
+    def _suggestion_cell(self, issue: dict[str, Any], text: str, role: int) -> str | None:
+        """Show the check's suggested annotation and score; the tooltip says why."""
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "\n".join(_reason_text(reason) for reason in issue["reasons"][:10]) or None
+        suggested = (summarize(issue["suggestion"], text) if issue["suggestion"] is not None
+                     else "(no change)")
+        return f"{suggested} ({issue['score']:.2f})"
+
+
+def _reason_text(reason: dict[str, Any]) -> str:
+    """Say one disagreement in words: "type PER → LOC at 0–5 (0.91)"."""
+    kind = reason.get("kind", "")
+    where = f" at {reason['start']}–{reason['end']}" if "start" in reason else ""
+    given, suggested = reason.get("given"), reason.get("suggested")
+    change = f" {given} → {suggested}" if given is not None and suggested is not None else (
+        f" {suggested}" if suggested is not None else f" {given}" if given is not None else "")
+    return f"{kind}{change}{where} ({float(reason.get('score', 0.0)):.2f})"
+
 
 class BrowserView(QWidget):
     """Filter, search and browse every example; double-click opens one in the editor."""
 
     openExample = Signal(int)
+    reviewed = Signal()  # a suspect label was accepted or kept (counts may have changed)
 
     def __init__(self, project: Any, task: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -238,6 +297,7 @@ class BrowserView(QWidget):
         self.empty.setObjectName("examples_empty")
         self.pages.addWidget(self.empty)
         layout.addWidget(self.pages, 1)
+        layout.addWidget(self._review_bar())
         self.counts = style.muted(QLabel())
         self.counts.setObjectName("label_counts")
         self.counts.setWordWrap(True)
@@ -245,6 +305,80 @@ class BrowserView(QWidget):
         # the first query waits until the tab is shown: counting a large project's labels
         # should not slow down opening it
         self.loaded = False
+
+    def _review_bar(self) -> QWidget:
+        """Build the "Suspect labels" actions: accept the suggestion, keep the label, edit."""
+        self.review = QWidget()
+        self.review.setObjectName("suspect_review")
+        row = QHBoxLayout(self.review)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.accept_button = QPushButton("&Accept suggestion (A)")
+        self.accept_button.setToolTip("Save the suggested annotation (Edit ▸ Undo takes it back)")
+        self.accept_button.clicked.connect(self.accept_suggestion)
+        self.keep_button = QPushButton("&Keep label (K)")
+        self.keep_button.setToolTip("The given annotation is right: mark this suspect reviewed")
+        self.keep_button.clicked.connect(self.keep_label)
+        self.edit_button = QPushButton("&Edit (Enter)")
+        self.edit_button.setToolTip("Open the example in the editor")
+        self.edit_button.clicked.connect(lambda: self._open(self.table.currentIndex()))
+        for button in (self.accept_button, self.keep_button, self.edit_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        # single keys on the table only (the search field keeps its letters)
+        self.table.installEventFilter(self)
+        self.review.setVisible(False)
+        return self.review
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Review keys on the suspects' table: A accepts the suggestion, K keeps the label."""
+        if (watched is self.table and event.type() == QEvent.Type.KeyPress
+                and self.model.suspects is not None
+                and event.modifiers() == Qt.KeyboardModifier.NoModifier):
+            action = {Qt.Key.Key_A: self.accept_suggestion,
+                      Qt.Key.Key_K: self.keep_label}.get(event.key())
+            if action is not None:
+                action()
+                return True
+        return super().eventFilter(watched, event)
+
+    def _current_issue(self) -> dict[str, Any] | None:
+        index = self.table.currentIndex()
+        return self.model.issue(index.row()) if index.isValid() else None
+
+    def accept_suggestion(self) -> None:
+        """Save the current suspect's suggested annotation through the store's save path."""
+        issue = self._current_issue()
+        if issue is None or issue["suggestion"] is None:
+            return
+        self._review(lambda: self.project.save_annotation(issue["example_id"],
+                                                          issue["suggestion"]),
+                     f"Saved the suggestion for example #{issue['example_id']}")
+
+    def keep_label(self) -> None:
+        """Mark the current suspect reviewed, its given annotation kept."""
+        issue = self._current_issue()
+        if issue is None:
+            return
+        checks = [c for c in self.project.label_checks() if c["status"] == "finished"]
+        if not checks:
+            return
+        self._review(lambda: self.project.keep_label(checks[0]["id"], issue["example_id"]),
+                     f"Kept the label of example #{issue['example_id']}")
+
+    def _review(self, write: Any, done: str) -> None:
+        """Write one review decision, then show the list again one row further on."""
+        row = self.table.currentIndex().row()
+        try:
+            write()
+        except AnnotuneError as error:
+            self.shown.setText(str(error))
+            return
+        self.reviewed.emit()
+        self.apply()
+        self.shown.setText(f"{done} · {self.model.total:,} shown")
+        if self.model.total:
+            self.table.setFocus()
+            self.table.selectRow(min(row + 1, self.model.total - 1))
 
     def apply(self) -> None:
         """Re-run the query with the current filter and search text."""
@@ -257,16 +391,32 @@ class BrowserView(QWidget):
             return
         self.shown.setText(f"{self.model.total:,} shown")
         self._update_counts()
+        self.review.setVisible(self.model.suspects is not None)
         if self.model.total:
             self.pages.setCurrentWidget(self.table)
         else:
             filtered = bool(self.filter.currentData()) or bool(self.search.text().strip())
-            self.empty.setText(NOTHING_MATCHES if filtered and self.project.count()
-                               else EMPTY_PROJECT)
+            if self.model.suspects is not None and not any(
+                    c["status"] == "finished" for c in self.project.label_checks()):
+                self.empty.setText(NO_CHECK)
+            else:
+                self.empty.setText(NOTHING_MATCHES if filtered and self.project.count()
+                                   else EMPTY_PROJECT)
             self.pages.setCurrentWidget(self.empty)
 
     def refresh(self) -> None:
         self.apply()
+
+    def show_suspects(self) -> None:
+        """Switch to the "Suspect labels" view with its first row selected."""
+        index = self.filter.findText("Suspect labels")
+        if self.filter.currentIndex() != index:
+            self.filter.setCurrentIndex(index)  # applies the filter
+        else:
+            self.apply()
+        if self.model.total:
+            self.table.setFocus()
+            self.table.selectRow(0)
 
     def _update_counts(self) -> None:
         stats = self.project.stats()

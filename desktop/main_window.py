@@ -124,6 +124,8 @@ class MainWindow(QMainWindow):
         self.preannotate_action = self._action(model_menu, "&Pre-annotate", self.preannotate,
                                                tip="Store the model's suggestions for "
                                                    "unlabeled examples")
+        self.check_labels_action = self._action(model_menu, "&Check labels…", self.check_labels,
+                                                tip="Find annotations that are probably wrong")
         self._build_help_menu(bar)
 
     def _build_help_menu(self, bar: Any) -> None:
@@ -147,7 +149,8 @@ class MainWindow(QMainWindow):
                        self.close_action,
                        self.undo_action, self.redo_action, self.add_label_action,
                        self.train_action,
-                       self.export_bundle_action, self.preannotate_action):
+                       self.export_bundle_action, self.preannotate_action,
+                       self.check_labels_action):
             action.setEnabled(enabled)
 
     # -- project life ----------------------------------------------------------------------
@@ -375,6 +378,12 @@ class MainWindow(QMainWindow):
     def preannotate(self) -> None:
         self.tabs.setCurrentWidget(self.views["try"])
         self.views["try"].preannotate()
+
+    def check_labels(self) -> None:
+        """Start a label check (or stop the running one); its suspects open in Examples."""
+        from annotune.desktop.label_check import runner_for
+
+        runner_for(self).toggle(self.project)
 
     def save_pending(self) -> bool:
         """Offer to save edits not yet accepted; return False when the person cancels."""

@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 from annotune.core.hookspecs import hookimpl
 from annotune.plugins.classification import ClassificationTask
+from annotune.plugins.label_scores import ProbabilityLabelCheck
 
 
-class PairClassificationTask(ClassificationTask):
+class PairClassificationTask(ProbabilityLabelCheck, ClassificationTask):
     """Classify a pair of texts encoded together as ``[CLS] text [SEP] text_pair [SEP]``.
 
     When a pair is too long the longer text is trimmed first, so a long premise does not

@@ -53,8 +53,8 @@ def _window_candidates(feature: Feature, start_logits: np.ndarray, end_logits: n
 
 def decode_answers(contexts: Sequence[str], features: Sequence[Feature],
                    outputs: Sequence[Mapping[str, np.ndarray]], *, n_best: int = 20,
-                   max_answer_length: int = 30, allow_unanswerable: bool = False
-                   ) -> list[Prediction]:
+                   max_answer_length: int = 30, allow_unanswerable: bool = False,
+                   with_candidates: bool = False) -> list[Prediction]:
     """Pick one answer per example from the start/end logits of all of its windows.
 
     ``outputs[i]`` holds ``start_logits`` and ``end_logits`` of ``features[i]`` (unpadded).
@@ -64,6 +64,8 @@ def decode_answers(contexts: Sequence[str], features: Sequence[Feature],
     distinct spans (plus the null answer when unanswerable questions are allowed), so it lies
     in [0, 1] and is low when the model hesitates between spans. The null answer wins when
     its score (the lowest CLS score over the windows, as in utils_qa) beats the best span.
+    ``with_candidates`` adds ``"candidates"``: every n-best span (and the null answer, start
+    -1) as ``{"start", "end", "probability"}`` (checking a given answer needs its probability).
     """
     by_example: dict[int, list[int]] = {}
     for index, feature in enumerate(features):
@@ -88,12 +90,14 @@ def decode_answers(contexts: Sequence[str], features: Sequence[Feature],
                 # overlapping windows see the same span twice: keep its best score only
                 if key not in spans or score > spans[key]:
                     spans[key] = score
-        predictions.append(_choose(context, spans, null_score, n_best, allow_unanswerable))
+        predictions.append(_choose(context, spans, null_score, n_best, allow_unanswerable,
+                                   with_candidates))
     return predictions
 
 
 def _choose(context: str, spans: dict[tuple[int, int], float], null_score: float | None,
-            n_best: int, allow_unanswerable: bool) -> Prediction:
+            n_best: int, allow_unanswerable: bool, with_candidates: bool = False
+            ) -> Prediction:
     """Keep the n-best candidates, turn their scores into probabilities, return the winner."""
     ranked = sorted(spans.items(), key=lambda item: (-item[1], item[0]))[:n_best]
     candidates: list[tuple[tuple[int, int] | None, float]] = list(ranked)
@@ -102,16 +106,21 @@ def _choose(context: str, spans: dict[tuple[int, int], float], null_score: float
     if not candidates:
         return dict(NO_ANSWER)
     probabilities = softmax(np.array([score for _, score in candidates]))
+    extra: dict[str, Any] = {}
+    if with_candidates:
+        extra["candidates"] = [{"start": span[0] if span else -1, "end": span[1] if span else -1,
+                                "probability": float(p)}
+                               for (span, _), p in zip(candidates, probabilities, strict=True)]
     best_span = 0 if ranked else None
     null_position = len(candidates) - 1
     if allow_unanswerable and null_score is not None and (
             best_span is None or null_score > candidates[best_span][1]):
         return {"text": "", "start": -1, "end": -1,
-                "score": float(probabilities[null_position])}
+                "score": float(probabilities[null_position]), **extra}
     assert best_span is not None
     (start_char, end_char), _ = candidates[best_span]
     return {"text": context[start_char:end_char], "start": start_char, "end": end_char,
-            "score": float(probabilities[best_span])}
+            "score": float(probabilities[best_span]), **extra}
 
 
 # -- SQuAD metrics (official evaluate-v2.0.py semantics) -----------------------------------------

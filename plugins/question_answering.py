@@ -22,12 +22,14 @@ from annotune.core.tasks import (
     Annotation,
     ExampleFields,
     Feature,
+    LabelIssue,
     Prediction,
     Task,
     TaskSettings,
 )
+from annotune.plugins.label_scores import answer_issue
 from annotune.plugins.offsets import UTF16, answer_start
-from annotune.plugins.qa_postprocess import CLS_INDEX, decode_answers, squad_scores
+from annotune.plugins.qa_postprocess import CLS_INDEX, decode_answers, squad_scores, token_f1
 
 MAX_QUESTION_TOKENS = 64  # longer questions are cut so that most of a window is context
 MIN_MAX_LENGTH = 32  # below this a window cannot hold a question and some context
@@ -238,6 +240,21 @@ class QuestionAnsweringTask(Task):
 
     def prediction_score(self, prediction: Prediction) -> float:
         return float(prediction.get("score", 0.0))
+
+    def fold_group(self, example: ExampleFields) -> str | None:
+        return example.get("context")
+
+    def label_issues(self, examples: Sequence[ExampleFields], annotations: Sequence[Annotation],
+                     features: Sequence[Feature], outputs: Sequence[Mapping[str, np.ndarray]],
+                     settings: TaskSettings) -> list[LabelIssue]:
+        """Score each given answer by token F1 and the probability of its span (label_scores)."""
+        predictions = decode_answers([ex["context"] for ex in examples], features, outputs,
+                                     n_best=settings.n_best,
+                                     max_answer_length=settings.max_answer_length,
+                                     allow_unanswerable=settings.allow_unanswerable,
+                                     with_candidates=True)
+        return [answer_issue(annotation, prediction, token_f1)
+                for annotation, prediction in zip(annotations, predictions, strict=True)]
 
 
 def _answer_list(value: Any) -> list[dict[str, Any]]:

@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 from annotune.core.hookspecs import hookimpl
 from annotune.plugins.classification import ClassificationTask
+from annotune.plugins.label_scores import ProbabilityLabelCheck
 
 
-class TextClassificationTask(ClassificationTask):
+class TextClassificationTask(ProbabilityLabelCheck, ClassificationTask):
     """Classify a single text; multi-label projects use sigmoid outputs and thresholds."""
 
     name: ClassVar[str] = "text-classification"

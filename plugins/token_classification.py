@@ -39,11 +39,13 @@ from annotune.core.tasks import (
     Annotation,
     ExampleFields,
     Feature,
+    LabelIssue,
     Prediction,
     Task,
     TaskSettings,
 )
 from annotune.plugins.graphemes import widen_to_graphemes
+from annotune.plugins.label_scores import span_issues
 from annotune.plugins.spans import entity_scores, locate_tokens, tags_to_chunks, validate_spans
 
 IGNORE_INDEX = -100  # torch.nn.CrossEntropyLoss's default ignore_index
@@ -130,6 +132,57 @@ def _word_tags(spans: Sequence[Mapping[str, Any]], word_ranges: Sequence[tuple[i
             taken[word] = True
             first = False
     return tags
+
+
+def word_table(examples: Sequence[ExampleFields], features: Sequence[Feature],
+               outputs: Sequence[Mapping[str, np.ndarray]]) -> list[list[dict[str, Any]]]:
+    """Return, per example, its words in text order: ``{"probs", "start", "end"}`` each.
+
+    A word's tag probabilities are those of its first piece, taken from the window where that
+    piece has the most context; its extent covers all its pieces (a given token is whole; else
+    widened to grapheme clusters).
+    """
+    # per example: token index -> (context, probabilities, offsets, word)
+    best: list[dict[int, tuple[int, np.ndarray, tuple[int, int], int]]] = [
+        {} for _ in examples]
+    for feature, output in zip(features, outputs, strict=True):
+        probs = softmax(np.asarray(output["logits"], dtype=np.float64), axis=-1)
+        positions = [i for i, s in enumerate(feature.sequence_ids) if s == 0]
+        if not positions:
+            continue
+        first, last = positions[0], positions[-1]
+        token_start = getattr(feature, "token_start", 0)
+        word_ids = getattr(feature, "word_ids", None) or [None] * len(feature)
+        slot = best[feature.example_index]
+        for position in positions:
+            token = token_start + position - first
+            context = min(position - first, last - position)
+            if token in slot and slot[token][0] >= context:
+                continue
+            word = word_ids[position]
+            slot[token] = (context, probs[position], tuple(feature.offsets[position]),
+                           token if word is None else word)
+    return [_words(example.get("text", ""), slot, given_tokens(example, index))
+            for index, (example, slot) in enumerate(zip(examples, best, strict=True))]
+
+
+def _words(text: str, tokens: Mapping[int, tuple[Any, ...]],
+           given: list[tuple[int, int]] | None) -> list[dict[str, Any]]:
+    words: dict[int, dict[str, Any]] = {}
+    for token in sorted(tokens):
+        _, probs, (start, end), word = tokens[token]
+        if word not in words:
+            words[word] = {"probs": probs, "start": start, "end": end}
+        else:
+            words[word]["start"] = min(words[word]["start"], start)
+            words[word]["end"] = max(words[word]["end"], end)
+    for word, extent in words.items():
+        if given is not None:  # a given token is whole, whatever its pieces cover
+            extent["start"], extent["end"] = given[word]
+        else:  # a normaliser may leave an accent or an emoji modifier out of a piece
+            extent["start"], extent["end"] = widen_to_graphemes(
+                text, extent["start"], extent["end"])
+    return list(words.values())
 
 
 class TokenClassificationTask(Task):
@@ -273,49 +326,12 @@ class TokenClassificationTask(Task):
                outputs: Sequence[Mapping[str, np.ndarray]], settings: TaskSettings
                ) -> list[Prediction]:
         tags = tag_names(settings.labels)
-        # per example: token index -> (context, probabilities, offsets, word)
-        best: list[dict[int, tuple[int, np.ndarray, tuple[int, int], int]]] = [
-            {} for _ in examples]
-        for feature, output in zip(features, outputs, strict=True):
-            probs = softmax(np.asarray(output["logits"], dtype=np.float64), axis=-1)
-            positions = [i for i, s in enumerate(feature.sequence_ids) if s == 0]
-            if not positions:
-                continue
-            first, last = positions[0], positions[-1]
-            token_start = getattr(feature, "token_start", 0)
-            word_ids = getattr(feature, "word_ids", None) or [None] * len(feature)
-            slot = best[feature.example_index]
-            for position in positions:
-                token = token_start + position - first
-                context = min(position - first, last - position)
-                if token in slot and slot[token][0] >= context:
-                    continue
-                word = word_ids[position]
-                slot[token] = (context, probs[position], tuple(feature.offsets[position]),
-                               token if word is None else word)
-        return [self._decode_example(example.get("text", ""), slot, tags,
-                                     given_tokens(example, index))
-                for index, (example, slot) in enumerate(zip(examples, best, strict=True))]
+        return [self._decode_example(example.get("text", ""), ordered, tags)
+                for example, ordered in zip(examples, word_table(examples, features, outputs),
+                                            strict=True)]
 
-    def _decode_example(self, text: str, tokens: Mapping[int, tuple[Any, ...]],
-                        tags: Sequence[str], given: list[tuple[int, int]] | None
-                        ) -> Prediction:
-        # words in text order, each with its first piece's probabilities and its full extent
-        words: dict[int, dict[str, Any]] = {}
-        for token in sorted(tokens):
-            _, probs, (start, end), word = tokens[token]
-            if word not in words:
-                words[word] = {"probs": probs, "start": start, "end": end}
-            else:
-                words[word]["start"] = min(words[word]["start"], start)
-                words[word]["end"] = max(words[word]["end"], end)
-        for word, extent in words.items():
-            if given is not None:  # a given token is whole, whatever its pieces cover
-                extent["start"], extent["end"] = given[word]
-            else:  # a normaliser may leave an accent or an emoji modifier out of a piece
-                extent["start"], extent["end"] = widen_to_graphemes(
-                    text, extent["start"], extent["end"])
-        ordered = list(words.values())
+    def _decode_example(self, text: str, ordered: Sequence[Mapping[str, Any]],
+                        tags: Sequence[str]) -> Prediction:
         chosen = [int(np.argmax(w["probs"])) for w in ordered]
         # conlleval repair: an I- tag after O or after another type opens a new entity
         chunks = tags_to_chunks([tags[c] for c in chosen])
@@ -336,6 +352,18 @@ class TokenClassificationTask(Task):
         else:
             score = 1.0
         return {"spans": spans, "score": score}
+
+    def label_issues(self, examples: Sequence[ExampleFields], annotations: Sequence[Annotation],
+                     features: Sequence[Feature], outputs: Sequence[Mapping[str, np.ndarray]],
+                     settings: TaskSettings) -> list[LabelIssue]:
+        """Score every gold span and every predicted span the gold lacks (label_scores.py)."""
+        tags = tag_names(settings.labels)
+        issues = []
+        for example, annotation, ordered in zip(
+                examples, annotations, word_table(examples, features, outputs), strict=True):
+            predicted = self._decode_example(example.get("text", ""), ordered, tags)["spans"]
+            issues.append(span_issues(annotation.get("spans", []), predicted, ordered, tags))
+        return issues
 
     def prediction_score(self, prediction: Prediction) -> float:
         if "score" in prediction:

@@ -228,6 +228,37 @@ def _v6_hash_table(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def _v7_label_issues(db: sqlite_utils.Database) -> None:
+    """Keep label checks and the examples whose given annotation their models disagree with.
+
+    ``label_checks``: one row per check (config JSON: folds and training options; status as
+    for runs). ``label_issues``: per check and example, the score (higher: more likely
+    wrong), the annotation that was checked, the suggested one and the reasons (JSON), and
+    ``kept_at`` once someone reviewed it and kept the given annotation.
+    """
+    db.execute("""CREATE TABLE label_checks (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'cancelled')),
+    config TEXT NOT NULL DEFAULT '{}',
+    examples INTEGER NOT NULL DEFAULT 0,
+    finished_at TEXT,
+    error TEXT
+)""")
+    db.execute("""CREATE TABLE label_issues (
+    check_id INTEGER NOT NULL REFERENCES label_checks (id) ON DELETE CASCADE,
+    example_id INTEGER NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
+    score REAL NOT NULL,
+    given TEXT NOT NULL,
+    suggestion TEXT,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    kept_at TEXT,
+    PRIMARY KEY (check_id, example_id)
+) WITHOUT ROWID""")
+    db.execute("CREATE INDEX label_issues_score ON label_issues (check_id, score DESC)")
+    db.execute("CREATE INDEX label_issues_example ON label_issues (example_id)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_counters,
@@ -235,6 +266,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v4_search_index_follows_text,
     _v5_import_batches,
     _v6_hash_table,
+    _v7_label_issues,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_WAIT_S = 60.0  # a rebuild waits out another program's import step or save

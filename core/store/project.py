@@ -20,6 +20,7 @@ from annotune.core.errors import AnnotuneError
 from annotune.core.store import annotations as _annotations
 from annotune.core.store import backup as _backup
 from annotune.core.store import batches, bulk, integrity, migrations
+from annotune.core.store import label_issues as _label_issues
 from annotune.core.store import queries as q
 from annotune.core.store import runs as _runs
 from annotune.core.store.failures import StoredValueError, guard, translated
@@ -580,6 +581,35 @@ class Project:
                    ) -> StoredPrediction | None:
         with _naming(f"the prediction of example {example_id} (table predictions)"):
             return _runs.prediction(self.db, example_id, source)
+
+    # -- label checks (core/label_check.py) --------------------------------------------------
+    def start_label_check(self, config: dict[str, Any]) -> int:
+        """Record a label check as running; return its id."""
+        return _label_issues.start_check(self.db, config)
+
+    def finish_label_check(self, check_id: int, status: str,
+                           issues: Iterable[_label_issues.IssueRow] = (),
+                           error: str | None = None) -> int:
+        """Store a check's issues with its end, in one transaction; return how many."""
+        return _label_issues.finish_check(self.db, check_id, status, issues, error)
+
+    def label_checks(self) -> list[dict[str, Any]]:
+        """Return every label check, newest first."""
+        return _label_issues.checks(self.db)
+
+    def label_issues(self, check_id: int | None = None, limit: int | None = None
+                     ) -> list[dict[str, Any]]:
+        """Return a check's issues by score (default: the newest finished check's)."""
+        if check_id is None:
+            check_id = _label_issues.latest_finished(self.db)
+            if check_id is None:
+                return []
+        with _naming(f"label check {check_id} (table label_issues)"):
+            return _label_issues.issues(self.db, check_id, limit)
+
+    def keep_label(self, check_id: int, example_id: int, kept: bool = True) -> None:
+        """Mark an issue reviewed: the given annotation stays (``kept=False`` opens it again)."""
+        _label_issues.keep(self.db, check_id, example_id, kept)
 
 
 @contextlib.contextmanager

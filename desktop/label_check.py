@@ -1,0 +1,173 @@
+"""Start the label check from the window, show its progress, and open its suspects.
+
+The check runs in a child process (core/label_check_job.py) with the training environment's
+Python, like training; its events are read on a QThread and arrive here as signals. While
+it runs, the menu action stops it instead. When it finishes, the Examples tab opens on
+"Suspect labels".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtWidgets import QInputDialog, QWidget
+
+from annotune.core import training_env
+from annotune.core.errors import AnnotuneError
+from annotune.core.label_check import CHECK_EPOCHS, DEFAULT_FOLDS
+from annotune.core.training.config import TrainConfig
+
+log = logging.getLogger("annotune.desktop")
+
+
+class LabelCheckWatcher(QObject):
+    """Read a LabelCheckProcess's events on a worker thread and re-emit them as signals."""
+
+    event = Signal(dict)  # every event but the last
+    ended = Signal(dict)  # the finished, failed or cancelled event
+
+    def __init__(self, project_path: Path, config: TrainConfig, folds: int,
+                 python: str | None = None, env: dict[str, str] | None = None):
+        super().__init__()
+        self.project_path = Path(project_path)
+        self.config = config
+        self.folds = folds
+        self.python = python
+        self.env = env
+        self.process: Any = None
+        self.stopper: threading.Thread | None = None
+        self.thread = QThread()
+        self.thread.setObjectName("label-check-events")
+        self.moveToThread(self.thread)
+        self.thread.started.connect(self._run)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    @Slot()
+    def _run(self) -> None:
+        from annotune.core.label_check_job import LabelCheckProcess
+
+        final: dict[str, Any] = {"event": "failed",
+                                 "error": "the label check ended without a result"}
+        try:
+            process = LabelCheckProcess(python=self.python)
+            self.process = process
+            process.start(self.project_path, self.config, env=self.env, folds=self.folds)
+            for event in process.events():
+                if event.get("event") in ("finished", "failed", "cancelled"):
+                    final = event
+                else:
+                    self.event.emit(event)
+        except Exception as error:  # shown by the runner
+            log.exception("label check process failed")
+            final = {"event": "failed", "error": str(error)}
+        self.ended.emit(final)
+        self.thread.quit()
+
+    def stop(self) -> None:
+        """Ask the child to stop, on a plain thread (stopping waits for it)."""
+        if self.process is not None and self.stopper is None:
+            self.stopper = threading.Thread(target=self.process.stop, name="label-check-stop",
+                                            daemon=True)
+            self.stopper.start()
+
+    def wait(self, ms: int = 10000) -> bool:
+        return self.thread.wait(ms)
+
+
+class LabelCheckRunner(QObject):
+    """One check at a time for a window: start (asking for the folds), progress, stop."""
+
+    message = Signal(str)  # progress and outcome, for the status bar
+    running = Signal(bool)
+    finished = Signal(int)  # the check id
+
+    def __init__(self, parent: QWidget):
+        super().__init__(parent)
+        self.window = parent
+        self.watcher: LabelCheckWatcher | None = None
+
+    def toggle(self, project: Any) -> None:
+        """Start a check of the project, or stop the one running."""
+        if self.watcher is not None:
+            self.message.emit("Stopping the label check…")
+            self.watcher.stop()
+            return
+        folds, ok = QInputDialog.getInt(
+            self.window, "Check labels",
+            "Models to train (folds). Each accepted annotation is checked by the model that\n"
+            "never saw it; more folds take longer and judge a little better.",
+            DEFAULT_FOLDS, 2, 20)
+        if not ok:
+            return
+        from annotune.desktop.training_env import with_interpreter
+
+        with_interpreter(self.window, lambda interpreter: self.start(project, folds,
+                                                                     interpreter.python))
+
+    def start(self, project: Any, folds: int, python: str | None = None) -> None:
+        """Start the check in a child process with ``python`` (None: this interpreter)."""
+        if self.watcher is not None:
+            return
+        config = TrainConfig(epochs=CHECK_EPOCHS, base_model=project.base_model)
+        watcher = LabelCheckWatcher(Path(project.path), config, folds, python=python,
+                                    env=training_env.child_overrides())
+        watcher.event.connect(self._event)
+        watcher.ended.connect(self._ended)
+        self.watcher = watcher
+        self.running.emit(True)
+        self.message.emit("Starting the label check…")
+        watcher.start()
+
+    def _event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "started":
+            self.message.emit(f"Checking {event.get('examples')} labels with "
+                              f"{event.get('folds')} models on {event.get('device_label')}…")
+        elif kind == "progress" and event.get("fold"):
+            self.message.emit(f"Checking labels: model {event['fold']} of {event['folds']}, "
+                              f"step {event.get('step')} of {event.get('total_steps')}")
+
+    def _ended(self, event: dict[str, Any]) -> None:
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None:
+            watcher.wait(2000)
+        self.running.emit(False)
+        kind = event.get("event")
+        if kind == "finished":
+            self.message.emit(f"Label check done: {event.get('suspects', 0)} suspect labels "
+                              f"of {event.get('issues', 0)}")
+            self.finished.emit(int(event["check_id"]))
+        elif kind == "cancelled":
+            self.message.emit("Label check stopped; nothing was stored")
+        else:
+            from annotune.desktop.crash import show_error
+
+            show_error(self.window, AnnotuneError(f"the label check failed: "
+                                                  f"{event.get('error')}"))
+
+
+def runner_for(window: Any) -> LabelCheckRunner:
+    """Return the window's runner, wired to its status bar, menu action and Examples tab."""
+    runner = getattr(window, "label_check_runner", None)
+    if runner is not None:
+        return runner
+    runner = LabelCheckRunner(window)
+    runner.message.connect(lambda text: window.statusBar().showMessage(text, 15000))
+    runner.running.connect(lambda on: window.check_labels_action.setText(
+        "Stop the label &check" if on else "&Check labels…"))
+
+    def show_suspects(_check_id: int) -> None:
+        browser = window.views.get("examples")
+        if browser is not None:
+            browser.show_suspects()
+            window.tabs.setCurrentWidget(browser)
+
+    runner.finished.connect(show_suspects)
+    window.label_check_runner = runner
+    return runner
