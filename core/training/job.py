@@ -108,6 +108,8 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
 def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
                         should_stop: Callable[[], bool] | None, control: StopControl | None,
                         lock: Any) -> Any:
+    from annotune.core.store.runs import stored_folder
+
     run_id: int | None = None
     run_dir: Path | None = None
     undivided = control.deferred if control is not None else nullcontext
@@ -129,7 +131,8 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
         label = device_label(device)
         with undivided():  # a run that exists is announced with its id, or not created at all
             run_id = project.create_run(config.to_dict(), label)
-            run_dir = project.runs_dir / str(run_id)
+            # absolute: the events name it to programs that may run in another folder
+            run_dir = Path(os.path.abspath(project.runs_dir / str(run_id)))
             lock.describe(since=_now(), run_id=run_id)
             emit({"event": "started", "run_id": run_id, "device": device, "device_label": label,
                   "run_dir": str(run_dir),
@@ -168,7 +171,8 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
     _finishing(control)
     artifact = str(result.artifact_dir) if result.artifact_dir is not None else None
     project.finish_run(run_id, result.status, metrics=result.metrics or None,
-                       artifact_dir=artifact)
+                       artifact_dir=None if artifact is None
+                       else stored_folder(artifact, Path(project.path).parent))
     emit({"event": result.status, "run_id": run_id, "artifact_dir": artifact,
           "run_dir": str(run_dir), "metrics": result.metrics, "best_epoch": result.best_epoch,
           "duration_s": result.duration_s})

@@ -76,17 +76,20 @@ def test_plugins_lists_tasks_and_formats():
 
 
 def test_train_export_predict(tmp_path, project, tiny_base_model):
-    result = annotune("train", project, "--base-model", tiny_base_model, "--epochs", "2",
-                      "--batch-size", "4", "--learning-rate", "1e-3")
+    # trained as `annotune train reviews.annotune` in the project's folder...
+    result = annotune("train", project.name, "--base-model", tiny_base_model, "--epochs", "2",
+                      "--batch-size", "4", "--learning-rate", "1e-3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "finished" in result.stdout
     assert "epoch 2" in result.stderr  # per-epoch metrics were shown
 
-    runs = json.loads(annotune("runs", project, "--json").stdout)
+    runs = json.loads(annotune("runs", project, "--json", cwd="/").stdout)
     assert [run["status"] for run in runs] == ["finished"]
+    assert runs[0]["artifact_dir"] == str(tmp_path / "reviews-runs" / "1" / "model")
 
+    # ...and exported from another folder: the run is found beside the project file
     bundle = tmp_path / "bundle"
-    result = annotune("export", project, bundle)
+    result = annotune("export", project, bundle, cwd="/")
     assert result.returncode == 0, result.stderr
     assert {"model.onnx", "tokenizer.json", "manifest.json"} <= {p.name for p in bundle.iterdir()}
 
