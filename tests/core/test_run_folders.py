@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from annotune.core.store import Project
-from annotune.core.tasks import TaskSettings
 from annotune.core.store.runs import resolve_folder, stored_folder
+from annotune.core.tasks import TaskSettings
 
 
 @pytest.fixture
