@@ -9,6 +9,7 @@ from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from annotune.core.tasks import TaskSettings
+from annotune.desktop import style
 from annotune.desktop.editors.base import MAX_LABEL_KEYS, Editor
 from annotune.desktop.editors.textspans import SpanText, entity_colour, snap_to_words
 
@@ -34,9 +35,10 @@ class SpansEditor(Editor):
             key = f"{index + 1} " if index < MAX_LABEL_KEYS else ""
             chip = QLabel(f" {key}{label} ")
             colour = entity_colour(index)
+            chip.setObjectName(f"type_{label}")
             chip.setStyleSheet(
-                f"background-color: rgba({colour.red()},{colour.green()},{colour.blue()},"
-                f"{colour.alpha()}); border-radius: 3px; padding: 2px 6px;")
+                f"background-color: {colour.name()}; color: {style.current().text}; "
+                "border-radius: 3px; padding: 2px 6px;")
             chip.setToolTip(f"Select text and press {key.strip() or 'the type button'}"
                             f" to mark it as {label}")
             legend.addWidget(chip)
