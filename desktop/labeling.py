@@ -21,7 +21,6 @@ from annotune.desktop import style
 from annotune.desktop.editors.base import Editor
 from annotune.desktop.save_queue import Job, SaveQueue
 
-
 UNCERTAIN_NOTE = ("The model's suggestions are stored, so the examples it is least sure about "
                   "come first: labels there teach it most.")
 
