@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
@@ -95,8 +95,6 @@ class LabelEditor(Editor):
             button.setFont(font)
             verb = "Toggle" if self.multi else "Label as"
             button.setToolTip(f"{verb} '{label}'" + (f" ({key})" if key else ""))
-            # the label's one colour, as in Try it's bars and the NER highlights
-            button.setIcon(swatch(style.label_colour(index), QColor(style.current().border)))
             button.setIconSize(QSize(SWATCH, SWATCH))
             button.clicked.connect(lambda _=False, lab=label: self.press(lab))
             grid.addWidget(button, index // 4, index % 4)
@@ -104,8 +102,20 @@ class LabelEditor(Editor):
             if key:
                 self.add_shortcut(key, lambda lab=label: self.press(lab))
         layout.addLayout(grid)
+        self._colour_buttons()
         self.add_shortcut(Qt.Key.Key_Return, self.accept)
         self.add_shortcut(Qt.Key.Key_Enter, self.accept)
+
+    def _colour_buttons(self) -> None:
+        """Give each label button its label's one colour (as Try it's bars and NER spans)."""
+        border = QColor(style.current().border)
+        for index, button in enumerate(self.buttons.values()):
+            button.setIcon(swatch(style.label_colour(index), border))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.ApplicationPaletteChange:  # light ↔ dark
+            self._colour_buttons()
+        super().changeEvent(event)
 
     # -- display ---------------------------------------------------------------------------
     def show_example(self, example: Any, annotation: Mapping[str, Any] | None,
