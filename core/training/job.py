@@ -162,7 +162,8 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
         raise
     except Exception as error:
         _finishing(control)
-        log = _write_log(run_dir or project.runs_dir, traceback.format_exc())
+        log = _write_log(run_dir or Path(os.path.abspath(project.runs_dir)),
+                         traceback.format_exc())
         message = f"training stopped by an unexpected error: {type(error).__name__}: {error}"
         if run_id is not None:
             project.finish_run(run_id, "failed", error=f"{message} (details in {log})")
