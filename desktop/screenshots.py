@@ -231,7 +231,7 @@ def train_and_export(window: object, out: Path) -> None:
     panel.epochs.setValue(4)
     panel.batch_size.setValue(16)
     panel.train()
-    wait_until(lambda: len(panel.metric_chart.series.get("F1", [])) >= 2
+    wait_until(lambda: len(panel.metric_chart.series.get("f1", [])) >= 2
                or panel.watcher is None, 900, "two training epochs")
     grab(window, out / "training.png")
     wait_until(lambda: panel.watcher is None, 900, "the end of training")

@@ -455,7 +455,7 @@ class TrainPanel(QWidget):
         for name, value in (event.get("metrics") or {}).items():
             if isinstance(value, int | float) and not isinstance(value, bool) \
                     and not name.startswith(("per_", "confusion")) and name not in ("epoch",):
-                self.metric_chart.add_point(metric_title(name, self.task), epoch, float(value))
+                self.metric_chart.add_point(name, epoch, float(value))  # titled by the chart
 
     def _ended(self, event: dict) -> None:
         watcher = self.watcher

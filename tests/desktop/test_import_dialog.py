@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-
 import sqlite3
 import threading
+
+from PySide6.QtCore import Qt
 
 from annotune.core.plugins import registry
 from annotune.desktop import import_dialog

@@ -55,7 +55,7 @@ def test_train_export_try_and_preannotate(qtbot, labeled_project, tiny_base_mode
     qtbot.waitUntil(lambda: bool(ended), timeout=120_000)
     assert ended[0]["event"] == "finished", ended[0]
     assert panel.loss_chart.series["loss"], "no loss points were drawn"
-    assert len(panel.metric_chart.series["F1"]) >= 1
+    assert len(panel.metric_chart.series["f1"]) >= 1
     assert panel.progress.value() == panel.progress.maximum()
     run = project.runs()[-1]
     assert run["status"] == "finished"
