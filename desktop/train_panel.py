@@ -80,7 +80,7 @@ def readiness(stats: dict[str, Any], task: Any) -> str:
     elif missing:
         names = ", ".join(missing)
         text += (f" — no examples of {names} yet: label some, or the model can never "
-                 "predict it.")
+                 f"predict {'it' if len(missing) == 1 else 'them'}.")
     else:
         text += " — ready to train."
     advice = task.training_advice(n) if hasattr(task, "training_advice") else None
