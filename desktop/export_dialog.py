@@ -51,18 +51,6 @@ def report_from_dict(data: dict[str, Any]) -> ExportReport:
     return ExportReport(**values)
 
 
-def human_size(size: int | float | None) -> str:
-    """Return e.g. ``86.7 MB``."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
 # how this dialog says "keep fp32" where the command line names its --int8 flag
 REMEDY = "choose fp32 (exact) and export again"
 
@@ -105,11 +93,7 @@ def validation_details(validation: ValidationReport | None) -> list[str]:
 
 def report_lines(report: Any) -> list[str]:
     """Describe an ExportReport's details (below the headline) in lines people can read."""
-    lines = [f"Bundle: {report.bundle_dir}",
-             f"Model file: {human_size(report.model_bytes)}"
-             + (" (int8)" if report.quantized else " (fp32)")]
-    if report.quantized and report.fp32_bytes:
-        lines.append(f"fp32 would be {human_size(report.fp32_bytes)}")
+    lines = [f"Bundle: {report.bundle_dir}"]  # its size is the headline's first line
     fused = getattr(report, "fused", None)
     if fused:
         layers = fused.get("Attention", 0)
