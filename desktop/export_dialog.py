@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from annotune.core.display_names import metric_title
 from annotune.core.export import ExportReport, run_folder
@@ -212,6 +213,8 @@ class ExportDialog(QDialog):
         self.result_label.setText("Export needs PyTorch: press Export to set it up.")
 
     def _done(self, report: Any) -> None:
+        if not isValid(self):  # closed while the export ran: nobody to tell
+            return
         self.report = report
         self.export_button.setEnabled(True)
         self._show_headline(report)
@@ -248,6 +251,8 @@ class ExportDialog(QDialog):
         return "\n".join(rows)
 
     def _failed(self, error: BaseException) -> None:
+        if not isValid(self):
+            return
         self.error = error
         self.export_button.setEnabled(True)
         self.headline_box.setVisible(False)

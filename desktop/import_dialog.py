@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from annotune.core.display_names import for_people
 from annotune.core.formats.base import ImportOptions, serves
@@ -401,6 +402,8 @@ class ImportDialog(QDialog):
             widget.setEnabled(enabled)
 
     def _import_failed(self, error: BaseException) -> None:
+        if not isValid(self):
+            return
         self._finished_importing()
         self.close_button.setText("Cancel")
         if isinstance(error, ImportCancelled):
@@ -410,6 +413,8 @@ class ImportDialog(QDialog):
         self._update_buttons()
 
     def _imported(self, report: Any) -> None:
+        if not isValid(self):  # the examples are in the project; the dialog is gone
+            return
         self._finished_importing()
         self.report = report
         lines = [f"Imported {report.added:,} {plural(report.added, 'example')} "

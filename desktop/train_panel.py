@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from annotune.core import training_env
 from annotune.core.display_names import (
@@ -358,10 +359,14 @@ class TrainPanel(QWidget):
                 return "training is not enabled yet: Train sets it up"
             return training_env.describe_device(interpreter, config)
 
-        def failed(error: BaseException) -> None:
-            self.device_label.setText(f"unavailable: {error}")
+        def shown(text: str) -> None:
+            if isValid(self.device_label):  # the panel may be gone (its project closed)
+                self.device_label.setText(text)
 
-        run_in_background(describe, self.device_label.setText, failed)
+        def failed(error: BaseException) -> None:
+            shown(f"unavailable: {error}")
+
+        run_in_background(describe, shown, failed)
 
     # -- running ---------------------------------------------------------------------------
     def running(self) -> bool:

@@ -32,6 +32,7 @@ def test_the_panel_says_how_many_examples_are_labeled(qtbot, tmp_path, make_proj
     assert panel.status.text() == "5 labeled examples (neg 3, pos 2) — ready to train."
     project.add_examples([ImportRecord(fields={"text": "encore"}, annotation={"label": "pos"},
                                        line=1)], source="more")
+    panel._described = True  # the device is not what this test looks at
     panel.panel_shown()  # counted again each time the tab is shown
     assert panel.status.text().startswith("6 labeled examples (neg 3, pos 3)")
     project.close()
