@@ -220,7 +220,21 @@ class ExportDialog(QDialog):
         self._show_headline(report)
         self.result_label.setText("\n".join(["Details", *report_lines(report)]))
         style.muted(self.result_label)
+        self._fit_contents()
         self.exported.emit(Path(report.bundle_dir))
+
+    def _fit_contents(self) -> None:
+        """Grow the dialog so every wrapped line of the report shows (never shrink it).
+
+        A window's minimum size ignores how tall wrapped text gets at its width, so the
+        lines would be cut off at the height the dialog had before the report.
+        """
+        layout = self.layout()
+        layout.activate()
+        needed = (layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth()
+                  else layout.totalSizeHint().height())
+        if needed > self.height():
+            self.resize(self.width(), needed)
 
     def _show_headline(self, report: Any) -> None:
         while self.headline_grid.count():

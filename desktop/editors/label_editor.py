@@ -113,7 +113,8 @@ class LabelEditor(Editor):
             button.setIcon(swatch(style.label_colour(index), border))
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
-        if event.type() == QEvent.Type.ApplicationPaletteChange:  # light ↔ dark
+        # the scheme changed (light ↔ dark): the label colours follow it
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             self._colour_buttons()
         super().changeEvent(event)
 

@@ -67,7 +67,8 @@ class SpansEditor(Editor):
                                f"color: {text}; border-radius: 3px; padding: 2px 6px;")
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
-        if event.type() == QEvent.Type.ApplicationPaletteChange:  # light ↔ dark
+        # the scheme changed (light ↔ dark): the label colours follow it
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             self._colour_chips()
             if getattr(self, "example", None) is not None:
                 self._paint()

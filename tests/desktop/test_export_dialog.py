@@ -77,6 +77,21 @@ def test_the_dialog_leads_with_size_speed_and_accuracy(dialog, tmp_path):
     assert "macro_f1" not in dialog.headline_text() + dialog.result_label.text()
 
 
+def test_every_wrapped_line_of_the_headline_shows(qtbot, dialog, tmp_path):
+    dialog.resize(560, 200)
+    dialog.show()
+    validation = ValidationReport(metric="accuracy", examples=500, available=500, fp32=0.9,
+                                  int8=0.891)
+    dialog._done(fake_report(tmp_path, validation, validation.notes()))
+    qtbot.wait(10)
+    grid = dialog.headline_grid
+    for row in range(grid.rowCount()):
+        value = grid.itemAtPosition(row, 1).widget()
+        assert value.height() >= value.heightForWidth(value.width()), value.text()
+    label = dialog.result_label
+    assert label.height() >= label.heightForWidth(label.width())
+
+
 def test_without_validation_data_the_dialog_says_so(tmp_path):
     lines = report_lines(fake_report(tmp_path, None))
     assert any(line.startswith("Validation: no validation data was available") for line in lines)

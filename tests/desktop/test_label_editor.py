@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from annotune.core.plugins import registry
 from annotune.desktop.editors.label_editor import LabelEditor
@@ -131,7 +132,17 @@ def test_each_label_button_shows_its_label_colour(qtbot, tmp_path, make_project)
     project = make_project(tmp_path / "p.annotune", "text-classification",
                            ("négatif", "neutre 🍕", "positif"), [{"text": "José"}])
     view = _view(qtbot, project)
-    for index, button in enumerate(view.editor.buttons.values()):
-        image = button.icon().pixmap(14, 14).toImage()
-        assert image.pixelColor(7, 7).name() == style.label_colour(index).name()
+
+    def shown() -> list[str]:
+        return [button.icon().pixmap(14, 14).toImage().pixelColor(7, 7).name()
+                for button in view.editor.buttons.values()]
+
+    assert shown() == [style.label_colour(i, style.LIGHT).name() for i in range(3)]
+    app = QApplication.instance()
+    style.apply_style(app, Qt.ColorScheme.Dark)
+    try:
+        dark = [style.label_colour(i, style.DARK).name() for i in range(3)]
+        qtbot.waitUntil(lambda: shown() == dark, timeout=2000)  # the palette event is queued
+    finally:
+        style.apply_style(app, Qt.ColorScheme.Light)
     project.close()
