@@ -208,12 +208,12 @@ class TrainPanel(QWidget):
         layout.addLayout(charts, 1)
         self._described = False
         self._height_before_advanced: int | None = None
-        self.show_readiness()
 
     def panel_shown(self) -> None:
-        """Describe the device the first time the panel is shown.
+        """Describe the device the first time the panel is shown; count the labels each time.
 
-        Describing it imports torch (seconds): only once someone looks at this panel.
+        Describing it imports torch (seconds) and counting reads every annotation: only once
+        someone looks at this panel, never while a project opens.
         """
         if not self._described:
             self._described = True
@@ -221,16 +221,36 @@ class TrainPanel(QWidget):
         self.show_readiness()
 
     def show_readiness(self) -> None:
-        """Show how many examples are labeled and whether that is enough (when idle)."""
-        if self.watcher is not None or self.last_event is not None:
-            return  # a run's progress or outcome is showing: it stays until the next run
-        try:
-            stats = self.project.stats()
-        except Exception as error:  # the counts are a courtesy: never block the panel on them
-            log.warning("could not count the labeled examples: %s", error)
+        """Show how many examples are labeled and whether that is enough (when idle).
+
+        Counting per label reads every annotation (a second on a million): it runs on a
+        worker thread with a connection of its own, and the text follows when it is done.
+        """
+        if self._busy_or_done():
             return
-        self.status.setText(readiness(stats, self.task))
-        self.status.setToolTip("")
+        path = Path(self.project.path)
+
+        def count() -> dict[str, Any]:
+            from annotune.core.store import Project
+
+            with Project.open(path) as project:
+                return project.stats()
+
+        def shown(stats: dict[str, Any]) -> None:
+            if isValid(self.status) and not self._busy_or_done():
+                self.status.setText(readiness(stats, self.task))
+                self.status.setToolTip("")
+
+        def failed(error: BaseException) -> None:  # the counts are a courtesy, never a block
+            log.warning("could not count the labeled examples: %s", error)
+
+        if not self.status.text():
+            self.status.setText("Counting the labeled examples…")
+        run_in_background(count, shown, failed)
+
+    def _busy_or_done(self) -> bool:
+        """A run's progress or outcome is showing: it stays until the next run."""
+        return self.watcher is not None or self.last_event is not None
 
     # -- settings --------------------------------------------------------------------------
     def _advanced_fields(self, defaults: TrainConfig, grid: QGridLayout) -> None:

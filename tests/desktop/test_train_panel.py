@@ -29,12 +29,15 @@ def test_the_panel_says_how_many_examples_are_labeled(qtbot, tmp_path, make_proj
     project = labeled(make_project(tmp_path / "p.annotune", "text-classification",
                                    ("neg", "pos")), ["neg"] * 3 + ["pos"] * 2)
     panel = panel_for(qtbot, project)
-    assert panel.status.text() == "5 labeled examples (neg 3, pos 2) — ready to train."
+    panel._described = True  # the device is not what this test looks at
+    panel.panel_shown()
+    expected = "5 labeled examples (neg 3, pos 2) — ready to train."
+    qtbot.waitUntil(lambda: panel.status.text() == expected, timeout=10_000)  # counted aside
     project.add_examples([ImportRecord(fields={"text": "encore"}, annotation={"label": "pos"},
                                        line=1)], source="more")
-    panel._described = True  # the device is not what this test looks at
     panel.panel_shown()  # counted again each time the tab is shown
-    assert panel.status.text().startswith("6 labeled examples (neg 3, pos 3)")
+    qtbot.waitUntil(lambda: panel.status.text().startswith("6 labeled examples (neg 3, pos 3)"),
+                    timeout=10_000)
     project.close()
 
 
