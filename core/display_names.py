@@ -120,8 +120,6 @@ CLI_TERMS: tuple[tuple[str, str], ...] = (
     ("pass --skip-bad-rows to import the other rows",
      "tick 'Skip bad rows' to import the other rows"),
     ("(or use --skip-bad-rows)", "(or tick 'Skip bad rows')"),
-    ("choose another name, or pass --force to replace it",
-     "choose another name, or pick the file again and agree to replace it"),
     ("--skip-bad-rows", "'Skip bad rows'"),
     ("create one with `annotune init`", "create one with File ▸ New project…"),
     ("`annotune init`", "File ▸ New project…"),

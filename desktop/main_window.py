@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
                                           tip="Import examples from a file")
         self.export_data_action = self._action(file_menu, "&Export data…", self.export_data,
                                                tip="Write the annotated examples to a file")
-        self.save_copy_action = self._action(file_menu, "&Save a copy…", self.save_copy,
+        self.save_copy_action = self._action(file_menu, "Save a &copy…", self.save_copy,
                                              tip="Copy the project with every saved label, "
                                                  "safely while it is in use")
         file_menu.addSeparator()

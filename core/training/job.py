@@ -108,8 +108,6 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
 def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
                         should_stop: Callable[[], bool] | None, control: StopControl | None,
                         lock: Any) -> Any:
-    from annotune.core.store.runs import stored_folder
-
     run_id: int | None = None
     run_dir: Path | None = None
     undivided = control.deferred if control is not None else nullcontext
@@ -170,6 +168,8 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
         emit({"event": "failed", "run_id": run_id, "error": message, "log": str(log)})
         raise
     _finishing(control)
+    from annotune.core.store.runs import stored_folder
+
     artifact = str(result.artifact_dir) if result.artifact_dir is not None else None
     project.finish_run(run_id, result.status, metrics=result.metrics or None,
                        artifact_dir=None if artifact is None
