@@ -163,10 +163,13 @@ def _run_training(project_path: Path, config) -> dict:
     process = TrainingProcess()
     bar = ProgressBar()
     final: dict = {"event": "failed", "error": "the training process ended without a result"}
+    task: Any = None
     try:
         process.start(project_path, config)
         for event in process.events():
-            final = _show_training_event(event, bar) or final
+            if event.get("event") == "started":
+                task = _task_or_none(event.get("task"))
+            final = _show_training_event(event, bar, task) or final
     except KeyboardInterrupt:
         if process.process is None:
             raise
@@ -185,23 +188,43 @@ def _run_training(project_path: Path, config) -> dict:
     return final
 
 
-def _show_training_event(event: dict, bar: ProgressBar) -> dict | None:
-    """Draw one event of the training job; return it when it ends the run."""
+def _task_or_none(name: object) -> Any:
+    """The task a training reports, or None when no plugin provides it."""
+    try:
+        return _registry().task(str(name)) if name else None
+    except AnnotuneError:
+        return None
+
+
+def _show_training_event(event: dict, bar: ProgressBar, task: Any = None) -> dict | None:
+    """Draw one event of the training job; return it when it ends the run.
+
+    Metrics are named as `annotune runs` names them (display_names), the measured precision
+    is said in words.
+    """
+    from annotune.core.display_names import metric_title, precision_sentence
+
     kind = event.get("event")
     if kind == "started":
         print(f"training run {event.get('run_id')} on {event.get('device_label')}: "
               f"{event.get('train_examples', '?')} training and "
               f"{event.get('validation_examples', '?')} validation examples", file=sys.stderr)
+        advice = (task.training_advice(int(event["train_examples"]))
+                  if task is not None and event.get("train_examples") is not None else None)
+        if advice:
+            print(f"note: {advice}", file=sys.stderr)
     elif kind == "progress":
         bar.update(event)
     elif kind in ("precision", "memory"):  # the measured precision, a smaller batch
         bar.finish_line()
-        print(event.get("message", ""), file=sys.stderr)
+        sentence = precision_sentence(event.get("probe")) if kind == "precision" else None
+        print(sentence or event.get("message", ""), file=sys.stderr)
     elif kind == "metrics":
         bar.finish_line()
         metrics = event.get("metrics", {})
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                          if isinstance(v, int | float))
+        shown = ", ".join(f"{metric_title(k, task)} {format_number(v)}"
+                          for k, v in metrics.items()
+                          if isinstance(v, int | float) and not isinstance(v, bool))
         print(f"epoch {event.get('epoch')}: {shown}", file=sys.stderr)
     elif kind in ("finished", "failed", "cancelled"):
         return event

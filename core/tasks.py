@@ -202,6 +202,14 @@ class Task:
         """Return the settings a new project of this task starts from (before its labels)."""
         return TaskSettings()
 
+    def training_advice(self, n_labeled: int) -> str | None:
+        """Say what to expect from training on ``n_labeled`` examples, or None when fine.
+
+        Shown before a training starts (CLI and train panel): a task whose models need far
+        more data than a few hundred examples says so before anyone waits for a weak model.
+        """
+        return None
+
     def check_settings(self, settings: TaskSettings) -> None:
         """Raise AnnotuneError when the project settings cannot work for this task."""
         if self.needs_labels and not settings.labels:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -19,10 +20,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
-from annotune.core.export import ExportReport, run_folder, validation_lines
+from annotune.core.display_names import metric_title
+from annotune.core.export import ExportReport, run_folder
+from annotune.core.export_report import NO_VALIDATION
 from annotune.core.training_env import export_in_child
 from annotune.core.validation import ValidationReport
+from annotune.desktop import style
 from annotune.desktop.training_env import with_interpreter
 from annotune.desktop.worker import run_in_background
 
@@ -47,25 +52,49 @@ def report_from_dict(data: dict[str, Any]) -> ExportReport:
     return ExportReport(**values)
 
 
-def human_size(size: int | float | None) -> str:
-    """Return e.g. ``86.7 MB``."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
+# how this dialog says "keep fp32" where the command line names its --int8 flag
+REMEDY = "choose fp32 (exact) and export again"
+
+
+def headline(report: Any) -> list[tuple[str, str]]:
+    """Return the report's three plain lines (size, speed, accuracy cost) as (title, text)."""
+    rows = []
+    for line in report.headline(remedy=REMEDY):
+        title, _, text = line.partition(":")
+        rows.append((title.strip(), text.strip()))
+    return rows
+
+
+def validation_details(validation: ValidationReport | None) -> list[str]:
+    """Describe the validation scores with the metric's title (the report's own uses its key)."""
+    if validation is None:
+        return [NO_VALIDATION]
+    title = metric_title(validation.metric)
+    line = f"{title} fp32 {validation.show(validation.fp32)}"
+    if validation.int8 is not None:
+        change = 0.0 - (validation.int8_cost_points or 0.0)
+        line += f", int8 {validation.show(validation.int8)} ({change:+.2f} points)"
+    line += f" on {validation.examples:,} examples"
+    if validation.examples != validation.available:
+        line += f" (an even spread of the run's {validation.available:,})"
+    lines = [line]
+    if validation.recorded is not None:
+        recorded = f"{title} {validation.show(validation.recorded)}"
+        if validation.matches_recorded is None:
+            lines.append(f"the checkpoint recorded {recorded} on all {validation.available:,} "
+                         "validation examples (not comparable with a subset)")
+        elif validation.matches_recorded:
+            lines.append(f"fp32 bundle equals the checkpoint's recorded {recorded}")
+        else:
+            difference = validation.points(validation.fp32 - validation.recorded)
+            lines.append(f"fp32 bundle differs from the checkpoint's recorded {recorded} by "
+                         f"{difference:+.2f} points")
+    return lines
 
 
 def report_lines(report: Any) -> list[str]:
-    """Describe an ExportReport in a few lines people can read."""
-    lines = [f"Bundle: {report.bundle_dir}",
-             f"Model file: {human_size(report.model_bytes)}"
-             + (" (int8)" if report.quantized else " (fp32)")]
-    if report.quantized and report.fp32_bytes:
-        lines.append(f"fp32 would be {human_size(report.fp32_bytes)}")
+    """Describe an ExportReport's details (below the headline) in lines people can read."""
+    lines = [f"Bundle: {report.bundle_dir}"]  # its size is the headline's first line
     fused = getattr(report, "fused", None)
     if fused:
         layers = fused.get("Attention", 0)
@@ -78,16 +107,13 @@ def report_lines(report: Any) -> list[str]:
         lines.append(f"int8 predictions equal to fp32: {100 * report.int8_agreement:.1f}% of "
                      f"{report.parity_examples} samples"
                      + (f" ({scheme} scales)" if scheme else ""))
-    validation = validation_lines(report.validation)
+    validation = validation_details(report.validation)
     lines.append(f"Validation: {validation[0]}")
     lines += [f"    {line}" for line in validation[1:]]
-    lines.append(f"Speed: {report.latency_ms:.1f} ms per example (batch 1, CPU, "
-                 "tokenizing included)")
     notes = list(report.notes)
     if report.validation is not None and report.validation.over_allowance:
-        # the command line's remedy names its --int8 flag; here the choice is a radio button
-        notes = [report.validation.cost_note("choose fp32 (exact) and export again")
-                 if note == report.validation.cost_note() else note for note in notes]
+        # the headline's accuracy line says what int8 cost and what keeps fp32's score
+        notes = [note for note in notes if note != report.validation.cost_note()]
     lines += [f"⚠ {note}" for note in notes]
     return lines
 
@@ -127,11 +153,20 @@ class ExportDialog(QDialog):
         destination_row.addWidget(browse)
         form.addRow("Destination", destination_row)
         layout.addLayout(form)
+        # what the export measured: size, speed and accuracy cost first, in plain words
+        self.headline_box = QWidget()
+        self.headline_box.setObjectName("export_headline")
+        self.headline_grid = QGridLayout(self.headline_box)
+        self.headline_grid.setContentsMargins(0, style.SPACING, 0, style.SPACING)
+        self.headline_grid.setColumnStretch(1, 1)
+        self.headline_box.setVisible(False)
+        layout.addWidget(self.headline_box)
         self.result_label = QLabel("The export checks the ONNX model against PyTorch, scores "
                                    "it on the run's validation data and measures its speed.")
         self.result_label.setObjectName("export_result")
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.result_label, 1)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -178,12 +213,62 @@ class ExportDialog(QDialog):
         self.result_label.setText("Export needs PyTorch: press Export to set it up.")
 
     def _done(self, report: Any) -> None:
+        if not isValid(self):  # closed while the export ran: nobody to tell
+            return
         self.report = report
         self.export_button.setEnabled(True)
-        self.result_label.setText("\n".join(report_lines(report)))
+        self._show_headline(report)
+        self.result_label.setText("\n".join(["Details", *report_lines(report)]))
+        style.muted(self.result_label)
+        self._fit_contents()
         self.exported.emit(Path(report.bundle_dir))
 
+    def _fit_contents(self) -> None:
+        """Grow the dialog so every wrapped line of the report shows (never shrink it).
+
+        A window's minimum size ignores how tall wrapped text gets at its width, so the
+        lines would be cut off at the height the dialog had before the report.
+        """
+        layout = self.layout()
+        layout.activate()
+        needed = (layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth()
+                  else layout.totalSizeHint().height())
+        if needed > self.height():
+            self.resize(self.width(), needed)
+
+    def _show_headline(self, report: Any) -> None:
+        while self.headline_grid.count():
+            item = self.headline_grid.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        costly = report.validation is not None and report.validation.over_allowance
+        for row, (title, text) in enumerate(headline(report)):
+            name = QLabel(title)
+            name.setFont(style.font_scaled(name.font(), 1.0, bold=True))
+            value = QLabel(text)
+            value.setObjectName(f"headline_{title.lower()}")
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            if costly and title == "Accuracy":
+                style.error_text(value)
+            self.headline_grid.addWidget(name, row, 0, Qt.AlignmentFlag.AlignTop)
+            self.headline_grid.addWidget(value, row, 1)
+        self.headline_box.setVisible(True)
+
+    def headline_text(self) -> str:
+        """Return the headline as shown, one "Title: text" line per row."""
+        rows = []
+        for row in range(self.headline_grid.rowCount()):
+            items = [self.headline_grid.itemAtPosition(row, column) for column in (0, 1)]
+            if all(item is not None and item.widget() is not None for item in items):
+                rows.append(f"{items[0].widget().text()}: {items[1].widget().text()}")
+        return "\n".join(rows)
+
     def _failed(self, error: BaseException) -> None:
+        if not isValid(self):
+            return
         self.error = error
         self.export_button.setEnabled(True)
+        self.headline_box.setVisible(False)
+        style.error_text(self.result_label)
         self.result_label.setText(f"⚠ Export failed: {error}")

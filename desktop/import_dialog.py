@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -17,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -24,14 +28,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from annotune.core.display_names import for_people
-from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportOptions, serves
 from annotune.core.formats.importing import describe, import_file, preview_file
 from annotune.core.plugins import registry
 from annotune.desktop import style
 from annotune.desktop.editors.base import field_title
+from annotune.desktop.worker import run_in_background
 
 AUTOMATIC = "(automatic)"
 NOT_USED = "(not used)"
@@ -39,16 +44,62 @@ PREVIEW_ROWS = 20
 TARGET_TITLES = {"label": "Label", "split": "Split (train, validation, test)"}
 
 
+PROGRESS_EVERY = 500  # records read between two progress reports (a few ms of work)
+
+
 def plural(count: int, word: str) -> str:
     """Return ``word`` for one, ``words`` for any other count."""
     return word if count == 1 else f"{word}s"
 
 
+class ImportCancelled(Exception):
+    """Cancel was pressed: the records stop, and the store undoes the whole import."""
+
+
+class _Progress(QObject):
+    rows = Signal(int)  # records read so far, from the import's worker thread
+
+
+class _WatchedProject:
+    """The project as ``import_file`` sees it, with its records counted and cancellable.
+
+    The store reads the records as it writes them and undoes the whole import when reading
+    them raises: raising ImportCancelled from the records is a cancel that leaves nothing.
+    """
+
+    def __init__(self, project: Any, progress: Callable[[int], None],
+                 cancelled: threading.Event):
+        self._project = project
+        self._progress = progress
+        self._cancelled = cancelled
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._project, name)
+
+    def add_examples(self, records: Iterable[Any], **options: Any) -> Any:
+        return self._project.add_examples(self._watch(records), **options)
+
+    def _watch(self, records: Iterable[Any]) -> Iterator[Any]:
+        count = 0
+        for record in records:
+            if self._cancelled.is_set():
+                raise ImportCancelled
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                self._progress(count)
+            yield record
+        if self._cancelled.is_set():
+            raise ImportCancelled
+        self._progress(count)
+
+
 class ImportDialog(QDialog):
     """Show what an import would do (rows, mapping, problems with line numbers) before it writes.
 
-    Nothing touches the project until Import is pressed; the import itself is one transaction
-    and its report (added, duplicates, skipped rows) is shown in the dialog.
+    Nothing touches the project until Import is pressed; the import itself is all or nothing
+    and its report (added, duplicates, skipped rows) is shown in the dialog. It runs on a
+    worker thread with a connection of its own, so the window stays responsive and shows its
+    progress; Cancel stops it and the store removes what it had written.
     """
 
     def __init__(self, project: Any, task: Any, parent: QWidget | None = None,
@@ -59,6 +110,7 @@ class ImportDialog(QDialog):
         self.preview: Any = None
         self.previewed: tuple[str, Any, Any] | None = None  # what the shown preview is of
         self.report: Any = None
+        self.importing: threading.Event | None = None  # set: cancel requested
         self.setWindowTitle("Import examples")
         self.resize(900, 640)
         layout = QVBoxLayout(self)
@@ -133,6 +185,12 @@ class ImportDialog(QDialog):
         problems_layout.addWidget(self.problems)
         splitter.addWidget(problems)
         layout.addWidget(splitter, 1)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("import_progress")
+        self.progress.setVisible(False)
+        layout.addWidget(self.progress)
+        self._progress_signal = _Progress(self)
+        self._progress_signal.rows.connect(self._show_progress)
 
         buttons = QHBoxLayout()
         self.skip_bad = QCheckBox("&Skip bad rows (they are listed in the report)")
@@ -279,15 +337,86 @@ class ImportDialog(QDialog):
         self.run_import()
 
     def run_import(self) -> None:
-        """Import the file (one transaction) and show the report."""
-        path = Path(self.path.text().strip())
-        try:
-            self.report = import_file(self.project, path, format=self.format.currentData(),
-                                      options=self.options())
-        except AnnotuneError as error:
-            self.summary.setText(f"⚠ Nothing was imported: {for_people(str(error))}")
+        """Import the file on a worker thread (all or nothing) and show the report when done."""
+        if self.importing is not None:
             return
-        report = self.report
+        path = Path(self.path.text().strip())
+        format_name, options = self.format.currentData(), self.options()
+        cancel = threading.Event()
+        self.importing = cancel
+        total = self.preview.total if self.preview is not None else 0
+        self.progress.setRange(0, max(total, 0))
+        self.progress.setValue(0)
+        self.progress.setFormat(f"%v of {total:,} rows" if total else "%v rows")
+        self.progress.setVisible(True)
+        self.summary.setText("Importing… The examples appear in the project all at once when "
+                             "the import is complete; Cancel leaves the project as it was.")
+        self._set_inputs_enabled(False)
+        self.close_button.setText("Cancel import")
+        project_path = Path(self.project.path)
+        emit = self._progress_signal.rows.emit
+
+        def work() -> Any:
+            # a connection of the worker's own: the window's stays free for the GUI thread
+            from annotune.core.store import Project
+
+            with Project.open(project_path) as project:
+                return import_file(_WatchedProject(project, emit, cancel), path,
+                                   format=format_name, options=options)
+
+        run_in_background(work, self._imported, self._import_failed)
+
+    def wait_for_import(self, timeout_s: float = 60.0) -> bool:
+        """Serve the event loop until the running import is done; False after the timeout."""
+        from PySide6.QtCore import QCoreApplication
+
+        deadline = time.monotonic() + timeout_s
+        while self.importing is not None:
+            if time.monotonic() > deadline:
+                return False
+            QCoreApplication.processEvents()
+            time.sleep(0.005)
+        return True
+
+    def cancel_import(self) -> None:
+        """Ask the running import to stop; the store removes what it wrote (no-op when idle)."""
+        if self.importing is not None and not self.importing.is_set():
+            self.importing.set()
+            self.close_button.setEnabled(False)
+            self.summary.setText("Cancelling… removing what the import had written.")
+
+    def _show_progress(self, rows: int) -> None:
+        if self.importing is not None:
+            self.progress.setValue(min(rows, self.progress.maximum()) if self.progress.maximum()
+                                   else rows)
+
+    def _finished_importing(self) -> None:
+        self.importing = None
+        self.progress.setVisible(False)
+        self.close_button.setEnabled(True)
+        self._set_inputs_enabled(True)
+
+    def _set_inputs_enabled(self, enabled: bool) -> None:
+        for widget in (self.path, self.format, self.delimiter, self.mapping_box, self.skip_bad,
+                       self.import_button):
+            widget.setEnabled(enabled)
+
+    def _import_failed(self, error: BaseException) -> None:
+        if not isValid(self):
+            return
+        self._finished_importing()
+        self.close_button.setText("Cancel")
+        if isinstance(error, ImportCancelled):
+            self.summary.setText("Import cancelled: nothing was added to the project.")
+        else:
+            self.summary.setText(f"⚠ Nothing was imported: {for_people(str(error))}")
+        self._update_buttons()
+
+    def _imported(self, report: Any) -> None:
+        if not isValid(self):  # the examples are in the project; the dialog is gone
+            return
+        self._finished_importing()
+        self.report = report
         lines = [f"Imported {report.added:,} {plural(report.added, 'example')} "
                  f"({report.annotated:,} already labeled)."]
         if report.duplicates:
@@ -309,7 +438,26 @@ class ImportDialog(QDialog):
         self.setResult(QDialog.DialogCode.Accepted)
 
     def _close(self) -> None:
-        if self.report is not None:
+        if self.importing is not None:
+            self.cancel_import()
+        elif self.report is not None:
             self.accept()
         else:
             self.reject()
+
+    def reject(self) -> None:
+        """Escape or the window's close button: cancel a running import instead of leaving."""
+        if self.importing is not None:
+            self.cancel_import()
+            return
+        if self.report is not None:  # imported: the caller refreshes its counts
+            self.accept()
+            return
+        super().reject()
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        if self.importing is not None:
+            self.cancel_import()
+            event.ignore()
+            return
+        super().closeEvent(event)

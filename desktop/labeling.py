@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -17,8 +17,12 @@ from PySide6.QtWidgets import (
 )
 
 from annotune.core.errors import AnnotuneError
+from annotune.desktop import style
 from annotune.desktop.editors.base import Editor
 from annotune.desktop.save_queue import Job, SaveQueue
+
+UNCERTAIN_NOTE = ("The model's suggestions are stored, so the examples it is least sure about "
+                  "come first: labels there teach it most.")
 
 
 def _payload(stored: Any) -> dict[str, Any] | None:
@@ -96,6 +100,11 @@ class LabelingView(QWidget):
         self.uncertain.toggled.connect(self._order_toggled)
         top.addWidget(self.uncertain)
         layout.addLayout(top)
+        self.order_note = style.muted(QLabel(UNCERTAIN_NOTE))
+        self.order_note.setObjectName("order_note")
+        self.order_note.setWordWrap(True)
+        self.order_note.setVisible(False)
+        layout.addWidget(self.order_note)
 
         self.stack = QStackedLayout()
         self.stack.addWidget(editor)
@@ -153,8 +162,25 @@ class LabelingView(QWidget):
 
     # -- showing ---------------------------------------------------------------------------
     def start(self) -> None:
-        """Show the first unlabeled example (in the chosen order)."""
+        """Show the first unlabeled example (in the chosen order).
+
+        When the project holds predictions for unlabeled examples (pre-annotated, as the
+        demo is), the order starts as most uncertain first, and the view says so.
+        """
+        if self.order == "id" and self._unlabeled_have_predictions():
+            with QSignalBlocker(self.uncertain):
+                self.uncertain.setChecked(True)
+            self.order = "uncertainty"
+        self.order_note.setVisible(self.order == "uncertainty")
         self._advance()
+
+    def _unlabeled_have_predictions(self) -> bool:
+        """Tell whether the least certain unlabeled example has a prediction (one lookup)."""
+        try:
+            first = self.project.next_example(status="unlabeled", order="uncertainty")
+            return first is not None and self.project.prediction(first.id) is not None
+        except AnnotuneError:  # the order is a convenience: never refuse to open for it
+            return False
 
     def show_example_id(self, example_id: int, remember: bool = True) -> None:
         """Show one example (from the browser, undo or history) with its saved annotation."""
@@ -245,6 +271,7 @@ class LabelingView(QWidget):
     def _order_toggled(self, checked: bool) -> None:
         self._keep_pending()
         self.order = "uncertainty" if checked else "id"
+        self.order_note.setVisible(checked)
         self.current = None
         self._advance()
 

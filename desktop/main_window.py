@@ -30,6 +30,17 @@ TAB_LABEL, TAB_EXAMPLES, TAB_TRAIN, TAB_RUNS, TAB_TRY = range(5)
 SAVES_WAIT_S = 5.0  # how long closing waits for queued decisions before asking
 
 
+def counts_text(counts: dict[str, int]) -> str:
+    """Say in the status bar how far the labeling is: "Labeled 592 of 1,000 examples"."""
+    total = counts.get("total", 0)
+    if not total:
+        return "No examples yet: import some (File ▸ Import…)"
+    text = f"Labeled {counts.get('accepted', 0):,} of {total:,} example{'' if total == 1 else 's'}"
+    if counts.get("skipped"):
+        text += f" · {counts['skipped']:,} skipped"
+    return text
+
+
 class MainWindow(QMainWindow):
     """One window: the start screen until a project is open, then Label/Examples/Train/Runs/Try."""
 
@@ -296,10 +307,7 @@ class MainWindow(QMainWindow):
         self._show_counts()
 
     def _show_counts(self) -> None:
-        text = f"labeled {self.counts['accepted']:,} of {self.counts['total']:,}"
-        if self.counts["skipped"]:
-            text += f" · skipped {self.counts['skipped']:,}"
-        self.counts_label.setText(text)
+        self.counts_label.setText(counts_text(self.counts))
 
     def open_example(self, example_id: int) -> None:
         self.tabs.setCurrentWidget(self.views["label"])

@@ -196,12 +196,13 @@ def shoot(out: Path, train: bool) -> None:
     window.tabs.setCurrentWidget(window.views["examples"])
     grab(window, out / "browser.png")
 
+    train_settings(window, out)
     if train:
         train_and_export(window, out)
+        # opened again with the bundle's suggestions stored: least sure reviews come first
+        window.open_project(paths["reviews"])
     labeling = window.views["label"]
     window.tabs.setCurrentWidget(labeling)
-    if train:  # the bundle's suggestions are stored: show the least sure review first
-        labeling.uncertain.setChecked(True)
     labeling.refresh_current()
     grab(window, out / "editor-classification.png")
     grab_dark(window, out / "editor-classification-dark.png")
@@ -210,6 +211,17 @@ def shoot(out: Path, train: bool) -> None:
     window.shortcuts_sheet.close()
     window.close()
     app.processEvents()
+
+
+def train_settings(window: object, out: Path) -> None:
+    """Grab the train panel before a run: what the labels allow, Advanced closed and open."""
+    window.tabs.setCurrentWidget(window.views["train"])
+    panel = window.views["train"]
+    grab(window, out / "train.png")
+    panel.advanced_toggle.setChecked(True)
+    grab(window, out / "train-advanced.png")
+    grab_dark(window, out / "train-advanced-dark.png")
+    panel.advanced_toggle.setChecked(False)
 
 
 def train_and_export(window: object, out: Path) -> None:
@@ -236,6 +248,7 @@ def train_and_export(window: object, out: Path) -> None:
     dialog.start_export()
     wait_until(lambda: dialog.report is not None or dialog.error is not None, 600, "export")
     grab(dialog, out / "export.png")
+    grab_dark(dialog, out / "export-dark.png")
     dialog.close()
 
     tryit = window.views["try"]

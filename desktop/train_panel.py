@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -20,13 +20,22 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from annotune.core import training_env
+from annotune.core.display_names import (
+    metric_title,
+    option_title,
+    option_tooltip,
+    precision_details,
+    precision_sentence,
+)
 from annotune.core.errors import AnnotuneError
 from annotune.core.training.config import DEVICES, PRECISIONS, TrainConfig
 from annotune.desktop.base_models import BUNDLED_TITLE, cached_models
@@ -37,6 +46,46 @@ from annotune.desktop.training_env import with_interpreter
 from annotune.desktop.worker import run_in_background
 
 log = logging.getLogger("annotune.desktop")
+
+ADVANCED_COLUMNS = 2  # label-and-input pairs per row: the section stays short
+ADVANCED_MAX_HEIGHT = 260  # taller content scrolls, so the window fits a 1000-px screen
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def readiness(stats: dict[str, Any], task: Any) -> str:
+    """Say what the project's labels allow: train now, or what to label first.
+
+    ``stats`` is ``Project.stats()``. Classification names its labels with their counts
+    (a label without examples is one the model can never predict); span tasks count the
+    entities of each type; the task adds its own advice (``training_advice``).
+    """
+    n = int(stats.get("labeled") or 0)
+    if n == 0:
+        return ("No labeled examples yet: label some on the Label tab (or import labeled "
+                "data), then press Train.")
+    counts = {str(k): int(v) for k, v in (stats.get("labels") or {}).items()}
+    kind = getattr(task, "annotation_kind", "")
+    detail = ""
+    if counts and kind == "label":
+        detail = f" ({', '.join(f'{label} {count:,}' for label, count in counts.items())})"
+    elif counts and kind == "spans":
+        detail = (f" with {', '.join(f'{count:,} {label}' for label, count in counts.items())}"
+                  " entities")
+    text = f"{_plural(n, 'labeled example')}{detail}"
+    missing = [label for label, count in counts.items() if count == 0] if kind == "label" else []
+    if n < 2:
+        text += " — training needs at least 2: label a few more on the Label tab."
+    elif missing:
+        names = ", ".join(missing)
+        text += (f" — no examples of {names} yet: label some, or the model can never "
+                 f"predict {'it' if len(missing) == 1 else 'them'}.")
+    else:
+        text += " — ready to train."
+    advice = task.training_advice(n) if hasattr(task, "training_advice") else None
+    return f"{text}\n{advice}" if advice else text
 
 
 def format_eta(seconds: float | None) -> str:
@@ -85,22 +134,24 @@ class TrainPanel(QWidget):
         browse.clicked.connect(self._browse)
         model_row.addWidget(self.base_model, 1)
         model_row.addWidget(browse)
-        form.addRow("Base model", model_row)
+        form.addRow(option_title("base_model"), model_row)
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setValue(defaults.epochs)
         self.epochs.setToolTip("Passes over the training data (the best epoch is kept)")
-        form.addRow("Epochs", self.epochs)
+        form.addRow(option_title("epochs"), self.epochs)
         self.learning_rate = QDoubleSpinBox()
         self.learning_rate.setDecimals(6)
         self.learning_rate.setRange(1e-6, 1.0)
         self.learning_rate.setSingleStep(1e-5)
         self.learning_rate.setValue(defaults.learning_rate)
-        form.addRow("Learning rate", self.learning_rate)
+        self.learning_rate.setToolTip(option_tooltip("learning_rate"))
+        form.addRow(option_title("learning_rate"), self.learning_rate)
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 4096)
         self.batch_size.setValue(defaults.batch_size)
-        form.addRow("Batch size", self.batch_size)
+        self.batch_size.setToolTip(option_tooltip("batch_size"))
+        form.addRow(option_title("batch_size"), self.batch_size)
 
         self.advanced_toggle = QToolButton()
         self.advanced_toggle.setText("Advanced")
@@ -109,10 +160,20 @@ class TrainPanel(QWidget):
         self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
         self.advanced_toggle.toggled.connect(self._toggle_advanced)
         form.addRow(self.advanced_toggle)
-        self.advanced = QWidget()
-        advanced_form = QFormLayout(self.advanced)
+        # the advanced settings scroll inside a capped height: opening them never pushes the
+        # window past the screen, and closing them gives the room back to the charts
+        content = QWidget()
+        advanced_grid = QGridLayout(content)
+        advanced_grid.setContentsMargins(0, 0, 0, 0)
         self.advanced_inputs: dict[str, QWidget] = {}
-        self._advanced_fields(defaults, advanced_form)
+        self._advanced_fields(defaults, advanced_grid)
+        self.advanced = QScrollArea()
+        self.advanced.setObjectName("advanced_settings")
+        self.advanced.setWidget(content)
+        self.advanced.setWidgetResizable(True)
+        self.advanced.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.advanced.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.advanced.setMaximumHeight(min(content.sizeHint().height() + 2, ADVANCED_MAX_HEIGHT))
         self.advanced.setVisible(False)
         form.addRow(self.advanced)
         self.device_label = QLabel("checking…")
@@ -130,7 +191,7 @@ class TrainPanel(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
-        self.status = QLabel("Label some examples, then press Train.")
+        self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setObjectName("train_status")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -146,24 +207,58 @@ class TrainPanel(QWidget):
         charts.addWidget(self.metric_chart, 0, 1)
         layout.addLayout(charts, 1)
         self._described = False
+        self._height_before_advanced: int | None = None
 
     def panel_shown(self) -> None:
-        """Describe the device the first time the panel is shown.
+        """Describe the device the first time the panel is shown; count the labels each time.
 
-        Describing it imports torch (seconds): only once someone looks at this panel.
+        Describing it imports torch (seconds) and counting reads every annotation: only once
+        someone looks at this panel, never while a project opens.
         """
         if not self._described:
             self._described = True
             self.describe_device()
+        self.show_readiness()
+
+    def show_readiness(self) -> None:
+        """Show how many examples are labeled and whether that is enough (when idle).
+
+        Counting per label reads every annotation (a second on a million): it runs on a
+        worker thread with a connection of its own, and the text follows when it is done.
+        """
+        if self._busy_or_done():
+            return
+        path = Path(self.project.path)
+
+        def count() -> dict[str, Any]:
+            from annotune.core.store import Project
+
+            with Project.open(path) as project:
+                return project.stats()
+
+        def shown(stats: dict[str, Any]) -> None:
+            if isValid(self.status) and not self._busy_or_done():
+                self.status.setText(readiness(stats, self.task))
+                self.status.setToolTip("")
+
+        def failed(error: BaseException) -> None:  # the counts are a courtesy, never a block
+            log.warning("could not count the labeled examples: %s", error)
+
+        if not self.status.text():
+            self.status.setText("Counting the labeled examples…")
+        run_in_background(count, shown, failed)
+
+    def _busy_or_done(self) -> bool:
+        """A run's progress or outcome is showing: it stays until the next run."""
+        return self.watcher is not None or self.last_event is not None
 
     # -- settings --------------------------------------------------------------------------
-    def _advanced_fields(self, defaults: TrainConfig, form: QFormLayout) -> None:
+    def _advanced_fields(self, defaults: TrainConfig, grid: QGridLayout) -> None:
         shown = {"epochs", "learning_rate", "batch_size", "base_model"}
         for item in fields(TrainConfig):
             if item.name in shown:
                 continue
             value = getattr(defaults, item.name)
-            title = item.name.replace("_", " ").capitalize()
             widget: QWidget
             if item.name == "device":
                 widget = QComboBox()
@@ -194,13 +289,40 @@ class TrainPanel(QWidget):
                 widget.setValue(value)
             else:
                 continue
+            widget.setToolTip(option_tooltip(item.name))
+            label = QLabel(option_title(item.name))
+            label.setToolTip(option_tooltip(item.name))
+            label.setBuddy(widget)
+            row, column = divmod(len(self.advanced_inputs), ADVANCED_COLUMNS)
+            grid.addWidget(label, row, 2 * column)
+            grid.addWidget(widget, row, 2 * column + 1)
             self.advanced_inputs[item.name] = widget
-            form.addRow(title, widget)
 
     def _toggle_advanced(self, shown: bool) -> None:
+        window = self.window()
+        if shown:
+            self._height_before_advanced = window.height()
         self.advanced.setVisible(shown)
         self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if shown
                                           else Qt.ArrowType.RightArrow)
+        before = getattr(self, "_height_before_advanced", None)
+        if not shown and before is not None and window.isWindow() and not (
+                window.isMaximized() or window.isFullScreen()):
+            # opening grew the window to fit the settings: closing gives the height back
+            if window.height() > before:
+                # once the layouts have taken the settings out (next turn of the event loop)
+                QTimer.singleShot(0, lambda: self._shrink_to(window, before))
+            self._height_before_advanced = None
+
+    def _shrink_to(self, window: QWidget, height: int) -> None:
+        if not window.isVisible() or window.isMaximized() or window.isFullScreen():
+            return
+        widget = self.advanced.parentWidget()
+        while widget is not None:  # recompute the minimum sizes from the settings up
+            if widget.layout() is not None:
+                widget.layout().activate()
+            widget = None if widget is window else widget.parentWidget()
+        window.resize(window.width(), max(height, window.minimumSizeHint().height()))
 
     def set_base_model(self, value: str) -> None:
         """Select (or add) a base model by hub id or folder."""
@@ -257,10 +379,14 @@ class TrainPanel(QWidget):
                 return "training is not enabled yet: Train sets it up"
             return training_env.describe_device(interpreter, config)
 
-        def failed(error: BaseException) -> None:
-            self.device_label.setText(f"unavailable: {error}")
+        def shown(text: str) -> None:
+            if isValid(self.device_label):  # the panel may be gone (its project closed)
+                self.device_label.setText(text)
 
-        run_in_background(describe, self.device_label.setText, failed)
+        def failed(error: BaseException) -> None:
+            shown(f"unavailable: {error}")
+
+        run_in_background(describe, shown, failed)
 
     # -- running ---------------------------------------------------------------------------
     def running(self) -> bool:
@@ -319,12 +445,24 @@ class TrainPanel(QWidget):
         if event.get("train_examples") is not None:
             counts = (f" · {event['train_examples']} training and "
                       f"{event.get('validation_examples', 0)} validation examples")
-        self.status.setText(f"Training run {event.get('run_id')} on {device}{counts}")
+        text = f"Training run {event.get('run_id')} on {device}{counts}"
+        advice = self.task.training_advice(int(event.get("train_examples") or 0)) \
+            if event.get("train_examples") is not None else None
+        self.status.setText(f"{text}\n{advice}" if advice else text)
 
     def _notice(self, event: dict) -> None:
-        """Show what the run decided on its own: the measured precision, a smaller batch."""
-        if event.get("message"):
+        """Show what the run decided on its own: the measured precision, a smaller batch.
+
+        The precision is said in words; the probe's raw timings go to the tooltip.
+        """
+        probe = event.get("probe") if event.get("event") == "precision" else None
+        sentence = precision_sentence(probe)
+        if sentence:
+            self.status.setText(f"{sentence}.")
+            self.status.setToolTip(precision_details(probe))
+        elif event.get("message"):
             self.status.setText(str(event["message"]))
+            self.status.setToolTip("")
 
     def _progress(self, event: dict) -> None:
         total = int(event.get("total_steps") or 0)
@@ -342,7 +480,7 @@ class TrainPanel(QWidget):
         for name, value in (event.get("metrics") or {}).items():
             if isinstance(value, int | float) and not isinstance(value, bool) \
                     and not name.startswith(("per_", "confusion")) and name not in ("epoch",):
-                self.metric_chart.add_point(name, epoch, float(value))
+                self.metric_chart.add_point(name, epoch, float(value))  # titled by the chart
 
     def _ended(self, event: dict) -> None:
         watcher = self.watcher
@@ -358,7 +496,8 @@ class TrainPanel(QWidget):
             self.progress.setFormat("done")
             main = self.task.main_metric
             value = (event.get("metrics") or {}).get(main)
-            shown = f" — {main} {value:.4f}" if isinstance(value, int | float) else ""
+            shown = (f" — {metric_title(main, self.task)} {value:.4f}"
+                     if isinstance(value, int | float) else "")
             self.status.setText(f"Run {event.get('run_id')} finished{shown}. "
                                 "See the Runs tab to compare and export it.")
             self.runFinished.emit(event)

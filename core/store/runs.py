@@ -146,6 +146,40 @@ def end_run_in_file(project_path: str | os.PathLike[str], run_id: int, status: s
         connection.close()
 
 
+def stored_folder(folder: str | os.PathLike[str], project_dir: str | os.PathLike[str]) -> str:
+    """Return how a run's folder is stored: relative to the project's folder when inside it.
+
+    A relative path moves with the project: ``annotune export`` finds the run from any
+    working directory, and a project folder copied elsewhere keeps its runs. A folder outside
+    the project's folder is stored absolute.
+    """
+    absolute = Path(os.path.abspath(folder))
+    base = Path(os.path.abspath(project_dir))
+    if absolute == base or base in absolute.parents:
+        return absolute.relative_to(base).as_posix()
+    return str(absolute)
+
+
+def resolve_folder(stored: str, project_dir: str | os.PathLike[str],
+                   canonical: str | os.PathLike[str] | None = None) -> str:
+    """Return the absolute folder a stored run path names, for projects old and new.
+
+    New projects store paths relative to the project's folder. Older ones stored them
+    relative to the working directory of the training, or absolute: a relative path is
+    tried against the project's folder first, then the working directory; a path that
+    names no folder any more (a project moved with its runs) falls back to ``canonical``,
+    where this project keeps that run, when it exists there.
+    """
+    path = Path(stored)
+    candidates = [path] if path.is_absolute() else [Path(project_dir) / path, path]
+    for candidate in candidates:
+        if candidate.exists():
+            return os.path.abspath(candidate)
+    if canonical is not None and Path(canonical).exists():
+        return os.path.abspath(canonical)
+    return os.path.abspath(candidates[0])
+
+
 def lock_path(runs_dir: str | os.PathLike[str]) -> Path:
     """The training lock of the project whose runs live in ``runs_dir``."""
     return Path(runs_dir) / training_lock.LOCK_NAME
@@ -227,25 +261,36 @@ def _shown_time(iso: str) -> str:
         return str(iso)
 
 
-def _run_dict(db: sqlite_utils.Database, row: dict[str, Any]) -> dict[str, Any]:
+def _run_dict(db: sqlite_utils.Database, row: dict[str, Any],
+              runs_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
     epochs = [{"epoch": e["epoch"], "metrics": loads(e["metrics"]), "created": e["created_at"]}
               for e in db.query("SELECT * FROM run_epochs WHERE run_id = ? ORDER BY epoch",
                                 [row["id"]])]
     return {"id": row["id"], "created": row["created_at"], "status": row["status"],
             "config": loads(row["config"]), "device": row["device"],
             "duration_s": row["duration_s"], "metrics": loads(row["metrics"]),
-            "artifact_dir": row["artifact_dir"], "error": row["error"],
+            "artifact_dir": _artifact_dir(row, runs_dir), "error": row["error"],
             "finished": row["finished_at"], "epochs": epochs}
+
+
+def _artifact_dir(row: dict[str, Any], runs_dir: str | os.PathLike[str] | None) -> str | None:
+    """The run's checkpoint folder as an absolute path (as stored without the runs folder)."""
+    stored = row["artifact_dir"]
+    if stored is None or runs_dir is None:
+        return stored
+    canonical = Path(runs_dir) / str(row["id"]) / Path(stored).name
+    return resolve_folder(stored, Path(runs_dir).parent, canonical)
 
 
 def runs(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None = None
          ) -> list[dict[str, Any]]:
     """Return every run as a JSON-ready dict, oldest first (the last one is the newest).
 
-    With the project's ``runs_dir``, runs whose training process is gone are closed first.
+    With the project's ``runs_dir`` (beside the project file), runs whose training process is
+    gone are closed first, and stored folders are resolved against the project's folder.
     """
     unwritten = close_abandoned(db, runs_dir)
-    return [_shown(_run_dict(db, row), unwritten)
+    return [_shown(_run_dict(db, row, runs_dir), unwritten)
             for row in db.query("SELECT * FROM runs ORDER BY id")]
 
 
@@ -253,7 +298,7 @@ def run(db: sqlite_utils.Database, run_id: int, runs_dir: str | os.PathLike[str]
         ) -> dict[str, Any]:
     """Return one run as ``runs`` does."""
     unwritten = close_abandoned(db, runs_dir)
-    return _shown(_run_dict(db, _require(db, run_id)), unwritten)
+    return _shown(_run_dict(db, _require(db, run_id), runs_dir), unwritten)
 
 
 def _shown(record: dict[str, Any], abandoned: set[int]) -> dict[str, Any]:

@@ -168,7 +168,8 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
         label = device_label(device)
         with undivided():  # a run that exists is announced with its id, or not created at all
             run_id = project.create_run(config.to_dict(), label)
-            run_dir = project.runs_dir / str(run_id)
+            # absolute: the events name it to programs that may run in another folder
+            run_dir = Path(os.path.abspath(project.runs_dir / str(run_id)))
             lock.describe(since=_now(), run_id=run_id)
             emit({"event": "started", "run_id": run_id, "device": device, "device_label": label,
                   "run_dir": str(run_dir),
@@ -198,16 +199,20 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
         raise
     except Exception as error:
         _finishing(control)
-        log = _write_log(run_dir or project.runs_dir, traceback.format_exc())
+        log = _write_log(run_dir or Path(os.path.abspath(project.runs_dir)),
+                         traceback.format_exc())
         message = f"training stopped by an unexpected error: {type(error).__name__}: {error}"
         if run_id is not None:
             project.finish_run(run_id, "failed", error=f"{message} (details in {log})")
         emit({"event": "failed", "run_id": run_id, "error": message, "log": str(log)})
         raise
     _finishing(control)
+    from annotune.core.store.runs import stored_folder
+
     artifact = str(result.artifact_dir) if result.artifact_dir is not None else None
     project.finish_run(run_id, result.status, metrics=result.metrics or None,
-                       artifact_dir=artifact)
+                       artifact_dir=None if artifact is None
+                       else stored_folder(artifact, Path(project.path).parent))
     emit({"event": result.status, "run_id": run_id, "artifact_dir": artifact,
           "run_dir": str(run_dir), "metrics": result.metrics, "best_epoch": result.best_epoch,
           "duration_s": result.duration_s})

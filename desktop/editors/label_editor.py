@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -17,7 +18,23 @@ from PySide6.QtWidgets import (
 )
 
 from annotune.core.tasks import TaskSettings
+from annotune.desktop import style
 from annotune.desktop.editors.base import MAX_LABEL_KEYS, Editor, big_text_label, field_title
+
+SWATCH = 14  # side of the colour square on a label button, in pixels
+
+
+def swatch(colour: QColor, border: QColor, size: int = SWATCH) -> QIcon:
+    """Return a small square of a label's colour, outlined so a pale one still shows."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(border)
+    painter.setBrush(colour)
+    painter.drawRoundedRect(0.5, 0.5, size - 1, size - 1, 3, 3)
+    painter.end()
+    return QIcon(pixmap)
 
 
 class LabelEditor(Editor):
@@ -78,14 +95,28 @@ class LabelEditor(Editor):
             button.setFont(font)
             verb = "Toggle" if self.multi else "Label as"
             button.setToolTip(f"{verb} '{label}'" + (f" ({key})" if key else ""))
+            button.setIconSize(QSize(SWATCH, SWATCH))
             button.clicked.connect(lambda _=False, lab=label: self.press(lab))
             grid.addWidget(button, index // 4, index % 4)
             self.buttons[label] = button
             if key:
                 self.add_shortcut(key, lambda lab=label: self.press(lab))
         layout.addLayout(grid)
+        self._colour_buttons()
         self.add_shortcut(Qt.Key.Key_Return, self.accept)
         self.add_shortcut(Qt.Key.Key_Enter, self.accept)
+
+    def _colour_buttons(self) -> None:
+        """Give each label button its label's one colour (as Try it's bars and NER spans)."""
+        border = QColor(style.current().border)
+        for index, button in enumerate(self.buttons.values()):
+            button.setIcon(swatch(style.label_colour(index), border))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        # the scheme changed (light ↔ dark): the label colours follow it
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._colour_buttons()
+        super().changeEvent(event)
 
     # -- display ---------------------------------------------------------------------------
     def show_example(self, example: Any, annotation: Mapping[str, Any] | None,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from annotune.core.tasks import TaskSettings
+from annotune.desktop import style
 from annotune.desktop.editors.base import MAX_LABEL_KEYS, Editor
 from annotune.desktop.editors.textspans import SpanText, entity_colour, snap_to_words
 
@@ -28,18 +29,18 @@ class SpansEditor(Editor):
         self.from_suggestion = False
 
         layout = QVBoxLayout(self)
+        self.chips: list[QLabel] = []
         legend = QHBoxLayout()
         legend.addWidget(QLabel("Types:"))
         for index, label in enumerate(self.labels()):
             key = f"{index + 1} " if index < MAX_LABEL_KEYS else ""
             chip = QLabel(f" {key}{label} ")
-            colour = entity_colour(index)
-            chip.setStyleSheet(
-                f"background-color: rgba({colour.red()},{colour.green()},{colour.blue()},"
-                f"{colour.alpha()}); border-radius: 3px; padding: 2px 6px;")
+            chip.setObjectName(f"type_{label}")
             chip.setToolTip(f"Select text and press {key.strip() or 'the type button'}"
                             f" to mark it as {label}")
             legend.addWidget(chip)
+            self.chips.append(chip)
+        self._colour_chips()
         legend.addStretch(1)
         layout.addLayout(legend)
 
@@ -57,6 +58,21 @@ class SpansEditor(Editor):
         self.add_shortcut(Qt.Key.Key_Enter, self.accept)
         self.add_shortcut(Qt.Key.Key_Delete, self.delete_selected)
         self.add_shortcut(Qt.Key.Key_Backspace, self.delete_selected)
+
+    def _colour_chips(self) -> None:
+        """Show each entity type in its label's one colour (as the spans painted with it)."""
+        text = style.current().text
+        for index, chip in enumerate(self.chips):
+            chip.setStyleSheet(f"background-color: {entity_colour(index).name()}; "
+                               f"color: {text}; border-radius: 3px; padding: 2px 6px;")
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        # the scheme changed (light ↔ dark): the label colours follow it
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._colour_chips()
+            if getattr(self, "example", None) is not None:
+                self._paint()
+        super().changeEvent(event)
 
     def focus_editor(self) -> None:
         self.text_view.setFocus()

@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QTextEdit, QWidget
 
 from annotune.core.errors import AnnotuneError
+from annotune.desktop import style
 from annotune.desktop.editors.offsets import (
     OffsetMap,
     grapheme_boundaries,
@@ -23,14 +24,14 @@ from annotune.desktop.editors.offsets import (
     word_boundaries,
 )
 
-# Mid-saturation hues at partial opacity: they tint the background under dark text on a light
-# palette and light text on a dark one, so both stay readable.
-ENTITY_HUES = (210, 30, 120, 280, 0, 180, 60, 330, 90, 240)
 
+def entity_colour(index: int, alpha: int = 255) -> QColor:
+    """Return the highlight colour of the index-th entity type: its label's colour everywhere.
 
-def entity_colour(index: int, alpha: int = 110) -> QColor:
-    """Return the highlight colour of the index-th entity type."""
-    colour = QColor.fromHsv(ENTITY_HUES[index % len(ENTITY_HUES)], 170, 230)
+    The label colours (style.label_colour) are made for text on top, in light and dark;
+    a lower ``alpha`` only tints (suggestions, answers).
+    """
+    colour = QColor(style.label_colour(index))
     colour.setAlpha(alpha)
     return colour
 

@@ -76,17 +76,20 @@ def test_plugins_lists_tasks_and_formats():
 
 
 def test_train_export_predict(tmp_path, project, tiny_base_model):
-    result = annotune("train", project, "--base-model", tiny_base_model, "--epochs", "2",
-                      "--batch-size", "4", "--learning-rate", "1e-3")
+    # trained as `annotune train reviews.annotune` in the project's folder...
+    result = annotune("train", project.name, "--base-model", tiny_base_model, "--epochs", "2",
+                      "--batch-size", "4", "--learning-rate", "1e-3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "finished" in result.stdout
     assert "epoch 2" in result.stderr  # per-epoch metrics were shown
 
-    runs = json.loads(annotune("runs", project, "--json").stdout)
+    runs = json.loads(annotune("runs", project, "--json", cwd="/").stdout)
     assert [run["status"] for run in runs] == ["finished"]
+    assert runs[0]["artifact_dir"] == str(tmp_path / "reviews-runs" / "1" / "model")
 
+    # ...and exported from another folder: the run is found beside the project file
     bundle = tmp_path / "bundle"
-    result = annotune("export", project, bundle)
+    result = annotune("export", project, bundle, cwd="/")
     assert result.returncode == 0, result.stderr
     assert {"model.onnx", "tokenizer.json", "manifest.json"} <= {p.name for p in bundle.iterdir()}
 
@@ -183,6 +186,53 @@ def test_training_prints_what_the_run_decided_on_its_own(monkeypatch, capsys):
     assert final["event"] == "finished"
     shown = capsys.readouterr().err
     assert "training in bf16" in shown and "continuing with 8 per step" in shown
+
+
+def fake_training(monkeypatch, events):
+    from annotune.core.training import job
+
+    class FakeProcess:
+        def start(self, project_path, config):
+            pass
+
+        def events(self):
+            yield from events
+
+    monkeypatch.setattr(job, "TrainingProcess", FakeProcess)
+
+
+def test_training_names_metrics_and_precision_as_annotune_runs_does(monkeypatch, capsys):
+    from annotune.core import cli
+
+    fake_training(monkeypatch, [
+        {"event": "started", "run_id": 1, "device_label": "cpu", "task": "text-classification",
+         "train_examples": 9, "validation_examples": 1},
+        {"event": "precision", "precision": "bf16", "message": "bf16 ran 1.48x the speed",
+         "probe": {"fp32_ms": 148.0, "bf16_ms": 100.0, "chosen": "bf16", "batch": 8,
+                   "length": 15}},
+        {"event": "metrics", "epoch": 1, "train_loss": 0.4,
+         "metrics": {"macro_f1": 1.0, "accuracy": 0.75, "validation_loss": 0.125}},
+        {"event": "finished", "run_id": 1},
+    ])
+    cli._run_training("p.annotune", {})
+    shown = capsys.readouterr().err
+    assert "epoch 1: Macro F1 1.0000, Accuracy 0.7500, Validation loss 0.1250" in shown
+    assert "macro_f1" not in shown
+    assert "Half precision (bf16) was 1.48× faster on this machine, so training used it" in shown
+    assert "note:" not in shown  # nothing to warn about for classification
+
+
+def test_question_answering_on_few_questions_warns_at_the_start(monkeypatch, capsys):
+    from annotune.core import cli
+
+    fake_training(monkeypatch, [
+        {"event": "started", "run_id": 1, "device_label": "cpu", "task": "question-answering",
+         "train_examples": 280, "validation_examples": 20},
+        {"event": "finished", "run_id": 1},
+    ])
+    cli._run_training("p.annotune", {})
+    shown = capsys.readouterr().err
+    assert "note: 280 labeled questions: question answering models learn from thousands" in shown
 
 
 # -- input files, stdin and closed pipes -----------------------------------------------------

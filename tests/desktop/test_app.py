@@ -45,19 +45,19 @@ def test_open_label_and_count(qtbot, sentiment_project):
     sentiment_project.close()
     window = _window(qtbot)
     assert window.open_project(path)
-    assert window.counts_label.text() == "labeled 0 of 6"
+    assert window.counts_label.text() == "Labeled 0 of 6 examples"
     labeling = window.views["label"]
     first = labeling.current.id
     qtbot.keyClick(labeling.editor, Qt.Key.Key_1)
-    assert window.counts_label.text() == "labeled 1 of 6"
+    assert window.counts_label.text() == "Labeled 1 of 6 examples"
     qtbot.keyClick(labeling.editor, Qt.Key.Key_S)
-    assert window.counts_label.text() == "labeled 1 of 6 · skipped 1"
+    assert window.counts_label.text() == "Labeled 1 of 6 examples · 1 skipped"
     window.undo_action.trigger()
     assert labeling.wait_for_saves()  # undo runs after the queued saves, on the save thread
-    assert window.counts_label.text() == "labeled 1 of 6"
+    assert window.counts_label.text() == "Labeled 1 of 6 examples"
     window.undo_action.trigger()
     assert labeling.wait_for_saves()
-    assert window.counts_label.text() == "labeled 0 of 6"
+    assert window.counts_label.text() == "Labeled 0 of 6 examples"
     assert labeling.current.id == first
     window.redo_action.trigger()
     assert labeling.wait_for_saves()

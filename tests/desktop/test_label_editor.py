@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from annotune.core.plugins import registry
 from annotune.desktop.editors.label_editor import LabelEditor
@@ -100,7 +101,12 @@ def test_suggestion_enter_and_uncertainty_order(qtbot, sentiment_project):
         (4, {"label": "pos", "score": 0.55, "probabilities": {"neg": 0.45, "pos": 0.55}}, 0.55),
         (2, {"label": "neg", "score": 0.9, "probabilities": {"neg": 0.9, "pos": 0.1}}, 0.9)])
     view = _view(qtbot, project)
-    assert view.current.id == 1
+    # suggestions are stored for unlabeled examples: the least sure comes first, said in words
+    assert view.uncertain.isChecked() and view.order_note.isVisible()
+    assert "least sure about" in view.order_note.text()
+    assert view.current.id == 4
+    view.uncertain.setChecked(False)
+    assert view.current.id == 1 and not view.order_note.isVisible()
     view.uncertain.setChecked(True)
     assert view.current.id == 4  # least confident first
     assert "pos (0.55)" in view.editor.suggestion_label.text()
@@ -109,3 +115,34 @@ def test_suggestion_enter_and_uncertainty_order(qtbot, sentiment_project):
     assert view.wait_for_saves()
     assert project.annotation(4).payload == {"label": "pos"}
     assert view.current.id == 2
+
+
+def test_import_order_without_suggestions_for_unlabeled_examples(qtbot, sentiment_project):
+    project = sentiment_project
+    project.save_annotation(3, {"label": "neg"})
+    project.save_predictions("bundle", [(3, {"label": "neg", "score": 0.51}, 0.51)])
+    view = _view(qtbot, project)  # the only suggestion is on a labeled example
+    assert not view.uncertain.isChecked() and not view.order_note.isVisible()
+    assert view.current.id == 1
+
+
+def test_each_label_button_shows_its_label_colour(qtbot, tmp_path, make_project):
+    from annotune.desktop import style
+
+    project = make_project(tmp_path / "p.annotune", "text-classification",
+                           ("négatif", "neutre 🍕", "positif"), [{"text": "José"}])
+    view = _view(qtbot, project)
+
+    def shown() -> list[str]:
+        return [button.icon().pixmap(14, 14).toImage().pixelColor(7, 7).name()
+                for button in view.editor.buttons.values()]
+
+    assert shown() == [style.label_colour(i, style.LIGHT).name() for i in range(3)]
+    app = QApplication.instance()
+    style.apply_style(app, Qt.ColorScheme.Dark)
+    try:
+        dark = [style.label_colour(i, style.DARK).name() for i in range(3)]
+        qtbot.waitUntil(lambda: shown() == dark, timeout=2000)  # the palette event is queued
+    finally:
+        style.apply_style(app, Qt.ColorScheme.Light)
+    project.close()

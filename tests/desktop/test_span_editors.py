@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QLabel
 
 from annotune.core.plugins import registry
 from annotune.desktop.editors.answers_editor import AnswersEditor
@@ -193,4 +194,24 @@ def test_qa_edited_question_is_saved_with_the_answer(qtbot, tmp_path, make_proje
     assert view.wait_for_saves()
     assert project.example(1).fields["question"] == "When was it built and finished?"
     assert project.annotation(1).payload == {"answers": [{"start": 26, "text": "1889"}]}
+    project.close()
+
+
+def test_entity_types_use_their_label_colours(qtbot, tmp_path, make_project):
+    from annotune.desktop import style
+
+    text = "👨‍👩‍👧 José Ramírez visitó Sevilla"
+    project = make_project(tmp_path / "ner.annotune", "token-classification",
+                           ("PER", "LOC"), [{"text": text}])
+    project.save_predictions("bundle", [(1, {"spans": [
+        {"start": 6, "end": 18, "label": "PER"}, {"start": 26, "end": 33, "label": "LOC"}]},
+        0.4)])
+    view = _view(qtbot, project, SpansEditor)
+    legend = {label: view.editor.findChild(QLabel, f"type_{label}") for label in ("PER", "LOC")}
+    for index, label in enumerate(("PER", "LOC")):
+        assert style.label_colour(index).name() in legend[label].styleSheet()
+    painted = {selection.cursor.selectedText(): selection.format.background().color().name()
+               for selection in view.editor.text_view.extraSelections()}
+    assert painted == {"José Ramírez": style.label_colour(0).name(),
+                       "Sevilla": style.label_colour(1).name()}
     project.close()

@@ -70,12 +70,13 @@ def test_train_export_try_and_preannotate(qtbot, labeled_project, tiny_base_mode
     assert dialog.error is None, dialog.error
     assert "Parity with PyTorch" in dialog.result_label.text()
     assert "Graph: fused for onnxruntime (" in dialog.result_label.text()
-    assert "ms per example" in dialog.result_label.text()
+    assert "ms per example" in dialog.headline_text()
     # training kept its validation split: the bundle is scored on it as the checkpoint was
     validation = dialog.report.validation
     assert validation.examples == validation.available >= 1
     assert validation.matches_recorded is True
-    assert f"Validation: f1 fp32 {validation.fp32:.4f}" in dialog.result_label.text()
+    assert f"Validation: F1 fp32 {validation.fp32:.4f}" in dialog.result_label.text()
+    assert dialog.headline_text().startswith("Size: ")
 
     tryit = TryItPanel(project, task)
     qtbot.addWidget(tryit)

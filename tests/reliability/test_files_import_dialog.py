@@ -32,6 +32,7 @@ def test_conll_named_txt_previews_and_imports_as_conll(qtbot, tmp_path):
             in summary
         assert dialog.table.item(0, 0).text() == "José visited 北京 🍕"
         qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+        assert dialog.wait_for_import()  # the import runs on a worker thread
         assert project.count(status="accepted") == 1
         assert "note: reading train.txt as CoNLL" in dialog.summary.text()
 
