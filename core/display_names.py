@@ -140,6 +140,7 @@ CLI_TERMS: tuple[tuple[str, str], ...] = (
     ("choose another format with --format", "choose another under Format"),
     ("use --format to choose another format", "choose another under Format"),
     ("or pass --force to replace it", "or choose to replace it when asked"),
+    ("choose a finished run (--run ID)", "choose a finished run in the list"),
 )
 # "use --format txt to import it as plain text" -> "choose txt under Format to import it ..."
 _FORMAT_OPTION = re.compile(r"(?:use|with) --format ([\w-]+)")
