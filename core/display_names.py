@@ -141,6 +141,9 @@ CLI_TERMS: tuple[tuple[str, str], ...] = (
     ("use --format to choose another format", "choose another under Format"),
     ("or pass --force to replace it", "or choose to replace it when asked"),
     ("choose a finished run (--run ID)", "choose a finished run in the list"),
+    ("pass --folds 2 or more (5 is usual)", "use 2 folds or more (5 is usual)"),
+    ("label more examples, or pass fewer --folds", "label more examples"),
+    ("pass fewer --folds", "label more examples"),
 )
 # "use --format txt to import it as plain text" -> "choose txt under Format to import it ..."
 _FORMAT_OPTION = re.compile(r"(?:use|with) --format ([\w-]+)")

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # modules only the command line reaches (distributed runs and serving have no window)
 CLI_ONLY = {"core/cli.py", "core/demo.py", "core/training/job.py", "core/base_model.py",
             "core/extras.py", "core/training/distributed.py", "core/training/spec.py",
-            "core/training/spec_job.py", "core/training/spec_record.py"}
+            "core/training/spec_job.py", "core/training/spec_record.py",
+            "core/label_check_heads.py"}
 CLI_ONLY_FOLDERS = ("core/serve/",)
 CLI_WORDS = re.compile(r"(?<![\w-])--[a-z][\w-]*|`annotune\b")
 
