@@ -159,32 +159,31 @@ def compare_aggregations(model_dir: Path, task: Any, settings: Any,
 
 # -- training ------------------------------------------------------------------------------------
 
-class FirstWindowTraining:
-    """Wrap a task so its first ``encode`` call (the training examples) keeps first windows only.
+def first_window_training() -> Any:
+    """Return a text-classification task whose first ``encode`` call keeps first windows only.
 
     The training loop encodes the training examples first, then validation; evaluation and
     prediction still read every window.
     """
+    from annotune.plugins.text_classification import TextClassificationTask
 
-    def __init__(self, task: Any):
-        self._task = task
-        self._calls = 0
+    class FirstWindowTraining(TextClassificationTask):
+        calls = 0
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._task, name)
+        def encode(self, tokenizer: Any, examples: Any, annotations: Any, settings: Any) -> Any:
+            features = super().encode(tokenizer, examples, annotations, settings)
+            self.calls += 1
+            if self.calls > 1:
+                return features
+            seen: set[int] = set()
+            first = []
+            for feature in features:
+                if feature.example_index not in seen:
+                    seen.add(feature.example_index)
+                    first.append(feature)
+            return first
 
-    def encode(self, tokenizer: Any, examples: Any, annotations: Any, settings: Any) -> Any:
-        features = self._task.encode(tokenizer, examples, annotations, settings)
-        self._calls += 1
-        if self._calls > 1:
-            return features
-        seen: set[int] = set()
-        first = []
-        for feature in features:
-            if feature.example_index not in seen:
-                seen.add(feature.example_index)
-                first.append(feature)
-        return first
+    return FirstWindowTraining()
 
 
 def train_variant(task: Any, settings: Any, train: Sequence, args: argparse.Namespace,
@@ -231,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = []
         with tempfile.TemporaryDirectory(prefix="annotune-long-") as tmp:
             for name, variant in (("every window", task),
-                                  ("first window only", FirstWindowTraining(task))):
+                                  ("first window only", first_window_training())):
                 print(f"training: {name}", file=sys.stderr, flush=True)
                 model_dir, info = train_variant(variant, settings, train, args, base_model,
                                                 device, Path(tmp) / name.replace(" ", "-"))

@@ -7,7 +7,7 @@ import json
 from annotune.core import cli
 from annotune.core.export_report import ExportReport, long_text_line
 from annotune.core.formats.base import ImportRecord
-from annotune.core.long_texts import count_long_texts, count_for_training, describe
+from annotune.core.long_texts import count_for_training, count_long_texts, describe
 from annotune.core.store import Project
 from annotune.core.tasks import TaskSettings
 from annotune.core.validation import ValidationReport
