@@ -506,8 +506,9 @@ class ClassificationTask(Task):
                ) -> list[Prediction]:
         """Turn logits into ``{"label", "score", "probabilities"}`` (+ ``"labels"`` multi-label).
 
-        Logits of several features of one example are averaged (encode makes one each, but a
-        third-party encode may window long texts).
+        The logits of a long text's windows are averaged: on long reviews the mean of logits
+        scored best of the ways to combine windows (docs/benchmarks.md, long_texts.py), and
+        the result stays one logit vector, so thresholds and scores work as for short texts.
         """
         k = len(settings.labels)
         sums = np.zeros((len(examples), k), dtype=np.float64)
