@@ -10,6 +10,12 @@ same held-out split by the task's own metric function:
   epoch are chosen there, never on the held-out split), then the run is exported to an fp32 and
   an int8 ONNX bundle and both bundles are scored through the torch-free Predictor.
 
+The annotune rows also give the score its own validation split reported (the main metric of
+the kept epoch, with its bootstrap standard error): the gap between it and the held-out score
+is what an honest validation split keeps small. ``--epoch-scores`` also scores the held-out
+split after every epoch (never used to choose anything), so the epoch each selection rule
+would keep can be compared on held-out data.
+
     python bench/accuracy.py --task sst2 --train-limit 1000 --eval-limit 500
 """
 
@@ -19,6 +25,8 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-annotune", action="store_true", help="run the HF recipe only")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="keep the run and bundles here (default: a temporary folder)")
+    parser.add_argument("--epoch-scores", action="store_true",
+                        help="also score the held-out split after every annotune epoch")
     return parser.parse_args(argv)
 
 
@@ -87,7 +97,8 @@ def run_annotune(args: argparse.Namespace, data: Any, base_model: str, device: A
         changes["epochs"] = args.epochs
     config = TrainConfig(**changes)
     run_dir = work / "run"
-    with Timer() as timer:
+    curve: list[dict[str, Any]] = []
+    with Timer() as timer, _held_out_each_epoch(data, base_model, curve, args.epoch_scores):
         result = train(data.task, data.settings, config, data.train, None, run_dir, _progress)
     run = json.loads((run_dir / "run.json").read_text())
     settings = result.settings or data.settings
@@ -95,9 +106,20 @@ def run_annotune(args: argparse.Namespace, data: Any, base_model: str, device: A
               "validation_examples": run["validation_examples"],
               "epochs": f"{len(result.history)} (best {result.best_epoch})"}
     predictions = predict_torch(run_dir / "model", data.task, settings, data.test, device)
+    metric = data.task.main_metric
+    spread = (run.get("metrics") or {}).get("uncertainty") or {}
     rows = [{"side": "annotune (torch)", **common, "train_s": round(timer.seconds, 1),
              "precision": result.device.get("precision"),
              "config": {k: v for k, v in config.to_dict().items() if k != "base_model"},
+             "validation": {"metric": metric, "score": (run.get("metrics") or {}).get(metric),
+                            "standard_error": spread.get("standard_error"),
+                            "split": run.get("validation_split")},
+             "history": [{"epoch": h["epoch"], "validation": h["metrics"].get(metric),
+                          "standard_error": (h["metrics"].get("uncertainty") or {}).get(
+                              "standard_error"),
+                          "validation_loss": h["validation_loss"], "kept": h.get("kept"),
+                          "held_out": curve[n] if n < len(curve) else None}
+                         for n, h in enumerate(run["history"])],
              "metrics": score(data.task, settings, predictions, data.test)}]
     if args.no_bundles:
         return rows
@@ -120,6 +142,41 @@ def run_annotune(args: argparse.Namespace, data: Any, base_model: str, device: A
     return rows
 
 
+@contextmanager
+def _held_out_each_epoch(data: Any, base_model: str, curve: list[dict[str, Any]],
+                         enabled: bool) -> Iterator[None]:
+    """Score the held-out split whenever the loop evaluates an epoch (appended to ``curve``).
+
+    The loop's evaluation pass is the one call of ``loop.predict`` that asks for the loss; the
+    held-out split then runs through the same model, decode and metrics. Nothing here feeds
+    back into the run: the kept epoch is chosen on validation data only.
+    """
+    if not enabled:
+        yield
+        return
+    from annotune.core.features import prepare_tokenizer
+    from annotune.core.training import loop
+
+    original = loop.predict
+    tokenizer = prepare_tokenizer(Path(base_model) / "tokenizer.json")
+    fields = [dict(f) for f, _ in data.test]
+    features = data.task.encode(tokenizer, fields, None, data.settings)
+
+    def predict_and_score(model: Any, task: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(model, task, *args, **kwargs)
+        if kwargs.get("with_loss"):
+            outputs, _ = original(model, task, features, *args[1:])
+            predictions = task.decode(fields, features, outputs, data.settings)
+            curve.append(score(task, data.settings, predictions, data.test))
+        return result
+
+    loop.predict = predict_and_score
+    try:
+        yield
+    finally:
+        loop.predict = original
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet_transformers()
@@ -138,18 +195,37 @@ def main(argv: list[str] | None = None) -> None:
             work = args.work_dir or Path(tmp)
             rows.extend(run_annotune(args, data, base_model, device, work))
     shown = SHOWN[args.task]
-    table = [[row["side"], *[row["metrics"].get(k) for k in shown], row["train_examples"],
-              row["epochs"], row["train_s"]] for row in rows]
+    table = [[row["side"], *[row["metrics"].get(k) for k in shown], _validation(row),
+              row["train_examples"], row["epochs"], row["train_s"]] for row in rows]
     info = hardware()
     device_name = info.get("gpu") if device.type == "cuda" else info["cpu"]
     print_table(f"{args.task}: held-out scores ({len(data.test)} examples), "
                 f"model {model_name(base_model)}, device {device.type} ({device_name})",
-                ["side", *shown, "train examples", "epochs", "train s"], table)
+                ["side", *shown, "own validation", "train examples", "epochs", "train s"],
+                table)
+    for row in rows:
+        if row.get("history") and args.epoch_scores:
+            print_table("annotune per epoch (held-out scored for comparison only)",
+                        ["epoch", "validation", "± se", "validation loss", "kept", "held-out"],
+                        [[h["epoch"], h["validation"], h["standard_error"],
+                          h["validation_loss"], h["kept"],
+                          (h["held_out"] or {}).get(data.task.main_metric)]
+                         for h in row["history"]])
     print_json_line("accuracy", {"task": args.task, "base_model": base_model,
                                  "train_pool": len(data.train), "held_out": len(data.test),
                                  "train_limit": args.train_limit, "eval_limit": args.eval_limit,
                                  "device": device.type, "hardware": info, "notes": data.notes,
                                  "rows": rows})
+
+
+def _validation(row: dict[str, Any]) -> str | None:
+    """Show the run's own validation score with its standard error (annotune's torch row)."""
+    validation = row.get("validation")
+    if not validation or validation.get("score") is None:
+        return None
+    error = validation.get("standard_error")
+    text = f"{validation['metric']} {validation['score']:.4g}"
+    return text + (f" ±{error:.2g}" if error is not None else "")
 
 
 if __name__ == "__main__":

@@ -104,9 +104,12 @@ def cmd_export_data(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     _registry()
     project = _open(args.project)
-    stats = project.stats()
+    stats = project.stats(long_texts=True)
     stats = {"task": project.task_name, "labels": list(project.settings.labels), **stats}
     _print_json(stats)
+    note = long_text_note(stats["long_texts"])
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -138,6 +141,36 @@ def cmd_backup(args: argparse.Namespace) -> int:
         project.close()
     print(report)
     return EXIT_OK
+
+
+def long_text_note(counts: dict | None) -> str | None:
+    """Say how many texts are longer than a model window (None when none is, or unknown)."""
+    from annotune.core.long_texts import describe
+
+    if not counts:
+        return None
+    return counts.get("unknown") or describe(counts, counts.get("max_length", 0))
+
+
+def with_error(value: object, metrics: dict, key: str) -> str:
+    """Format a metric, followed by ``±`` its standard error when the run measured one."""
+    text = format_number(value)
+    spread = metrics.get("uncertainty") if isinstance(metrics, dict) else None
+    if (text and isinstance(spread, dict) and spread.get("metric") == key
+            and isinstance(spread.get("standard_error"), int | float)):
+        text += f" ±{format_number(float(spread['standard_error']))}"
+    return text
+
+
+def uncertainty_line(metrics: dict) -> str | None:
+    """Describe the main metric's spread: standard error and 95 % interval on n examples."""
+    spread = (metrics or {}).get("uncertainty")
+    if not isinstance(spread, dict) or spread.get("standard_error") is None:
+        return None
+    return (f"validation {spread['metric']} {format_number(metrics.get(spread['metric']))} "
+            f"±{format_number(spread['standard_error'])} (95 % interval "
+            f"{format_number(spread['low'])}–{format_number(spread['high'])}, "
+            f"{spread['examples']:,} validation examples)")
 
 
 # -- training --------------------------------------------------------------------------------
@@ -213,6 +246,9 @@ def _show_training_event(event: dict, bar: ProgressBar, task: Any = None) -> dic
                   if task is not None and event.get("train_examples") is not None else None)
         if advice:
             print(f"note: {advice}", file=sys.stderr)
+        note = long_text_note(event.get("long_texts"))
+        if note:
+            print(note, file=sys.stderr)
     elif kind == "progress":
         bar.update(event)
     elif kind in ("precision", "memory"):  # the measured precision, a smaller batch
@@ -222,7 +258,7 @@ def _show_training_event(event: dict, bar: ProgressBar, task: Any = None) -> dic
     elif kind == "metrics":
         bar.finish_line()
         metrics = event.get("metrics", {})
-        shown = ", ".join(f"{metric_title(k, task)} {format_number(v)}"
+        shown = ", ".join(f"{metric_title(k, task)} {with_error(v, metrics, k)}"
                           for k, v in metrics.items()
                           if isinstance(v, int | float) and not isinstance(v, bool))
         print(f"epoch {event.get('epoch')}: {shown}", file=sys.stderr)
@@ -242,6 +278,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     kind = final.get("event")
     if kind == "finished":
         print(f"run {final.get('run_id')} finished: {final.get('artifact_dir')}")
+        spread = uncertainty_line(final.get("metrics") or {})
+        if spread:
+            print(f"{spread}, epoch {final.get('best_epoch')}")
         return EXIT_OK
     if kind == "cancelled":
         print("training cancelled; the run is recorded as cancelled", file=sys.stderr)
@@ -432,7 +471,7 @@ def runs_table(runs: Sequence[dict], task: Any = None) -> list[str]:
         rows.append([str(run["id"]), status_title(run.get("status")).lower(),
                      str(run.get("created") or "")[:16].replace("T", " "), device,
                      format_number(config.get("epochs")),
-                     *(format_number(metrics.get(k)) for k in shown),
+                     *(with_error(metrics.get(k), metrics, k) for k in shown),
                      format_seconds(run.get("duration_s"))])
     right = [True, False, False, False, True, *([True] * len(shown)), True]
     lines = format_table(headers, rows, right)

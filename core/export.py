@@ -331,7 +331,8 @@ def _build(tmp_dir: Path, run: Mapping[str, Any], task: Task, settings: TaskSett
         validation = ValidationReport(
             metric=metric, examples=len(validation_set.examples), available=validation_set.total,
             fp32=fp32_scored.score, scale=float(getattr(task, "metric_scale", 1.0)),
-            recorded=float(recorded) if isinstance(recorded, int | float) else None)
+            recorded=float(recorded) if isinstance(recorded, int | float) else None,
+            long_texts=validation_set.long_texts)
 
     quantization: dict[str, Any] | None = None
     int8_agreement = int8_argmax = int8_scheme = int8_sqnr = None

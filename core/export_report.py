@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from annotune.core.display_names import metric_title
+from annotune.core.long_texts import describe
 from annotune.core.validation import COST_LIMIT_POINTS, ValidationReport
 
 
@@ -115,6 +116,9 @@ class ExportReport:
                              "on validation data (signal-to-noise against fp32)")
         lines.extend(f"{'validation' if n == 0 else '':<12}{line}"
                      for n, line in enumerate(validation_lines(self.validation)))
+        long_texts = long_text_line(self.validation)
+        if long_texts:
+            lines.append(f"long texts  {long_texts}")
         lines.append(f"latency     {self.latency_ms:.2f} ms per example (batch 1, CPU)")
         lines.extend(f"note        {note}" for note in self.notes)
         return lines
@@ -139,6 +143,16 @@ def validation_lines(validation: ValidationReport | None) -> list[str]:
         return [NO_VALIDATION]
     recorded = validation.recorded_summary()
     return [validation.summary()] + ([recorded] if recorded else [])
+
+
+def long_text_line(validation: ValidationReport | None) -> str | None:
+    """Say how many validation texts were read in several windows or cut (None: not counted)."""
+    counts = validation.long_texts if validation is not None else None
+    if not counts:
+        return None
+    length = counts.get("max_length", 0)
+    return describe(counts, length) or (f"none of the {counts.get('examples', 0):,} validation "
+                                        f"texts is longer than {length} tokens")
 
 
 def _mib(size: int | None) -> str:

@@ -10,6 +10,8 @@ Data flow through a Task::
     features --core.features.collate--> padded numpy batch --model--> raw outputs per feature
     raw outputs per feature --decode--> one prediction dict per example
     predictions + annotations --metrics--> {"<main_metric>": ..., ...}
+    examples (+ where they came from) --group_keys--> which examples the validation split
+                                                      keeps together (one side only)
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.near_duplicates import near_duplicate_groups
+
+# Fewer documents than this cannot give a validation split of about 10 % in whole documents
+# with a sensible label mix: tasks then group by finer units (paragraphs, sentences).
+DOCUMENTS_TO_GROUP = 10
 
 Annotation = dict[str, Any]
 Prediction = dict[str, Any]
@@ -82,6 +89,7 @@ class Feature:
     offsets: list[tuple[int, int]] = field(default_factory=list)
     sequence_ids: list[int | None] = field(default_factory=list)
     target: Any = None
+    truncated: bool = False  # part of the example's text is in no window (reported, not hidden)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -100,6 +108,32 @@ class LabelIssue:
     score: float
     suggestion: Annotation | None = None
     reasons: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExampleOrigin:
+    """Where a stored example came from: what ``Task.group_keys`` may group by.
+
+    ``meta`` is what the importer kept (CoNLL: the ``-DOCSTART-`` lines before a sentence;
+    SQuAD: the article's title and index).
+    """
+
+    source: str | None = None
+    line: int | None = None
+    source_id: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+def by_document(documents: Sequence[str | None], finer: Sequence[str]) -> list[str]:
+    """Return ``"document:<id>"`` keys where documents are known and numerous, else ``finer``.
+
+    ``documents`` holds one document id (or None, unknown) per example; with fewer than
+    DOCUMENTS_TO_GROUP distinct ids every example keeps its ``finer`` key.
+    """
+    if len({d for d in documents if d is not None}) < DOCUMENTS_TO_GROUP:
+        return list(finer)
+    return [f"document:{d}" if d is not None else key for d, key in zip(documents, finer,
+                                                                        strict=True)]
 
 
 class Task:
@@ -150,6 +184,22 @@ class Task:
         QA questions about one context share it, so no model has read the context's answers.
         """
         return None
+
+
+    def group_keys(self, examples: Sequence[ExampleFields],
+                   origins: Sequence[ExampleOrigin] | None = None) -> list[str]:
+        """Return one key per example; examples with equal keys stay on one side of a split.
+
+        A validation example whose twin sits in training is graded on what training showed,
+        so its score flatters the model. Keys read ``"<kind>:<id>"``, the kind in words
+        ("text", "context", "document"): the run record counts groups by kind. ``origins``
+        (one per example, in the store's id order) is None when only the texts are known.
+        Default: texts equal after folding case, accents, punctuation and spacing, or sharing
+        at least 80 % of their words (core.near_duplicates), over all of the task's fields.
+        """
+        texts = ["\n".join(str(example.get(name, "")) for name in self.fields)
+                 for example in examples]
+        return [f"text:{group}" for group in near_duplicate_groups(texts)]
 
     # -- model -------------------------------------------------------------------------------
     def model_kwargs(self, settings: TaskSettings) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from annotune.core.errors import AnnotuneError, where
 from annotune.core.features import PREDICT_BATCH_SIZE
+from annotune.core.long_texts import window_counts
 from annotune.core.parity import prediction_agreement, run_onnx, signal_to_noise_db
 from annotune.core.tasks import Feature, Prediction, Task, TaskSettings
 
@@ -52,6 +53,7 @@ class ValidationSet:
     annotations: list[Any]
     total: int  # examples in the file
     features: list[Feature] = field(default_factory=list)
+    long_texts: dict[str, int] | None = None  # window_counts of the scored examples
 
     @property
     def complete(self) -> bool:
@@ -74,6 +76,8 @@ class ValidationSet:
             self.annotations = [self.annotations[i] for i in picks]
             features = task.encode(tokenizer, self.examples, None, settings)
         self.features = features
+        self.long_texts = {"max_length": settings.max_length,
+                           **window_counts(features, len(self.examples))}
 
 
 @dataclass
@@ -97,6 +101,7 @@ class ValidationReport:
     int8: float | None = None
     int8_agreement: float | None = None  # share of validation decisions int8 leaves unchanged
     scale: float = 1.0  # the task's metric_scale: 100 when the metric is a percentage
+    long_texts: dict[str, int] | None = None  # ValidationSet.long_texts: windowed, truncated
 
     @property
     def percent(self) -> bool:
@@ -131,7 +136,7 @@ class ValidationReport:
                 "int8_cost_points": self.int8_cost_points,
                 "int8_agreement": self.int8_agreement, "cost_limit_points": COST_LIMIT_POINTS,
                 "recorded": self.recorded, "fp32_matches_recorded": self.matches_recorded,
-                "scale": "0-100" if self.percent else "0-1"}
+                "scale": "0-100" if self.percent else "0-1", "long_texts": self.long_texts}
 
     def summary(self) -> str:
         """Return e.g. ``f1 fp32 0.8443, int8 0.8418 (-0.25 points) on 1,000 examples``."""

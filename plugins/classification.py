@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ from annotune.core.tasks import (
     Task,
     TaskSettings,
 )
+from annotune.plugins.windows import window_starts
 
 # Candidate thresholds for tune_thresholds: coarse enough not to overfit a small validation set.
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -141,30 +143,77 @@ def tune_thresholds(probabilities: np.ndarray, gold: np.ndarray,
 
 # -- tokenization --------------------------------------------------------------------------------
 
-def _pair_budget(n1: int, n2: int, budget: int) -> tuple[int, int]:
-    """Share ``budget`` tokens between two texts, trimming the longer one first (longest_first)."""
-    if n1 + n2 <= budget:
-        return n1, n2
-    first = min(n1, max(budget - n2, (budget + 1) // 2))
-    return first, min(n2, budget - first)
+@dataclass(frozen=True)
+class _Layout:
+    """Where a tokenizer puts its special tokens around one text or a pair, and token types."""
+
+    prefix: list[int]
+    prefix_types: list[int]
+    middle: list[int]  # between the two texts of a pair ([SEP], or </s></s> for RoBERTa)
+    middle_types: list[int]
+    suffix: list[int]
+    suffix_types: list[int]
+    text_types: tuple[int, int]  # token type of the first and of the second text
+
+    @property
+    def n_special(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    @classmethod
+    def probe(cls, tokenizer: Any, pair: bool) -> _Layout:
+        """Learn the layout from one encoded text (pair), so any model family's template works."""
+        encoding = tokenizer.encode("a", "b") if pair else tokenizer.encode("a")
+        ids, types, seq = encoding.ids, encoding.type_ids, encoding.sequence_ids
+        first = [i for i, s in enumerate(seq) if s == 0]
+        second = [i for i, s in enumerate(seq) if s == 1] or [len(seq)]
+        end_first = first[-1] + 1 if pair else len(seq)
+        end_second = second[-1] + 1 if pair else len(seq)
+        suffix_start = end_second if pair else first[-1] + 1
+        return cls(prefix=ids[:first[0]], prefix_types=types[:first[0]],
+                   middle=ids[end_first:second[0]] if pair else [],
+                   middle_types=types[end_first:second[0]] if pair else [],
+                   suffix=ids[suffix_start:], suffix_types=types[suffix_start:],
+                   text_types=(types[first[0]], types[second[0]] if pair else 0))
+
+    def assemble(self, first: list[int], second: list[int] | None) -> tuple[list[int], list[int]]:
+        """Return input ids and token types of one window: specials around the text(s)."""
+        ids = self.prefix + first
+        types = self.prefix_types + [self.text_types[0]] * len(first)
+        if second is not None:
+            ids = ids + self.middle + second
+            types = types + self.middle_types + [self.text_types[1]] * len(second)
+        return ids + self.suffix, types + self.suffix_types
 
 
-def encode_texts(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None,
-                 max_length: int) -> list[tuple[list[int], list[int]]]:
-    """Tokenize texts (or text pairs) into (input_ids, token_type_ids), at most max_length long.
+@dataclass
+class Window:
+    """One model input cut from one example: its ids, token types and whether text was cut."""
 
-    Special tokens and token types come from the tokenizer's own post-processor, so BERT gets
-    [CLS] a [SEP] (b [SEP]) and other families their own markers. Most texts fit: they are
-    encoded in one parallel batch; only the too-long ones are encoded again without special
-    tokens, cut (pairs: longest first) and post-processed, which keeps the final [SEP].
+    example: int
+    ids: list[int]
+    type_ids: list[int]
+    truncated: bool = False
+
+
+def encode_windows(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None,
+                   max_length: int, stride: int) -> list[Window]:
+    """Tokenize texts (or pairs) into windows of at most max_length tokens, in example order.
+
+    Most texts fit: they are encoded in one parallel batch, one window each. A longer text is
+    read in overlapping windows (``stride`` tokens shared, plugins/windows.py), each with the
+    model's special tokens, so no part of it goes unread. In a pair the longer text is
+    windowed and the shorter one repeated in every window, whole when it fits in half a
+    window, else cut to half a window (``truncated``: the only text a prediction never sees).
     """
     inputs: list[Any] = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
     encodings = tokenizer.encode_batch(inputs, add_special_tokens=True)
-    result = [(e.ids, e.type_ids) for e in encodings]
+    windows: list[list[Window]] = [[Window(i, e.ids, e.type_ids)] for i, e in
+                                   enumerate(encodings)]
     too_long = [i for i, e in enumerate(encodings) if len(e.ids) > max_length]
     if not too_long:
-        return result
-    budget = max_length - tokenizer.num_special_tokens_to_add(pairs is not None)
+        return [w for example in windows for w in example]
+    layout = _Layout.probe(tokenizer, pairs is not None)
+    budget = max_length - layout.n_special
     if budget < (1 if pairs is None else 2):
         raise AnnotuneError(f"max_length {max_length} leaves no room for text",
                             hint="raise max_length (128 is usual)")
@@ -172,15 +221,27 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | No
     seconds = (tokenizer.encode_batch([pairs[i] for i in too_long], add_special_tokens=False)
                if pairs is not None else [None] * len(too_long))
     for i, first, second in zip(too_long, firsts, seconds, strict=True):
-        if second is None:
-            first.truncate(budget)
-        else:
-            keep1, keep2 = _pair_budget(len(first.ids), len(second.ids), budget)
-            first.truncate(keep1)
-            second.truncate(keep2)
-        encoding = tokenizer.post_process(first, second, add_special_tokens=True)
-        result[i] = (encoding.ids, encoding.type_ids)
-    return result
+        windows[i] = _windows(i, first.ids, None if second is None else second.ids, budget,
+                              stride, layout)
+    return [w for example in windows for w in example]
+
+
+def _windows(example: int, first: list[int], second: list[int] | None, budget: int,
+             stride: int, layout: _Layout) -> list[Window]:
+    """Cut one too-long example into windows (see encode_windows)."""
+    if second is None:
+        return [Window(example, *layout.assemble(first[start:start + budget], None))
+                for start in window_starts(len(first), budget, stride)]
+    windowed, kept = (first, second) if len(first) >= len(second) else (second, first)
+    keep = min(len(kept), budget // 2)
+    shorter = kept[:keep]
+    room = budget - keep
+    out = []
+    for start in window_starts(len(windowed), room, stride):
+        piece = windowed[start:start + room]
+        pair = (piece, shorter) if windowed is first else (shorter, piece)
+        out.append(Window(example, *layout.assemble(*pair), truncated=keep < len(kept)))
+    return out
 
 
 # -- the shared task -----------------------------------------------------------------------------
@@ -396,8 +457,11 @@ class ClassificationTask(Task):
 
     def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
                annotations: Sequence[Annotation] | None, settings: TaskSettings) -> list[Feature]:
-        """Make one Feature per example, cut to settings.max_length, with its target if given.
+        """Make one Feature per window of each example, with the example's target if given.
 
+        A text longer than settings.max_length becomes several overlapping windows (see
+        encode_windows); each trains on the example's label, and decode averages their
+        logits, so a review's verdict in its last paragraph is read, not cut off.
         Classification features carry no offsets or sequence ids: nothing maps their tokens
         back to characters, and on large imports those lists would cost much memory.
         """
@@ -407,12 +471,18 @@ class ClassificationTask(Task):
         pairs = None
         if len(self.fields) > 1:
             pairs = [self._field(example, self.fields[1], n) for n, example in enumerate(examples)]
-        encoded = encode_texts(tokenizer, texts, pairs, settings.max_length)
+        windows = encode_windows(tokenizer, texts, pairs, settings.max_length, settings.stride)
+        targets: dict[int, Any] = {}
         features = []
-        for n, (ids, type_ids) in enumerate(encoded):
-            target = self.target(annotations[n], settings) if annotations is not None else None
-            features.append(Feature(example_index=n, input_ids=ids, token_type_ids=type_ids,
-                                    target=target))
+        for window in windows:
+            target = None
+            if annotations is not None:
+                if window.example not in targets:
+                    targets[window.example] = self.target(annotations[window.example], settings)
+                target = targets[window.example]
+            features.append(Feature(example_index=window.example, input_ids=window.ids,
+                                    token_type_ids=window.type_ids, target=target,
+                                    truncated=window.truncated))
         return features
 
     def _field(self, example: ExampleFields, name: str, n: int) -> str:
@@ -436,8 +506,9 @@ class ClassificationTask(Task):
                ) -> list[Prediction]:
         """Turn logits into ``{"label", "score", "probabilities"}`` (+ ``"labels"`` multi-label).
 
-        Logits of several features of one example are averaged (encode makes one each, but a
-        third-party encode may window long texts).
+        The logits of a long text's windows are averaged: on long reviews the mean of logits
+        scored best of the ways to combine windows (docs/benchmarks.md, long_texts.py), and
+        the result stays one logit vector, so thresholds and scores work as for short texts.
         """
         k = len(settings.labels)
         sums = np.zeros((len(examples), k), dtype=np.float64)
@@ -495,8 +566,15 @@ class ClassificationTask(Task):
                 pred[row, self._gold_indices({"labels": p["labels"]}, settings)] = True
             result = multi_label_metrics(gold, pred, settings.labels)
             return {"f1": result["micro_f1"], **result}
-        gold_idx = [self._gold_indices(a, settings)[0] for _, a in pairs]
-        pred_idx = [self._gold_indices({"label": p["label"]}, settings)[0] for p, _ in pairs]
+        # one name -> index table for all examples: validation is scored every epoch, and
+        # its uncertainty on hundreds of resamples (core/training/selection.py)
+        index = {label: i for i, label in enumerate(settings.labels)}
+        try:
+            gold_idx = [index[a["labels"][0] if "labels" in a else a["label"]] for _, a in pairs]
+            pred_idx = [index[p["label"]] for p, _ in pairs]
+        except (KeyError, IndexError):  # an unknown label or none: say which, as before
+            gold_idx = [self._gold_indices(a, settings)[0] for _, a in pairs]
+            pred_idx = [self._gold_indices({"label": p["label"]}, settings)[0] for p, _ in pairs]
         result = single_label_metrics(gold_idx, pred_idx, settings.labels)
         return {"f1": result["macro_f1"], **result}
 

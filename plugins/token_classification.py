@@ -38,15 +38,19 @@ from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import (
     Annotation,
     ExampleFields,
+    ExampleOrigin,
     Feature,
     LabelIssue,
     Prediction,
     Task,
     TaskSettings,
+    by_document,
 )
+from annotune.plugins.conll import DOCSTART
 from annotune.plugins.graphemes import widen_to_graphemes
 from annotune.plugins.label_scores import span_issues
 from annotune.plugins.spans import entity_scores, locate_tokens, tags_to_chunks, validate_spans
+from annotune.plugins.windows import window_starts
 
 IGNORE_INDEX = -100  # torch.nn.CrossEntropyLoss's default ignore_index
 
@@ -70,22 +74,6 @@ def tag_names(labels: Sequence[str]) -> list[str]:
     for label in labels:
         tags += [f"B-{label}", f"I-{label}"]
     return tags
-
-
-def window_starts(n_tokens: int, window: int, stride: int) -> list[int]:
-    """Return the first token of each window so that every token lies in at least one.
-
-    ``stride`` tokens are shared by consecutive windows (the last window may share more, as it
-    ends at the last token); a stride that leaves no room to move on (``stride >= window``,
-    like the default 128 with max_length 128) shares a quarter of the window.
-    """
-    overlap = stride if 0 <= stride < window else window // 4
-    step = max(1, window - overlap)
-    starts = [0]
-    while starts[-1] + window < n_tokens:
-        # the last window ends at the last token, so it is full and its tokens get context
-        starts.append(min(starts[-1] + step, n_tokens - window))
-    return starts
 
 
 def _special_frame(encoding: Any) -> tuple[int, int]:
@@ -185,6 +173,30 @@ def _words(text: str, tokens: Mapping[int, tuple[Any, ...]],
     return list(words.values())
 
 
+def _documents(origins: Sequence[ExampleOrigin | None]) -> list[str | None]:
+    """Number the documents of CoNLL imports; None for sentences of files without documents.
+
+    ``origins`` follow the store's id order, which is the order of the file's sentences.
+    """
+    numbers: dict[str | None, int] = {}
+    marked = {origin.source for origin in origins if origin is not None and _starts(origin)}
+    documents: list[str | None] = []
+    for origin in origins:
+        if origin is None or origin.source not in marked:
+            documents.append(None)
+            continue
+        if _starts(origin):
+            numbers[origin.source] = numbers.get(origin.source, 0) + 1
+        documents.append(f"{origin.source}#{numbers.get(origin.source, 0)}")
+    return documents
+
+
+def _starts(origin: ExampleOrigin) -> bool:
+    """Tell whether a sentence opens a CoNLL document (a -DOCSTART- line comes before it)."""
+    before = origin.meta.get("before") or []
+    return any(str(line).split()[:1] == [DOCSTART] for line in before)
+
+
 class TokenClassificationTask(Task):
     """Tag entities (character spans of given types) in a text."""
 
@@ -235,6 +247,19 @@ class TokenClassificationTask(Task):
         if not counts:
             return ""
         return min(counts, key=lambda label: (-counts[label], label))
+
+    def group_keys(self, examples: Sequence[ExampleFields],
+                   origins: Sequence[ExampleOrigin] | None = None) -> list[str]:
+        """Key sentences by the document they belong to when known, else by their text.
+
+        A CoNLL file marks documents with ``-DOCSTART-`` lines (kept in the meta of the
+        sentence that follows); the sentences after it, in import order, belong to that
+        document. Split by sentence, validation would grade the same news story's names.
+        """
+        texts = Task.group_keys(self, examples)
+        if origins is None:
+            return texts
+        return by_document(_documents(origins), texts)
 
     def check_settings(self, settings: TaskSettings) -> None:
         super().check_settings(settings)

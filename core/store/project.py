@@ -520,8 +520,13 @@ class Project:
         for row in self.db.query(sql):
             yield example_from_row(row), annotation_from_row(row)
 
-    def stats(self) -> dict[str, Any]:
-        """Count examples, accepted, skipped, unlabeled, per label and per split."""
+    def stats(self, long_texts: bool = False) -> dict[str, Any]:
+        """Count examples, accepted, skipped, unlabeled, per label and per split.
+
+        ``long_texts`` adds how many texts are longer than one model window (read in
+        windows, or cut): that tokenizes every example (core/long_texts.py), so only
+        ``annotune stats`` asks for it, not views that refresh often.
+        """
         counts = self.counters()
         labels = {label: 0 for label in self.settings.labels}
         for label, n in self.db.execute(q.LABEL_COUNTS).fetchall():
@@ -530,9 +535,22 @@ class Project:
             f"SELECT split, COUNT(*) FROM examples e WHERE {q.VISIBLE} GROUP BY split "
             "ORDER BY split").fetchall()}
         total, accepted, skipped = counts["examples"], counts["accepted"], counts["skipped"]
-        return {"examples": total, "accepted": accepted, "labeled": accepted,
-                "skipped": skipped, "unlabeled": total - accepted - skipped,
-                "labels": labels, "splits": splits}
+        result = {"examples": total, "accepted": accepted, "labeled": accepted,
+                  "skipped": skipped, "unlabeled": total - accepted - skipped,
+                  "labels": labels, "splits": splits}
+        if long_texts:
+            from annotune.core.long_texts import project_long_texts
+
+            result["long_texts"] = project_long_texts(self)
+        return result
+
+    def fields_in_pages(self, size: int = 2000) -> Iterator[list[dict[str, str]]]:
+        """Yield the fields of every example, ``size`` examples at a time, in id order."""
+        last = 0
+        while rows := self.db.execute("SELECT id, fields FROM examples WHERE id > ? "
+                                      "ORDER BY id LIMIT ?", [last, size]).fetchall():
+            yield [loads(fields) for _, fields in rows]
+            last = rows[-1][0]
 
     # -- runs and predictions ----------------------------------------------------------------
     def create_run(self, config: dict[str, Any], device: str) -> int:

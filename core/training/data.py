@@ -1,20 +1,20 @@
-"""Training data: the automatic validation split, length-bucketed batches, tensors on device."""
+"""Training data: the validation split, length-bucketed batches, tensors on device."""
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from annotune.core.errors import AnnotuneError
-from annotune.core.tasks import Task
-
-# One labeled example as the loop receives it: (fields, annotation).
-Item = tuple[Mapping[str, str], dict[str, Any]]
+from annotune.core.tasks import ExampleOrigin, Task
+from annotune.core.training.validation_split import (
+    Item,
+    ValidationSplit,
+    choose_validation,
+    describe_given_split,
+)
 
 # Batches are cut from windows of this many batches' worth of features sorted by length:
 # wide enough that batches hold similar lengths (little padding), narrow enough that the
@@ -22,34 +22,31 @@ Item = tuple[Mapping[str, str], dict[str, Any]]
 BUCKET_BATCHES = 50
 
 
-def split_validation(items: Sequence[Item], task: Task, fraction: float, seed: int
+def split_validation(items: Sequence[Item], task: Task, fraction: float, seed: int,
+                     origins: Sequence[ExampleOrigin] | None = None
                      ) -> tuple[list[Item], list[Item]]:
-    """Hold out ``fraction`` of the items for validation, stratified by ``task.stratify_key``.
+    """Hold out ``fraction`` of the items for validation, stratified by ``task.stratify_key``,
+    each group of ``task.group_keys`` on one side (core/training/validation_split.py).
 
-    Every group (label) of two or more examples gives at least one to validation and keeps at
-    least one for training. The same items and seed always give the same split.
+    Every label of two or more examples gives at least one to validation and keeps at least
+    one for training. The same items and seed always give the same split.
     """
-    if len(items) < 2:
-        raise AnnotuneError(f"training needs at least 2 labeled examples, the project has "
-                            f"{len(items)}", hint="label more examples first")
-    groups: dict[str, list[int]] = defaultdict(list)
-    for index, (_, annotation) in enumerate(items):
-        groups[task.stratify_key(annotation)].append(index)
-    rng = random.Random(seed)
-    held_out: list[int] = []
-    for key in sorted(groups):
-        members = groups[key]
-        rng.shuffle(members)
-        if len(members) < 2:
-            continue
-        take = min(max(1, round(len(members) * fraction)), len(members) - 1)
-        held_out.extend(members[:take])
-    if not held_out:  # only one-example groups: validate on one of them
-        held_out.append(rng.randrange(len(items)))
-    chosen = set(held_out)
-    train = [item for i, item in enumerate(items) if i not in chosen]
-    validation = [item for i, item in enumerate(items) if i in chosen]
-    return train, validation
+    split = choose_validation(items, task, fraction, seed, origins)
+    return split.train, split.validation
+
+
+def settle_validation(train_data: Sequence[Item], val_data: Sequence[Item] | None, task: Task,
+                      fraction: float, seed: int, record: Mapping[str, Any] | None = None
+                      ) -> ValidationSplit:
+    """Return the items to train and validate on, and how validation was chosen.
+
+    Without ``val_data`` the split is made here (texts only: no document origins); with it,
+    ``record`` (from the caller that split) or a description of the given split is kept.
+    """
+    if not val_data:
+        return choose_validation(train_data, task, fraction, seed)
+    return ValidationSplit(list(train_data), list(val_data), dict(record) if record else
+                           describe_given_split(train_data, val_data, task))
 
 
 def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int

@@ -66,34 +66,27 @@ def labeled_data(project: Any) -> tuple[list[tuple[dict, dict]], list[tuple[dict
     The examples' split decides; examples of no split train; the test split is left out.
     An empty validation list asks the loop for its automatic stratified split.
     """
-    train: list[tuple[dict, dict]] = []
-    validation: list[tuple[dict, dict]] = []
-    for example, annotation in project.labeled():
-        if example.split == "validation":
-            validation.append((dict(example.fields), annotation))
-        elif example.split != "test":
-            train.append((dict(example.fields), annotation))
-    return train, validation
+    from annotune.core.training.validation_split import labeled_items
+
+    labeled = labeled_items(project)
+    return labeled.train, labeled.validation
 
 
-def training_split(project: Any, config: TrainConfig
-                   ) -> tuple[list[tuple[dict, dict]], list[tuple[dict, dict]]]:
-    """Return the (train, validation) items a run of the project trains on.
+def training_split(project: Any, config: TrainConfig) -> Any:
+    """Return the ValidationSplit a run of the project trains on (train, validation, record).
 
-    The project's validation split when it has one, else the automatic split of
-    ``config.validation_fraction`` with ``config.seed``.
+    The project's validation split when it has one, else ``config.validation_fraction`` held
+    out with ``config.seed``, related examples (near-duplicate texts, one document's sentences,
+    one article's questions) kept on one side.
     """
-    from annotune.core.training.data import split_validation
+    from annotune.core.training.validation_split import labeled_items, project_split
 
-    train_items, validation_items = labeled_data(project)
-    if not train_items and not validation_items:
+    labeled = labeled_items(project)
+    if not labeled.train and not labeled.validation:
         raise AnnotuneError("the project has no labeled examples to train on",
                             where=str(project.path),
                             hint="label examples (or import labeled data) first")
-    if not validation_items:  # split here, so "started" reports the real sizes
-        train_items, validation_items = split_validation(
-            train_items, project.task, config.validation_fraction, config.seed)
-    return train_items, validation_items
+    return project_split(labeled, project.task, config.validation_fraction, config.seed)
 
 
 def prepare_run(project: Any, config: TrainConfig | Mapping[str, Any],
@@ -111,7 +104,8 @@ def prepare_run(project: Any, config: TrainConfig | Mapping[str, Any],
         config = config.with_(base_model=project.base_model)
     project.task.check_settings(project.settings.with_(max_length=int(config.max_length))
                                 if config.max_length is not None else project.settings)
-    train_items, validation_items = training_split(project, config)
+    split = training_split(project, config)
+    train_items, validation_items = split.train, split.validation
     return write_spec(run_dir, project.task_name, project.settings, config, train_items,
                       validation_items, project_path=project.path,
                       project_created=project.created)
@@ -159,11 +153,17 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
     run_dir: Path | None = None
     undivided = control.deferred if control is not None else nullcontext
     try:
+        from annotune.core.long_texts import count_for_training
         from annotune.core.training.device import describe_device, device_label
         from annotune.core.training.loop import train
-
         task = project.task
-        train_items, validation_items = training_split(project, config)
+        # split here, so "started" reports the real sizes; the examples' origins (documents,
+        # articles) keep related examples on one side
+        split = training_split(project, config)
+        train_items, validation_items = split.train, split.validation
+        long_texts = count_for_training(task, project.settings, config.base_model,
+                                        config.max_length,
+                                        [f for f, _ in [*train_items, *validation_items]])
         device = describe_device(config)
         label = device_label(device)
         with undivided():  # a run that exists is announced with its id, or not created at all
@@ -175,7 +175,7 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
                   "run_dir": str(run_dir),
                   "task": task.name, "base_model": config.base_model,
                   "train_examples": len(train_items),
-                  "validation_examples": len(validation_items)})
+                  "validation_examples": len(validation_items), "long_texts": long_texts})
 
         def relay(event: dict[str, Any]) -> None:
             if event.get("event") == "metrics":
@@ -184,7 +184,7 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
             emit(event)
 
         result = train(task, project.settings, config, train_items, validation_items, run_dir,
-                       relay, should_stop)
+                       relay, should_stop, split_record=split.record)
     except StopRequested:
         _finishing(control)
         if run_id is not None:

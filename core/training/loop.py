@@ -29,9 +29,10 @@ import torch
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import batch_end, collate, pad_id, split_outputs
+from annotune.core.long_texts import window_counts
 from annotune.core.tasks import Feature, Task, TaskSettings
 from annotune.core.training.config import TrainConfig
-from annotune.core.training.data import Item, bucketed_batches, split_validation, to_device
+from annotune.core.training.data import Item, bucketed_batches, settle_validation, to_device
 from annotune.core.training.device import (
     autocast_dtype,
     choose_device,
@@ -49,6 +50,13 @@ from annotune.core.training.memory import (
 )
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
 from annotune.core.training.precision import choose_precision, probe_message
+from annotune.core.training.selection import (
+    Candidate,
+    EpochChoice,
+    bootstrap,
+    resamples,
+    uncertainty,
+)
 from annotune.core.validation import write_validation
 
 Emit = Callable[[dict[str, Any]], None]
@@ -77,11 +85,13 @@ class TrainResult:
 def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: Sequence[Item],
           val_data: Sequence[Item] | None, out_dir: str | Path, emit: Emit | None = None,
           should_stop: Callable[[], bool] | None = None, progress_interval: float = 0.5,
-          ranks: Ranks | None = None) -> TrainResult:
+          ranks: Ranks | None = None,
+          split_record: Mapping[str, Any] | None = None) -> TrainResult:
     """Fine-tune ``config.base_model`` for ``task`` and keep the best epoch in ``out_dir/model``.
 
     ``train_data`` and ``val_data`` are lists of (fields, annotation); an empty ``val_data``
-    means: hold out a stratified ``config.validation_fraction`` of ``train_data``. ``emit``
+    means: hold out a stratified ``config.validation_fraction`` of ``train_data``, similar
+    texts together (``split_record``: how a caller that split already chose it). ``emit``
     receives progress and metrics events; ``should_stop`` is polled every step. ``ranks``:
     the processes of a distributed launch (distributed.start); only rank 0 writes files.
     """
@@ -94,9 +104,9 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     if config.max_length is not None:
         settings = settings.with_(max_length=int(config.max_length))
     task.check_settings(settings)
-    if not val_data:
-        train_data, val_data = split_validation(train_data, task, config.validation_fraction,
-                                                config.seed)
+    split = settle_validation(train_data, val_data, task, config.validation_fraction,
+                              config.seed, split_record)
+    train_data, val_data = split.train, split.validation
     if not train_data:
         raise AnnotuneError("there are no labeled training examples",
                             hint="label some examples, or move some out of the validation split")
@@ -138,6 +148,9 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         raise AnnotuneError("the training examples produced no model inputs",
                             hint="check that the labeled examples have text")
     lengths = [len(f) for f in train_features]
+    long_texts = {"max_length": settings.max_length,
+                  "train": window_counts(train_features, len(train_data)),
+                  "validation": window_counts(val_features, len(val_data))}
     # the whole validation split beside the checkpoint: the export scores its bundles on it
     if ranks.is_main:
         write_validation(out_dir, val_fields, val_annotations)
@@ -209,8 +222,10 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
 
     # -- training: epochs of optimizer steps, each an evaluation and a checkpoint decision
     history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": None, "score": -math.inf, "rank": (-math.inf, 0.0),
-                            "metrics": {}, "settings": settings}
+    best: dict[str, Any] = {"epoch": None, "metrics": {}, "settings": settings}
+    # the same bootstrap resamples every epoch: scores are compared on paired draws
+    draw_plan = resamples(len(val_data), config.seed)
+    choice = EpochChoice(draw_plan.scale)
     artifact_dir = out_dir / "model"
     status = "finished"
     step = 0
@@ -272,6 +287,11 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                 raise AnnotuneError(f"task '{task.name}' reported no '{task.main_metric}' metric",
                                     hint="the task plugin's metrics() must include its main metric")
             score = float(metrics[task.main_metric])
+            draws = bootstrap(task, task.main_metric, predictions, val_annotations,
+                              epoch_settings, draw_plan, should_stop)
+            if should_stop():
+                raise Cancelled()
+            metrics["uncertainty"] = uncertainty(task.main_metric, score, draws, draw_plan)
             train_loss = epoch_loss.item() / steps_per_epoch
             val_loss_shown = round(val_loss, 6) if val_loss is not None else None
             peak = peak_gpu_memory_gb(device)  # None on the CPU
@@ -284,13 +304,13 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                   "main_metric": task.main_metric, "peak_gpu_memory_gb": peak})
 
             # -- keep the best epoch; stop when it has not improved for `patience` epochs.
-            #    Ties on the main metric are common on small validation sets (accuracy 1.0
-            #    from the first epoch): the lower validation loss breaks them, so the kept
-            #    model is the confident one, not the barely trained one.
-            rank = (score, -val_loss if val_loss is not None else 0.0)
-            if rank > best["rank"]:
-                best = {"epoch": epoch, "score": score, "rank": rank, "metrics": metrics,
-                        "settings": epoch_settings}
+            #    A later epoch wins only by more than the validation set's noise; within it
+            #    the lower validation loss decides (selection.py), so the kept model is the
+            #    confident one, not one a few lucky examples picked.
+            kept, why = choice.consider(Candidate(epoch, score, val_loss, draws))
+            history[-1].update(kept=kept, why=why)
+            if kept:
+                best = {"epoch": epoch, "metrics": metrics, "settings": epoch_settings}
                 _save(model, loaded.hf_tokenizer, artifact_dir)
             elif (config.early_stopping_patience  # (no best yet: a NaN score counts as none)
                   and epoch - (best["epoch"] or 0) >= config.early_stopping_patience):
@@ -318,6 +338,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         "device": device_info, "memory": sizes.record(device), "duration_s": duration,
         "steps": step,
         "train_examples": len(train_data), "validation_examples": len(val_data),
+        "validation_split": split.record, "long_texts": long_texts,
         "annotune_version": _version(), "samples": val_fields[:SAMPLES],
     }
     if ranks.is_main:

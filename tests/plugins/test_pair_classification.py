@@ -1,4 +1,4 @@
-"""Sentence-pair classification: BERT pair encoding, longest-first truncation, shared labels."""
+"""Sentence-pair classification: BERT pair encoding, windows over long pairs, shared labels."""
 
 from __future__ import annotations
 
@@ -63,34 +63,57 @@ def test_encode_short_pair_has_bert_layout_and_type_ids(task, tokenizer):
     assert feature.target == 1
 
 
-def test_truncation_trims_the_longer_text_first(task, tokenizer):
+def _covers(pieces, full):
+    """Tell whether the pieces (in order, overlapping) cover ``full`` from start to end."""
+    position = 0
+    for piece in pieces:
+        start = next(i for i in range(len(full)) if full[i:i + len(piece)] == piece)
+        if start > position:
+            return False
+        position = start + len(piece)
+    return position == len(full)
+
+
+def test_a_long_premise_is_windowed_and_the_hypothesis_kept_whole(task, tokenizer):
     premise, hypothesis = _words("p", 40), "it rains"
-    (feature,) = task.encode(tokenizer, [{"text": premise, "text_pair": hypothesis}], None, NLI)
-    assert len(feature) == NLI.max_length
-    first, second = _segments(tokenizer, feature)
-    assert second == tokenizer.encode(hypothesis, add_special_tokens=False).ids  # kept whole
+    features = task.encode(tokenizer, [{"text": premise, "text_pair": hypothesis}], None, NLI)
+    assert len(features) > 1
     full_first = tokenizer.encode(premise, add_special_tokens=False).ids
-    assert first == full_first[:NLI.max_length - 3 - len(second)]
-    assert feature.token_type_ids.count(1) == len(second) + 1
-    assert feature.input_ids[-1] == tokenizer.token_to_id("[SEP]")
+    firsts = []
+    for feature in features:
+        assert len(feature) == NLI.max_length and not feature.truncated
+        first, second = _segments(tokenizer, feature)
+        assert second == tokenizer.encode(hypothesis, add_special_tokens=False).ids
+        assert feature.token_type_ids.count(1) == len(second) + 1
+        assert feature.input_ids[-1] == tokenizer.token_to_id("[SEP]")
+        firsts.append(first)
+    assert _covers(firsts, full_first)
 
 
-def test_truncation_trims_the_second_text_when_it_is_longer(task, tokenizer):
-    (feature,) = task.encode(tokenizer, [{"text": "it rains", "text_pair": _words("h", 40)}],
-                             None, NLI)
-    assert len(feature) == NLI.max_length
-    first, second = _segments(tokenizer, feature)
-    assert first == tokenizer.encode("it rains", add_special_tokens=False).ids
-    assert len(first) + len(second) == NLI.max_length - 3
+def test_a_long_hypothesis_is_windowed_when_it_is_the_longer_text(task, tokenizer):
+    features = task.encode(tokenizer, [{"text": "it rains", "text_pair": _words("h", 40)}],
+                           None, NLI)
+    full_second = tokenizer.encode(_words("h", 40), add_special_tokens=False).ids
+    seconds = []
+    for feature in features:
+        first, second = _segments(tokenizer, feature)
+        assert first == tokenizer.encode("it rains", add_special_tokens=False).ids
+        assert len(first) + len(second) == NLI.max_length - 3
+        seconds.append(second)
+    assert len(features) > 1 and _covers(seconds, full_second)
 
 
-def test_truncation_of_two_long_texts_shares_the_budget(task, tokenizer):
-    (feature,) = task.encode(tokenizer, [{"text": _words("p", 30), "text_pair": _words("h", 30)}],
-                             None, NLI)
-    first, second = _segments(tokenizer, feature)
-    assert len(feature) == NLI.max_length
-    assert abs(len(first) - len(second)) <= 1
-    assert len(first) >= len(second)
+def test_two_long_texts_window_the_longer_and_say_the_shorter_was_cut(task, tokenizer):
+    features = task.encode(tokenizer, [{"text": _words("p", 30), "text_pair": _words("h", 20)}],
+                           None, NLI)
+    budget = NLI.max_length - 3
+    for feature in features:
+        first, second = _segments(tokenizer, feature)
+        assert len(feature) == NLI.max_length
+        assert len(second) == budget // 2  # the shorter text: half a window, the rest cut
+        assert feature.truncated
+    assert _covers([_segments(tokenizer, f)[0] for f in features],
+                   tokenizer.encode(_words("p", 30), add_special_tokens=False).ids)
 
 
 def test_encode_requires_both_fields(task, tokenizer):
@@ -127,9 +150,10 @@ def test_rte_pairs_encode_within_max_length(task, tokenizer, datasets_dir):
     settings = NLI.with_(max_length=64)
     features = task.encode(tokenizer, examples, annotations, settings)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    assert len(features) == len(rows)
-    assert max(len(f) for f in features) == 64  # some RTE premises are longer than 64 tokens
-    for feature, row in zip(features, rows, strict=True):
+    assert sorted({f.example_index for f in features}) == list(range(len(rows)))
+    assert max(len(f) for f in features) == 64  # some RTE premises are longer: windows
+    for feature in features:
+        row = rows[feature.example_index]
         assert len(feature) <= 64
         assert feature.input_ids[0] == cls_id and feature.input_ids[-1] == sep_id
         assert feature.input_ids.count(sep_id) == 2

@@ -151,15 +151,50 @@ def test_encode_short_text_matches_tokenizer_and_sets_targets(task, tokenizer):
     assert all(f.target is None for f in task.encode(tokenizer, examples, None, SINGLE))
 
 
-def test_encode_truncates_to_max_length_keeping_cls_and_sep(task, tokenizer):
+def test_a_long_text_is_read_in_overlapping_windows_none_cut(task, tokenizer):
     long_text = " ".join(f"word{i}" for i in range(200))
-    (feature,) = task.encode(tokenizer, [{"text": long_text}], None, SINGLE)
+    features = task.encode(tokenizer, [{"text": long_text}, {"text": "short"}],
+                           [{"label": "pos"}, {"label": "neg"}], SINGLE)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    assert len(feature) == SINGLE.max_length
-    assert feature.input_ids[0] == cls_id and feature.input_ids[-1] == sep_id
-    assert sep_id not in feature.input_ids[1:-1]
+    windows = [f for f in features if f.example_index == 0]
+    assert len(windows) > 1 and [f.example_index for f in features][-1] == 1
     content = tokenizer.encode(long_text, add_special_tokens=False).ids
-    assert feature.input_ids[1:-1] == content[:SINGLE.max_length - 2]
+    read = []
+    for feature in windows:
+        assert len(feature) == SINGLE.max_length  # full windows, the last one too
+        assert feature.input_ids[0] == cls_id and feature.input_ids[-1] == sep_id
+        assert sep_id not in feature.input_ids[1:-1]
+        assert feature.target == 1 and not feature.truncated
+        piece = feature.input_ids[1:-1]
+        start = next(i for i in range(len(content)) if content[i:i + len(piece)] == piece)
+        read.append((start, start + len(piece)))
+    # every token of the text is in some window, and consecutive windows overlap
+    assert read[0][0] == 0 and read[-1][1] == len(content)
+    assert all(a[1] > b[0] for a, b in zip(read, read[1:], strict=False))
+
+
+def test_windows_of_emoji_cjk_and_rtl_text_keep_the_whole_text(task, tokenizer):
+    text = "José 🍕 👨‍👩‍👧 漢字 مرحبا بالعالم שלום עולם\r\n" * 12
+    features = task.encode(tokenizer, [{"text": text}], None, SINGLE)
+    content = tokenizer.encode(text, add_special_tokens=False).ids
+    assert len(features) > 1 and all(len(f) <= SINGLE.max_length for f in features)
+    assert features[0].input_ids[1:-1] == content[:SINGLE.max_length - 2]
+    assert features[-1].input_ids[1:-1] == content[-(SINGLE.max_length - 2):]
+
+
+def test_decode_averages_the_windows_of_a_long_text(task, tokenizer):
+    long_text = " ".join(f"word{i}" for i in range(60))
+    examples = [{"text": long_text}, {"text": "short"}]
+    features = task.encode(tokenizer, examples, None, SINGLE)
+    n = sum(f.example_index == 0 for f in features)
+    assert n > 1  # read in windows, and all of them decide
+    logits = [[0.0, 3.0]] + [[1.0, 0.0]] * (n - 1) + [[0.0, 1.0]]
+    outputs = [{"logits": np.array(row)} for row in logits]
+    first, second = task.decode(examples, features, outputs, SINGLE)
+    mean = np.mean(logits[:n], axis=0)
+    expected = np.exp(mean) / np.exp(mean).sum()
+    assert first["probabilities"]["pos"] == pytest.approx(expected[1])
+    assert second["label"] == "pos"
 
 
 def test_encode_exactly_max_length_is_untouched(task, tokenizer):
@@ -314,10 +349,12 @@ def test_sst2_dev_encodes_quickly_with_glue_indices(task, tokenizer, datasets_di
     features = task.encode(tokenizer, [{"text": r["sentence"]} for r in rows], annotations,
                            settings)
     elapsed = time.perf_counter() - started
-    assert len(features) == len(rows)
-    assert max(len(f) for f in features) == 32  # some reviews are longer and were cut
+    assert sorted({f.example_index for f in features}) == list(range(len(rows)))
+    assert max(len(f) for f in features) == 32  # some reviews are longer: read in windows
+    assert len(features) > len(rows)
     assert all(f.input_ids[-1] == tokenizer.token_to_id("[SEP]") for f in features)
-    assert sum(f.target for f in features) == sum(row["label"] == "1" for row in rows)
+    first = {f.example_index: f.target for f in features}
+    assert sum(first.values()) == sum(row["label"] == "1" for row in rows)
     assert elapsed < 5.0, f"encoding {len(rows)} texts took {elapsed:.1f} s"
 
 
