@@ -875,7 +875,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "labels (entity types for NER); every stored label is kept.")
     p.add_argument("project", help="the .annotune project file")
     p.add_argument("--add", action="append", metavar="LABEL[,LABEL]",
-                   help="add labels after the existing ones (repeatable)")
+                   help="add labels after the existing ones, repeatable (default: none, the "
+                        "labels are listed)")
     p.set_defaults(func=cmd_labels)
 
     p = commands.add_parser("backup", help="copy a project safely, even while it is open",
@@ -894,7 +895,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not train: write the run (settings and a snapshot of the labeled "
                         "examples) into the new folder RUN_DIR, for `torchrun "
                         "--nproc-per-node N -m annotune.core.training.job RUN_DIR` or "
-                        "accelerate launch (see docs/distributed.md)")
+                        "accelerate launch (see docs/distributed.md); default: train now, here")
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("record-run",

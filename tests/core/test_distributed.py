@@ -170,8 +170,8 @@ def test_a_prepared_run_holds_exactly_the_split_a_run_would_train_on(project_pat
     loaded = load_spec(tmp_path / "run")
     train, validation = loaded.items("train"), loaded.items("validation")
     # every text comes back exactly, whatever line breaks and separators it holds
-    assert (train, validation) == (
-        [(dict(f), a) for f, a in expected[0]], [(dict(f), a) for f, a in expected[1]])
+    assert (train, validation) == ([(dict(f), a) for f, a in expected.train],
+                                   [(dict(f), a) for f, a in expected.validation])
     assert {f["text"].split(" ")[0] for f, _ in train + validation} >= {"great", "很好"}
     assert any("\u2028" in f["text"] for f, _ in train + validation)
     assert (loaded.examples("train"), loaded.examples("validation")) == (len(train),

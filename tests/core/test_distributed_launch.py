@@ -87,7 +87,7 @@ def test_two_processes_train_the_same_steps_and_scores_as_one(tmp_path, still_mo
     project_path = make_project(tmp_path / "reviews.annotune", still_model)
     with Project.open(project_path) as project:
         alone = prepare_run(project, CONFIG, tmp_path / "alone")
-        shared = prepare_run(project, CONFIG, tmp_path / "shared")
+        shared = prepare_run(project, CONFIG, tmp_path / "two-processes")
     train_count = alone.examples("train")
     # the last batch of each epoch splits unevenly between the processes (4 and 3 features):
     # the weights must still add up to the batch's mean
