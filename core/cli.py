@@ -175,14 +175,17 @@ def uncertainty_line(metrics: dict) -> str | None:
 
 # -- training --------------------------------------------------------------------------------
 def _train_config(args: argparse.Namespace):
+    from dataclasses import fields
+
     from annotune.core.training.config import TrainConfig
 
-    values = {"base_model": args.base_model, "epochs": args.epochs,
-              "learning_rate": args.learning_rate, "batch_size": args.batch_size,
-              "seed": args.seed, "device": args.device, "max_length": args.max_length}
-    if args.freeze_encoder:
-        values["freeze_encoder"] = True
-    return TrainConfig.from_dict({k: v for k, v in values.items() if v is not None})
+    values = {item.name: getattr(args, item.name) for item in fields(TrainConfig)
+              if getattr(args, item.name, None) is not None}
+    if "compile" in values:
+        values["compile"] = _COMPILE_CHOICES[values["compile"]]
+    if not values.get("freeze_encoder"):
+        values.pop("freeze_encoder", None)
+    return TrainConfig.from_dict(values)
 
 
 def _run_training(project_path: Path, config) -> dict:
@@ -789,8 +792,19 @@ class HelpfulParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
+# Options written out above with their own help; every other TrainConfig field becomes an
+# option by itself (as the train panel's Advanced section does), so a new training setting
+# reaches the command line without a change here.
+_WRITTEN_TRAIN_OPTIONS = {"base_model", "epochs", "learning_rate", "batch_size", "max_length",
+                          "seed", "device", "freeze_encoder"}
+_COMPILE_CHOICES = {"auto": "auto", "on": True, "off": False}
+
+
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    from annotune.core.training.config import DEVICES, TrainConfig
+    from dataclasses import fields
+
+    from annotune.core.display_names import OPTION_DESCRIPTIONS
+    from annotune.core.training.config import DEVICES, PRECISIONS, TrainConfig
 
     # the defaults are TrainConfig's own, so --help shows what a run will use
     defaults = TrainConfig()
@@ -813,6 +827,23 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
                         help="auto: the GPU when there is one, else the CPU")
     parser.add_argument("--freeze-encoder", action="store_true",
                         help="train only the classification head (fast, weaker; for tiny data)")
+    for item in fields(TrainConfig):
+        if item.name in _WRITTEN_TRAIN_OPTIONS:
+            continue
+        value = getattr(defaults, item.name)
+        flag = "--" + item.name.replace("_", "-")
+        described = OPTION_DESCRIPTIONS.get(item.name, item.name.replace("_", " "))
+        if item.name == "precision":
+            parser.add_argument(flag, choices=PRECISIONS, default=value,
+                                help="auto: bf16 or fp16 where measured faster, else fp32")
+        elif item.name == "compile":
+            parser.add_argument(flag, choices=sorted(_COMPILE_CHOICES), default="auto",
+                                type=str.lower, help="torch.compile the model")
+        elif isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value,
+                                help=described)
+        elif isinstance(value, int | float):
+            parser.add_argument(flag, type=type(value), default=value, help=described)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -94,6 +94,7 @@ OPTION_DESCRIPTIONS: dict[str, str] = {
     "validation_fraction": "Share of the labeled examples held out for validation when the "
                            "project has no validation split",
     "max_length": "Longest input in tokens; longer texts are cut into windows",
+    "eval_batch_size": "Examples per forward pass when scoring the validation examples",
 }
 
 PRECISION_TITLES: dict[str, str] = {

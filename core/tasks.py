@@ -237,6 +237,16 @@ class Task:
         """Confidence in [0, 1] of a prediction, used for uncertainty ordering."""
         return float(prediction.get("score", 0.0))
 
+    def tune_settings(self, predictions: Sequence[Prediction], annotations: Sequence[Annotation],
+                      settings: TaskSettings) -> TaskSettings:
+        """Return settings fitted on one epoch's validation predictions (default: unchanged).
+
+        What is fitted travels with the checkpoint (run.json's settings), so export and
+        inference decide as the validation score did: multi-label classification picks its
+        per-label thresholds here.
+        """
+        return settings
+
     def label_issues(self, examples: Sequence[ExampleFields], annotations: Sequence[Annotation],
                      features: Sequence[Feature], outputs: Sequence[Mapping[str, np.ndarray]],
                      settings: TaskSettings) -> list[LabelIssue]:

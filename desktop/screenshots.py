@@ -199,6 +199,7 @@ def shoot(out: Path, train: bool) -> None:
     train_settings(window, out)
     if train:
         train_and_export(window, out)
+        check_labels(window, out)
         # opened again with the bundle's suggestions stored: least sure reviews come first
         window.open_project(paths["reviews"])
     labeling = window.views["label"]
@@ -264,6 +265,24 @@ def train_and_export(window: object, out: Path) -> None:
     tryit.preannotated.connect(done.append)
     tryit.preannotate()
     wait_until(lambda: bool(done), 300, "pre-annotation")
+
+
+def check_labels(window: object, out: Path) -> None:
+    """Run Model ▸ Check labels on the reviews (5 fine-tuned folds) and grab its suspects."""
+    from annotune.desktop.label_check import runner_for
+
+    runner = runner_for(window)
+    checks, ended = [], []
+    runner.finished.connect(checks.append)
+    runner.running.connect(lambda on: None if on else ended.append(True))
+    window.check_labels()
+    wait_until(lambda: bool(ended), 1800, "the label check")
+    if not checks:
+        raise RuntimeError("the label check did not finish (see the status bar's message)")
+    browser = window.views["examples"]
+    wait_until(lambda: window.tabs.currentWidget() is browser, 30, "the suspects to open")
+    settle(window, 0.5)
+    grab(window, out / "browser-suspects.png")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -578,6 +578,14 @@ class ClassificationTask(Task):
         result = single_label_metrics(gold_idx, pred_idx, settings.labels)
         return {"f1": result["macro_f1"], **result}
 
+    def tune_settings(self, predictions: Sequence[Prediction], annotations: Sequence[Annotation],
+                      settings: TaskSettings) -> TaskSettings:
+        """Pick per-label thresholds of a multi-label project that has none set."""
+        if not settings.multi_label or settings.thresholds:
+            return settings
+        return settings.with_(
+            thresholds=tuple(self.tune_thresholds(predictions, annotations, settings)))
+
     def tune_thresholds(self, predictions: Sequence[Prediction],
                         annotations: Sequence[Annotation], settings: TaskSettings
                         ) -> tuple[float, ...]:

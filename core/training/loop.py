@@ -274,13 +274,10 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
             outputs, val_loss = evaluate(model, task, val_features, pad_token_id, device,
                                          None, sizes, accepted, should_stop, with_loss=True)
             predictions = task.decode(val_fields, val_features, outputs, settings)
-            epoch_settings = settings
-            if settings.multi_label and not settings.thresholds and hasattr(task,
-                                                                            "tune_thresholds"):
-                # multi-label: per-label decision thresholds picked on validation travel with
-                # the checkpoint (run.json settings), so export and inference decide the same
-                thresholds = task.tune_thresholds(predictions, val_annotations, settings)
-                epoch_settings = settings.with_(thresholds=tuple(thresholds))
+            # what the task fits on validation (multi-label thresholds) travels with the
+            # checkpoint (run.json settings), so export and inference decide the same
+            epoch_settings = task.tune_settings(predictions, val_annotations, settings)
+            if epoch_settings != settings:
                 predictions = task.decode(val_fields, val_features, outputs, epoch_settings)
             metrics = _jsonable(task.metrics(predictions, val_annotations, epoch_settings))
             if task.main_metric not in metrics:

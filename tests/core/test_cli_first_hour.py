@@ -112,3 +112,26 @@ def test_export_prints_size_speed_and_accuracy_first(tmp_path, capsys, monkeypat
     assert [line.split(":")[0] for line in lines[:3]] == ["Size", "Speed", "Accuracy"]
     assert lines[3] == "" and lines[4].startswith("bundle ")
     assert Path(lines[4].split()[-1]) == tmp_path / "bundle"
+
+
+def test_every_training_setting_is_an_option_of_train_and_reaches_the_config():
+    """The command line offered 8 of TrainConfig's 18 settings; the train panel offers all."""
+    from dataclasses import fields
+
+    from annotune.core.training.config import TrainConfig
+
+    parser = _subparsers(cli.build_parser())["train"]
+    given = ["p.annotune", "--gradient-accumulation", "4", "--warmup-ratio", "0.2",
+             "--weight-decay", "0", "--max-grad-norm", "0.5", "--early-stopping-patience", "0",
+             "--validation-fraction", "0.25", "--eval-batch-size", "8", "--precision", "fp32",
+             "--compile", "off", "--freeze-encoder", "--max-length", "64", "--base-model", "m"]
+    config = cli._train_config(parser.parse_args(given))
+    assert config == TrainConfig(base_model="m", gradient_accumulation=4, warmup_ratio=0.2,
+                                 weight_decay=0.0, max_grad_norm=0.5, early_stopping_patience=0,
+                                 validation_fraction=0.25, eval_batch_size=8, precision="fp32",
+                                 compile=False, freeze_encoder=True, max_length=64)
+    options = {o for action in parser._actions for o in action.option_strings}
+    missing = [f.name for f in fields(TrainConfig)
+               if "--" + f.name.replace("_", "-") not in options]
+    assert missing == []
+    assert cli._train_config(parser.parse_args(["p.annotune"])) == TrainConfig()

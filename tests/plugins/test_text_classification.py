@@ -364,3 +364,21 @@ def test_max_length_without_room_for_text_is_an_error(task, tokenizer):
     assert len(short) == 2
     with pytest.raises(AnnotuneError, match="max_length 2 leaves no room"):
         task.encode(tokenizer, [{"text": "too long"}], None, tiny)
+
+
+def test_tasks_fit_their_settings_on_validation_through_one_method():
+    """The loop asked hasattr(task, "tune_thresholds"); every task now answers tune_settings."""
+    from annotune.core.plugins import registry
+    from annotune.core.tasks import TaskSettings
+
+    tasks = registry().tasks
+    single = TaskSettings(labels=("a", "b"))
+    for task in tasks.values():  # single-label and span tasks keep their settings as they are
+        assert task.tune_settings([], [], single) is single
+    multi = TaskSettings(labels=("a", "b"), multi_label=True)
+    predictions = [{"labels": ["a"], "probabilities": {"a": 0.9, "b": 0.3}},
+                   {"labels": [], "probabilities": {"a": 0.2, "b": 0.35}}]
+    annotations = [{"labels": ["a"]}, {"labels": ["b"]}]
+    tuned = tasks["text-classification"].tune_settings(predictions, annotations, multi)
+    assert len(tuned.thresholds) == 2 and tuned.thresholds[1] <= 0.35  # "b" found at 0.35
+    assert tasks["text-classification"].tune_settings(predictions, annotations, tuned) is tuned
