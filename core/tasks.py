@@ -157,6 +157,12 @@ class Task:
     metric_scale: ClassVar[float] = 1.0  # 100 for metrics reported in percent (SQuAD EM/F1)
     needs_labels: ClassVar[bool] = True  # project must declare a label set
     supports_multi_label: ClassVar[bool] = False  # several labels per example (sigmoid head)
+    supports_unanswerable: ClassVar[bool] = False  # examples may have no answer (SQuAD v2)
+    # what a person calls the project's labels, and an example, for forms and messages
+    labels_title: ClassVar[str] = "Labels"
+    labels_example: ClassVar[str] = "negative, positive"
+    # fields a person types on one line (a question), asked for before the long ones
+    short_fields: ClassVar[tuple[str, ...]] = ()
     field_titles: ClassVar[dict[str, str]] = {}  # headings shown above fields in the editor
 
     # -- annotations -------------------------------------------------------------------------

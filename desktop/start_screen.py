@@ -31,12 +31,18 @@ from annotune.desktop.recent import recent_projects
 BUNDLED_MODEL_TEXT = "bundled all-MiniLM-L6-v2"
 PROJECT_SUFFIX = ".annotune"
 DEFAULT_TASK = "text-classification"  # the task most first projects are
-# what a task's labels are called, by annotation kind: (field title, example)
-LABEL_WORDS = {"label": ("&Labels", "negative, positive"),
-               "spans": ("Entity &types", "PER, ORG, LOC")}
+TAKEN_MNEMONICS = "tmf"  # Task, Base model, Project file
 EMPTY_RECENT = ("No recent projects yet.<br>Create one with <b>New project…</b> (Ctrl+N), "
                 "or open a <i>.annotune</i> file with <b>Open project…</b> (Ctrl+O).")
 MOST_CHARS = 64  # a field grows to show this many characters before it scrolls its text
+
+
+def _with_mnemonic(title: str) -> str:
+    """Put the Alt+letter of a task's label title on its first letter no other field uses."""
+    for index, char in enumerate(title):
+        if char.isalpha() and char.lower() not in TAKEN_MNEMONICS:
+            return f"{title[:index]}&{title[index:]}"
+    return title
 
 
 def _buddy(text: str, widget: QWidget) -> QLabel:
@@ -202,14 +208,13 @@ class NewProjectDialog(QDialog):
 
     def _task_changed(self) -> None:
         task = self._task()
-        title, example = LABEL_WORDS.get(task.annotation_kind, LABEL_WORDS["label"])
-        self.labels_title.setText(title)
-        self.labels.setPlaceholderText(f"comma separated, e.g. {example}")
+        self.labels_title.setText(_with_mnemonic(task.labels_title))
+        self.labels.setPlaceholderText(f"comma separated, e.g. {task.labels_example}")
         fit_to_text(self.labels, self.labels.placeholderText())
         self.labels.setVisible(bool(task.needs_labels))
         self.labels_title.setVisible(bool(task.needs_labels))
         self.multi_label.setVisible(task.supports_multi_label)
-        self.unanswerable.setVisible(task.annotation_kind == "answers")
+        self.unanswerable.setVisible(task.supports_unanswerable)
         self.adjustSize()
 
     def _browse_model(self) -> None:
@@ -232,7 +237,7 @@ class NewProjectDialog(QDialog):
         settings = task.default_settings().with_(
             labels=labels if task.needs_labels else (),
             multi_label=self.multi_label.isChecked() and task.supports_multi_label,
-            allow_unanswerable=self.unanswerable.isChecked() and task.annotation_kind == "answers")
+            allow_unanswerable=self.unanswerable.isChecked() and task.supports_unanswerable)
         base = self.base_model.text().strip() or None
         return Path(self.path.text().strip()), task.name, settings, base
 

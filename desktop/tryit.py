@@ -132,13 +132,14 @@ class TryItPanel(QWidget):
         inputs = QVBoxLayout()
         for name in self._input_order():
             inputs.addWidget(style.muted(QLabel(field_title(task, name))))
-            if task.annotation_kind == "answers" and name == "question":
+            if name in task.short_fields:
                 widget: Any = QLineEdit()
                 widget.textChanged.connect(self._schedule)
             else:
                 widget = QPlainTextEdit()
                 widget.setTabChangesFocus(True)  # Tab moves on, as in a form
-                widget.setMaximumHeight(140 if task.annotation_kind != "answers" else 200)
+                # beside a one-line question the context gets the room
+                widget.setMaximumHeight(200 if task.short_fields else 140)
                 widget.textChanged.connect(self._schedule)
             widget.setObjectName(f"try_{name}")
             widget.setPlaceholderText(f"Type or paste a {field_title(task, name).lower()}; "
@@ -174,11 +175,8 @@ class TryItPanel(QWidget):
         self.refresh_bundles()
 
     def _input_order(self) -> list[str]:
-        fields = list(self.task.fields)
-        if self.task.annotation_kind == "answers" and "question" in fields:
-            fields.remove("question")
-            fields.insert(0, "question")
-        return fields
+        short = [name for name in self.task.fields if name in self.task.short_fields]
+        return short + [name for name in self.task.fields if name not in short]
 
     # -- bundles ---------------------------------------------------------------------------
     def refresh_bundles(self) -> None:

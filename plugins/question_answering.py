@@ -115,6 +115,8 @@ class QuestionAnsweringTask(Task):
     main_metric = "f1"
     metric_scale = 100.0  # SQuAD's EM and F1 are percentages
     needs_labels = False
+    supports_unanswerable = True
+    short_fields = ("question",)
 
     def default_settings(self) -> TaskSettings:
         """Return the settings a new QA project starts with (SQuAD's 384-token windows)."""

@@ -210,6 +210,8 @@ class TokenClassificationTask(Task):
     main_metric = "f1"
     # the Predictor passes these on when an input carries them (see given_tokens)
     optional_fields = ("tokens",)
+    labels_title = "Entity types"
+    labels_example = "PER, ORG, LOC"
 
     # -- annotations -------------------------------------------------------------------------
     def validate(self, annotation: Annotation, example: ExampleFields, settings: TaskSettings

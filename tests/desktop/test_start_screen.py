@@ -113,3 +113,29 @@ def test_checkboxes_keep_their_words(qtbot, text_scale):
     for box in dialog.findChildren(QCheckBox):
         if box.isVisible():
             assert box.width() >= box.sizeHint().width(), box.text()
+
+
+def test_a_third_party_task_names_its_labels_and_offers_no_answer_itself(qtbot):
+    """The dialog read label words and the no-answer box from built-in annotation kinds."""
+    from annotune.core.hookspecs import hookimpl
+    from annotune.core.plugins import build_registry
+    from annotune.plugins.text_classification import TextClassificationTask
+
+    class IntentTask(TextClassificationTask):
+        name = "intent-detection"
+        title = "Intent detection"
+        labels_title = "Intents"
+        labels_example = "book_flight, cancel"
+
+    class Plugin:
+        @hookimpl
+        def register_tasks(self, register):
+            register(IntentTask())
+
+    dialog = NewProjectDialog(build_registry(extra_plugins=(Plugin(),)), folder=Path("/home/ada"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.task.setCurrentIndex(dialog.task.findData("intent-detection"))
+    assert dialog.labels_title.text() == "&Intents"
+    assert "book_flight" in dialog.labels.placeholderText()
+    assert not dialog.unanswerable.isVisible()
