@@ -296,8 +296,9 @@ class ImportDialog(QDialog):
                 if index >= 0:
                     combo.setCurrentIndex(index)
             combo.blockSignals(False)
-        self.mapping_box.setVisible(bool(preview.columns) and preview.format in (
-            "csv", "tsv", "jsonl"))
+        importer = registry().importers.get(preview.format or "")
+        self.mapping_box.setVisible(bool(preview.columns)
+                                    and bool(getattr(importer, "maps_columns", False)))
 
     def _fill_table(self, preview: Any) -> None:
         self.table.clear()

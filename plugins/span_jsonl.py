@@ -181,6 +181,13 @@ class SpanJsonlImporter:
     title = "JSON lines with entity spans (doccano, Label Studio)"
     extensions = (".jsonl",)
     tasks = NER_TASKS
+    maps_columns = True  # the text, label, split and id keys may be chosen (--map)
+
+    def objects(self, path: Path) -> tuple[list[str], list[tuple[int, Any]]]:
+        """Return the keys seen and each line's object, as plain JSON lines (for previews)."""
+        from annotune.core.formats.tabular import JsonlImporter
+
+        return JsonlImporter().objects(path)
 
     def read(self, path: Path, task: Task, settings: TaskSettings, options: ImportOptions
              ) -> Iterator[ImportRecord | RowProblem]:

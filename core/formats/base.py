@@ -90,6 +90,8 @@ class Importer(Protocol):
     tasks: tuple[str, ...] | None  # task names it serves; None means every task
     # Optional ``keeps_repeated_texts = True``: the records are positions in a document (CoNLL
     # sentences), so a repeated text is kept as its own example; its identity is file + line.
+    # Optional ``maps_columns = True``: its records come from named columns or keys that the
+    # person may assign to the task's fields (``--map``; the import dialog's Columns).
     # Optional ``sniff(head: sniffing.FileHead) -> str | None``: a short reason when the file's
     # first lines are unmistakably this format ("its lines are JSON objects"), else None; a
     # file whose extension names another format is then read as this one, with a note.

@@ -362,6 +362,7 @@ class DelimitedImporter:
 
     tasks = None
     validates = True  # RecordMaker validates every annotation with the task
+    maps_columns = True  # its named columns/keys feed the task's fields (--map, Columns)
 
     def __init__(self, name: str, title: str, extensions: tuple[str, ...], delimiter: str,
                  claims: tuple[str, ...]):
@@ -479,6 +480,7 @@ class JsonlImporter:
 
     name, title, extensions, tasks = "jsonl", "JSON Lines", (".jsonl", ".ndjson"), None
     validates = True  # RecordMaker validates every annotation with the task
+    maps_columns = True  # its named columns/keys feed the task's fields (--map, Columns)
 
     @staticmethod
     def sniff(head: sniffing.FileHead) -> str | None:

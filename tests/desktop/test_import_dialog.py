@@ -227,3 +227,27 @@ def test_escape_during_an_import_cancels_it(qtbot, tmp_path, make_project, monke
     assert dialog.wait_for_import()
     assert project.count() == 0 and "cancelled" in dialog.summary.text()
     project.close()
+
+
+def test_columns_are_offered_when_the_format_says_it_maps_them(qtbot, tmp_path, make_project):
+    """The dialog kept its own list of formats with columns; each importer now says so."""
+    project = make_project(tmp_path / "ner.annotune", "token-classification", ("PER", "LOC"))
+    table = tmp_path / "sentences.jsonl"
+    table.write_text('{"sentence": "Ada 🍕 met José in 東京"}\n', encoding="utf-8")
+    conll = tmp_path / "sentences.conll"
+    conll.write_text("Ada B-PER\nmet O\nParis B-LOC\n\n", encoding="utf-8")
+    assert getattr(registry().importer("spans-jsonl"), "maps_columns", False)
+    assert not getattr(registry().importer("conll"), "maps_columns", False)
+    dialog = _dialog(qtbot, project, table)
+    assert dialog.mapping_box.isVisible()  # the hint says "choose it under Columns": it is there
+    combo = dialog.mapping["text"]
+    combo.setCurrentIndex(combo.findData("sentence"))
+    dialog.refresh()
+    assert dialog.preview.problems == [] and dialog.import_button.isEnabled()
+    qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    assert dialog.wait_for_import()
+    assert project.example(1).fields["text"] == "Ada 🍕 met José in 東京"
+    dialog.close()
+    dialog = _dialog(qtbot, project, conll)
+    assert dialog.preview.format == "conll" and not dialog.mapping_box.isVisible()
+    project.close()
