@@ -19,7 +19,7 @@ from typing import Any
 from annotune.core import __version__
 from annotune.core.errors import AnnotuneError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130  # argparse exits 2 on a usage error
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what `yes | head -1` reports for yes
 
 

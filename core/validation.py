@@ -55,11 +55,6 @@ class ValidationSet:
     features: list[Feature] = field(default_factory=list)
     long_texts: dict[str, int] | None = None  # window_counts of the scored examples
 
-    @property
-    def complete(self) -> bool:
-        """Whether every validation example of the run is scored."""
-        return len(self.examples) == self.total
-
     def encode(self, task: Task, tokenizer: Any, settings: TaskSettings,
                budget: int | None = None) -> None:
         """Make the features, thinning the examples evenly when they exceed ``budget`` tokens.

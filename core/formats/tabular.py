@@ -225,13 +225,6 @@ def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def make_record(line: int, row: dict[str, Any], columns: dict[str, str], task: Task,
-                settings: TaskSettings, options: ImportOptions, fmt: str
-                ) -> ImportRecord | RowProblem:
-    """Turn one row (column → cell) into an ImportRecord, or the RowProblem it has."""
-    return RecordMaker(columns, task, settings, options, fmt)(line, row)
-
-
 class RecordMaker:
     """Turn the rows of one file into ImportRecords (or RowProblems), a million times over.
 

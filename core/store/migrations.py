@@ -102,7 +102,6 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
 # one-row-per-name table: COUNT(*) over a million examples costs 15-20 ms, a lookup here
 # ~0.01 ms. Triggers keep them in the same transaction as every write, whatever writes;
 # core.store.bulk swaps the per-row triggers out for one UPDATE during a large import.
-COUNTERS = ("examples", "accepted", "skipped")
 COUNTER_TRIGGERS = {
     "counters_example_added": """CREATE TRIGGER counters_example_added AFTER INSERT ON examples
 BEGIN UPDATE counters SET n = n + 1 WHERE name = 'examples'; END""",

@@ -280,7 +280,7 @@ def test_a_run_without_validation_data_says_so(tmp_path, tiny_base_model):
 def test_large_validation_sets_are_thinned_evenly(validated_run, tmp_path, monkeypatch):
     task = registry().task("text-classification")
     data = read_validation(validated_run, task, limit=10)
-    assert data.total == N_VALIDATION and not data.complete
+    assert data.total == N_VALIDATION and len(data.examples) == 10
     assert [e["text"] for e in data.examples] == [sentence(i) for i in range(0, 40, 4)]
     assert data.annotations == [{"label": LABELS[i % 3 == 0]} for i in range(0, 40, 4)]
     monkeypatch.setattr(validation_module, "VALIDATION_LIMIT", 10)
