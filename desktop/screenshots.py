@@ -275,7 +275,7 @@ def check_labels(window: object, out: Path) -> None:
     checks, ended = [], []
     runner.finished.connect(checks.append)
     runner.running.connect(lambda on: None if on else ended.append(True))
-    window.check_labels()
+    runner.start(window.project, 5)  # what Model ▸ Check labels… starts after asking for folds
     wait_until(lambda: bool(ended), 1800, "the label check")
     if not checks:
         raise RuntimeError("the label check did not finish (see the status bar's message)")
