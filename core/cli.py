@@ -188,24 +188,19 @@ def _train_config(args: argparse.Namespace):
     return TrainConfig.from_dict(values)
 
 
-def _run_training(project_path: Path, config) -> dict:
-    """Run the training job in its child process, drawing progress; return the final event.
+def _follow_child(process: Any, start: Any, show: Any, bar: ProgressBar, what: str,
+                  kept_after_stop: tuple[str, ...] = ("cancelled",)) -> dict:
+    """Start a child job and show its events until it ends; return the event that ended it.
 
-    Ctrl-C asks the job to stop (it ends within about 3 s, the run recorded as cancelled);
-    a second Ctrl-C kills it at once.
+    ``show(event)`` draws one event and returns it when it ends the job. Ctrl-C asks the child
+    to stop; a second one kills it at once. After a stop the child's own end event is kept
+    when its kind is in ``kept_after_stop``, else the job counts as cancelled.
     """
-    from annotune.core.training.job import TrainingProcess
-
-    process = TrainingProcess()
-    bar = ProgressBar()
-    final: dict = {"event": "failed", "error": "the training process ended without a result"}
-    task: Any = None
+    final: dict = {"event": "failed", "error": f"the {what} ended without a result"}
     try:
-        process.start(project_path, config)
+        start()
         for event in process.events():
-            if event.get("event") == "started":
-                task = _task_or_none(event.get("task"))
-            final = _show_training_event(event, bar, task) or final
+            final = show(event) or final
     except KeyboardInterrupt:
         if process.process is None:
             raise
@@ -218,10 +213,32 @@ def _run_training(project_path: Path, config) -> dict:
         for event in process.events():
             if event.get("event") in ("finished", "failed", "cancelled"):
                 final = event
-        if final.get("event") != "cancelled":
+        if final.get("event") not in kept_after_stop:
             final = {"event": "cancelled"}
     bar.finish_line()
     return final
+
+
+def _run_training(project_path: Path, config) -> dict:
+    """Run the training job in its child process, drawing progress; return the final event.
+
+    Ctrl-C asks the job to stop (it ends within about 3 s, the run recorded as cancelled);
+    a second Ctrl-C kills it at once.
+    """
+    from annotune.core.training.job import TrainingProcess
+
+    process = TrainingProcess()
+    bar = ProgressBar()
+    task: Any = None
+
+    def show(event: dict) -> dict | None:
+        nonlocal task
+        if event.get("event") == "started":
+            task = _task_or_none(event.get("task"))
+        return _show_training_event(event, bar, task)
+
+    return _follow_child(process, lambda: process.start(project_path, config), show, bar,
+                         "training process")
 
 
 def _task_or_none(name: object) -> Any:
@@ -345,25 +362,8 @@ def _run_label_check(project_path: Path, config, folds: int) -> dict:
 
     process = LabelCheckProcess()
     bar = ProgressBar()
-    final: dict = {"event": "failed", "error": "the label check ended without a result"}
-    try:
-        process.start(project_path, config, folds=folds)
-        for event in process.events():
-            final = _show_check_event(event, bar) or final
-    except KeyboardInterrupt:
-        if process.process is None:
-            raise
-        try:
-            bar.finish_line()
-            print("stopping… (Ctrl-C again to stop at once)", file=sys.stderr)
-            process.stop()
-        except KeyboardInterrupt:
-            process.kill()
-        for _ in process.events():
-            pass
-        final = {"event": "cancelled"}
-    bar.finish_line()
-    return final
+    return _follow_child(process, lambda: process.start(project_path, config, folds=folds),
+                         lambda event: _show_check_event(event, bar), bar, "label check")
 
 
 def _show_check_event(event: dict, bar: ProgressBar) -> dict | None:
@@ -564,48 +564,34 @@ def _follow_learning_curve(process: Any, start: Any, task: Any) -> dict:
     from annotune.core.display_names import metric_title
 
     bar = ProgressBar()
-    final: dict = {"event": "failed", "error": "the learning curve ended without a result"}
     started = time.monotonic()
     metric = metric_title(task.main_metric, task)
-    try:
-        start()
-        for event in process.events():
-            kind = event.get("event")
-            if kind == "started":
-                sizes = ", ".join(f"{n:,}" for n in event.get("labels", []))
-                print(f"learning curve of run {event.get('source_run')} on "
-                      f"{event.get('device_label')}: training on {sizes} labeled examples, "
-                      f"scored on the same {event.get('validation_examples')} validation "
-                      "examples", file=sys.stderr)
-            elif kind == "progress":
-                done = float(event.get("done") or 0.0)
-                elapsed = time.monotonic() - started
-                bar.draw(round(done * 1000), 1000,
-                         f"{round(event['fraction'] * 100):g} % of the labels "
-                         f"({event['index'] + 1}/{event['points']}), epoch {event.get('epoch')}",
-                         elapsed / done * (1 - done) if done > 0.02 else None)
-            elif kind == "point":
-                bar.finish_line()
-                print(f"{round(event['fraction'] * 100):g} % of the labels ({event['labels']:,}):"
-                      f" {metric} {format_number(event.get('score'))}", file=sys.stderr)
-            elif kind in ("finished", "failed", "cancelled"):
-                final = event
-    except KeyboardInterrupt:
-        if process.process is None:
-            raise
-        try:
+
+    def show(event: dict) -> dict | None:
+        kind = event.get("event")
+        if kind == "started":
+            sizes = ", ".join(f"{n:,}" for n in event.get("labels", []))
+            print(f"learning curve of run {event.get('source_run')} on "
+                  f"{event.get('device_label')}: training on {sizes} labeled examples, "
+                  f"scored on the same {event.get('validation_examples')} validation "
+                  "examples", file=sys.stderr)
+        elif kind == "progress":
+            done = float(event.get("done") or 0.0)
+            elapsed = time.monotonic() - started
+            bar.draw(round(done * 1000), 1000,
+                     f"{round(event['fraction'] * 100):g} % of the labels "
+                     f"({event['index'] + 1}/{event['points']}), epoch {event.get('epoch')}",
+                     elapsed / done * (1 - done) if done > 0.02 else None)
+        elif kind == "point":
             bar.finish_line()
-            print("stopping… (Ctrl-C again to stop at once)", file=sys.stderr)
-            process.stop()
-        except KeyboardInterrupt:
-            process.kill()
-        for event in process.events():
-            if event.get("event") in ("finished", "failed", "cancelled"):
-                final = event
-        if final.get("event") != "finished":
-            final = {"event": "cancelled"}
-    bar.finish_line()
-    return final
+            print(f"{round(event['fraction'] * 100):g} % of the labels ({event['labels']:,}):"
+                  f" {metric} {format_number(event.get('score'))}", file=sys.stderr)
+        elif kind in ("finished", "failed", "cancelled"):
+            return event
+        return None
+
+    return _follow_child(process, start, show, bar, "learning curve",
+                         kept_after_stop=("finished", "cancelled"))
 
 
 # -- export and inference ---------------------------------------------------------------------

@@ -9,75 +9,38 @@ it runs, the menu action stops it instead. When it finishes, the Examples tab op
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QInputDialog, QWidget
 
 from annotune.core import training_env
 from annotune.core.errors import AnnotuneError
 from annotune.core.label_check import CHECK_EPOCHS, DEFAULT_FOLDS
 from annotune.core.training.config import TrainConfig
+from annotune.desktop.job_events import ChildWatcher
 
 log = logging.getLogger("annotune.desktop")
 
 
-class LabelCheckWatcher(QObject):
-    """Read a LabelCheckProcess's events on a worker thread and re-emit them as signals."""
+class LabelCheckWatcher(ChildWatcher):
+    """Follow a LabelCheckProcess on a worker thread."""
 
-    event = Signal(dict)  # every event but the last
-    ended = Signal(dict)  # the finished, failed or cancelled event
+    what = "label check"
 
     def __init__(self, project_path: Path, config: TrainConfig, folds: int,
                  python: str | None = None, env: dict[str, str] | None = None):
-        super().__init__()
         self.project_path = Path(project_path)
         self.config = config
         self.folds = folds
-        self.python = python
-        self.env = env
-        self.process: Any = None
-        self.stopper: threading.Thread | None = None
-        self.thread = QThread()
-        self.thread.setObjectName("label-check-events")
-        self.moveToThread(self.thread)
-        self.thread.started.connect(self._run)
+        super().__init__(python, env)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    @Slot()
-    def _run(self) -> None:
+    def launch(self) -> None:
         from annotune.core.label_check_job import LabelCheckProcess
 
-        final: dict[str, Any] = {"event": "failed",
-                                 "error": "the label check ended without a result"}
-        try:
-            process = LabelCheckProcess(python=self.python)
-            self.process = process
-            process.start(self.project_path, self.config, env=self.env, folds=self.folds)
-            for event in process.events():
-                if event.get("event") in ("finished", "failed", "cancelled"):
-                    final = event
-                else:
-                    self.event.emit(event)
-        except Exception as error:  # shown by the runner
-            log.exception("label check process failed")
-            final = {"event": "failed", "error": str(error)}
-        self.ended.emit(final)
-        self.thread.quit()
-
-    def stop(self) -> None:
-        """Ask the child to stop, on a plain thread (stopping waits for it)."""
-        if self.process is not None and self.stopper is None:
-            self.stopper = threading.Thread(target=self.process.stop, name="label-check-stop",
-                                            daemon=True)
-            self.stopper.start()
-
-    def wait(self, ms: int = 10000) -> bool:
-        return self.thread.wait(ms)
+        self.process = LabelCheckProcess(python=self.python)
+        self.process.start(self.project_path, self.config, env=self.env, folds=self.folds)
 
 
 class LabelCheckRunner(QObject):

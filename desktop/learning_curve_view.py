@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -27,10 +26,10 @@ from PySide6.QtWidgets import (
 )
 
 from annotune.core.display_names import metric_title
-from annotune.core.errors import AnnotuneError
 from annotune.core.learning_curve import read_curve, verdict
 from annotune.desktop import style
 from annotune.desktop.chart import nice_ticks
+from annotune.desktop.job_events import ChildWatcher
 
 log = logging.getLogger("annotune.desktop")
 
@@ -119,59 +118,22 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
-class CurveWatcher(QObject):
-    """Run the learning-curve child process and re-emit its events on the GUI thread."""
+class CurveWatcher(ChildWatcher):
+    """Follow the learning-curve child process on a worker thread."""
 
-    event = Signal(dict)
-    ended = Signal(dict)  # the finished, failed or cancelled event
+    what = "learning curve"
 
     def __init__(self, project_path: Path, run_id: int, python: str | None = None,
                  env: dict[str, str] | None = None):
-        super().__init__()
         self.project_path = Path(project_path)
         self.run_id = run_id
-        self.python = python
-        self.env = env
-        self.process: Any = None
-        self.stopper: threading.Thread | None = None
-        self.thread = QThread()
-        self.thread.setObjectName("learning-curve-events")
-        self.moveToThread(self.thread)
-        self.thread.started.connect(self._run)
+        super().__init__(python, env)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    @Slot()
-    def _run(self) -> None:
+    def launch(self) -> None:
         from annotune.core.training.learning_curve_job import LearningCurveProcess
 
-        final: dict[str, Any] = {"event": "failed",
-                                 "error": "the learning curve ended without a result"}
-        try:
-            self.process = LearningCurveProcess(python=self.python)
-            self.process.start_curve(self.project_path, self.run_id, env=self.env)
-            for event in self.process.events():
-                self.event.emit(event)
-                if event.get("event") in ("finished", "failed", "cancelled"):
-                    final = event
-        except AnnotuneError as error:  # a training of the project is running
-            final = {"event": "failed", "error": str(error)}
-        except Exception as error:  # shown in the panel
-            log.exception("learning curve process failed")
-            final = {"event": "failed", "error": str(error)}
-        self.ended.emit(final)
-        self.thread.quit()
-
-    def stop(self) -> None:
-        """Ask the child to stop; on a plain thread, since stopping may wait for a step."""
-        if self.process is not None and self.stopper is None:
-            self.stopper = threading.Thread(target=self.process.stop, daemon=True,
-                                            name="learning-curve-stop")
-            self.stopper.start()
-
-    def wait(self, ms: int = 10000) -> bool:
-        return self.thread.wait(ms)
+        self.process = LearningCurveProcess(python=self.python)
+        self.process.start_curve(self.project_path, self.run_id, env=self.env)
 
 
 class LearningCurvePanel(QWidget):
