@@ -179,3 +179,29 @@ def test_a_project_import_of_a_wrong_span_text_names_file_line_and_texts(tmp_pat
         import_file(project, path)
     assert "bad.jsonl:2" in str(error.value) and "'Ann'" in str(error.value)
     assert "'Bob'" in str(error.value) and project.count() == 0
+
+
+def test_project_import_export_import_keeps_every_offset_exactly(tmp_path):
+    """Emoji, a ZWJ family, CJK without spaces, combining accents, CRLF and RTL: span JSON
+    lines imported into a project, exported and imported into another come back identical."""
+    from annotune.core.formats.importing import export_data, import_file
+    from annotune.core.store import Project
+
+    texts = [*TEXTS, ("東京タワーで山田太郎に会った", [("東京タワー", "LOC"), ("山田太郎", "PER")])]
+    objects = [{"text": text, "spans": [
+        {"start": text.index(piece), "end": text.index(piece) + len(piece), "label": label}
+        for piece, label in pieces]} for text, pieces in texts]
+    stored = []
+    source = write(tmp_path / "in.jsonl", objects)
+    for name in ("first", "second"):
+        with Project.create(tmp_path / f"{name}.annotune", task="token-classification",
+                            settings=SETTINGS) as project:
+            import_file(project, source, format="spans-jsonl")
+            stored.append([(example.fields["text"], annotation["spans"])
+                           for example, annotation in project.labeled()])
+            source = tmp_path / f"{name}-out.jsonl"
+            assert export_data(project, source, format="spans-jsonl") == len(texts)
+    assert stored[0] == stored[1]
+    assert [[(text[s["start"]:s["end"]], s["label"]) for s in spans]
+            for text, spans in stored[0]] == [pieces for _, pieces in texts]
+    assert [text for text, _ in stored[0]] == [text for text, _ in texts]  # CRLF kept
