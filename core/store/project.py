@@ -248,9 +248,11 @@ class Project:
         """
         wanted = [str(name).strip() for name in names]
         if not wanted or not all(wanted):
-            raise AnnotuneError("a new label needs a name", hint="type the label's name")
+            raise AnnotuneError("a new label needs a name", where=str(self.path),
+                                hint="type the label's name")
         if not self.task.needs_labels:
-            raise AnnotuneError(f"a {self.task.title} project has no labels to add to")
+            raise AnnotuneError(f"a {self.task.title} project has no labels to add to",
+                                where=str(self.path))
         with write_transaction(self.db):
             stored = self.db.execute(
                 "SELECT value FROM project WHERE key = 'settings'").fetchone()[0]
@@ -258,6 +260,7 @@ class Project:
             already = [name for name in wanted if name in current.labels]
             if already:
                 raise AnnotuneError(f"the project already has the label '{already[0]}'",
+                                    where=str(self.path),
                                     hint=f"its labels: {', '.join(current.labels)}")
             thresholds = current.thresholds
             if thresholds:  # tuned per label: a new label starts at the untuned 0.5

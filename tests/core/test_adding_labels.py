@@ -98,5 +98,6 @@ def test_the_labels_command_lists_counts_and_adds(tmp_path):
         ["1", "neg", "0"], ["2", "pos", "1"], ["3", "mixed", "0"], ["4", "sarcastic", "0"]]
     refused = annotune("labels", path, "--add", "pos")
     assert refused.returncode != 0 and "already has the label 'pos'" in refused.stderr
+    assert str(path) in refused.stderr and "its labels: neg, pos" in refused.stderr
     stats = json.loads(annotune("stats", path).stdout)
     assert list(stats["labels"]) == ["neg", "pos", "mixed", "sarcastic"]
