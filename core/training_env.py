@@ -2,7 +2,7 @@
 
 The desktop app itself never imports torch: the frozen app carries Qt, onnxruntime and
 tokenizers only. Training (``python -m annotune.core.training.job``) and export
-(``python -m annotune.core.export``) run as child processes of an interpreter that has the
+(``python -m annotune.core.export.job``) run as child processes of an interpreter that has the
 ``train`` extra. It is, in this order:
 
 1. ANNOTUNE_TRAINING_PYTHON, when set;
@@ -48,7 +48,7 @@ _PROBE = """
 import json, sys
 import importlib.metadata as metadata
 import torch, transformers, onnx, sqlite_utils
-import annotune.core.training.job, annotune.core.export
+import annotune.core.training.job, annotune.core.export.job
 print(json.dumps({"annotune": metadata.version("annotune"), "torch": torch.__version__,
                   "cuda": torch.version.cuda, "python": sys.version.split()[0]}))
 """
@@ -339,11 +339,11 @@ def describe_device(interpreter: Interpreter, config: object) -> str:
 
 def export_in_child(python: str, run_dir: Path, out_dir: Path, quantize: bool,
                     stage: Callable[[str], object] = lambda _text: None) -> dict:
-    """Export a run with ``python -m annotune.core.export``; return the report as a dict.
+    """Export a run with ``python -m annotune.core.export.job``; return the report as a dict.
 
     The export traces with torch, so it runs in the training environment, never in the app.
     """
-    command = [python, "-m", "annotune.core.export", str(run_dir), str(out_dir)]
+    command = [python, "-m", "annotune.core.export.job", str(run_dir), str(out_dir)]
     if quantize:
         command.append("--int8")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

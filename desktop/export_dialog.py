@@ -24,9 +24,9 @@ from shiboken6 import isValid
 
 from annotune.core.display_names import metric_title
 from annotune.core.export import ExportReport, run_folder
-from annotune.core.export_report import NO_VALIDATION
+from annotune.core.export.report import NO_VALIDATION
+from annotune.core.export.validation import ValidationReport
 from annotune.core.training_env import export_in_child
-from annotune.core.validation import ValidationReport
 from annotune.desktop import style
 from annotune.desktop.training_env import with_interpreter
 from annotune.desktop.worker import run_in_background

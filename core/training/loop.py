@@ -57,7 +57,7 @@ from annotune.core.training.selection import (
     resamples,
     uncertainty,
 )
-from annotune.core.validation import write_validation
+from annotune.core.training.validation_file import write_validation
 
 Emit = Callable[[dict[str, Any]], None]
 SAMPLES = 32  # validation examples copied into run.json for the export parity check

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from annotune.core import cli
-from annotune.core.export_report import ExportReport
+from annotune.core.export.report import ExportReport
 from annotune.core.store import Project
 from annotune.core.tasks import TaskSettings
 

@@ -339,7 +339,7 @@ def test_a_runs_validation_texts_come_back_whole_for_the_export(tmp_path):
     """The export scores a run on its validation.jsonl: a text holding U+2028 or U+0085 must
     stay one example (str.splitlines cut it in two, and the export refused the run)."""
     from annotune.core.plugins import registry
-    from annotune.core.validation import read_validation, write_validation
+    from annotune.core.training.validation_file import read_validation, write_validation
 
     fields = [{"text": text} for text in TEXTS]
     write_validation(tmp_path, fields, [{"label": "pos"}] * len(TEXTS))

@@ -13,10 +13,9 @@ import pytest
 import transformers
 from tokenizers import Tokenizer
 
-from annotune.core import export, parity
 from annotune.core.bundle import verify_bundle
 from annotune.core.errors import AnnotuneError
-from annotune.core.export import export_run
+from annotune.core.export import build, export_run, parity
 from annotune.core.plugins import registry
 from annotune.core.tasks import TaskSettings
 
@@ -182,7 +181,7 @@ def test_a_fused_graph_that_drifts_is_replaced_by_the_plain_one(classifier_run, 
         onnx.save(model, str(target))
         return {"Attention": 2}
 
-    monkeypatch.setattr(export, "fuse_encoder", drifting_fusion)
+    monkeypatch.setattr(build, "fuse_encoder", drifting_fusion)
     report = export_run(classifier_run, tmp_path / "bundle")
     assert report.parity_max_diff <= 1e-4  # the bundle holds the plain graph
     assert report.fused is None
@@ -284,18 +283,26 @@ def test_models_without_token_type_ids_export_with_two_inputs(tmp_path, bundled_
     assert predictor.predict_one("hello")["label"] in ("a", "b")
 
 
-def test_child_process_export_reports_json_lines(classifier_run, tmp_path, capsys):
-    assert export.main([str(classifier_run), str(tmp_path / "bundle")]) == 0
-    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [e["stage"] for e in events if e["event"] == "stage"][0] == "loading the model"
+def export_in_a_child(run_dir, out_dir):
+    """Run the export job as the desktop starts it; return its exit code and its events."""
+    command = [sys.executable, "-m", "annotune.core.export.job", str(run_dir), str(out_dir)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return result.returncode, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_child_process_export_reports_json_lines(classifier_run, tmp_path):
+    code, events = export_in_a_child(classifier_run, tmp_path / "bundle")
+    assert code == 0
+    assert [e["stage"] for e in events if e["event"] == "stage"] == [
+        "loading the model", "exporting to ONNX", "fusing the graph, checking parity on 4 samples",
+        "measuring speed"]
     assert events[-1]["event"] == "finished"
     assert events[-1]["report"]["bundle_dir"] == str(tmp_path / "bundle")
     assert events[-1]["report"]["parity_max_diff"] <= 1e-4
-    # as a real child process: a failure is an event and exit code 1, not a traceback
+    assert verify_bundle(tmp_path / "bundle")["task"] == "text-classification"
+    # a failure is an event and exit code 1, not a traceback
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine", encoding="utf-8")
-    command = [sys.executable, "-m", "annotune.core.export", str(classifier_run),
-               str(tmp_path / "other")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1, result.stderr
-    assert "refusing to overwrite" in json.loads(result.stdout.splitlines()[-1])["error"]
+    code, events = export_in_a_child(classifier_run, tmp_path / "other")
+    assert code == 1
+    assert events[-1]["event"] == "failed" and "refusing to overwrite" in events[-1]["error"]

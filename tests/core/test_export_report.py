@@ -12,10 +12,10 @@ import transformers
 from annotune.core.bundle import verify_bundle
 from annotune.core.bundle_records import project_bundles
 from annotune.core.export import export_run
-from annotune.core.export_report import ExportReport
+from annotune.core.export.report import ExportReport
+from annotune.core.export.validation import COST_LIMIT_POINTS, ValidationReport
 from annotune.core.plugins import registry
 from annotune.core.tasks import TaskSettings
-from annotune.core.validation import COST_LIMIT_POINTS, ValidationReport
 
 MiB = 2**20
 

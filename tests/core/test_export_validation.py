@@ -7,14 +7,20 @@ import pytest
 import torch
 import transformers
 
-from annotune.core import validation as validation_module
 from annotune.core.errors import AnnotuneError
 from annotune.core.export import export_run
+from annotune.core.export import validation as validation_module
+from annotune.core.export.parity import run_batches, signal_to_noise_db
+from annotune.core.export.validation import (
+    Scored,
+    ValidationReport,
+    ValidationScorer,
+    ValidationSet,
+)
 from annotune.core.features import collate, pad_id, prepare_tokenizer, split_outputs
-from annotune.core.parity import run_batches, signal_to_noise_db
 from annotune.core.plugins import registry
 from annotune.core.tasks import Feature, TaskSettings
-from annotune.core.validation import Scored, ValidationReport, ValidationScorer, read_validation
+from annotune.core.training.validation_file import read_validation
 
 WORDS = ("calm", "bright", "quick", "heavy", "plain", "narrow", "early", "silent")
 NOUNS = ("river", "ledger", "window", "garden", "engine", "ticket")
@@ -279,7 +285,7 @@ def test_a_run_without_validation_data_says_so(tmp_path, tiny_base_model):
 
 def test_large_validation_sets_are_thinned_evenly(validated_run, tmp_path, monkeypatch):
     task = registry().task("text-classification")
-    data = read_validation(validated_run, task, limit=10)
+    data = ValidationSet.read(validated_run, task, limit=10)
     assert data.total == N_VALIDATION and len(data.examples) == 10
     assert [e["text"] for e in data.examples] == [sentence(i) for i in range(0, 40, 4)]
     assert data.annotations == [{"label": LABELS[i % 3 == 0]} for i in range(0, 40, 4)]
@@ -296,7 +302,7 @@ def test_long_validation_texts_are_thinned_to_a_token_budget(validated_run, tmp_
                                                               monkeypatch):
     """QA windows of 384 tokens would make scoring three models take many minutes."""
     task = registry().task("text-classification")
-    data = read_validation(validated_run, task)
+    data = ValidationSet.read(validated_run, task)
     tokenizer = prepare_tokenizer(validated_run / "model" / "tokenizer.json")
     settings = TaskSettings(labels=LABELS)
     data.encode(task, tokenizer, settings)

@@ -10,10 +10,10 @@ import pytest
 import transformers
 
 from annotune.core import runtime
-from annotune.core.export import export_onnx, load_model, onnx_module
+from annotune.core.export.fusion import encoder_shape, fuse_encoder
+from annotune.core.export.parity import onnx_outputs, onnx_session
+from annotune.core.export.trace import export_onnx, load_model, onnx_module
 from annotune.core.features import collate, pad_id, prepare_tokenizer
-from annotune.core.fusion import encoder_shape, fuse_encoder
-from annotune.core.parity import onnx_outputs, onnx_session
 from annotune.core.plugins import registry
 from annotune.core.tasks import TaskSettings
 

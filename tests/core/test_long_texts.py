@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 from annotune.core import cli
-from annotune.core.export_report import ExportReport, long_text_line
+from annotune.core.export.report import ExportReport, long_text_line
+from annotune.core.export.validation import ValidationReport
 from annotune.core.formats.base import ImportRecord
 from annotune.core.long_texts import count_for_training, count_long_texts, describe
 from annotune.core.store import Project
 from annotune.core.tasks import TaskSettings
-from annotune.core.validation import ValidationReport
 from annotune.plugins.pair_classification import PairClassificationTask
 from annotune.plugins.question_answering import QuestionAnsweringTask
 from annotune.plugins.text_classification import TextClassificationTask

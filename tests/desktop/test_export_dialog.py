@@ -9,8 +9,8 @@ import pytest
 import transformers
 
 from annotune.core.export import ExportReport
+from annotune.core.export.validation import ValidationReport
 from annotune.core.tasks import TaskSettings
-from annotune.core.validation import ValidationReport
 from annotune.desktop.export_dialog import ExportDialog, report_lines
 
 LABELS = ("neg", "pos")

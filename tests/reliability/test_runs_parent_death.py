@@ -91,7 +91,7 @@ def test_the_export_child_ends_with_its_parent(finished_run, tmp_path, processes
         import os, sys, time, importlib.abc
         class Finder(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path, target=None):
-                if name != "annotune.core.parity":
+                if name != "annotune.core.export.parity":
                     return None
                 for finder in sys.meta_path:
                     if finder is not self and hasattr(finder, "find_spec"):
@@ -113,7 +113,7 @@ def test_the_export_child_ends_with_its_parent(finished_run, tmp_path, processes
     # end only the parent holds, the parent named in ANNOTUNE_PARENT_PID, a session apart
     parent_code = textwrap.dedent(f"""
         import os, subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-m", "annotune.core.export",
+        child = subprocess.Popen([sys.executable, "-m", "annotune.core.export.job",
                                   {finished_run!r}, {str(tmp_path / "bundle")!r}],
                                  stdout=subprocess.DEVNULL, stdin=subprocess.PIPE,
                                  env={{**os.environ, "ANNOTUNE_PARENT_PID": str(os.getpid())}},

@@ -1,7 +1,7 @@
 """Score exported models on the run's validation data, as evaluation after training does.
 
-The training loop writes its whole validation split beside run.json (``validation.jsonl``, one
-JSON line ``{"fields", "annotation"}`` per example). Export runs the fp32 bundle and each int8
+The training loop writes its whole validation split beside run.json (``validation.jsonl``,
+core/training/validation_file.py). Export runs the fp32 bundle and each int8
 candidate over it through the onnxruntime path of the parity check and the task's numpy
 ``decode`` + ``metrics`` (what evaluation and the Predictor call), so "int8 costs x points" is
 measured on the data the run was judged by, with the run's main metric.
@@ -11,29 +11,26 @@ Numpy only at import; onnxruntime is imported when a model is scored.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from annotune.core.errors import AnnotuneError, where
+from annotune.core.errors import AnnotuneError
+from annotune.core.export.parity import prediction_agreement, run_onnx, signal_to_noise_db
 from annotune.core.features import PREDICT_BATCH_SIZE
 from annotune.core.long_texts import window_counts
-from annotune.core.parity import prediction_agreement, run_onnx, signal_to_noise_db
 from annotune.core.tasks import Feature, Prediction, Task, TaskSettings
+from annotune.core.training.validation_file import VALIDATION_FILE, read_validation
 
-# Written by the training loop beside run.json (write_validation), read by the export.
-VALIDATION_FILE = "validation.jsonl"
 # Examples scored per model. The cost is a paired comparison (the same examples through fp32
 # and int8), so only examples whose decision int8 changes move it: 2,000 examples resolve
 # 0.05 points (one example). Scoring MiniLM on 2,000 SST-2 sentences took 18 s per model on
 # two busy CPU cores (an int8 export scores three: fp32 and two candidates; 46 s in all);
-# long QA contexts cost several times that. Larger splits are thinned evenly, not cut at
-# the front: the file follows the project's import order, which may be sorted by label.
+# long QA contexts cost several times that. Larger splits are thinned evenly.
 VALIDATION_LIMIT = 2000
 # Tokens scored per model (windows included). 2,000 sentences are about 50,000 tokens; 2,000
 # SQuAD questions cut into 384-token windows are over 750,000, twenty minutes of scoring on
@@ -54,6 +51,18 @@ class ValidationSet:
     total: int  # examples in the file
     features: list[Feature] = field(default_factory=list)
     long_texts: dict[str, int] | None = None  # window_counts of the scored examples
+
+    @classmethod
+    def read(cls, run_dir: Path, task: Task, limit: int | None = None) -> ValidationSet | None:
+        """Read the run's validation file (at most ``limit`` examples, spread evenly).
+
+        ``limit`` defaults to VALIDATION_LIMIT. None when the run kept no validation data.
+        """
+        found = read_validation(run_dir, task, VALIDATION_LIMIT if limit is None else limit)
+        if found is None:
+            return None
+        return cls(path=found.path, examples=found.examples, annotations=found.annotations,
+                   total=found.total)
 
     def encode(self, task: Task, tokenizer: Any, settings: TaskSettings,
                budget: int | None = None) -> None:
@@ -196,66 +205,6 @@ class ValidationReport:
                          "can flip between PyTorch and onnxruntime (or a GPU's lower precision "
                          "in training)")
         return notes
-
-
-def write_validation(run_dir: Path, fields: Sequence[Mapping[str, str]],
-                     annotations: Sequence[Any]) -> None:
-    """Write a run's validation examples as JSON lines of {"fields", "annotation"}."""
-    with (run_dir / VALIDATION_FILE).open("w", encoding="utf-8") as out:
-        for example_fields, annotation in zip(fields, annotations, strict=True):
-            out.write(json.dumps({"fields": dict(example_fields), "annotation": annotation},
-                                 ensure_ascii=False) + "\n")
-
-
-def read_validation(run_dir: Path, task: Task, limit: int | None = None
-                    ) -> ValidationSet | None:
-    """Read the run's validation examples (at most ``limit``, spread evenly); None without any.
-
-    ``limit`` defaults to VALIDATION_LIMIT.
-    """
-    limit = VALIDATION_LIMIT if limit is None else limit
-    path = run_dir / VALIDATION_FILE
-    if not path.is_file():
-        return None
-    try:
-        lines = [(n, line) for n, line in enumerate(
-            # split at "\n" only: json.dumps leaves U+2028 and U+0085 inside texts as they are
-            path.read_text(encoding="utf-8").split("\n"), 1) if line.strip()]
-    except (OSError, UnicodeDecodeError) as error:
-        raise AnnotuneError(f"the run's validation file cannot be read ({error})",
-                            where=str(path), hint=_HINT) from None
-    if not lines:
-        return None
-    total = len(lines)
-    chosen = lines if total <= limit else [lines[i * total // limit] for i in range(limit)]
-    examples, annotations = [], []
-    for number, line in chosen:
-        fields, annotation = _parse(line, task, where(path, number))
-        examples.append(fields)
-        annotations.append(annotation)
-    return ValidationSet(path=path, examples=examples, annotations=annotations, total=total)
-
-
-_HINT = ("train the run again, or delete the file to export without validation scores "
-         "(int8 is then checked against fp32 on the run's samples only)")
-
-
-def _parse(line: str, task: Task, location: str) -> tuple[dict[str, str], Any]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise AnnotuneError(f"a validation line is not valid JSON ({error.msg})",
-                            where=location, hint=_HINT) from None
-    if not isinstance(record, Mapping) or not isinstance(record.get("fields"), Mapping) \
-            or "annotation" not in record:
-        raise AnnotuneError('a validation line is not {"fields": {...}, "annotation": ...}',
-                            where=location, hint=_HINT)
-    fields = record["fields"]
-    missing = [name for name in task.fields if not isinstance(fields.get(name), str)]
-    if missing:
-        raise AnnotuneError(f"a validation example has no text in field '{missing[0]}'",
-                            where=location, hint=_HINT)
-    return {name: fields[name] for name in task.fields}, record["annotation"]
 
 
 def main_score(task: Task, metric: str, predictions: Sequence[Prediction],

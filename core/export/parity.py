@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from annotune.core.errors import AnnotuneError
 from annotune.core.features import collate, length_sorted_batches, split_outputs
 from annotune.core.runtime import open_session
 from annotune.core.tasks import Feature, Task
@@ -120,6 +121,17 @@ def prediction_agreement(reference: Sequence[Any], candidate: Sequence[Any]) -> 
         return 1.0
     same = sum(decision(a) == decision(b) for a, b in zip(reference, candidate, strict=True))
     return same / len(reference)
+
+
+def parity_error(diffs: Mapping[str, float], n_features: int, where: Path) -> AnnotuneError:
+    """Return the error that fails an export whose graph disagrees with PyTorch."""
+    figures = ", ".join(f"{name} {diff:.3g}" for name, diff in diffs.items())
+    return AnnotuneError(
+        f"ONNX parity check failed: onnxruntime and PyTorch disagree by up to "
+        f"{max(diffs.values()):.3g} (tolerance {FP32_TOLERANCE:g}) on {n_features} sample "
+        f"windows ({figures}); no bundle was written", where=str(where),
+        hint="report this with the run folder; the run's checkpoint is still usable "
+             "with transformers")
 
 
 # -- running the exported graph ------------------------------------------------------------

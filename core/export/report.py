@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from annotune.core.display_names import metric_title
+from annotune.core.export.validation import COST_LIMIT_POINTS, ValidationReport
 from annotune.core.long_texts import describe
-from annotune.core.validation import COST_LIMIT_POINTS, ValidationReport
 
 
 @dataclass

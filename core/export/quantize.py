@@ -17,15 +17,15 @@ import numpy as np
 
 from annotune.core.bundle import model_size, save_with_external_weights
 from annotune.core.errors import AnnotuneError
-from annotune.core.parity import (
+from annotune.core.export.parity import (
     argmax_agreement,
     decision,
     max_abs_diff,
     prediction_agreement,
     run_onnx,
 )
+from annotune.core.export.validation import Scored, ValidationScorer
 from annotune.core.tasks import Feature, Task, TaskSettings
-from annotune.core.validation import Scored, ValidationScorer
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def quantize_int8(source: str | Path, target: str | Path, per_channel: bool = Fa
         root.setLevel(logging.ERROR)
         try:
             # ONNX shape inference cannot see through onnxruntime's fused operators
-            # (core/fusion.py); tensors it leaves untyped are float32 in these graphs.
+            # (core/export/fusion.py); tensors it leaves untyped are float32 in these graphs.
             quantize_dynamic(str(prepared if preprocessed else source), str(target),
                              weight_type=QuantType.QInt8, per_channel=per_channel,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
