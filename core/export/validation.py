@@ -1,10 +1,10 @@
 """Score exported models on the run's validation data, as evaluation after training does.
 
 The training loop writes its whole validation split beside run.json (``validation.jsonl``,
-core/training/validation_file.py). Export runs the fp32 bundle and each int8
-candidate over it through the onnxruntime path of the parity check and the task's numpy
-``decode`` + ``metrics`` (what evaluation and the Predictor call), so "int8 costs x points" is
-measured on the data the run was judged by, with the run's main metric.
+core/training/validation_file.py). Export runs the fp32 bundle and each int8 candidate over
+it through the onnxruntime path of the parity check and the task's numpy ``decode`` +
+``metrics`` (what evaluation and the Predictor call), so "int8 costs x points" is measured on
+the data the run was judged by, with the run's main metric.
 
 Numpy only at import; onnxruntime is imported when a model is scored.
 """

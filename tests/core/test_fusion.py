@@ -46,7 +46,7 @@ def test_fusion_replaces_each_attention_layer_and_keeps_the_outputs(traced):
     assert fused is not None
     assert fused["Attention"] == 2  # one per layer of the tiny model
     # residual adds stay beside their layer norms: the fused SkipLayerNormalization is slow
-    # on the CPU (core/fusion.py)
+    # on the CPU (core/export/fusion.py)
     assert fused["LayerNormalization"] >= 2 and "SkipLayerNormalization" not in fused
 
     def op_counts(name):

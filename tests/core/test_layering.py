@@ -1,6 +1,9 @@
 """Layer rules, read from the source: core never imports Qt, plugins stay torch- and Qt-free."""
 
 import ast
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,18 @@ def test_the_training_rule_sees_every_way_to_import_the_export(tmp_path, line):
     (tmp_path / "core" / "training").mkdir(parents=True)
     (tmp_path / "core" / "training" / "loop.py").write_text(line)
     assert len(_training_imports_of_export(tmp_path)) >= 1
+
+
+def test_importing_the_training_loads_no_export_module():
+    """Also through a neutral module: training runs where no export module was ever loaded."""
+    code = textwrap.dedent("""
+        import importlib, pkgutil, sys
+        import annotune.core.training as training
+        for module in pkgutil.iter_modules(training.__path__):
+            importlib.import_module("annotune.core.training." + module.name)
+        print([name for name in sys.modules if name.startswith("annotune.core.export")])
+        """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
