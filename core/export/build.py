@@ -58,6 +58,7 @@ class CheckedGraph:
 
     @property
     def max_diff(self) -> float:
+        """Return the largest difference over every output."""
         return max(self.diffs.values())
 
 
@@ -84,6 +85,7 @@ class ExportBuild:
 
     @property
     def model_path(self) -> Path:
+        """Return where the bundle's graph is written (its weights go beside it)."""
         return self.folder / bundle_files.MODEL_NAME
 
     def trace(self) -> None:

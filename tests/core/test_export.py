@@ -217,6 +217,27 @@ def test_replaces_an_older_bundle(classifier_run, exported, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
 
 
+def test_an_export_stopped_at_its_last_stage_leaves_the_older_bundle_as_it_was(
+        classifier_run, exported, tmp_path, monkeypatch):
+    """Ctrl-C after the new manifest was written: the bundle in place is still the old one."""
+    target = tmp_path / "bundle"
+    target.mkdir()
+    for path in exported.bundle_dir.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    before = {path.name: path.read_bytes() for path in target.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "measure_latency", interrupted)
+    texts = ["Pizza 🍕 night\r\nwith the 👨\u200d👩\u200d👧", "Jose\u0301 liked 東京",
+             "مرحبا بالعالم", "שלום עולם"]
+    with pytest.raises(KeyboardInterrupt):
+        export_run(classifier_run, target, parity_texts=texts)
+    assert {path.name: path.read_bytes() for path in target.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no hidden folder left
+
+
 def test_a_runs_model_folder_is_accepted_for_the_run(classifier_run, tmp_path):
     """Runs record model/ as their artifact; exporting that folder exports the run."""
     report = export_run(classifier_run / "model", tmp_path / "bundle", parity_texts=["hi"])
