@@ -39,6 +39,7 @@ from annotune.core.features import (
 from annotune.core.fusion import encoder_shape, fuse_encoder
 from annotune.core.parity import FP32_TOLERANCE, max_abs_diff, run_batches, run_onnx
 from annotune.core.quantize import quantize_bundle_model
+from annotune.core.run_record import RunRecord
 from annotune.core.tasks import Feature, Task, TaskSettings
 from annotune.core.validation import (
     ValidationReport,
@@ -72,17 +73,7 @@ def run_folder(path: Path) -> Path:
 
 def read_run(run_dir: Path) -> dict[str, Any]:
     """Load run.json and check the checkpoint folder beside it."""
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise AnnotuneError("this folder is not a training run (run.json is missing)",
-                            where=str(run_dir), hint="pass a run folder written by annotune train")
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AnnotuneError(f"run.json is not valid JSON ({error})", where=str(path)) from None
-    if not isinstance(run, dict) or "task" not in run:
-        raise AnnotuneError("run.json names no task", where=str(path),
-                            hint="pass a run folder written by annotune train")
+    run = RunRecord.read(run_dir).to_json()  # an older run's missing keys: their defaults
     model_dir = run_dir / "model"
     if not (model_dir / "config.json").is_file():
         raise AnnotuneError("the run has no saved model (model/config.json is missing)",
@@ -426,7 +417,7 @@ def _manifest(run: Mapping[str, Any], task: Task, settings: TaskSettings,
         "max_length": settings.max_length,
         "windowing": {"max_length": settings.max_length, "stride": settings.stride},
         "metrics": run.get("metrics") or {},
-        "main_metric": run.get("main_metric", getattr(task, "main_metric", None)),
+        "main_metric": run.get("main_metric") or getattr(task, "main_metric", None),
         "base_model": run.get("base_model"),
         "training": {"config": run.get("config"), "device": run.get("device"),
                      "best_epoch": run.get("best_epoch")},
