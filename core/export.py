@@ -384,7 +384,8 @@ def _checked_graph(traced: Path, fused: Path | None, model_dir: Path, model_path
     fused graph that drifts from PyTorch is replaced by the traced one; a traced one that
     drifts fails the export.
     """
-    graph, fusion, notes = traced, None, []
+    graph, fusion = traced, None
+    notes: list[str] = []
     if fused is not None:
         fusion = fuse_encoder(traced, fused, encoder_shape(model_dir))
         graph = fused if fusion else traced

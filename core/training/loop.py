@@ -408,7 +408,7 @@ def _save(model: torch.nn.Module, hf_tokenizer: Any, target: Path) -> None:
         return
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
+    model.save_pretrained(partial)  # type: ignore[operator]  # a transformers PreTrainedModel
     hf_tokenizer.save_pretrained(partial)
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
