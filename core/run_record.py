@@ -43,7 +43,8 @@ class RunRecord:
     best_epoch: int | None = None
     metrics: JsonObject = field(default_factory=dict)  # the best epoch's, with uncertainty
     history: list[JsonObject] = field(default_factory=list)  # one entry per epoch
-    device: JsonObject = field(default_factory=dict)  # with precision and precision_probe
+    # with precision and precision_probe; records written by hand may name just the device
+    device: JsonObject | str = field(default_factory=dict)
     memory: JsonObject = field(default_factory=dict)  # batch sizes and peak GPU memory
     duration_s: float | None = None
     steps: int | None = None
@@ -107,8 +108,9 @@ class RunRecord:
 
     def precision(self) -> tuple[str | None, JsonObject | None]:
         """Return the precision the run trained in and the probe that chose it, if any."""
-        precision = self.device.get("precision")
-        probe = self.device.get("precision_probe")
+        device = self.device if isinstance(self.device, dict) else {}
+        precision = device.get("precision")
+        probe = device.get("precision_probe")
         return (precision if isinstance(precision, str) else None,
                 probe if isinstance(probe, dict) else None)
 
@@ -117,7 +119,7 @@ class RunRecord:
 _KINDS: Mapping[str, tuple[type, ...]] = {
     "task": (str,), "status": (str,), "settings": (dict,), "config": (dict,),
     "base_model": (str,), "base_model_source": (str,), "main_metric": (str,),
-    "best_epoch": (int,), "metrics": (dict,), "history": (list,), "device": (dict,),
+    "best_epoch": (int,), "metrics": (dict,), "history": (list,), "device": (dict, str),
     "memory": (dict,), "duration_s": (int, float), "steps": (int,), "train_examples": (int,),
     "validation_examples": (int,), "validation_split": (dict,), "long_texts": (dict,),
     "annotune_version": (str,), "samples": (list,),
