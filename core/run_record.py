@@ -34,7 +34,7 @@ class RunRecord:
     """What one training run did: task, settings as trained, scores, history, device."""
 
     task: str
-    status: str = "finished"
+    status: str | None = None  # finished or cancelled (the loop writes it at its end)
     settings: JsonObject = field(default_factory=dict)  # TaskSettings.to_dict()
     config: JsonObject = field(default_factory=dict)  # TrainConfig.to_dict()
     base_model: str | None = None
