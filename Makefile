@@ -41,8 +41,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
 
+# mypy reads the packages as installed (the strict editable install's link tree), because the
+# folders core/ and plugins/ are only importable under their annotune.* names.
+LINK_TREE = $(BIN)/python -c 'import annotune.core, pathlib; \
+	print(pathlib.Path(annotune.core.__path__[0]).parent.parent)'
+
 lint: $(STAMP)
 	$(BIN)/ruff check core plugins desktop tests bench
+	MYPYPATH="$$($(LINK_TREE))" $(BIN)/mypy -p annotune.core -p annotune.plugins
 
 # The desktop app as one folder (PyInstaller): dist/annotune/ and a .tar.gz beside it.
 app: $(STAMP)

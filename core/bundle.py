@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from annotune.core import graph_files
 from annotune.core.errors import AnnotuneError
@@ -34,6 +34,51 @@ MODEL_NAME = "model.onnx"
 MODEL_DATA_NAME = "model.onnx.data"  # external weights of model.onnx (ONNX's own mechanism)
 TOKENIZER_NAME = "tokenizer.json"
 REQUIRED_KEYS = ("task", "settings", "model", "tokenizer", "files")
+
+
+
+class FileEntry(TypedDict):
+    """One bundle file's size and checksum, as the manifest lists it."""
+
+    bytes: int
+    sha256: str
+
+
+class Manifest(TypedDict):
+    """manifest.json: what the bundle is, how to run it, and every file's checksum.
+
+    The required keys are those every version wrote and ``read_manifest`` checks; the others
+    came later or describe the export (an older bundle lacks them), so readers use ``.get``.
+    Nested objects (settings, metrics, the export's reports) belong to their own owners.
+    """
+
+    format: str
+    format_version: int
+    task: str
+    settings: dict[str, Any]  # TaskSettings.to_dict()
+    model: str
+    tokenizer: str
+    files: dict[str, FileEntry]
+    model_data: NotRequired[str]
+    labels: NotRequired[list[str]]
+    max_length: NotRequired[int]
+    windowing: NotRequired[dict[str, Any]]
+    metrics: NotRequired[dict[str, Any]]
+    main_metric: NotRequired[str | None]
+    base_model: NotRequired[str | None]
+    training: NotRequired[dict[str, Any]]
+    annotune_version: NotRequired[str]
+    created: NotRequired[str]
+    onnx: NotRequired[dict[str, Any]]
+    quantization: NotRequired[dict[str, Any] | None]
+    parity: NotRequired[dict[str, Any]]
+    validation: NotRequired[dict[str, Any] | None]
+
+
+# The kind of value each required key must hold (files is checked entry by entry).
+_REQUIRED_KINDS: dict[str, type] = {"task": str, "settings": dict, "model": str,
+                                    "tokenizer": str, "files": dict}
+_KIND_WORDS: dict[type, str] = {str: "a text", dict: "an object"}
 
 _CHUNK = 1 << 20
 _REEXPORT = "export the run again (annotune export) to get an intact bundle"
@@ -53,24 +98,25 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def file_entries(folder: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+def file_entries(folder: str | os.PathLike[str]) -> dict[str, FileEntry]:
     """Describe every regular file of a bundle folder except the manifest: size and sha256."""
     folder = Path(folder)
-    entries = {}
+    entries: dict[str, FileEntry] = {}
     for path in sorted(folder.iterdir()):
         if path.name == MANIFEST_NAME or not path.is_file():
             continue
-        entries[path.name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        entries[path.name] = FileEntry(bytes=path.stat().st_size, sha256=sha256_file(path))
     return entries
 
 
-def write_manifest(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict[str, Any]:
+def write_manifest(folder: str | os.PathLike[str], manifest: Mapping[str, object]) -> Manifest:
     """Write manifest.json into a finished bundle folder, adding format and file checksums.
 
     Call it last: it hashes the files present in the folder now. Returns the written manifest.
     """
     folder = Path(folder)
-    data = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **dict(manifest)}
+    data: dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+                            **dict(manifest)}
     data["files"] = file_entries(folder)
     for key in ("model", "tokenizer"):
         name = data.get(key)
@@ -79,7 +125,7 @@ def write_manifest(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) 
                                 where=str(folder))
     text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
     (folder / MANIFEST_NAME).write_text(text + "\n", encoding="utf-8")
-    return data
+    return _checked(data, folder / MANIFEST_NAME)
 
 
 def _inside(folder: Path, name: str, what: str) -> Path:
@@ -106,7 +152,7 @@ def _inside(folder: Path, name: str, what: str) -> Path:
     return path
 
 
-def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+def read_manifest(folder: str | os.PathLike[str]) -> Manifest:
     """Load manifest.json, refusing a folder that is not a bundle or comes from a newer annotune."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -133,7 +179,22 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise AnnotuneError(f"manifest.json lacks {', '.join(missing)}", where=str(path),
                             hint=_REEXPORT)
-    return data
+    return _checked(data, path)
+
+
+def _checked(data: dict[str, Any], path: Path) -> Manifest:
+    """Return ``data`` as a Manifest once its required keys hold the kind of value they must.
+
+    A bundle edited by hand (a task given as a number, settings as a list) is refused here
+    with the key named, instead of failing later inside the Predictor.
+    """
+    for key, kind in _REQUIRED_KINDS.items():
+        if not isinstance(data.get(key), kind):
+            raise AnnotuneError(f"manifest.json's '{key}' is {type(data.get(key)).__name__} "
+                                f"{data.get(key)!r:.60}, expected {_KIND_WORDS[kind]}",
+                                where=str(path), hint=_REEXPORT)
+    manifest: Manifest = data  # type: ignore[assignment]  # its required keys checked above
+    return manifest
 
 
 def is_bundle(folder: str | os.PathLike[str]) -> bool:
@@ -145,7 +206,7 @@ def is_bundle(folder: str | os.PathLike[str]) -> bool:
     return True
 
 
-def check_names(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict[str, Any]:
+def check_names(folder: str | os.PathLike[str], manifest: Manifest) -> dict[str, FileEntry]:
     """Check every file name the manifest gives, without opening any file; return ``files``.
 
     The model and tokenizer must be listed with a checksum, and every name must be a plain
@@ -169,7 +230,7 @@ def check_names(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) -> 
     return files
 
 
-def check_file(folder: Path, name: str, entry: Mapping[str, Any], data: bytes | None = None
+def check_file(folder: Path, name: str, entry: FileEntry, data: bytes | None = None
                ) -> None:
     """Raise AnnotuneError unless one bundle file exists with the manifest's size and sha256."""
     path = _inside(folder, name, "manifest.json")
@@ -187,7 +248,8 @@ def check_file(folder: Path, name: str, entry: Mapping[str, Any], data: bytes | 
                             "changed or damaged after export", where=str(path), hint=_REEXPORT)
 
 
-def check_graph_files(folder: Path, model: str, graph: bytes, files: Mapping[str, Any]) -> None:
+def check_graph_files(folder: Path, model: str, graph: bytes, files: Mapping[str, FileEntry]
+                      ) -> None:
     """Refuse a graph that makes onnxruntime open a file the manifest does not list.
 
     ONNX external data names files relative to the graph; each one must be a listed bundle
@@ -215,7 +277,7 @@ def check_graph_files(folder: Path, model: str, graph: bytes, files: Mapping[str
 
 
 def verify_bundle(folder: str | os.PathLike[str], preloaded: Mapping[str, bytes] | None = None,
-                  checked: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  checked: Callable[[str], None] | None = None) -> Manifest:
     """Check everything a Predictor will open against the manifest; return the manifest.
 
     Every listed file must match its size and sha256, every name must stay inside the folder,

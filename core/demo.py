@@ -96,7 +96,7 @@ def run_demo(folder: Path, gui: str, train: Callable) -> int:
         least_sure = project.prediction(first.id) if first is not None else None
     print(f"    stored suggestions for {count} unlabeled reviews"
           + (f"; the least sure ({least_sure.score:.2f}): {first.fields['text']}"
-             if least_sure is not None else ""))
+             if least_sure is not None and first is not None else ""))
     print(f"done in {time.perf_counter() - started:.0f} s; project, runs and bundles in {folder}")
     print(f"next: annotune gui {project_path} — label the {count} reviews left (most "
           "uncertain first), try the bundles, train again")

@@ -19,7 +19,6 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -70,7 +69,7 @@ class Predictor:
         # The tokenizer is small and checked first: it loads while the weights are hashed.
         self.tokenizer = prepare_tokenizer(checker.file(str(manifest["tokenizer"])))
         self._pad_token_id = pad_id(self.tokenizer)
-        self.manifest: dict[str, Any] = checker.result()
+        self.manifest: bundle_files.Manifest = checker.result()
         self.session = open_session(checker.file(str(self.manifest["model"])), threads, device)
         self.providers: list[str] = list(self.session.get_providers())
         self._inputs = [i.name for i in self.session.get_inputs()]
@@ -162,7 +161,7 @@ class _Verification(threading.Thread):
     def __init__(self, folder: Path):
         super().__init__(name="annotune-verify-bundle", daemon=True)
         self._folder = folder
-        self._manifest: dict[str, Any] | None = None
+        self._manifest: bundle_files.Manifest | None = None
         self._error: BaseException | None = None
         self._passed: set[str] = set()
         self._changed = threading.Condition()
@@ -196,7 +195,7 @@ class _Verification(threading.Thread):
                                     hint="load the bundle again")
         return self._folder / name
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> bundle_files.Manifest:
         """Wait for every check; return the manifest they were made against."""
         self.join()
         if self._error is not None:

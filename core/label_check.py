@@ -122,7 +122,7 @@ def find_label_issues(task: Task, settings: TaskSettings, config: Any,
         return rank([RankedIssue(items[i][0], items[i][2], issue, assignment[i] + 1)
                      for i, issue in found])
     owned = work_dir is None
-    root = Path(tempfile.mkdtemp(prefix="annotune-check-")) if owned else Path(work_dir)
+    root = Path(tempfile.mkdtemp(prefix="annotune-check-")) if work_dir is None else Path(work_dir)
     results: list[RankedIssue] = []
     started = time.perf_counter()
     try:

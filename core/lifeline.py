@@ -39,7 +39,7 @@ def child_options(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """
     options: dict[str, Any] = {"stdin": subprocess.PIPE,
                                "env": {**os.environ, **(env or {}), PARENT_ENV: str(os.getpid())}}
-    if os.name == "nt":
+    if sys.platform == "win32":
         options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
     else:
         options["start_new_session"] = True

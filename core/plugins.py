@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, cast
 
 import pluggy
 
 from annotune.core import hookspecs
 from annotune.core.errors import AnnotuneError
+
+if TYPE_CHECKING:  # tasks and formats import this module's registry at run time
+    from annotune.core.formats.base import Exporter, Importer
+    from annotune.core.tasks import Task
 
 BUILTIN_PLUGINS = (
     "annotune.core.formats.tabular",
@@ -46,11 +52,11 @@ class Registry:
     def __init__(self, manager: pluggy.PluginManager, failures: list[PluginFailure]):
         self.manager = manager
         self.failures = failures
-        self.tasks: dict[str, Any] = {}
-        self.importers: dict[str, Any] = {}
-        self.exporters: dict[str, Any] = {}
+        self.tasks: dict[str, Task] = {}
+        self.importers: dict[str, Importer] = {}
+        self.exporters: dict[str, Exporter] = {}
 
-    def task(self, name: str) -> Any:
+    def task(self, name: str) -> Task:
         try:
             return self.tasks[name]
         except KeyError:
@@ -58,7 +64,7 @@ class Registry:
             raise AnnotuneError(f"unknown task '{name}'",
                                 hint=f"installed tasks: {known} (see `annotune plugins`)") from None
 
-    def importer(self, name: str) -> Any:
+    def importer(self, name: str) -> Importer:
         try:
             return self.importers[name]
         except KeyError:
@@ -66,7 +72,7 @@ class Registry:
             raise AnnotuneError(f"unknown import format '{name}'",
                                 hint=f"choose one of: {known}") from None
 
-    def exporter(self, name: str) -> Any:
+    def exporter(self, name: str) -> Exporter:
         try:
             return self.exporters[name]
         except KeyError:
@@ -75,9 +81,9 @@ class Registry:
                                 hint=f"choose one of: {known}") from None
 
 
-def load_plugins(specs: Any, builtin: tuple[str, ...], group: str,
-                 extra_plugins: tuple[Any, ...] = ()) -> tuple[pluggy.PluginManager,
-                                                            list[PluginFailure]]:
+def load_plugins(specs: ModuleType, builtin: tuple[str, ...], group: str,
+                 extra_plugins: tuple[object, ...] = ()) -> tuple[pluggy.PluginManager,
+                                                               list[PluginFailure]]:
     """Register the built-in modules, the entry points of ``group`` and ``extra_plugins``.
 
     The one loader of core's task plugins and the desktop's editor plugins: a plugin that fails
@@ -104,7 +110,7 @@ def load_plugins(specs: Any, builtin: tuple[str, ...], group: str,
 
 
 def collect(manager: pluggy.PluginManager, hook_name: str, failures: list[PluginFailure],
-            register: Any) -> None:
+            register: Callable[..., None]) -> None:
     """Call one register_* hook plugin by plugin, so a failing plugin is skipped alone."""
     for impl in getattr(manager.hook, hook_name).get_hookimpls():
         try:
@@ -113,22 +119,24 @@ def collect(manager: pluggy.PluginManager, hook_name: str, failures: list[Plugin
             failures.append(PluginFailure(impl.plugin_name, f"{type(error).__name__}: {error}"))
 
 
-def build_registry(extra_plugins: tuple[Any, ...] = ()) -> Registry:
+def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
     """Load every plugin and collect what they register (a fresh registry each call)."""
     manager, failures = load_plugins(hookspecs, BUILTIN_PLUGINS, ENTRY_POINT_GROUP,
                                      extra_plugins)
     registry = Registry(manager, failures)
 
-    def add_task(task: Any) -> None:
+    def add_task(task: Task) -> None:
         if task.name in registry.tasks:
             raise AnnotuneError(f"task '{task.name}' is registered twice")
         registry.tasks[task.name] = task
 
-    def add_format(fmt: Any) -> None:
+    def add_format(fmt: Importer | Exporter) -> None:
+        # one object may do both; what it can do is what it has (a third party's class need
+        # not derive from anything)
         if hasattr(fmt, "read"):
-            registry.importers[fmt.name] = fmt
+            registry.importers[fmt.name] = cast("Importer", fmt)
         if hasattr(fmt, "write"):
-            registry.exporters[fmt.name] = fmt
+            registry.exporters[fmt.name] = cast("Exporter", fmt)
 
     collect(manager, "register_tasks", failures, add_task)
     collect(manager, "register_formats", failures, add_format)

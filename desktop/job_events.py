@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Event, Failed, is_end
 from annotune.core.store.runs import TrainingBusyError
 
 log = logging.getLogger("annotune.desktop")
@@ -42,28 +43,27 @@ class ChildWatcher(QObject):
         """Create the child's process object in ``self.process``, then start it."""
         raise NotImplementedError
 
-    def relay(self, event: dict[str, Any]) -> None:
+    def relay(self, event: Event) -> None:
         """Re-emit one event of the child on the GUI thread's side."""
         self.event.emit(event)
 
-    def failure(self, error: Exception) -> dict[str, Any]:
+    def failure(self, error: Exception) -> Failed:
         """Return the failed event for a child that could not start or be read."""
         if not isinstance(error, AnnotuneError):  # a person can act on an AnnotuneError
             log.exception("%s process failed", self.what)
-        return {"event": "failed", "error": str(error)}
+        return Failed(event="failed", error=str(error))
 
     def start(self) -> None:
         self.thread.start()
 
     @Slot()
     def _run(self) -> None:
-        final: dict[str, Any] = {"event": "failed",
-                                 "error": f"the {self.what} ended without a result"}
+        final: Event = Failed(event="failed", error=f"the {self.what} ended without a result")
         try:
             self.launch()
             for event in self.process.events():
                 self.relay(event)
-                if event.get("event") in ("finished", "failed", "cancelled"):
+                if is_end(event):
                     final = event
         except Exception as error:  # shown by the view that started the job
             final = self.failure(error)
@@ -107,15 +107,15 @@ class TrainingWatcher(ChildWatcher):
         self.process = TrainingProcess(python=self.python)
         self.process.start(self.project_path, self.config, env=self.env)
 
-    def relay(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
+    def relay(self, event: Event) -> None:
+        kind: str = event["event"]
         if kind in ("precision", "memory"):
             kind = "notice"
         if kind in ("started", "progress", "metrics", "notice", "finished", "failed",
                     "cancelled"):
             getattr(self, str(kind)).emit(event)
 
-    def failure(self, error: Exception) -> dict[str, Any]:
+    def failure(self, error: Exception) -> Failed:
         final = super().failure(error)
         final["busy"] = isinstance(error, TrainingBusyError)  # another training of the project
         self.failed.emit(final)

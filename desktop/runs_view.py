@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from annotune.core.display_names import (
     precision_title,
     status_title,
 )
+from annotune.core.errors import AnnotuneError
+from annotune.core.run_record import RunRecord
 from annotune.desktop import style
 from annotune.desktop.base_models import describe_choice
 from annotune.desktop.learning_curve_view import CurveWatcher, LearningCurvePanel
@@ -62,30 +64,30 @@ def run_columns(task: Any) -> tuple[str, ...]:
             option_title("batch_size"), metric_title(task.main_metric, task), "Time")
 
 
-def read_run_record(run: dict[str, Any]) -> dict[str, Any]:
-    """Return the run's run.json (device, precision probe, …) or {} when it is not there."""
+def read_run_record(run: Mapping[str, Any]) -> RunRecord | None:
+    """Return the run's run.json (device, precision probe, …) or None when it is unreadable."""
     artifact = run.get("artifact_dir")
     if not artifact:
-        return {}
+        return None
     folder = Path(artifact)
-    for candidate in (folder / "run.json", folder.parent / "run.json"):
+    for candidate in (folder, folder.parent):
         try:
-            return json.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            return RunRecord.read(candidate)
+        except AnnotuneError:
             continue
-    return {}
+    return None
 
 
-def precision_row(record: dict[str, Any]) -> Row | None:
+def precision_row(record: RunRecord | None) -> Row | None:
     """Say in words which precision the run trained in and why (the probe's figures as tip)."""
-    device = record.get("device") if isinstance(record.get("device"), dict) else {}
-    probe = device.get("precision_probe")
+    if record is None:
+        return None
+    precision, probe = record.precision()
     sentence = precision_sentence(probe)
     if sentence:
         return Row("Precision", [sentence], precision_details(probe))
-    if device.get("precision"):
-        return Row("Precision", [precision_title(device["precision"])],
-                   f"precision {device['precision']}")
+    if precision:
+        return Row("Precision", [precision_title(precision)], f"precision {precision}")
     return None
 
 

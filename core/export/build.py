@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from annotune.core import bundle as bundle_files
+from annotune.core.bundle import Manifest
 from annotune.core.export.fusion import encoder_shape, fuse_encoder
 from annotune.core.export.latency import measure_latency
 from annotune.core.export.manifest import manifest_fields
@@ -80,7 +81,7 @@ class ExportBuild:
     validation: ValidationReport | None = None
     quantization: dict[str, Any] | None = None  # quantize_int8: the manifest's entry
     int8: Int8Candidate | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)  # write_files
+    manifest: Manifest | None = None  # write_files
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -184,6 +185,7 @@ class ExportBuild:
     def report(self) -> ExportReport:
         """Return what was written and measured, the bundle's latency included."""
         assert self.graph is not None, "check_parity runs first"
+        assert self.manifest is not None, "write_files runs first"
         source, int8 = self.source, self.int8
         report = ExportReport(
             bundle_dir=self.folder, model_path=self.model_path,

@@ -6,7 +6,6 @@ exported is refused without touching the target folder.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
 from annotune.core.export.validation import ValidationSet
 from annotune.core.features import pad_id, prepare_tokenizer
+from annotune.core.run_record import RunRecord
 from annotune.core.tasks import Feature, Task, TaskSettings
 
 FALLBACK_TEXTS = (
@@ -38,17 +38,7 @@ def run_folder(path: Path) -> Path:
 
 def read_run(run_dir: Path) -> dict[str, Any]:
     """Load run.json and check the checkpoint folder beside it."""
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise AnnotuneError("this folder is not a training run (run.json is missing)",
-                            where=str(run_dir), hint="pass a run folder written by annotune train")
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AnnotuneError(f"run.json is not valid JSON ({error})", where=str(path)) from None
-    if not isinstance(run, dict) or "task" not in run:
-        raise AnnotuneError("run.json names no task", where=str(path),
-                            hint="pass a run folder written by annotune train")
+    run = RunRecord.read(run_dir).to_json()  # an older run's missing keys: their defaults
     model_dir = run_dir / "model"
     if not (model_dir / "config.json").is_file():
         raise AnnotuneError("the run has no saved model (model/config.json is missing)",

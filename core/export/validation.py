@@ -198,7 +198,7 @@ class ValidationReport:
         notes = []
         if self.over_allowance:
             notes.append(self.cost_note())
-        if self.matches_recorded is False:
+        if self.matches_recorded is False and self.recorded is not None:
             notes.append(f"the fp32 bundle scores {self.metric} {self.show(self.fp32)} on "
                          f"validation, the checkpoint recorded {self.show(self.recorded)}: a "
                          "decision near a tie "

@@ -265,10 +265,10 @@ class _Validator:
             except AnnotuneError as error:
                 found = (None, error)
             cache[key] = found
-        valid, error = found
-        if error is not None:
-            raise error
-        return dict(valid)  # each record owns its annotation
+        valid, problem = found
+        if problem is not None:
+            raise problem
+        return dict(valid or {})  # each record owns its annotation
 
 
 def _surrogate(record: ImportRecord) -> RowProblem | None:
@@ -310,8 +310,8 @@ def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
 
 
 # -- import ----------------------------------------------------------------------------------
-def _records(items: Iterator[ImportRecord | RowProblem], report: ImportReport, path: Path,
-             skip_bad_rows: bool) -> Iterator[ImportRecord]:
+def _records(items: Iterator[ImportRecord | RowProblem | ImportNote], report: ImportReport,
+             path: Path, skip_bad_rows: bool) -> Iterator[ImportRecord]:
     """Yield a file's records to the store, noting bad rows; raise at the end if it must fail.
 
     The store reads this while it writes (reading and indexing overlap), inside its one
@@ -368,7 +368,7 @@ def _raw_rows(importer: Any, path: Path, options: ImportOptions, limit: int
     """Return the file's columns and first rows for importers that read tables."""
     if hasattr(importer, "table"):
         table = importer.table(path, options)
-        raw = []
+        raw: list[dict[str, Any]] = []
         for _, cells in table.rows:
             if len(raw) >= limit:
                 break

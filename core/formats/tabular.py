@@ -315,9 +315,9 @@ class RecordMaker:
             if key is not None:
                 annotation = dict(annotation)  # each record owns its annotation
         split = self.forced_split
-        column = self.split_column
-        if column is not None and not _is_blank(row.get(column)):
-            given = str(row[column]).strip()
+        split_column = self.split_column
+        if split_column is not None and not _is_blank(row.get(split_column)):
+            given = str(row[split_column]).strip()
             split = SPLIT_NAMES.get(given.lower())
             if split is None:
                 return RowProblem(line, f"unknown split '{given}'", field="split",
@@ -396,7 +396,8 @@ class DelimitedImporter:
             mode = csv.QUOTE_MINIMAL if delimiter == "," else detect_quoting(text, delimiter)
         else:
             mode = csv.QUOTE_MINIMAL if choice == "csv" else csv.QUOTE_NONE
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=mode)
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                            quoting=mode)  # type: ignore[arg-type]  # one of csv's QUOTE_*
         header: list[str] | None = None
         for header in reader:
             if header:

@@ -109,7 +109,9 @@ def serve(bundle: Path, host: str = "127.0.0.1", port: int = 8000,
               "requests, and there is no authentication; put it behind a proxy that checks "
               "who calls, or serve on 127.0.0.1", file=sys.stderr)
     if load is None:
-        from annotune.core.inference import Predictor as load
+        from annotune.core.inference import Predictor
+
+        load = Predictor
     predictor = load(bundle, threads=threads)
     sock = bind(host, port)
     try:

@@ -8,6 +8,7 @@ project = Project.open(path)
 
 from annotune.core.store.project import Project
 from annotune.core.store.records import Example, ImportSummary, StoredAnnotation
-from annotune.core.store.runs import StoredPrediction
+from annotune.core.store.runs import RunEpoch, RunRow, StoredPrediction
 
-__all__ = ["Example", "ImportSummary", "Project", "StoredAnnotation", "StoredPrediction"]
+__all__ = ["Example", "ImportSummary", "Project", "RunEpoch", "RunRow", "StoredAnnotation",
+           "StoredPrediction"]

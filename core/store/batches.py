@@ -27,7 +27,7 @@ from typing import Any
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.store.records import now, write_transaction
+from annotune.core.store.records import inserted_id, now, write_transaction
 
 # Where the importer cannot be checked (another machine on a shared folder, Windows), a batch
 # is abandoned once its last step is this old; an import steps several times a second.
@@ -143,7 +143,7 @@ def begin(db: sqlite_utils.Database, source: str | None, where: str | None = Non
     cursor = db.execute("INSERT INTO imports (first_id, source, owner, started_at, heartbeat) "
                         "VALUES (?, ?, ?, ?, ?)", [last + 1, source, owner, now(), time.time()])
     _running_here.add(owner)
-    return Batch(id=int(cursor.lastrowid), first_id=last + 1, owner=owner)
+    return Batch(id=inserted_id(cursor), first_id=last + 1, owner=owner)
 
 
 def touch(db: sqlite_utils.Database, batch: Batch) -> None:

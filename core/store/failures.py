@@ -49,7 +49,7 @@ class DamagedProjectError(AnnotuneError):
 class StoredValueError(AnnotuneError):
     """A value in the project file is not the JSON annotune wrote there."""
 
-    def __init__(self, place: str, text: str | None, error: ValueError):
+    def __init__(self, place: str, text: str | None, error: ValueError | TypeError):
         excerpt = (text or "")[:40]
         super().__init__(f"{place} is not valid JSON ({error}): {excerpt!r}",
                          hint="the file was changed outside annotune or is damaged; restore a "

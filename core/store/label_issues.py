@@ -15,7 +15,14 @@ from typing import Any
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.store.records import RUN_STATUSES, dumps, loads, now, write_transaction
+from annotune.core.store.records import (
+    RUN_STATUSES,
+    dumps,
+    inserted_id,
+    loads,
+    now,
+    write_transaction,
+)
 
 # One issue as a check writes it: example id, score, given annotation, suggestion, reasons.
 IssueRow = tuple[int, float, dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]
@@ -26,7 +33,7 @@ def start_check(db: sqlite_utils.Database, config: dict[str, Any]) -> int:
     with write_transaction(db):
         cursor = db.execute("INSERT INTO label_checks (created_at, status, config) "
                             "VALUES (?, 'running', ?)", [now(), dumps(config)])
-        return int(cursor.lastrowid)
+        return inserted_id(cursor)
 
 
 def finish_check(db: sqlite_utils.Database, check_id: int, status: str,

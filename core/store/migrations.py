@@ -94,8 +94,8 @@ CREATE INDEX IF NOT EXISTS predictions_latest ON predictions (example_id, create
 def _v1_initial(db: sqlite_utils.Database) -> None:
     """Create the first schema: settings, examples (+ FTS5), annotations, history, runs."""
     db.executescript(SCHEMA_1)
-    if db["examples"].detect_fts() is None:
-        db["examples"].enable_fts(["text"], fts_version="FTS5", create_triggers=True)
+    if db.table("examples").detect_fts() is None:
+        db.table("examples").enable_fts(["text"], fts_version="FTS5", create_triggers=True)
 
 
 # Counts of the common filters (all, accepted, skipped; unlabeled is the difference) kept in a

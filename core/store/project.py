@@ -17,6 +17,8 @@ import sqlite_utils
 
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
+from annotune.core.formats.base import ImportRecord
+from annotune.core.run_record import JsonObject
 from annotune.core.store import annotations as _annotations
 from annotune.core.store import backup as _backup
 from annotune.core.store import batches, bulk, integrity, migrations
@@ -40,9 +42,9 @@ from annotune.core.store.records import (
     search_text,
     write_transaction,
 )
-from annotune.core.store.runs import StoredPrediction
+from annotune.core.store.runs import RunRow, StoredPrediction
 from annotune.core.store.training_lock import TrainingLock
-from annotune.core.tasks import TaskSettings
+from annotune.core.tasks import Annotation, Prediction, Task, TaskSettings
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PAGE_SIZE = 16384
@@ -227,7 +229,7 @@ class Project:
         return self.path.with_name(f"{self.path.stem}-runs")
 
     @property
-    def task(self) -> Any:
+    def task(self) -> Task:
         """The project's Task object from the plugin registry."""
         return plugins.registry().task(self.task_name)
 
@@ -273,7 +275,7 @@ class Project:
         return changed.labels
 
     # -- examples ----------------------------------------------------------------------------
-    def add_examples(self, records: Iterable[Any], source: str | None = None,
+    def add_examples(self, records: Iterable[ImportRecord], source: str | None = None,
                      keep_repeated_texts: bool = False) -> ImportSummary:
         """Add ImportRecords (with their annotations) in one transaction: all or nothing.
 
@@ -444,7 +446,7 @@ class Project:
                                         where=str(self.path))
 
     # -- annotations -------------------------------------------------------------------------
-    def save_annotation(self, example_id: int, annotation: Mapping[str, Any],
+    def save_annotation(self, example_id: int, annotation: Mapping[str, object],
                         status: str = "accepted", annotator: str = "user") -> StoredAnnotation:
         """Validate an annotation with the project's task and store it (committed at once)."""
         if status not in STATUSES:
@@ -481,11 +483,11 @@ class Project:
     def can_redo(self) -> bool:
         return _annotations.can_redo(self.db)
 
-    def history(self, example_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def history(self, example_id: int | None = None, limit: int = 100) -> list[JsonObject]:
         """Return annotation history entries, newest first (audit: who changed what, when)."""
         return _annotations.history(self.db, example_id, limit)
 
-    def labeled(self, split: str | None = None) -> list[tuple[Example, dict[str, Any]]]:
+    def labeled(self, split: str | None = None) -> list[tuple[Example, Annotation]]:
         """Return accepted annotations with their examples, in id order."""
         sql = ("SELECT e.*, a.payload AS payload FROM examples e "
                f"JOIN annotations a ON a.example_id = e.id WHERE a.status = 'accepted' "
@@ -497,7 +499,7 @@ class Project:
                 for row in self.db.query(sql + " ORDER BY e.id", params)]
 
     def labeled_with_predictions(self, search: str | None = None
-                                 ) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+                                 ) -> Iterator[tuple[int, Annotation, Prediction]]:
         """Yield (example id, accepted annotation, newest prediction) in id order.
 
         Only examples that have both; ``search`` filters like the other queries (full text).
@@ -523,7 +525,7 @@ class Project:
         for row in self.db.query(sql):
             yield example_from_row(row), annotation_from_row(row)
 
-    def stats(self, long_texts: bool = False) -> dict[str, Any]:
+    def stats(self, long_texts: bool = False) -> JsonObject:
         """Count examples, accepted, skipped, unlabeled, per label and per split.
 
         ``long_texts`` adds how many texts are longer than one model window (read in
@@ -556,13 +558,13 @@ class Project:
             last = rows[-1][0]
 
     # -- runs and predictions ----------------------------------------------------------------
-    def create_run(self, config: dict[str, Any], device: str) -> int:
+    def create_run(self, config: JsonObject, device: str) -> int:
         return _runs.create_run(self.db, config, device)
 
-    def record_epoch(self, run_id: int, epoch: int, metrics: dict[str, Any]) -> None:
+    def record_epoch(self, run_id: int, epoch: int, metrics: JsonObject) -> None:
         _runs.record_epoch(self.db, run_id, epoch, metrics)
 
-    def finish_run(self, run_id: int, status: str, metrics: dict[str, Any] | None = None,
+    def finish_run(self, run_id: int, status: str, metrics: JsonObject | None = None,
                    artifact_dir: str | Path | None = None, error: str | None = None,
                    only_running: bool = False) -> bool:
         return _runs.finish_run(self.db, run_id, status, metrics,
@@ -585,7 +587,7 @@ class Project:
             raise
         return lock
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunRow]:
         """Return every run as a dict (id, created, status, config, metrics, epochs...).
 
         A run whose training process is gone (killed, crashed) is closed as failed first.
@@ -593,12 +595,12 @@ class Project:
         with _naming("tables runs and run_epochs"):
             return _runs.runs(self.db, self.runs_dir)
 
-    def run(self, run_id: int) -> dict[str, Any]:
+    def run(self, run_id: int) -> RunRow:
         with _naming(f"run {run_id} (tables runs and run_epochs)"):
             return _runs.run(self.db, run_id, self.runs_dir)
 
     def save_predictions(self, source: str | int,
-                         items: Iterable[tuple[int, dict[str, Any], float | None]]) -> int:
+                         items: Iterable[tuple[int, Annotation, float | None]]) -> int:
         """Store (example_id, prediction, score) triples from one bundle or run."""
         return _runs.save_predictions(self.db, source, items)
 
@@ -608,7 +610,7 @@ class Project:
             return _runs.prediction(self.db, example_id, source)
 
     # -- label checks (core/label_check.py) --------------------------------------------------
-    def start_label_check(self, config: dict[str, Any]) -> int:
+    def start_label_check(self, config: JsonObject) -> int:
         """Record a label check as running; return its id."""
         return _label_issues.start_check(self.db, config)
 
@@ -618,12 +620,12 @@ class Project:
         """Store a check's issues with its end, in one transaction; return how many."""
         return _label_issues.finish_check(self.db, check_id, status, issues, error)
 
-    def label_checks(self) -> list[dict[str, Any]]:
+    def label_checks(self) -> list[JsonObject]:
         """Return every label check, newest first."""
         return _label_issues.checks(self.db)
 
     def label_issues(self, check_id: int | None = None, limit: int | None = None
-                     ) -> list[dict[str, Any]]:
+                     ) -> list[JsonObject]:
         """Return a check's issues by score (default: the newest finished check's)."""
         if check_id is None:
             check_id = _label_issues.latest_finished(self.db)

@@ -67,6 +67,13 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """Return the row id the INSERT run by ``cursor`` created."""
+    if cursor.lastrowid is None:  # sqlite3 sets it for every INSERT; None means no INSERT ran
+        raise RuntimeError("no row was inserted")
+    return cursor.lastrowid
+
+
 def loads(text: str | None, place: str = "a value stored in the project") -> Any:
     """Parse stored JSON; a value that is not JSON is a StoredValueError naming ``place``."""
     try:

@@ -125,7 +125,7 @@ def _insert_few_payloads(conn: Any, rows: Rows, before: int, time: str) -> bool:
     when the payloads are too varied for one CASE expression (spans, answers).
     """
     numbers: dict[str, int] = {}
-    order = []
+    order: list[int | None] = []
     for _, payload in rows.values():
         if payload is None:
             order.append(None)

@@ -14,13 +14,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.run_record import JsonObject
 from annotune.core.store import bulk, training_lock
-from annotune.core.store.records import RUN_STATUSES, dumps, loads, now, write_transaction
+from annotune.core.store.records import (
+    RUN_STATUSES,
+    dumps,
+    inserted_id,
+    loads,
+    now,
+    write_transaction,
+)
 
 ABANDONED = "the training process ended without recording its end (killed or crashed)"
 
@@ -49,7 +57,7 @@ def create_run(db: sqlite_utils.Database, config: dict[str, Any], device: str) -
     cursor = db.execute(
         "INSERT INTO runs (created_at, status, config, device) VALUES (?, 'running', ?, ?)",
         [now(), dumps(config), device])
-    return int(cursor.lastrowid)
+    return inserted_id(cursor)
 
 
 def _require(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
@@ -118,7 +126,7 @@ def add_ended_run(db: sqlite_utils.Database, origin: str, config: dict[str, Any]
                                                                "id": origin}}),
              device, duration_s, None if metrics is None else dumps(metrics),
              artifact_dir, error, finished_at])
-        run_id = int(cursor.lastrowid)
+        run_id = inserted_id(cursor)
         for epoch, epoch_metrics, at in epochs:
             db.execute("INSERT OR REPLACE INTO run_epochs (run_id, epoch, metrics, created_at) "
                        "VALUES (?, ?, ?, ?)", [run_id, int(epoch), dumps(epoch_metrics), at])
@@ -261,9 +269,33 @@ def _shown_time(iso: str) -> str:
         return str(iso)
 
 
+class RunEpoch(TypedDict):
+    """One recorded epoch of a run: its metrics (with train_loss) and when it ended."""
+
+    epoch: int
+    metrics: JsonObject
+    created: str
+
+
+class RunRow(TypedDict):
+    """A run as the project records it (``Project.runs``): JSON-ready, paths absolute."""
+
+    id: int
+    created: str
+    status: str  # running, finished, failed or cancelled
+    config: JsonObject  # TrainConfig.to_dict()
+    device: str | None
+    duration_s: float | None
+    metrics: JsonObject | None  # the best epoch's
+    artifact_dir: str | None
+    error: str | None
+    finished: str | None
+    epochs: list[RunEpoch]
+
+
 def _run_dict(db: sqlite_utils.Database, row: dict[str, Any],
-              runs_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
-    epochs = [{"epoch": e["epoch"], "metrics": loads(e["metrics"]), "created": e["created_at"]}
+              runs_dir: str | os.PathLike[str] | None) -> RunRow:
+    epochs = [RunEpoch(epoch=e["epoch"], metrics=loads(e["metrics"]), created=e["created_at"])
               for e in db.query("SELECT * FROM run_epochs WHERE run_id = ? ORDER BY epoch",
                                 [row["id"]])]
     return {"id": row["id"], "created": row["created_at"], "status": row["status"],
@@ -283,7 +315,7 @@ def _artifact_dir(row: dict[str, Any], runs_dir: str | os.PathLike[str] | None) 
 
 
 def runs(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None = None
-         ) -> list[dict[str, Any]]:
+         ) -> list[RunRow]:
     """Return every run as a JSON-ready dict, oldest first (the last one is the newest).
 
     With the project's ``runs_dir`` (beside the project file), runs whose training process is
@@ -295,15 +327,15 @@ def runs(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None = No
 
 
 def run(db: sqlite_utils.Database, run_id: int, runs_dir: str | os.PathLike[str] | None = None
-        ) -> dict[str, Any]:
+        ) -> RunRow:
     """Return one run as ``runs`` does."""
     unwritten = close_abandoned(db, runs_dir)
     return _shown(_run_dict(db, _require(db, run_id), runs_dir), unwritten)
 
 
-def _shown(record: dict[str, Any], abandoned: set[int]) -> dict[str, Any]:
+def _shown(record: RunRow, abandoned: set[int]) -> RunRow:
     if record["id"] in abandoned and record["status"] == "running":
-        record.update(status="failed", error=ABANDONED)
+        record["status"], record["error"] = "failed", ABANDONED
     return record
 
 
@@ -324,7 +356,8 @@ def save_predictions(db: sqlite_utils.Database,
 def prediction(db: sqlite_utils.Database, example_id: int, source: str | int | None = None
                ) -> StoredPrediction | None:
     """Return the newest prediction of an example (from one source, or any)."""
-    sql, params = "SELECT * FROM predictions WHERE example_id = ?", [example_id]
+    sql = "SELECT * FROM predictions WHERE example_id = ?"
+    params: list[object] = [example_id]
     if source is not None:
         sql, params = sql + " AND source = ?", [*params, str(source)]
     rows = list(db.query(sql + " ORDER BY created_at DESC, rowid DESC LIMIT 1", params))

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-if os.name == "nt":
+if sys.platform == "win32":
     import msvcrt
 else:
     import fcntl
@@ -68,7 +69,7 @@ def _key(path: Path) -> str:
 
 def _try_lock(fd: int, shared: bool) -> bool:
     """Take the lock on ``fd`` without waiting; False when another holder has it."""
-    if os.name == "nt":
+    if sys.platform == "win32":
         os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
@@ -83,7 +84,7 @@ def _try_lock(fd: int, shared: bool) -> bool:
 
 
 def _unlock(fd: int) -> None:
-    if os.name == "nt":
+    if sys.platform == "win32":
         os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
     else:

@@ -142,6 +142,7 @@ def describe_device(config: TrainConfig | None = None) -> dict[str, Any]:
     else:
         precision = pick_precision(device, config.precision,
                                    base_model_width(config.base_model))
+    memory: float | None
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         name, memory = props.name, props.total_memory / 2**30

@@ -153,8 +153,9 @@ class DistributedRanks(Ranks):
         # pass would also add a collective per micro-batch, and processes may run different
         # numbers of micro-batches in a step (torch 2.13 renamed the option)
         options = inspect.signature(DistributedDataParallel).parameters
-        quiet = ({"forward_sync_buffers": False} if "forward_sync_buffers" in options
-                 else {"broadcast_buffers": False})
+        quiet: dict[str, Any] = ({"forward_sync_buffers": False}
+                                 if "forward_sync_buffers" in options
+                                 else {"broadcast_buffers": False})
         self.ddp = DistributedDataParallel(
             model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
             **quiet)

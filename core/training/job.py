@@ -40,7 +40,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.training.config import TrainConfig
@@ -53,6 +53,9 @@ from annotune.core.training.job_process import (  # noqa: F401 (the parent side,
 )
 from annotune.core.training.stopping import StopControl, StopRequested
 
+if TYPE_CHECKING:
+    from annotune.core.training.validation_split import Item
+
 Emit = Callable[[dict[str, Any]], None]
 # set by torchrun's elastic agent (and so by accelerate launch) in every process it starts
 LAUNCHER_ENV = "TORCHELASTIC_RUN_ID"
@@ -60,7 +63,7 @@ LAUNCHER_ENV = "TORCHELASTIC_RUN_ID"
 QUIET_LIBRARIES = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
 
 
-def labeled_data(project: Any) -> tuple[list[tuple[dict, dict]], list[tuple[dict, dict]]]:
+def labeled_data(project: Any) -> tuple[list[Item], list[Item]]:
     """Return (train, validation) items from the project's accepted annotations.
 
     The examples' split decides; examples of no split train; the test split is left out.

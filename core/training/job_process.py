@@ -21,12 +21,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from annotune.core import events
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Cancelled, Event, Failed, is_end, read_event
 from annotune.core.lifeline import child_options
 from annotune.core.training.config import TrainConfig
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
-END_EVENTS = ("finished", "failed", "cancelled")
+END_EVENTS = events.END_EVENTS
 # A stop request ends the child at once before its training loop runs, and at the next step
 # or evaluation batch once it runs; a step (or checkpoint save) that takes longer is cut
 # short by a kill after this long, so a stop always ends within about 3 s.
@@ -46,7 +48,7 @@ class TrainingProcess:
         self.project_path: Path | None = None
         self.run_id: int | None = None
         self.log_path: Path | None = None  # the child's stderr (warnings, library logs)
-        self.ended: dict[str, Any] | None = None  # the finished/failed/cancelled event
+        self.ended: Event | None = None  # the finished/failed/cancelled event
         self._stopping: str | None = None  # why the run ends when the child cannot say it
 
     def start(self, project_path: str | Path, config: TrainConfig | Mapping[str, Any] | None
@@ -77,36 +79,34 @@ class TrainingProcess:
                 stdout=subprocess.PIPE, stderr=log, text=True, encoding="utf-8", bufsize=1,
                 **child_options(child_env))
 
-    def events(self) -> Iterator[dict[str, Any]]:
+    def events(self) -> Iterator[Event]:
         """Yield the job's events until it exits; a job that dies silently yields failed."""
         if self.process is None or self.process.stdout is None:
             raise AnnotuneError("no training job was started")
         for line in self.process.stdout:
-            line = line.strip()
-            if not line:
+            event = read_event(line)
+            if event is None:
                 continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                event = {"event": "log", "line": line}
-            if event.get("event") == "started":
-                self.run_id = event.get("run_id")
-            if event.get("event") in END_EVENTS:
+            if event["event"] == "started":
+                run_id = event.get("run_id")
+                self.run_id = run_id if isinstance(run_id, int) else None
+            if is_end(event):
                 self.ended = event
             yield event
         code = self.process.wait()
         self._close_lifeline()
         if self.ended is None:
             if self._stopping:
-                self.ended = {"event": "cancelled", "run_id": self.run_id, "forced": True}
+                self.ended = Cancelled(event="cancelled", run_id=self.run_id, forced=True)
                 self._record_end("cancelled", self._stopping)
             else:
-                self.ended = {"event": "failed", "run_id": self.run_id, "log": str(self.log_path),
-                              "error": f"the training process ended unexpectedly "
-                                       f"({describe_exit(code)}): {self._log_tail()}"}
-                self._record_end("failed", self.ended["error"])
+                error = (f"the training process ended unexpectedly ({describe_exit(code)}): "
+                         f"{self._log_tail()}")
+                self.ended = Failed(event="failed", run_id=self.run_id, log=str(self.log_path),
+                                    error=error)
+                self._record_end("failed", error)
             yield self.ended
-        elif self.ended.get("event") == "finished" and self.log_path is not None:
+        elif self.ended["event"] == "finished" and self.log_path is not None:
             self.log_path.unlink(missing_ok=True)  # nothing went wrong: no log to keep
 
     def stop(self, timeout: float = STOP_GRACE_S) -> None:
@@ -199,7 +199,7 @@ def describe_exit(code: int | None) -> str:
 
 def _signal_group(process: subprocess.Popen[str], hard: bool) -> None:
     """Ask the child's group to stop (SIGINT; Ctrl+Break on Windows), or kill it when hard."""
-    if os.name != "nt":
+    if sys.platform != "win32":
         os.killpg(process.pid, signal.SIGKILL if hard else signal.SIGINT)
     elif hard:
         process.kill()

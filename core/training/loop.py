@@ -13,7 +13,6 @@ asked of ``ranks`` (core/training/distributed.py).
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import math
 import random
 import shutil
@@ -30,6 +29,7 @@ import torch
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import batch_end, collate, pad_id, split_outputs
 from annotune.core.long_texts import window_counts
+from annotune.core.run_record import RunRecord
 from annotune.core.tasks import Feature, Task, TaskSettings
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.data import Item, bucketed_batches, settle_validation, to_device
@@ -327,19 +327,19 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                          artifact_dir=artifact_dir if best["epoch"] is not None else None,
                          best_epoch=best["epoch"], metrics=best["metrics"], history=history,
                          device=device_info, duration_s=duration, settings=best["settings"])
-    record = {
-        "task": task.name, "status": status, "settings": best["settings"].to_dict(),
-        "config": config.to_dict(), "base_model": config.base_model or BUNDLED_NAME,
-        "base_model_source": loaded.source, "main_metric": task.main_metric,
-        "best_epoch": best["epoch"], "metrics": best["metrics"], "history": history,
-        "device": device_info, "memory": sizes.record(device), "duration_s": duration,
-        "steps": step,
-        "train_examples": len(train_data), "validation_examples": len(val_data),
-        "validation_split": split.record, "long_texts": long_texts,
-        "annotune_version": _version(), "samples": val_fields[:SAMPLES],
-    }
+    record = RunRecord(
+        task=task.name, status=status, settings=best["settings"].to_dict(),
+        config=config.to_dict(), base_model=config.base_model or BUNDLED_NAME,
+        base_model_source=loaded.source, main_metric=task.main_metric,
+        best_epoch=best["epoch"], metrics=best["metrics"], history=history,
+        device=device_info, memory=sizes.record(device), duration_s=duration,
+        steps=step,
+        train_examples=len(train_data), validation_examples=len(val_data),
+        validation_split=split.record, long_texts=long_texts,
+        annotune_version=_version(), samples=[dict(f) for f in val_fields[:SAMPLES]],
+    )
     if ranks.is_main:
-        (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
+        record.write(out_dir)
     return result
 
 
@@ -408,7 +408,7 @@ def _save(model: torch.nn.Module, hf_tokenizer: Any, target: Path) -> None:
         return
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
+    model.save_pretrained(partial)  # type: ignore[operator]  # a transformers PreTrainedModel
     hf_tokenizer.save_pretrained(partial)
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)

@@ -137,3 +137,23 @@ def test_bundle_module_imports_neither_numpy_nor_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_manifest_in_an_early_versions_shape_still_verifies(folder):
+    """Only the required keys, as the first bundles had them: nothing newer is needed."""
+    data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    early = {key: data[key] for key in ("format", "format_version", "task", "settings",
+                                        "model", "tokenizer", "files")}
+    (folder / "manifest.json").write_text(json.dumps(early), encoding="utf-8")
+    manifest = bundle.verify_bundle(folder)
+    assert manifest == early and manifest.get("model_data") is None
+
+
+@pytest.mark.parametrize(("key", "value"), [("task", 5), ("settings", ["a"]), ("model", None),
+                                            ("tokenizer", {"name": "t"}), ("files", [])])
+def test_a_manifest_value_of_the_wrong_kind_is_refused_naming_its_key(folder, key, value):
+    data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    (folder / "manifest.json").write_text(json.dumps({**data, key: value}), encoding="utf-8")
+    with pytest.raises(AnnotuneError, match=f"manifest.json's '{key}' is") as error:
+        bundle.read_manifest(folder)
+    assert "export the run again" in str(error.value)

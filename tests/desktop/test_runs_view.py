@@ -107,7 +107,7 @@ def test_views_name_metrics_and_options_in_words_with_the_key_as_tooltip(
     project = sentiment_project
     run_dir = tmp_path / "runs" / "1"
     (run_dir / "model").mkdir(parents=True)
-    (run_dir / "run.json").write_text(json.dumps({"device": {
+    (run_dir / "run.json").write_text(json.dumps({"task": "text-classification", "device": {
         "device": "cuda", "precision": "bf16",
         "precision_probe": {"fp32_ms": 14.8, "bf16_ms": 10.0, "length": 15, "batch": 8,
                             "chosen": "bf16", "device": "cuda"}}}), encoding="utf-8")
