@@ -25,7 +25,9 @@ User-style comparison (after the table above, or alone with --only-user-style): 
 person's own program sees. One process runs transformers' AutoTokenizer and the eager PyTorch
 model, the others ``Predictor.predict([text])``, each at its default threads; they take turns
 over the dev sentences, one call per sentence, without the warm-up at every turn (a program
-that predicts now and then gets none), and a speed-up is the median over rounds. --demo DIR
+that predicts now and then gets none), and a speed-up is the median over rounds. Each call is
+timed on its own too: the median of the first 20 calls of a turn against that of the later
+ones shows what coming back after the other processes' turns costs. --demo DIR
 measures the bundles `annotune demo` wrote there (and its run's checkpoint for PyTorch)
 instead of the freshly initialised head. The load average is printed with every table: the
 figures mean little without it on a shared machine.
@@ -73,6 +75,7 @@ WARMUP = 10  # calls per workload before the first turn
 TURN_WARMUP_S = 0.25  # untimed calls at the start of every turn
 PAUSE_S = 0.02
 LONG_TOKENS = 128
+FIRST_CALLS = 20  # user-style calls counted as "first of a turn"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -223,11 +226,12 @@ def user_child(args: argparse.Namespace, sentences: list[str]) -> None:
         predict([text])
     print("READY " + json.dumps({"threads": threads}), flush=True)
     for _ in sys.stdin:
-        started = time.perf_counter()
+        per_call = []
         for text in sentences:
+            started = time.perf_counter()
             predict([text])
-        print("TIMES " + json.dumps([(time.perf_counter() - started) * 1000 / len(sentences)]),
-              flush=True)
+            per_call.append((time.perf_counter() - started) * 1000)
+        print("TIMES " + json.dumps(per_call), flush=True)
 
 
 def _timed_ms(predict: Any, texts: list[str], batch: int) -> list[float]:
@@ -420,6 +424,9 @@ def user_style(targets: dict[str, Path], texts_file: Path, rounds: int) -> dict[
     print(f"  user-style: loading {', '.join(USER_RUNTIMES)} ...", file=sys.stderr, flush=True)
     processes: dict[str, RuntimeProcess] = {}
     times: dict[str, list[float]] = {runtime: [] for runtime in USER_RUNTIMES}
+    # single calls, split where a turn starts: what waiting for a turn costs shows apart
+    first: dict[str, list[float]] = {runtime: [] for runtime in USER_RUNTIMES}
+    later: dict[str, list[float]] = {runtime: [] for runtime in USER_RUNTIMES}
     loads = [load_average()]
     try:
         for runtime, target in USER_RUNTIMES.items():
@@ -430,7 +437,10 @@ def user_style(targets: dict[str, Path], texts_file: Path, rounds: int) -> dict[
                   flush=True)
             order = order[1:] + order[:1]
             for runtime in order:
-                times[runtime] += processes[runtime].time_workload(USER_WORKLOAD)
+                calls = processes[runtime].time_workload(USER_WORKLOAD)
+                times[runtime].append(statistics.fmean(calls))
+                first[runtime] += calls[:FIRST_CALLS]
+                later[runtime] += calls[FIRST_CALLS:]
             loads.append(load_average())
     finally:
         for process in processes.values():
@@ -440,7 +450,11 @@ def user_style(targets: dict[str, Path], texts_file: Path, rounds: int) -> dict[
     for runtime, per_round in times.items():
         entry: dict[str, Any] = {"median_ms": round(statistics.median(per_round), 3),
                                  "round_ms": [round(t, 3) for t in per_round],
-                                 "threads": processes[runtime].threads}
+                                 "threads": processes[runtime].threads,
+                                 "first_calls_median_ms": round(statistics.median(first[runtime]),
+                                                                3),
+                                 "later_calls_median_ms": (round(statistics.median(
+                                     later[runtime]), 3) if later[runtime] else None)}
         if runtime != "user-torch-fp32":
             ratios = [b / t for b, t in zip(base, per_round, strict=True)]
             entry["speedup"] = round(statistics.median(ratios), 2)
@@ -514,9 +528,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"Predictor.predict([text]), default threads, ms per sentence ({source}; "
                 f"{len(sentences)} sentences a turn, {args.rounds} rounds; load average "
                 f"{low}-{high})",
-                ["runtime", "threads", "median ms", "speed-up (median of rounds)", "range"],
+                ["runtime", "threads", "median ms", "speed-up (median of rounds)", "range",
+                 f"one call, first {FIRST_CALLS} of a turn (median ms)",
+                 "one call, later (median ms)"],
                 [[runtime, user[runtime]["threads"], user[runtime]["median_ms"],
-                  user[runtime].get("speedup", ""), user[runtime].get("speedup_range", "")]
+                  user[runtime].get("speedup", ""), user[runtime].get("speedup_range", ""),
+                  user[runtime]["first_calls_median_ms"], user[runtime]["later_calls_median_ms"]]
                  for runtime in USER_RUNTIMES])
     print_json_line("inference_speed", {"hardware": info, "sentences": len(sentences),
                                         "threads": args.threads, "rounds": args.rounds,
