@@ -41,7 +41,7 @@ CPU_SPIN_CONFIG = {"session.intra_op.spin_duration_us": "50", "session.force_spi
 # one that is not. One SST-2 sentence per run, two threads on 2 cores beside other programs
 # (load average 10-15), the two ways alternating run by run, median ms: int8 4.6 -> 3.2,
 # 4.8 -> 4.2, 5.7 -> 3.5, 6.2 -> 6.4; fp32 19.0 -> 18.1, 24.4 -> 22.6, 12.2 -> 11.7
-# (docs/benchmarks.md). Work is split differently, never computed differently.
+# (docs/benchmarks.md). Only who computes which rows changes, not the arithmetic.
 CPU_WORK_SHARING_CONFIG = {"session.dynamic_block_base": "4"}
 
 
