@@ -32,8 +32,15 @@ measures the bundles `annotune demo` wrote there (and its run's checkpoint for P
 instead of the freshly initialised head. The load average is printed with every table: the
 figures mean little without it on a shared machine.
 
+--breakdown (with --demo) shows where one predict([text]) call spends its time instead: the
+Python side with the model left out, each operator's share of the graph's kernel time at one
+thread (onnxruntime's profiler), and one run per sentence with two threads as sessions open,
+two threads taking the work in shrinking blocks (onnxruntime's dynamic block base) and one
+thread, the three alternating run by run.
+
     python bench/inference_speed.py --sentences 200 --rounds 5
     python bench/inference_speed.py --only-user-style --demo demo-project
+    python bench/inference_speed.py --breakdown --demo demo-project --rounds 3
 """
 
 from __future__ import annotations
@@ -76,6 +83,10 @@ TURN_WARMUP_S = 0.25  # untimed calls at the start of every turn
 PAUSE_S = 0.02
 LONG_TOKENS = 128
 FIRST_CALLS = 20  # user-style calls counted as "first of a turn"
+# --breakdown's candidate: threads take an operator's work in shrinking blocks, so a running
+# thread can take over the share of one that lost its core (not the sessions' setting: under
+# load it helped as often as it hurt, docs/benchmarks.md)
+WORK_IN_BLOCKS = {"session.dynamic_block_base": "4"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -100,6 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--demo", type=Path, default=None,
                         help="user-style comparison on the bundles `annotune demo` wrote into "
                              "this folder (default: a fresh head on the bundled model)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="instead of the comparison, show where one predict([text]) call "
+                             "of each bundle spends its time: Python, operators, threads")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one runtime
     parser.add_argument("--target", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--texts", default=None, help=argparse.SUPPRESS)
@@ -463,6 +477,136 @@ def user_style(targets: dict[str, Path], texts_file: Path, rounds: int) -> dict[
     return result
 
 
+# -- where one call's time goes (--breakdown) ----------------------------------------------------
+
+class _ZeroSession:
+    """Stand in for onnxruntime: zeros of the right shape, so only the Python side is timed."""
+
+    def __init__(self, session: Any):
+        self._session = session
+
+    def run(self, names: list[str], feeds: dict[str, Any]) -> list[Any]:
+        import numpy as np
+        batch, length = feeds["input_ids"].shape
+        shapes = {o.name: o.shape for o in self._session.get_outputs()}
+        # named (symbolic) axes are the batch, then the sequence; numbered ones are fixed
+        return [np.zeros([d if isinstance(d, int) else batch if n == 0 else length
+                          for n, d in enumerate(shapes[name])], dtype=np.float32)
+                for name in names]
+
+
+def python_per_call_us(bundle: Path, sentences: list[str], repeats: int = 7) -> float:
+    """Return the calling thread's CPU µs per predict([text]) with the model left out (min)."""
+    from annotune.core.inference import Predictor
+    predictor = Predictor(bundle)
+    predictor.session = _ZeroSession(predictor.session)
+    results = []
+    for _ in range(repeats):
+        started = time.thread_time()
+        for text in sentences:
+            predictor.predict([text])
+        results.append((time.thread_time() - started) * 1e6 / len(sentences))
+    return min(results)
+
+
+def _feeds(bundle: Path, sentences: list[str]) -> list[dict[str, Any]]:
+    import numpy as np
+
+    from annotune.core.features import prepare_tokenizer
+    tokenizer = prepare_tokenizer(bundle / "tokenizer.json")
+    feeds = []
+    for text in sentences:
+        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+        feeds.append({"input_ids": ids, "attention_mask": np.ones_like(ids),
+                      "token_type_ids": np.zeros_like(ids)})
+    return feeds
+
+
+def _session(bundle: Path, threads: int, extra: dict[str, str] | None = None,
+             profile: str | None = None) -> Any:
+    """Open the bundle's graph as core/runtime.py does, with ``extra`` config entries on top."""
+    import onnxruntime as ort
+
+    from annotune.core import runtime
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile
+    for key, value in {**runtime.CPU_SPIN_CONFIG, **(extra or {})}.items():
+        options.add_session_config_entry(key, value)
+    return ort.InferenceSession(str(bundle / "model.onnx"), options,
+                                providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(runtime.CPU_DISABLED_OPTIMIZERS))
+
+
+def operator_shares(bundle: Path, sentences: list[str], folder: Path) -> list[list[Any]]:
+    """Return [operator, share of kernel time %, nodes] at one thread (onnxruntime's profiler)."""
+    session = _session(bundle, 1, profile=str(folder / "profile"))
+    feeds = _feeds(bundle, sentences)
+    for feed in feeds:
+        session.run(None, feed)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    kernel: dict[str, float] = {}
+    nodes: dict[str, int] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            kernel[op] = kernel.get(op, 0.0) + event["dur"]
+            nodes[op] = nodes.get(op, 0) + 1
+    total = sum(kernel.values()) or 1.0
+    return [[op, round(100 * spent / total, 1), nodes[op] // len(feeds)]
+            for op, spent in sorted(kernel.items(), key=lambda item: -item[1])]
+
+
+def thread_ways(bundle: Path, sentences: list[str], rounds: int) -> dict[str, float]:
+    """Median ms of one run per way of threading, the ways alternating run by run."""
+    ways = {"2 threads (as sessions open)": _session(bundle, 2),
+            "2 threads, work in blocks": _session(bundle, 2, WORK_IN_BLOCKS),
+            "1 thread": _session(bundle, 1)}
+    feeds = _feeds(bundle, sentences)
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for _ in range(rounds):
+        for feed in feeds:
+            for way, session in ways.items():
+                started = time.perf_counter()
+                session.run(None, feed)
+                times[way].append((time.perf_counter() - started) * 1000)
+    return {way: round(statistics.median(spent), 3) for way, spent in times.items()}
+
+
+def breakdown(args: argparse.Namespace, sentences: list[str]) -> None:
+    """Print where one predict([text]) call of each bundle spends its time."""
+    if not args.demo:
+        sys.exit("--breakdown measures the bundles of `annotune demo`: give --demo DIR")
+    targets = demo_targets(args.demo)
+    load_before = load_average()
+    found: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="inference-breakdown-") as tmp:
+        for name in ("onnx-fp32", "onnx-int8"):
+            bundle = targets[name]
+            found[name] = {"python_us": round(python_per_call_us(bundle, sentences), 1),
+                           "operators": operator_shares(bundle, sentences, Path(tmp)),
+                           "threads_ms": thread_ways(bundle, sentences, args.rounds)}
+    loads = f"load average {load_before}-{load_average()}"
+    print_table(f"Python per predict([text]) call, the model left out (calling thread's CPU "
+                f"µs, best of 7; {len(sentences)} sentences; {loads})",
+                ["bundle", "µs"], [[name, f["python_us"]] for name, f in found.items()])
+    for name, f in found.items():
+        print_table(f"{name}: kernel time by operator, one thread ({len(sentences)} sentences)",
+                    ["operator", "share %", "nodes"], f["operators"])
+    ways = list(next(iter(found.values()))["threads_ms"])
+    print_table(f"One run per sentence, the ways alternating run by run, median ms "
+                f"({args.rounds} rounds; {loads})", ["bundle", *ways],
+                [[name, *(f["threads_ms"][way] for way in ways)] for name, f in found.items()])
+    print_json_line("inference_breakdown", {"hardware": hardware(), "sentences": len(sentences),
+                                            "rounds": args.rounds, "bundles": str(args.demo),
+                                            "load_average": loads, "results": found})
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.one:
@@ -471,6 +615,9 @@ def main(argv: list[str] | None = None) -> None:
     quiet_transformers()
     base_model = resolve_base_model(args.base_model or default_base_model())
     sentences, long = load_texts(args)
+    if args.breakdown:
+        breakdown(args, sentences)
+        return
     info = hardware()
     results: dict[str, Any] = {}
     cold: dict[str, Any] = {}

@@ -34,16 +34,6 @@ CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 # other programs (load 9 on 2 cores) 14.2 / 31.5 spinning, 4.8 / 9.4 this way (docs/benchmarks.md).
 CPU_SPIN_CONFIG = {"session.intra_op.spin_duration_us": "50", "session.force_spinning_stop": "1"}
 
-# How an operator's work is shared among the intra-op threads. By default each thread gets an
-# equal share up front, so a run waits for the slowest thread: when another program holds one
-# of the cores, a whole operator waits until that thread runs again. With a dynamic block base
-# threads take the work in shrinking blocks, and a thread that is running takes the blocks of
-# one that is not. One SST-2 sentence per run, two threads on 2 cores beside other programs
-# (load average 10-15), the two ways alternating run by run, median ms: int8 4.6 -> 3.2,
-# 4.8 -> 4.2, 5.7 -> 3.5, 6.2 -> 6.4; fp32 19.0 -> 18.1, 24.4 -> 22.6, 12.2 -> 11.7
-# (docs/benchmarks.md). Only who computes which rows changes, not the arithmetic.
-CPU_WORK_SHARING_CONFIG = {"session.dynamic_block_base": "4"}
-
 
 def physical_cores() -> int:
     """Return the number of physical CPU cores this process may use (hyper-threads not counted).
@@ -106,8 +96,7 @@ def open_session(model: Path, threads: int | None = None, device: str = "cpu") -
     options.intra_op_num_threads = threads if threads and threads > 0 else physical_cores()
     options.inter_op_num_threads = 1  # BERT graphs are a chain: parallel branches buy nothing
     options.log_severity_level = 3  # its warnings (unused initializers...) mean nothing to users
-    # older onnxruntime versions ignore the keys
-    for key, value in {**CPU_SPIN_CONFIG, **CPU_WORK_SHARING_CONFIG}.items():
+    for key, value in CPU_SPIN_CONFIG.items():  # older onnxruntime versions ignore the keys
         options.add_session_config_entry(key, value)
     available = ort.get_available_providers()
     providers = ["CPUExecutionProvider"]

@@ -54,24 +54,3 @@ def test_sessions_spin_briefly_inside_a_run(bundle):
     for key, value in runtime.CPU_SPIN_CONFIG.items():
         assert options.get_session_config_entry(key) == value
     assert int(options.get_session_config_entry("session.intra_op.spin_duration_us")) <= 100
-
-
-def test_threads_share_an_operator_s_work_in_blocks(bundle):
-    """A thread that lost its core to another program leaves its work to one that runs."""
-    options = Predictor(bundle, threads=2).session.get_session_options()
-    assert options.get_session_config_entry("session.dynamic_block_base") == "4"
-
-
-TEXTS = ["Jose\u0301 loved the 🍕 but not the 👨\u200d👩\u200d👧 queue", "東京の店は良かった",
-         "الخدمة كانت ممتازة", "שירות נהדר\r\nוגם מהיר", "fine.\r\n", TEXT]
-
-
-def test_work_sharing_leaves_predictions_unchanged(bundle, monkeypatch):
-    """How threads split an operator changes when work is done, never what is computed."""
-    shared = Predictor(bundle, threads=2).predict(TEXTS)
-    monkeypatch.setattr(runtime, "CPU_WORK_SHARING_CONFIG", {})
-    plain = Predictor(bundle, threads=2)
-    with pytest.raises(RuntimeError):  # onnxruntime's answer for a key never set
-        plain.session.get_session_options().get_session_config_entry(
-            "session.dynamic_block_base")
-    assert plain.predict(TEXTS) == shared
