@@ -36,7 +36,8 @@ figures mean little without it on a shared machine.
 Python side with the model left out, each operator's share of the graph's kernel time at one
 thread (onnxruntime's profiler), and one run per sentence with two threads as sessions open,
 two threads taking the work in shrinking blocks (onnxruntime's dynamic block base) and one
-thread, the three alternating run by run.
+thread, the three alternating run by run; and the CPU time of the first calls after a pause
+or a cache flush against steady ones (work redone, apart from waiting).
 
     python bench/inference_speed.py --sentences 200 --rounds 5
     python bench/inference_speed.py --only-user-style --demo demo-project
@@ -578,6 +579,43 @@ def thread_ways(bundle: Path, sentences: list[str], rounds: int) -> dict[str, fl
     return {way: round(statistics.median(spent), 3) for way, spent in times.items()}
 
 
+def after_pause(bundle: Path, sentences: list[str], repeats: int = 5) -> dict[str, list[float]]:
+    """CPU ms of the first calls after a 2 s sleep, after flushing the caches, and steady.
+
+    One thread, so the calling thread's CPU time is the call's work: what a pause costs in
+    work redone (cold caches) shows apart from what it costs in waiting for threads and cores.
+    """
+    import numpy as np
+
+    from annotune.core.inference import Predictor
+    predictor = Predictor(bundle, threads=1)
+    flood = np.ones(32 * 2**20, dtype=np.float32)  # 128 MB: more than any CPU cache
+    calls = sentences[:6]
+
+    def cpu_ms() -> list[float]:
+        spent = []
+        for text in calls:
+            started = time.thread_time()
+            predictor.predict([text])
+            spent.append((time.thread_time() - started) * 1000)
+        return spent
+
+    for text in sentences:
+        predictor.predict([text])
+    runs: dict[str, list[list[float]]] = {"steady": [], "after 2 s asleep": [],
+                                          "after a cache flush": []}
+    for _ in range(repeats):
+        runs["steady"].append(cpu_ms())
+        time.sleep(2)
+        runs["after 2 s asleep"].append(cpu_ms())
+        flushed_until = time.perf_counter() + 1
+        while time.perf_counter() < flushed_until:
+            flood.sum()
+        runs["after a cache flush"].append(cpu_ms())
+    return {way: [round(statistics.median(r[i] for r in found), 3) for i in range(len(calls))]
+            for way, found in runs.items()}
+
+
 def breakdown(args: argparse.Namespace, sentences: list[str]) -> None:
     """Print where one predict([text]) call of each bundle spends its time."""
     if not args.demo:
@@ -590,7 +628,8 @@ def breakdown(args: argparse.Namespace, sentences: list[str]) -> None:
             bundle = targets[name]
             found[name] = {"python_us": round(python_per_call_us(bundle, sentences), 1),
                            "operators": operator_shares(bundle, sentences, Path(tmp)),
-                           "threads_ms": thread_ways(bundle, sentences, args.rounds)}
+                           "threads_ms": thread_ways(bundle, sentences, args.rounds),
+                           "after_pause_cpu_ms": after_pause(bundle, sentences)}
     loads = f"load average {load_before}-{load_average()}"
     print_table(f"Python per predict([text]) call, the model left out (calling thread's CPU "
                 f"µs, best of 7; {len(sentences)} sentences; {loads})",
@@ -602,6 +641,10 @@ def breakdown(args: argparse.Namespace, sentences: list[str]) -> None:
     print_table(f"One run per sentence, the ways alternating run by run, median ms "
                 f"({args.rounds} rounds; {loads})", ["bundle", *ways],
                 [[name, *(f["threads_ms"][way] for way in ways)] for name, f in found.items()])
+    print_table("CPU ms of the first six calls (one thread; median of 5 repeats)",
+                ["bundle", "calls", *(f"call {n}" for n in range(1, 7))],
+                [[name, way, *cpu] for name, f in found.items()
+                 for way, cpu in f["after_pause_cpu_ms"].items()])
     print_json_line("inference_breakdown", {"hardware": hardware(), "sentences": len(sentences),
                                             "rounds": args.rounds, "bundles": str(args.demo),
                                             "load_average": loads, "results": found})
