@@ -25,13 +25,23 @@ User-style comparison (after the table above, or alone with --only-user-style): 
 person's own program sees. One process runs transformers' AutoTokenizer and the eager PyTorch
 model, the others ``Predictor.predict([text])``, each at its default threads; they take turns
 over the dev sentences, one call per sentence, without the warm-up at every turn (a program
-that predicts now and then gets none), and a speed-up is the median over rounds. --demo DIR
+that predicts now and then gets none), and a speed-up is the median over rounds. Each call is
+timed on its own too: the median of the first 20 calls of a turn against that of the later
+ones shows what coming back after the other processes' turns costs. --demo DIR
 measures the bundles `annotune demo` wrote there (and its run's checkpoint for PyTorch)
 instead of the freshly initialised head. The load average is printed with every table: the
 figures mean little without it on a shared machine.
 
+--breakdown (with --demo) shows where one predict([text]) call spends its time instead: the
+Python side with the model left out, each operator's share of the graph's kernel time at one
+thread (onnxruntime's profiler), and one run per sentence with two threads as sessions open,
+two threads taking the work in shrinking blocks (onnxruntime's dynamic block base) and one
+thread, the three alternating run by run; and the CPU time of the first calls after a pause
+or a cache flush against steady ones (work redone, apart from waiting).
+
     python bench/inference_speed.py --sentences 200 --rounds 5
     python bench/inference_speed.py --only-user-style --demo demo-project
+    python bench/inference_speed.py --breakdown --demo demo-project --rounds 3
 """
 
 from __future__ import annotations
@@ -73,6 +83,11 @@ WARMUP = 10  # calls per workload before the first turn
 TURN_WARMUP_S = 0.25  # untimed calls at the start of every turn
 PAUSE_S = 0.02
 LONG_TOKENS = 128
+FIRST_CALLS = 20  # user-style calls counted as "first of a turn"
+# --breakdown's candidate: threads take an operator's work in shrinking blocks, so a running
+# thread can take over the share of one that lost its core (not the sessions' setting: under
+# load it helped as often as it hurt, docs/benchmarks.md)
+WORK_IN_BLOCKS = {"session.dynamic_block_base": "4"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -97,6 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--demo", type=Path, default=None,
                         help="user-style comparison on the bundles `annotune demo` wrote into "
                              "this folder (default: a fresh head on the bundled model)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="instead of the comparison, show where one predict([text]) call "
+                             "of each bundle spends its time: Python, operators, threads")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child: one runtime
     parser.add_argument("--target", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--texts", default=None, help=argparse.SUPPRESS)
@@ -223,11 +241,12 @@ def user_child(args: argparse.Namespace, sentences: list[str]) -> None:
         predict([text])
     print("READY " + json.dumps({"threads": threads}), flush=True)
     for _ in sys.stdin:
-        started = time.perf_counter()
+        per_call = []
         for text in sentences:
+            started = time.perf_counter()
             predict([text])
-        print("TIMES " + json.dumps([(time.perf_counter() - started) * 1000 / len(sentences)]),
-              flush=True)
+            per_call.append((time.perf_counter() - started) * 1000)
+        print("TIMES " + json.dumps(per_call), flush=True)
 
 
 def _timed_ms(predict: Any, texts: list[str], batch: int) -> list[float]:
@@ -420,6 +439,9 @@ def user_style(targets: dict[str, Path], texts_file: Path, rounds: int) -> dict[
     print(f"  user-style: loading {', '.join(USER_RUNTIMES)} ...", file=sys.stderr, flush=True)
     processes: dict[str, RuntimeProcess] = {}
     times: dict[str, list[float]] = {runtime: [] for runtime in USER_RUNTIMES}
+    # single calls, split where a turn starts: what waiting for a turn costs shows apart
+    first: dict[str, list[float]] = {runtime: [] for runtime in USER_RUNTIMES}
+    later: dict[str, list[float]] = {runtime: [] for runtime in USER_RUNTIMES}
     loads = [load_average()]
     try:
         for runtime, target in USER_RUNTIMES.items():
@@ -430,7 +452,10 @@ def user_style(targets: dict[str, Path], texts_file: Path, rounds: int) -> dict[
                   flush=True)
             order = order[1:] + order[:1]
             for runtime in order:
-                times[runtime] += processes[runtime].time_workload(USER_WORKLOAD)
+                calls = processes[runtime].time_workload(USER_WORKLOAD)
+                times[runtime].append(statistics.fmean(calls))
+                first[runtime] += calls[:FIRST_CALLS]
+                later[runtime] += calls[FIRST_CALLS:]
             loads.append(load_average())
     finally:
         for process in processes.values():
@@ -440,13 +465,189 @@ def user_style(targets: dict[str, Path], texts_file: Path, rounds: int) -> dict[
     for runtime, per_round in times.items():
         entry: dict[str, Any] = {"median_ms": round(statistics.median(per_round), 3),
                                  "round_ms": [round(t, 3) for t in per_round],
-                                 "threads": processes[runtime].threads}
+                                 "threads": processes[runtime].threads,
+                                 "first_calls_median_ms": round(statistics.median(first[runtime]),
+                                                                3),
+                                 "later_calls_median_ms": (round(statistics.median(
+                                     later[runtime]), 3) if later[runtime] else None)}
         if runtime != "user-torch-fp32":
             ratios = [b / t for b, t in zip(base, per_round, strict=True)]
             entry["speedup"] = round(statistics.median(ratios), 2)
             entry["speedup_range"] = [round(min(ratios), 2), round(max(ratios), 2)]
         result[runtime] = entry
     return result
+
+
+# -- where one call's time goes (--breakdown) ----------------------------------------------------
+
+class _ZeroSession:
+    """Stand in for onnxruntime: zeros of the right shape, so only the Python side is timed."""
+
+    def __init__(self, session: Any):
+        self._session = session
+
+    def run(self, names: list[str], feeds: dict[str, Any]) -> list[Any]:
+        import numpy as np
+        batch, length = feeds["input_ids"].shape
+        shapes = {o.name: o.shape for o in self._session.get_outputs()}
+        # named (symbolic) axes are the batch, then the sequence; numbered ones are fixed
+        return [np.zeros([d if isinstance(d, int) else batch if n == 0 else length
+                          for n, d in enumerate(shapes[name])], dtype=np.float32)
+                for name in names]
+
+
+def python_per_call_us(bundle: Path, sentences: list[str], repeats: int = 7) -> float:
+    """Return the calling thread's CPU µs per predict([text]) with the model left out (min)."""
+    from annotune.core.inference import Predictor
+    predictor = Predictor(bundle)
+    predictor.session = _ZeroSession(predictor.session)
+    results = []
+    for _ in range(repeats):
+        started = time.thread_time()
+        for text in sentences:
+            predictor.predict([text])
+        results.append((time.thread_time() - started) * 1e6 / len(sentences))
+    return min(results)
+
+
+def _feeds(bundle: Path, sentences: list[str]) -> list[dict[str, Any]]:
+    import numpy as np
+
+    from annotune.core.features import prepare_tokenizer
+    tokenizer = prepare_tokenizer(bundle / "tokenizer.json")
+    feeds = []
+    for text in sentences:
+        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+        feeds.append({"input_ids": ids, "attention_mask": np.ones_like(ids),
+                      "token_type_ids": np.zeros_like(ids)})
+    return feeds
+
+
+def _session(bundle: Path, threads: int, extra: dict[str, str] | None = None,
+             profile: str | None = None) -> Any:
+    """Open the bundle's graph as core/runtime.py does, with ``extra`` config entries on top."""
+    import onnxruntime as ort
+
+    from annotune.core import runtime
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile
+    for key, value in {**runtime.CPU_SPIN_CONFIG, **(extra or {})}.items():
+        options.add_session_config_entry(key, value)
+    return ort.InferenceSession(str(bundle / "model.onnx"), options,
+                                providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(runtime.CPU_DISABLED_OPTIMIZERS))
+
+
+def operator_shares(bundle: Path, sentences: list[str], folder: Path) -> list[list[Any]]:
+    """Return [operator, share of kernel time %, nodes] at one thread (onnxruntime's profiler)."""
+    session = _session(bundle, 1, profile=str(folder / "profile"))
+    feeds = _feeds(bundle, sentences)
+    for feed in feeds:
+        session.run(None, feed)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    kernel: dict[str, float] = {}
+    nodes: dict[str, int] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            kernel[op] = kernel.get(op, 0.0) + event["dur"]
+            nodes[op] = nodes.get(op, 0) + 1
+    total = sum(kernel.values()) or 1.0
+    return [[op, round(100 * spent / total, 1), nodes[op] // len(feeds)]
+            for op, spent in sorted(kernel.items(), key=lambda item: -item[1])]
+
+
+def thread_ways(bundle: Path, sentences: list[str], rounds: int) -> dict[str, float]:
+    """Median ms of one run per way of threading, the ways alternating run by run."""
+    ways = {"2 threads (as sessions open)": _session(bundle, 2),
+            "2 threads, work in blocks": _session(bundle, 2, WORK_IN_BLOCKS),
+            "1 thread": _session(bundle, 1)}
+    feeds = _feeds(bundle, sentences)
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for _ in range(rounds):
+        for feed in feeds:
+            for way, session in ways.items():
+                started = time.perf_counter()
+                session.run(None, feed)
+                times[way].append((time.perf_counter() - started) * 1000)
+    return {way: round(statistics.median(spent), 3) for way, spent in times.items()}
+
+
+def after_pause(bundle: Path, sentences: list[str], repeats: int = 5) -> dict[str, list[float]]:
+    """CPU ms of the first calls after a 2 s sleep, after flushing the caches, and steady.
+
+    One thread, so the calling thread's CPU time is the call's work: what a pause costs in
+    work redone (cold caches) shows apart from what it costs in waiting for threads and cores.
+    """
+    import numpy as np
+
+    from annotune.core.inference import Predictor
+    predictor = Predictor(bundle, threads=1)
+    flood = np.ones(32 * 2**20, dtype=np.float32)  # 128 MB: more than any CPU cache
+    calls = sentences[:6]
+
+    def cpu_ms() -> list[float]:
+        spent = []
+        for text in calls:
+            started = time.thread_time()
+            predictor.predict([text])
+            spent.append((time.thread_time() - started) * 1000)
+        return spent
+
+    for text in sentences:
+        predictor.predict([text])
+    runs: dict[str, list[list[float]]] = {"steady": [], "after 2 s asleep": [],
+                                          "after a cache flush": []}
+    for _ in range(repeats):
+        runs["steady"].append(cpu_ms())
+        time.sleep(2)
+        runs["after 2 s asleep"].append(cpu_ms())
+        flushed_until = time.perf_counter() + 1
+        while time.perf_counter() < flushed_until:
+            flood.sum()
+        runs["after a cache flush"].append(cpu_ms())
+    return {way: [round(statistics.median(r[i] for r in found), 3) for i in range(len(calls))]
+            for way, found in runs.items()}
+
+
+def breakdown(args: argparse.Namespace, sentences: list[str]) -> None:
+    """Print where one predict([text]) call of each bundle spends its time."""
+    if not args.demo:
+        sys.exit("--breakdown measures the bundles of `annotune demo`: give --demo DIR")
+    targets = demo_targets(args.demo)
+    load_before = load_average()
+    found: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="inference-breakdown-") as tmp:
+        for name in ("onnx-fp32", "onnx-int8"):
+            bundle = targets[name]
+            found[name] = {"python_us": round(python_per_call_us(bundle, sentences), 1),
+                           "operators": operator_shares(bundle, sentences, Path(tmp)),
+                           "threads_ms": thread_ways(bundle, sentences, args.rounds),
+                           "after_pause_cpu_ms": after_pause(bundle, sentences)}
+    loads = f"load average {load_before}-{load_average()}"
+    print_table(f"Python per predict([text]) call, the model left out (calling thread's CPU "
+                f"µs, best of 7; {len(sentences)} sentences; {loads})",
+                ["bundle", "µs"], [[name, f["python_us"]] for name, f in found.items()])
+    for name, f in found.items():
+        print_table(f"{name}: kernel time by operator, one thread ({len(sentences)} sentences)",
+                    ["operator", "share %", "nodes"], f["operators"])
+    ways = list(next(iter(found.values()))["threads_ms"])
+    print_table(f"One run per sentence, the ways alternating run by run, median ms "
+                f"({args.rounds} rounds; {loads})", ["bundle", *ways],
+                [[name, *(f["threads_ms"][way] for way in ways)] for name, f in found.items()])
+    print_table("CPU ms of the first six calls (one thread; median of 5 repeats)",
+                ["bundle", "calls", *(f"call {n}" for n in range(1, 7))],
+                [[name, way, *cpu] for name, f in found.items()
+                 for way, cpu in f["after_pause_cpu_ms"].items()])
+    print_json_line("inference_breakdown", {"hardware": hardware(), "sentences": len(sentences),
+                                            "rounds": args.rounds, "bundles": str(args.demo),
+                                            "load_average": loads, "results": found})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -457,6 +658,9 @@ def main(argv: list[str] | None = None) -> None:
     quiet_transformers()
     base_model = resolve_base_model(args.base_model or default_base_model())
     sentences, long = load_texts(args)
+    if args.breakdown:
+        breakdown(args, sentences)
+        return
     info = hardware()
     results: dict[str, Any] = {}
     cold: dict[str, Any] = {}
@@ -514,9 +718,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"Predictor.predict([text]), default threads, ms per sentence ({source}; "
                 f"{len(sentences)} sentences a turn, {args.rounds} rounds; load average "
                 f"{low}-{high})",
-                ["runtime", "threads", "median ms", "speed-up (median of rounds)", "range"],
+                ["runtime", "threads", "median ms", "speed-up (median of rounds)", "range",
+                 f"one call, first {FIRST_CALLS} of a turn (median ms)",
+                 "one call, later (median ms)"],
                 [[runtime, user[runtime]["threads"], user[runtime]["median_ms"],
-                  user[runtime].get("speedup", ""), user[runtime].get("speedup_range", "")]
+                  user[runtime].get("speedup", ""), user[runtime].get("speedup_range", ""),
+                  user[runtime]["first_calls_median_ms"], user[runtime]["later_calls_median_ms"]]
                  for runtime in USER_RUNTIMES])
     print_json_line("inference_speed", {"hardware": info, "sentences": len(sentences),
                                         "threads": args.threads, "rounds": args.rounds,
