@@ -189,6 +189,7 @@ class Project:
         with contextlib.suppress(sqlite3.Error):
             _backup.checkpoint(self.db)
         self.db.close()
+        self._release_check_lock()  # a check not finished by now never will be
 
     @contextlib.contextmanager
     def transaction(self, wait_s: float | None = None) -> Iterator[Project]:
@@ -609,18 +610,33 @@ class Project:
 
     # -- label checks (core/label_check.py) --------------------------------------------------
     def start_label_check(self, config: dict[str, Any]) -> int:
-        """Record a label check as running; return its id."""
+        """Record a label check as running; return its id.
+
+        Holds the project's label-check lock until ``finish_label_check`` (or ``close``): a
+        check whose process dies without finishing reads as failed, and a second check of
+        the project is refused while one runs.
+        """
+        lock = getattr(self, "_check_lock", None)
+        if lock is None:
+            lock = self._check_lock = _label_issues.lock_check(self.runs_dir, str(self.path))
         return _label_issues.start_check(self.db, config)
 
     def finish_label_check(self, check_id: int, status: str,
                            issues: Iterable[_label_issues.IssueRow] = (),
                            error: str | None = None) -> int:
         """Store a check's issues with its end, in one transaction; return how many."""
-        return _label_issues.finish_check(self.db, check_id, status, issues, error)
+        written = _label_issues.finish_check(self.db, check_id, status, issues, error)
+        self._release_check_lock()
+        return written
+
+    def _release_check_lock(self) -> None:
+        lock, self._check_lock = getattr(self, "_check_lock", None), None
+        if lock is not None:
+            lock.release()
 
     def label_checks(self) -> list[dict[str, Any]]:
-        """Return every label check, newest first."""
-        return _label_issues.checks(self.db)
+        """Return every label check, newest first (one whose process is gone: failed)."""
+        return _label_issues.checks(self.db, self.runs_dir)
 
     def label_issues(self, check_id: int | None = None, limit: int | None = None
                      ) -> list[dict[str, Any]]:
