@@ -21,6 +21,7 @@ import torch
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import batch_end, collate, pad_id
+from annotune.core.label_check import frozen_check_supports
 from annotune.core.tasks import Annotation, ExampleFields, LabelIssue, Task, TaskSettings
 from annotune.core.training.data import to_device
 from annotune.core.training.device import choose_device
@@ -37,17 +38,12 @@ HEAD_ITERATIONS = 100
 IGNORE_INDEX = -100
 
 
-def supports(task: Task) -> bool:
-    """Say whether the frozen-encoder check can score this task (one ``logits`` output)."""
-    return tuple(task.output_names) == ("logits",)
-
-
 def out_of_fold(task: Task, settings: TaskSettings, config: Any,
                 items: Sequence[tuple[int, ExampleFields, Annotation]], assignment: Sequence[int],
                 folds: int, emit: Emit, should_stop: Callable[[], bool] | None = None
                 ) -> list[tuple[int, LabelIssue]]:
     """Return (item index, issue) for every item, each scored by a head that never saw it."""
-    if not supports(task):
+    if not frozen_check_supports(task):
         raise AnnotuneError(f"the frozen-encoder label check cannot score {task.title}",
                             hint="check without --freeze-encoder (fine-tuned folds)")
     should_stop = should_stop or (lambda: False)
