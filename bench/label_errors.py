@@ -9,7 +9,7 @@ out-of-fold probabilities with cleanlab's ``find_label_issues`` (when cleanlab i
 the bench only, never a dependency of annotune).
 
     .venv/bin/python bench/label_errors.py --dataset sst2 --examples 2000 --folds 5 --epochs 2
-    .venv/bin/python bench/label_errors.py --dataset conll2003 --examples 1000 --folds 3
+    .venv/bin/python bench/label_errors.py --dataset conll2003 --examples 1000 --folds 3 --epochs 2
 
 Goal (SST-2, 2,000 examples, 10 % flipped): precision@k >= 0.7 and recall@2k >= 0.6.
 """
@@ -160,7 +160,7 @@ def main() -> int:
         else:
             c_precision, c_recall = precision_recall(other, planted)
             rows.append(["cleanlab find_label_issues", f"{c_precision:.3f}", f"{c_recall:.3f}"])
-    mode = ("frozen encoder once, a head per fold" if args.freeze_encoder
+    mode = ("frozen encoder once, a head per layer per fold" if args.freeze_encoder
             else f"fine-tuned per fold, {args.epochs} epochs")
     print_table(f"{args.dataset}: {len(items)} examples, {len(planted)} planted errors, "
                 f"{args.folds} folds, {mode}, {seconds:.0f} s",

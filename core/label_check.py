@@ -91,6 +91,15 @@ def assign_folds(keys: Sequence[str], k: int, seed: int = 42,
     return folds
 
 
+def frozen_check_supports(task: Task) -> bool:
+    """Say whether the frozen-encoder check can score this task (one ``logits`` output).
+
+    Torch-free, so the desktop can offer the fast check only where it runs
+    (core/label_check_heads.py does the work).
+    """
+    return tuple(task.output_names) == ("logits",)
+
+
 def rank(issues: Sequence[RankedIssue]) -> list[RankedIssue]:
     """Order checked examples from most to least suspect (ties: lower example id first)."""
     return sorted(issues, key=lambda r: (-r.issue.score, r.example_id))

@@ -334,12 +334,26 @@ class BrowserView(QWidget):
         if (watched is self.table and event.type() == QEvent.Type.KeyPress
                 and self.model.suspects is not None
                 and event.modifiers() == Qt.KeyboardModifier.NoModifier):
-            action = {Qt.Key.Key_A: self.accept_suggestion,
-                      Qt.Key.Key_K: self.keep_label}.get(event.key())
+            action = self._review_actions().get(event.key())
             if action is not None:
-                action()
+                action[2]()
                 return True
         return super().eventFilter(watched, event)
+
+    def _review_actions(self) -> dict[Qt.Key, tuple[str, str, Any]]:
+        """Return the review keys of the suspects' table: key → (its name, what it does, slot)."""
+        return {Qt.Key.Key_A: ("A", "Accept the suggested annotation", self.accept_suggestion),
+                Qt.Key.Key_K: ("K", "Keep the given annotation (mark it reviewed)",
+                               self.keep_label)}
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """Return (keys, what they do) for the "Suspect labels" view, as the keys are bound.
+
+        These keys are an event filter on the table (QShortcuts would take A and K from the
+        search field too), so the keyboard shortcuts sheet reads them from here.
+        """
+        keys = [(name, text) for name, text, _slot in self._review_actions().values()]
+        return keys + [("Enter", "Open the example in the editor")]
 
     def _current_issue(self) -> dict[str, Any] | None:
         index = self.table.currentIndex()

@@ -3,7 +3,9 @@
 The check runs in a child process (core/label_check_job.py) with the training environment's
 Python, like training; its events are read on a QThread and arrive here as signals. While
 it runs, the menu action stops it instead. When it finishes, the Examples tab opens on
-"Suspect labels".
+"Suspect labels". Before it starts, a small dialog asks for the number of models (folds) and
+offers the fast check (``--freeze-encoder``: the frozen encoder runs once and only a head is
+fitted per fold) where the task supports it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QInputDialog, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from annotune.core import training_env
 from annotune.core.errors import AnnotuneError
-from annotune.core.label_check import CHECK_EPOCHS, DEFAULT_FOLDS
+from annotune.core.label_check import CHECK_EPOCHS, DEFAULT_FOLDS, frozen_check_supports
 from annotune.core.training.config import TrainConfig
+from annotune.desktop import style
 from annotune.desktop.job_events import ChildWatcher
 
 log = logging.getLogger("annotune.desktop")
@@ -43,6 +55,49 @@ class LabelCheckWatcher(ChildWatcher):
         self.process.start(self.project_path, self.config, env=self.env, folds=self.folds)
 
 
+class CheckLabelsDialog(QDialog):
+    """Ask how to check: how many models (folds), and fine-tuned or fast (frozen encoder)."""
+
+    def __init__(self, task: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Check labels")
+        self.setObjectName("check_labels_dialog")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
+        layout.setSpacing(style.SPACING)
+        intro = style.muted(QLabel("Each accepted annotation is checked by a model that never "
+                                   "saw it; more models take longer and judge a little better."))
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        form = QFormLayout()
+        self.folds = QSpinBox()
+        self.folds.setRange(2, 20)
+        self.folds.setValue(DEFAULT_FOLDS)
+        self.folds.setToolTip("How many models (folds) to train")
+        form.addRow("&Models (folds):", self.folds)
+        layout.addLayout(form)
+        self.fast = QCheckBox("&Fast check: train only a small head on the base model "
+                              "(minutes on a CPU, less precise)")
+        supported = frozen_check_supports(task)
+        self.fast.setEnabled(supported)
+        self.fast.setToolTip(
+            "The base model reads every example once and each fold fits only a head: "
+            "far cheaper than fine-tuning a model per fold, and it finds fewer of the wrong "
+            "labels (docs/label-errors.md)" if supported else
+            f"The fast check cannot score {task.title}: each fold is fine-tuned")
+        layout.addWidget(self.fast)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("&Check")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def choice(self) -> tuple[int, bool]:
+        """Return (folds, whether to run the fast frozen-encoder check)."""
+        return self.folds.value(), self.fast.isEnabled() and self.fast.isChecked()
+
+
 class LabelCheckRunner(QObject):
     """One check at a time for a window: start (asking for the folds), progress, stop."""
 
@@ -61,23 +116,25 @@ class LabelCheckRunner(QObject):
             self.message.emit("Stopping the label check…")
             self.watcher.stop()
             return
-        folds, ok = QInputDialog.getInt(
-            self.window, "Check labels",
-            "Models to train (folds). Each accepted annotation is checked by the model that\n"
-            "never saw it; more folds take longer and judge a little better.",
-            DEFAULT_FOLDS, 2, 20)
-        if not ok:
+        dialog = CheckLabelsDialog(project.task, self.window)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
             return
+        folds, fast = dialog.choice()
         from annotune.desktop.training_env import with_interpreter
 
-        with_interpreter(self.window, lambda interpreter: self.start(project, folds,
-                                                                     interpreter.python))
+        with_interpreter(self.window, lambda interpreter: self.start(
+            project, folds, interpreter.python, fast=fast))
 
-    def start(self, project: Any, folds: int, python: str | None = None) -> None:
-        """Start the check in a child process with ``python`` (None: this interpreter)."""
+    def start(self, project: Any, folds: int, python: str | None = None,
+              fast: bool = False) -> None:
+        """Start the check in a child process with ``python`` (None: this interpreter).
+
+        ``fast``: the frozen-encoder check (one pass of the base model, a head per fold).
+        """
         if self.watcher is not None:
             return
-        config = TrainConfig(epochs=CHECK_EPOCHS, base_model=project.base_model)
+        config = TrainConfig(epochs=CHECK_EPOCHS, base_model=project.base_model,
+                             freeze_encoder=fast)
         watcher = LabelCheckWatcher(Path(project.path), config, folds, python=python,
                                     env=training_env.child_overrides())
         watcher.event.connect(self._event)

@@ -2,7 +2,8 @@
 
 Nothing here is a hand-kept list of keys: the sheet is built each time it opens from the
 QActions in the menu bar (their shortcuts and their Alt+letter menu path), from the editor's
-``key_help`` and the labeling buttons' tooltips, and from every QShortcut in the window, so a
+``key_help`` and the labeling buttons' tooltips, from the Examples tab's ``key_help`` (the
+"Suspect labels" review keys), and from every QShortcut in the window, so a
 key added, changed or removed in the code is what the sheet shows.
 """
 
@@ -161,6 +162,13 @@ def labeling_entries(view: Any) -> list[Entry]:
     return entries
 
 
+def review_entries(browser: Any) -> list[Entry]:
+    """Return the keys of the Examples tab's "Suspect labels" view (its table's own keys)."""
+    if browser is None or not hasattr(browser, "key_help"):
+        return []
+    return [Entry("Suspect labels", description, keys) for keys, description in browser.key_help()]
+
+
 def in_use(shortcut: QShortcut) -> bool:
     """Whether a shortcut belongs to a view still shown in the window.
 
@@ -197,6 +205,7 @@ def collect(window: Any) -> list[Entry]:
     entries = menu_entries(window.menuBar())
     views = getattr(window, "views", {}) or {}
     entries += labeling_entries(views.get("label"))
+    entries += review_entries(views.get("examples"))
     covered: set[str] = set()
     for entry in entries:
         covered |= expand_keys(entry.keys)

@@ -2,19 +2,27 @@
 
 A check is written in two steps: ``start_check`` records it as running, ``finish_check``
 stores all of its issues and its end in one transaction, so a reader sees a check whole or
-not at all. Reviewing never edits these rows except ``kept_at`` ("keep the given label"):
+not at all. A check is "running" only while its process holds the project's label-check lock
+(``lock_check``, the training lock's kind on a file of its own): reading the checks closes
+those whose process is gone as failed, so a killed check never shows as running forever.
+Reviewing never edits these rows except ``kept_at`` ("keep the given label"):
 accepting a suggestion or editing goes through the annotations' normal save/undo path, and an
 issue whose example's current annotation differs from the checked one reads as changed.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.store import training_lock
+from annotune.core.store.failures import ProjectBusyError
 from annotune.core.store.records import (
     RUN_STATUSES,
     dumps,
@@ -23,6 +31,9 @@ from annotune.core.store.records import (
     now,
     write_transaction,
 )
+
+LOCK_NAME = "label-check.lock"
+ABANDONED = "the label check process ended without recording its end (killed or crashed)"
 
 # One issue as a check writes it: example id, score, given annotation, suggestion, reasons.
 IssueRow = tuple[int, float, dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]
@@ -52,12 +63,58 @@ def finish_check(db: sqlite_utils.Database, check_id: int, status: str,
     return len(rows)
 
 
-def checks(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """Return every check, newest first."""
+def lock_path(runs_dir: str | os.PathLike[str]) -> Path:
+    """The label-check lock of the project whose runs live in ``runs_dir``."""
+    return Path(runs_dir) / LOCK_NAME
+
+
+def lock_check(runs_dir: str | os.PathLike[str], where: str | None = None
+               ) -> training_lock.TrainingLock:
+    """Take the project's label-check lock for this process, or refuse a second check."""
+    lock = training_lock.TrainingLock(lock_path(runs_dir))
+    if not lock.acquire():
+        raise AnnotuneError("a label check of this project is already running", where=where,
+                            hint="wait for it to finish or stop it, then check again")
+    return lock
+
+
+def close_abandoned(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None
+                    ) -> set[int]:
+    """Mark running checks as failed when no process holds the project's label-check lock.
+
+    Only checks seen running before the lock was found free are closed: a check started
+    after that look holds the lock. Return the ids that could not be written (a read-only
+    project): they are shown as failed all the same.
+    """
+    if runs_dir is None:
+        return set()
+    running = [row[0] for row in db.execute(
+        "SELECT id FROM label_checks WHERE status = 'running'")]
+    if not running or not training_lock.is_free(lock_path(runs_dir)):
+        return set()
+    marks = ", ".join("?" for _ in running)
+    try:
+        with write_transaction(db):
+            db.execute(f"UPDATE label_checks SET status = 'failed', error = ?, finished_at = ? "
+                       f"WHERE status = 'running' AND id IN ({marks})",
+                       [ABANDONED, now(), *running])
+    except sqlite3.OperationalError:  # read-only file or folder, or a lock held too long
+        return set(running)
+    except ProjectBusyError:  # another program holds the write lock: the next look closes them
+        return set(running)
+    return set()
+
+
+def checks(db: sqlite_utils.Database, runs_dir: str | os.PathLike[str] | None = None
+           ) -> list[dict[str, Any]]:
+    """Return every check, newest first; with ``runs_dir``, abandoned ones closed first."""
+    unwritten = close_abandoned(db, runs_dir)
     found = []
     for row in db.query("SELECT * FROM label_checks ORDER BY id DESC"):
         row = dict(row)
         row["config"] = loads(row["config"], f"label check {row['id']} (table label_checks)")
+        if row["id"] in unwritten:
+            row.update(status="failed", error=ABANDONED)
         found.append(row)
     return found
 

@@ -98,6 +98,7 @@ class Project:
     def __init__(self, path: Path, db: sqlite_utils.Database):
         self.path = Path(path)
         self.db = db
+        self._check_lock: TrainingLock | None = None  # held while this program runs a label check
         values = {row["key"]: row["value"] for row in db.query("SELECT * FROM project")}
         if "task" not in values or "settings" not in values:
             raise AnnotuneError("the project file has no task settings", where=str(path),
@@ -191,6 +192,7 @@ class Project:
         with contextlib.suppress(sqlite3.Error):
             _backup.checkpoint(self.db)
         self.db.close()
+        self._release_check_lock()  # a check not finished by now never will be
 
     @contextlib.contextmanager
     def transaction(self, wait_s: float | None = None) -> Iterator[Project]:
@@ -611,18 +613,32 @@ class Project:
 
     # -- label checks (core/label_check.py) --------------------------------------------------
     def start_label_check(self, config: JsonObject) -> int:
-        """Record a label check as running; return its id."""
+        """Record a label check as running; return its id.
+
+        Holds the project's label-check lock until ``finish_label_check`` (or ``close``): a
+        check whose process dies without finishing reads as failed, and a second check of
+        the project is refused while one runs.
+        """
+        if self._check_lock is None:
+            self._check_lock = _label_issues.lock_check(self.runs_dir, str(self.path))
         return _label_issues.start_check(self.db, config)
 
     def finish_label_check(self, check_id: int, status: str,
                            issues: Iterable[_label_issues.IssueRow] = (),
                            error: str | None = None) -> int:
         """Store a check's issues with its end, in one transaction; return how many."""
-        return _label_issues.finish_check(self.db, check_id, status, issues, error)
+        written = _label_issues.finish_check(self.db, check_id, status, issues, error)
+        self._release_check_lock()
+        return written
+
+    def _release_check_lock(self) -> None:
+        lock, self._check_lock = self._check_lock, None
+        if lock is not None:
+            lock.release()
 
     def label_checks(self) -> list[JsonObject]:
-        """Return every label check, newest first."""
-        return _label_issues.checks(self.db)
+        """Return every label check, newest first (one whose process is gone: failed)."""
+        return _label_issues.checks(self.db, self.runs_dir)
 
     def label_issues(self, check_id: int | None = None, limit: int | None = None
                      ) -> list[JsonObject]:

@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from annotune.core import label_check
@@ -213,3 +214,46 @@ def test_frozen_encoder_check_refuses_qa_with_a_way_out(tiny_base_model):
     with pytest.raises(AnnotuneError, match="cannot score Extractive") as caught:
         label_check.find_label_issues(task, task.default_settings(), config, items, 2)
     assert "without --freeze-encoder" in caught.value.hint
+
+
+def test_frozen_classification_fits_a_head_per_encoder_layer(monkeypatch, tiny_base_model):
+    from transformers import AutoConfig
+
+    from annotune.core import label_check_heads
+
+    fitted = []
+    fit = label_check_heads._fit_head
+
+    def counting(task, settings, states, targets, seed):
+        fitted.append(np.asarray(states[0]).shape)
+        return fit(task, settings, states, targets, seed)
+
+    monkeypatch.setattr(label_check_heads, "_fit_head", counting)
+    layers = AutoConfig.from_pretrained(tiny_base_model).num_hidden_layers
+    items, _ = _noisy_items(n=12, every=5)
+    config = TrainConfig(base_model=str(tiny_base_model), freeze_encoder=True, device="cpu")
+    label_check.find_label_issues(registry().task("text-classification"),
+                                  TaskSettings(labels=("pos", "neg")), config, items, 2)
+    assert len(fitted) == 2 * layers  # each fold: one head per layer, each on one layer's state
+    assert len({shape for shape in fitted}) == 1 and len(fitted[0]) == 1
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_layer_heads_average_their_probabilities(multi):
+    import torch
+
+    from annotune.core.label_check_heads import _AveragedHeads
+
+    class Fixed(torch.nn.Module):  # stands in for a fitted head: the same logits always
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = logits
+
+        def forward(self, state):
+            return self.logits
+
+    first, second = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([-3.0, 1.0, 0.0])
+    logits = _AveragedHeads([Fixed(first), Fixed(second)], multi)(torch.zeros(2, 4))
+    squash = torch.sigmoid if multi else (lambda t: torch.softmax(t, -1))
+    expected = (squash(first) + squash(second)) / 2
+    assert torch.allclose(squash(logits), expected, atol=1e-6)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -10,6 +13,8 @@ from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportRecord
 from annotune.core.store import Project, migrations
 from annotune.core.tasks import TaskSettings
+
+ABANDONED = "the label check process ended without recording its end (killed or crashed)"
 
 TEXTS = ["🍕 was great", "👨\u200d👩\u200d👧 hated it", "東京 は 素晴らしい", "رائع جدا",
          "Jose\u0301 liked it"]
@@ -115,3 +120,50 @@ def test_an_old_project_gains_the_tables_when_opened(tmp_path, monkeypatch):
         assert project.label_issues() == []
         versions = [r[0] for r in project.db.execute("SELECT version FROM migrations")]
         assert versions == list(range(1, 8))
+
+
+def _check_in_another_process(project_path) -> subprocess.Popen:
+    """Start a label check in a child process that then waits (until killed) without ending it."""
+    code = textwrap.dedent(f"""
+        import sys
+        from annotune.core.store import Project
+        project = Project.open({str(project_path)!r})
+        print(project.start_label_check({{"folds": 5}}), flush=True)
+        sys.stdin.read()
+        """)
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    process.check_id = int(process.stdout.readline())
+    return process
+
+
+def test_a_killed_check_reads_failed_with_why_and_a_live_one_running(project):
+    process = _check_in_another_process(project.path)
+    try:
+        assert project.label_checks()[0]["status"] == "running"
+        with pytest.raises(AnnotuneError, match="already running") as refused:
+            project.start_label_check({"folds": 2})
+        assert refused.value.where == str(project.path)
+    finally:
+        process.kill()  # as kill -9: the check never records its end
+        process.wait()
+    (check,) = project.label_checks()
+    assert check["id"] == process.check_id
+    assert check["status"] == "failed" and check["error"] == ABANDONED
+    assert check["finished_at"] is not None
+    assert project.label_issues() == []
+    with Project.open(project.path) as fresh:  # written, not only shown
+        assert fresh.db.execute("SELECT status FROM label_checks").fetchone()[0] == "failed"
+    later = project.start_label_check({"folds": 2})  # the lock went with the process
+    project.finish_label_check(later, "finished", [(1, 0.9, {"label": "pos"}, None, [])])
+    assert [c["status"] for c in project.label_checks()] == ["finished", "failed"]
+
+
+def test_a_check_left_unfinished_reads_failed_once_its_project_is_closed(project):
+    check_id = project.start_label_check({})
+    assert project.label_checks()[0]["status"] == "running"  # this process holds its lock
+    path = project.path
+    project.close()
+    with Project.open(path) as fresh:
+        assert fresh.label_checks()[0]["id"] == check_id
+        assert fresh.label_checks()[0]["status"] == "failed"

@@ -107,3 +107,13 @@ def test_without_a_check_the_view_says_how_to_run_one(qtbot, tmp_path, make_proj
     view.show_suspects()
     assert view.model.total == 0 and view.empty.text() == NO_CHECK
     project.close()
+
+
+def test_the_review_keys_help_names_the_keys_the_table_answers(qtbot, checked):
+    view = _browser(qtbot, checked)
+    view.show_suspects()
+    named = dict(view.key_help())
+    assert {"A", "K", "Enter"} <= set(named)
+    with qtbot.waitSignal(view.reviewed):
+        qtbot.keyClick(view.table, Qt.Key.Key_K)  # a key the help names does what it says
+    assert checked.label_issues(checked.check_id)[0]["kept"]

@@ -96,6 +96,17 @@ def test_help_menu_opens_the_sheet(qtbot, sentiment_project):
     window.close_project(ask=False)
 
 
+def test_the_sheet_lists_the_suspect_label_review_keys(qtbot, sentiment_project):
+    window = _window(qtbot)
+    window.set_project(sentiment_project)
+    window.shortcuts_action.trigger()
+    text = window.shortcuts_sheet.text()
+    assert "Suspect labels: Accept the suggested annotation — A" in text
+    assert "Suspect labels: Keep the given annotation (mark it reviewed) — K" in text
+    assert "Suspect labels: Open the example in the editor — Enter" in text
+    window.close_project(ask=False)
+
+
 def test_key_texts_expand_to_single_keys():
     assert expand_keys("1–3") == {"1", "2", "3"}
     assert expand_keys("A / Enter") == {"A", "Enter", "Return"}
