@@ -263,7 +263,7 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     run = read_run(run_dir)
     _check_target(out_dir)
     task = plugins.registry().task(run["task"])
-    settings = TaskSettings.from_dict(run.get("settings"))
+    settings = task.settings_from_dict(run.get("settings"))
     model_dir = run_dir / "model"
 
     tokenizer = prepare_tokenizer(model_dir / "tokenizer.json")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from annotune.core.hookspecs import hookimpl
+from annotune.core.tasks import TaskOption
 from annotune.plugins.classification import ClassificationTask
 from annotune.plugins.label_scores import ProbabilityLabelCheck
 
@@ -20,7 +21,7 @@ class PairClassificationTask(ProbabilityLabelCheck, ClassificationTask):
     name: ClassVar[str] = "pair-classification"
     title: ClassVar[str] = "Sentence-pair classification"
     fields: ClassVar[tuple[str, ...]] = ("text", "text_pair")
-    supports_multi_label: ClassVar[bool] = False
+    options: ClassVar[tuple[TaskOption, ...]] = ()  # one label per pair: no multi-label mode
     field_titles: ClassVar[dict[str, str]] = {"text": "First text (premise)",
                                               "text_pair": "Second text (hypothesis)"}
 

@@ -77,7 +77,7 @@ def test_tuned_multi_label_thresholds_keep_their_labels(tmp_path):
     with _project(tmp_path / "tags.annotune", labels=("a", "b"), multi_label=True,
                   thresholds=(0.3, 0.7)) as project:
         project.add_labels(["c"])
-        assert project.settings.thresholds == (0.3, 0.7, 0.5)
+        assert project.settings.option("thresholds") == (0.3, 0.7, 0.5)
         assert project.settings.threshold(2) == 0.5
 
 

@@ -82,7 +82,8 @@ def test_entity_projects_ask_for_entity_types(qtbot):
     dialog.task.setCurrentIndex(dialog.task.findData("token-classification"))
     assert "Entity" in dialog.labels_title.text() and "PER" in dialog.labels.placeholderText()
     dialog.task.setCurrentIndex(dialog.task.findData("question-answering"))
-    assert not dialog.labels.isVisible() and dialog.unanswerable.isVisible()
+    unanswerable = dialog.option_field("allow_unanswerable")
+    assert not dialog.labels.isVisible() and unanswerable and unanswerable.widget.isVisible()
 
 
 def test_start_screen_says_what_to_do_without_recent_projects(qtbot):
@@ -138,4 +139,5 @@ def test_a_third_party_task_names_its_labels_and_offers_no_answer_itself(qtbot):
     dialog.task.setCurrentIndex(dialog.task.findData("intent-detection"))
     assert dialog.labels_title.text() == "&Intents"
     assert "book_flight" in dialog.labels.placeholderText()
-    assert not dialog.unanswerable.isVisible()
+    assert dialog.option_field("allow_unanswerable") is None
+    assert not any(field.widget.isVisible() for field in dialog.option_fields["question-answering"])
