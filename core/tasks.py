@@ -18,23 +18,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import numpy as np
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.near_duplicates import near_duplicate_groups
 
+if TYPE_CHECKING:  # tasks receive one; core itself never builds a tokenizer here
+    from tokenizers import Tokenizer
+
 # Fewer documents than this cannot give a validation split of about 10 % in whole documents
 # with a sensible label mix: tasks then group by finer units (paragraphs, sentences).
 DOCUMENTS_TO_GROUP = 10
 
+# What a task trains one feature on: a label index (single-label), a multi-hot float vector
+# (multi-label), one tag id per token (NER), a (start, end) token pair (QA).
+Target = int | np.ndarray | list[int] | tuple[int, int]
 Annotation = dict[str, Any]
 Prediction = dict[str, Any]
 ExampleFields = Mapping[str, str]
 
 
 OptionValue = bool | int | float | str | tuple[float, ...]
+T = TypeVar("T")
 
 # Names the shared TaskSettings fields use: an option may not take them (nor "options").
 SHARED_SETTINGS = ("labels", "max_length", "stride")
@@ -189,8 +196,8 @@ class TaskSettings:
     declared: tuple[TaskOption, ...] = field(default=(), compare=False, repr=False)
 
     def __init__(self, labels: Sequence[str] = (), max_length: int = 128, stride: int = 128,
-                 options: Mapping[str, Any] | None = None,
-                 declared: Sequence[TaskOption] = (), **more_options: Any) -> None:
+                 options: Mapping[str, OptionValue] | None = None,
+                 declared: Sequence[TaskOption] = (), **more_options: OptionValue) -> None:
         """Hold the shared fields; options come as a mapping or as keywords (``n_best=5``)."""
         object.__setattr__(self, "labels", tuple(labels))
         object.__setattr__(self, "max_length", max_length)
@@ -199,7 +206,7 @@ class TaskSettings:
         object.__setattr__(self, "declared", tuple(declared))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None,
+    def from_dict(cls, data: Mapping[str, object] | None,
                   declared: Sequence[TaskOption] = ()) -> TaskSettings:
         """Build settings from stored JSON, of this shape or the one before task options.
 
@@ -220,7 +227,7 @@ class TaskSettings:
         shared: dict[str, Any] = {key: data[key] for key in SHARED_SETTINGS if key in data}
         return cls(**shared, options=options, declared=declared)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Return the settings as JSON: the shared fields, and the options under "options".
 
         The options are written at the top level too, where versions before task options
@@ -232,7 +239,7 @@ class TaskSettings:
         return {**options, "labels": list(self.labels), "max_length": self.max_length,
                 "stride": self.stride, "options": dict(options)}
 
-    def with_(self, **changes: Any) -> TaskSettings:
+    def with_(self, **changes: object) -> TaskSettings:
         """Return a copy with shared fields and options changed (options by their names)."""
         own = {key: changes.pop(key) for key in list(changes)
                if key in {*SHARED_SETTINGS, "options", "declared"}}
@@ -246,7 +253,13 @@ class TaskSettings:
         return replace(self, options={key: value for key, value in self.options.items()
                                       if key in names}, declared=tuple(declared))
 
-    def option(self, option: str | TaskOption, missing: Any = _REQUIRED) -> Any:
+    @overload
+    def option(self, option: str | TaskOption) -> OptionValue: ...
+
+    @overload
+    def option(self, option: str | TaskOption, missing: T) -> OptionValue | T: ...
+
+    def option(self, option: str | TaskOption, missing: object = _REQUIRED) -> object:
         """Return an option's value, or its declared default when none was set.
 
         Tasks pass their TaskOption (which carries the default, so any settings work); other
@@ -268,7 +281,7 @@ class TaskSettings:
         return self.options.get(option.name, option.default)
 
 
-def _frozen_values(options: Mapping[str, Any]) -> dict[str, OptionValue]:
+def _frozen_values(options: Mapping[str, object]) -> dict[str, OptionValue]:
     """Return options with JSON lists turned into tuples (settings stay immutable)."""
     return {key: tuple(value) if isinstance(value, list) else value
             for key, value in options.items()}
@@ -289,7 +302,7 @@ class Feature:
     token_type_ids: list[int]
     offsets: list[tuple[int, int]] = field(default_factory=list)
     sequence_ids: list[int | None] = field(default_factory=list)
-    target: Any = None
+    target: Target | None = None
     truncated: bool = False  # part of the example's text is in no window (reported, not hidden)
 
     def __len__(self) -> int:
@@ -308,7 +321,7 @@ class LabelIssue:
 
     score: float
     suggestion: Annotation | None = None
-    reasons: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -322,7 +335,7 @@ class ExampleOrigin:
     source: str | None = None
     line: int | None = None
     source_id: str | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, object] = field(default_factory=dict)
 
 
 def by_document(documents: Sequence[str | None], finer: Sequence[str]) -> list[str]:
@@ -378,7 +391,7 @@ class Task:
         raise AnnotuneError(f"the {self.title} task takes no label column",
                             hint="import its annotations with a task-specific format")
 
-    def annotation_to_record(self, annotation: Annotation) -> dict[str, Any]:
+    def annotation_to_record(self, annotation: Annotation) -> dict[str, object]:
         """Flatten an annotation into the columns written by the JSONL/CSV data export."""
         return dict(annotation)
 
@@ -410,11 +423,11 @@ class Task:
         return [f"text:{group}" for group in near_duplicate_groups(texts)]
 
     # -- model -------------------------------------------------------------------------------
-    def model_kwargs(self, settings: TaskSettings) -> dict[str, Any]:
+    def model_kwargs(self, settings: TaskSettings) -> dict[str, object]:
         """Keyword arguments for ``AutoModelFor*.from_pretrained`` (num_labels, id2label...)."""
         return {}
 
-    def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
+    def encode(self, tokenizer: Tokenizer, examples: Sequence[ExampleFields],
                annotations: Sequence[Annotation] | None, settings: TaskSettings) -> list[Feature]:
         """Tokenize examples into features (windows); with annotations, attach training targets.
 
@@ -423,7 +436,7 @@ class Task:
         """
         raise NotImplementedError
 
-    def collate_targets(self, targets: Sequence[Any], seq_len: int) -> dict[str, np.ndarray]:
+    def collate_targets(self, targets: Sequence[Target], seq_len: int) -> dict[str, np.ndarray]:
         """Stack the targets of one batch into the arrays the model's forward() takes."""
         raise NotImplementedError
 
@@ -470,7 +483,7 @@ class Task:
         """Return the settings a new project of this task starts from (before its labels)."""
         return TaskSettings(declared=self.options)
 
-    def settings_from_dict(self, data: Mapping[str, Any] | None) -> TaskSettings:
+    def settings_from_dict(self, data: Mapping[str, object] | None) -> TaskSettings:
         """Read this task's settings from stored JSON (a project, run.json, a bundle)."""
         return TaskSettings.from_dict(data, self.options)
 

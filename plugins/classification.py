@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import sigmoid, softmax
@@ -21,6 +22,7 @@ from annotune.core.tasks import (
     ExampleFields,
     Feature,
     Prediction,
+    Target,
     Task,
     TaskOption,
     TaskSettings,
@@ -171,7 +173,7 @@ class _Layout:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
     @classmethod
-    def probe(cls, tokenizer: Any, pair: bool) -> _Layout:
+    def probe(cls, tokenizer: Tokenizer, pair: bool) -> _Layout:
         """Learn the layout from one encoded text (pair), so any model family's template works."""
         encoding = tokenizer.encode("a", "b") if pair else tokenizer.encode("a")
         ids, types, seq = encoding.ids, encoding.type_ids, encoding.sequence_ids
@@ -206,7 +208,7 @@ class Window:
     truncated: bool = False
 
 
-def encode_windows(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None,
+def encode_windows(tokenizer: Tokenizer, texts: Sequence[str], pairs: Sequence[str] | None,
                    max_length: int, stride: int) -> list[Window]:
     """Tokenize texts (or pairs) into windows of at most max_length tokens, in example order.
 
@@ -434,7 +436,7 @@ class ClassificationTask(Task):
         names = [self._label_from_cell(item, settings) for item in items]
         return {"labels": self._canonical(names, settings)}
 
-    def annotation_to_record(self, annotation: Annotation) -> dict[str, Any]:
+    def annotation_to_record(self, annotation: Annotation) -> dict[str, object]:
         """Return ``{"label": x}`` or ``{"labels": [...]}`` (CSV writers join lists with "|")."""
         if "labels" in annotation:
             return {"labels": list(annotation["labels"])}
@@ -456,9 +458,9 @@ class ClassificationTask(Task):
             raise self._unknown(error.args[0], settings) from None
 
     # -- model -------------------------------------------------------------------------------
-    def model_kwargs(self, settings: TaskSettings) -> dict[str, Any]:
+    def model_kwargs(self, settings: TaskSettings) -> dict[str, object]:
         """Return num_labels, id2label, label2id (and problem_type for multi-label)."""
-        kwargs: dict[str, Any] = {
+        kwargs: dict[str, object] = {
             "num_labels": len(settings.labels),
             "id2label": dict(enumerate(settings.labels)),
             "label2id": {label: i for i, label in enumerate(settings.labels)},
@@ -467,7 +469,7 @@ class ClassificationTask(Task):
             kwargs["problem_type"] = "multi_label_classification"
         return kwargs
 
-    def target(self, annotation: Annotation | None, settings: TaskSettings) -> Any:
+    def target(self, annotation: Annotation | None, settings: TaskSettings) -> Target | None:
         """Return the training target: a label index, or a float32 multi-hot vector."""
         if annotation is None:
             return None
@@ -481,7 +483,7 @@ class ClassificationTask(Task):
                                 "in a single-label project", hint="give exactly one label")
         return indices[0]
 
-    def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
+    def encode(self, tokenizer: Tokenizer, examples: Sequence[ExampleFields],
                annotations: Sequence[Annotation] | None, settings: TaskSettings) -> list[Feature]:
         """Make one Feature per window of each example, with the example's target if given.
 
@@ -518,7 +520,7 @@ class ClassificationTask(Task):
                                 hint=f"the {self.title} task reads {', '.join(self.fields)}")
         return value
 
-    def collate_targets(self, targets: Sequence[Any], seq_len: int) -> dict[str, np.ndarray]:
+    def collate_targets(self, targets: Sequence[Target], seq_len: int) -> dict[str, np.ndarray]:
         """Return ``{"labels": int64 (batch,)}`` or float32 (batch, labels) for multi-label."""
         if any(t is None for t in targets):
             raise ValueError("a feature without a target was batched for training")

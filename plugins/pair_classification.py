@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from annotune.core.hookspecs import hookimpl
-from annotune.core.tasks import TaskOption
+from annotune.core.tasks import Task, TaskOption
 from annotune.plugins.classification import ClassificationTask
 from annotune.plugins.label_scores import ProbabilityLabelCheck
 
@@ -27,6 +27,6 @@ class PairClassificationTask(ProbabilityLabelCheck, ClassificationTask):
 
 
 @hookimpl
-def register_tasks(register: Callable[[Any], None]) -> None:
+def register_tasks(register: Callable[[Task], None]) -> None:
     """Register the sentence-pair classification task."""
     register(PairClassificationTask())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.hookspecs import hookimpl
@@ -28,6 +29,7 @@ from annotune.core.tasks import (
     Feature,
     LabelIssue,
     Prediction,
+    Target,
     Task,
     TaskOption,
     TaskSettings,
@@ -70,7 +72,7 @@ class _PairLayout:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
     @classmethod
-    def probe(cls, tokenizer: Any) -> _PairLayout:
+    def probe(cls, tokenizer: Tokenizer) -> _PairLayout:
         """Learn the layout from one encoded pair, so any BERT- or RoBERTa-style template works."""
         encoding = tokenizer.encode("question", "context")
         seq_ids = encoding.sequence_ids
@@ -181,7 +183,7 @@ class QuestionAnsweringTask(Task):
             value = value["answers"]
         return {"answers": _answer_list(value)}
 
-    def annotation_to_record(self, annotation: Annotation) -> dict[str, Any]:
+    def annotation_to_record(self, annotation: Annotation) -> dict[str, object]:
         return {"answers": [dict(a) for a in annotation.get("answers", [])]}
 
     def stratify_key(self, annotation: Annotation) -> str:
@@ -202,7 +204,7 @@ class QuestionAnsweringTask(Task):
         return by_document([_article(origin) for origin in origins], contexts)
 
     # -- model -----------------------------------------------------------------------------------
-    def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
+    def encode(self, tokenizer: Tokenizer, examples: Sequence[ExampleFields],
                annotations: Sequence[Annotation] | None, settings: TaskSettings) -> list[Feature]:
         layout = _PairLayout.probe(tokenizer)
         max_question = min(MAX_QUESTION_TOKENS, (settings.max_length - layout.n_special) // 2)
@@ -260,7 +262,7 @@ class QuestionAnsweringTask(Task):
         first = answers[0]
         return _answer_tokens(offsets, first["start"], first["start"] + len(first["text"]))
 
-    def collate_targets(self, targets: Sequence[Any], seq_len: int) -> dict[str, np.ndarray]:
+    def collate_targets(self, targets: Sequence[Target], seq_len: int) -> dict[str, np.ndarray]:
         positions = np.asarray(targets, dtype=np.int64).reshape(len(targets), 2)
         return {"start_positions": positions[:, 0].copy(), "end_positions": positions[:, 1].copy()}
 
