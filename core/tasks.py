@@ -43,7 +43,8 @@ ExampleFields = Mapping[str, str]
 OptionValue = bool | int | float | str | tuple[float, ...]
 T = TypeVar("T")
 
-# Names the shared TaskSettings fields use: an option may not take them (nor "options").
+# Names the shared TaskSettings fields use: an option may not take them (nor the names of
+# TaskSettings' own "options" and "declared", which its constructor takes as keywords).
 SHARED_SETTINGS = ("labels", "max_length", "stride")
 _REQUIRED = object()  # TaskSettings.option without a value for options the task lacks
 _BOOL_WORDS = {"yes": True, "true": True, "on": True, "1": True,
@@ -80,7 +81,7 @@ class TaskOption:
     advanced: bool = False
 
     def __post_init__(self) -> None:
-        if not self.name.isidentifier() or self.name in (*SHARED_SETTINGS, "options"):
+        if not self.name.isidentifier() or self.name in (*SHARED_SETTINGS, "options", "declared"):
             raise ValueError(f"a task option cannot be called {self.name!r}")
         if self.type not in (bool, int, float, str, tuple):
             raise ValueError(f"task option {self.name}: type must be bool, int, float, str or "

@@ -83,8 +83,9 @@ def test_settings_survive_json_and_keep_shared_fields_apart():
 
 
 def test_a_task_option_cannot_take_a_shared_name():
-    with pytest.raises(ValueError, match="labels"):
-        TaskOption("labels", tuple, (), "clash")
+    for taken in ("labels", "max_length", "stride", "options", "declared", "not a name"):
+        with pytest.raises(ValueError, match="cannot be called"):
+            TaskOption(taken, tuple, (), "clash")
     with pytest.raises(ValueError, match="type must be"):
         TaskOption("ratio", complex, 0j, "no such form field")
 
