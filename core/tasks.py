@@ -206,6 +206,11 @@ class TaskSettings:
         object.__setattr__(self, "options", _frozen_values({**(options or {}), **more_options}))
         object.__setattr__(self, "declared", tuple(declared))
 
+    def __hash__(self) -> int:
+        # settings hashed as before options existed (cache keys): the values are immutable
+        return hash((self.labels, self.max_length, self.stride,
+                     tuple(sorted(self.options.items()))))
+
     @classmethod
     def from_dict(cls, data: Mapping[str, object] | None,
                   declared: Sequence[TaskOption] = ()) -> TaskSettings:

@@ -78,6 +78,7 @@ def test_settings_survive_json_and_keep_shared_fields_apart():
     # written at the top level too, where versions before task options read them
     assert stored["multi_label"] is True and stored["labels"] == list(LABELS)
     assert task.settings_from_dict(stored) == settings
+    assert hash(task.settings_from_dict(stored)) == hash(settings)  # still a cache key
     with pytest.raises(ValueError, match="not a JSON object"):
         TaskSettings.from_dict({"options": [1, 2]})
 
