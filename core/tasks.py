@@ -213,13 +213,14 @@ class TaskSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object] | None,
-                  declared: Sequence[TaskOption] = ()) -> TaskSettings:
+                  declared: Sequence[TaskOption] | None = None) -> TaskSettings:
         """Build settings from stored JSON, of this shape or the one before task options.
 
         Settings written before tasks declared their options keep them at the top level
         (``"multi_label": true``): they are read as options, so old projects and bundles
-        decide as before. With ``declared`` given, options the task does not declare (other
-        tasks' keys in old files, keys from newer versions) are dropped.
+        decide as before. With ``declared`` given (a task's options, perhaps none), options the
+        task does not declare (other tasks' keys in old files, keys from newer versions) are
+        dropped.
         """
         data = dict(data or {})
         stored = data.pop("options", None) or {}
@@ -227,11 +228,9 @@ class TaskSettings:
             raise ValueError(f"the task options are not a JSON object: {stored!r}")
         options = {key: value for key, value in data.items() if key not in SHARED_SETTINGS}
         options.update(stored)
-        if declared:
-            names = {option.name for option in declared}
-            options = {key: value for key, value in options.items() if key in names}
         shared: dict[str, Any] = {key: data[key] for key in SHARED_SETTINGS if key in data}
-        return cls(**shared, options=options, declared=declared)
+        settings = cls(**shared, options=options)
+        return settings if declared is None else settings.bound_to(declared)
 
     def to_dict(self) -> dict[str, object]:
         """Return the settings as JSON: the shared fields, and the options under "options".

@@ -25,6 +25,19 @@ OLD_QA = {"labels": [], "multi_label": False, "thresholds": [], "max_length": 38
           "stride": 128, "allow_unanswerable": True, "max_answer_length": 3, "n_best": 2}
 
 
+@pytest.mark.parametrize("name", ["token-classification", "pair-classification",
+                                  "question-answering", "text-classification"])
+def test_old_settings_of_every_built_in_task_pass_its_checks(name):
+    """Old files carry every task's keys: a task without those options must not refuse them."""
+    task = registry().task(name)
+    old = {**OLD_QA, "labels": ["PER", "LOC"] if task.needs_labels else []}
+    settings = task.settings_from_dict(old)
+    assert set(settings.options) <= {option.name for option in task.options}
+    task.check_settings(settings)
+    assert task.check_settings(task.with_labels(settings, ["家族"]) if task.needs_labels
+                               else settings) is None
+
+
 def test_an_option_value_that_does_not_fit_names_the_option_the_value_and_what_fits():
     qa = registry().task("question-answering")
     with pytest.raises(AnnotuneError) as error:
