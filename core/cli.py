@@ -865,13 +865,17 @@ def _add_task_options(parser: argparse.ArgumentParser) -> None:
         tasks = ", ".join(task.name for task, _ in pairs)
         help_text = f"{option.help_text} [{tasks}]".replace("%", "%%")
         dest = _OPTION_PREFIX + name
-        if all(item.type is bool for _, item in pairs):
-            parser.add_argument(option.flag, dest=dest, action=argparse.BooleanOptionalAction,
-                                default=None, help=help_text)
-        else:
-            metavar = "|".join(option.choices) if option.choices else name.upper()
-            parser.add_argument(option.flag, dest=dest, default=None, metavar=metavar,
-                                help=help_text)
+        try:
+            if all(item.type is bool for _, item in pairs):
+                parser.add_argument(option.flag, dest=dest, default=None, help=help_text,
+                                    action=argparse.BooleanOptionalAction)
+            else:
+                metavar = "|".join(option.choices) if option.choices else name.upper()
+                parser.add_argument(option.flag, dest=dest, default=None, metavar=metavar,
+                                    help=help_text)
+        except argparse.ArgumentError:  # a plugin's option named like a flag of init itself
+            print(f"warning: the option {name} of {tasks} is not offered: {option.flag} is "
+                  "one of init's own flags", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -889,7 +893,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "question-answering (see `annotune plugins`)")
     p.add_argument("--labels", help="comma-separated labels (entity types for NER) "
                                     "(default: none, as question answering needs)")
-    _add_task_options(p)
     p.add_argument("--base-model", help="hub id or local folder (default: the bundled "
                                         "all-MiniLM-L6-v2)")
     p.add_argument("--max-length", type=int,
@@ -898,6 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int,
                    help="tokens shared by the windows of a long text (default: the task's, "
                         "128)")
+    _add_task_options(p)  # after init's own flags: a plugin's option cannot take one of them
     p.set_defaults(func=cmd_init)
 
     p = commands.add_parser("import", help="import examples (and labels) from a file")

@@ -317,17 +317,17 @@ class ClassificationTask(Task):
         if not self.multi_label(settings) and len(labels) < 2:
             raise AnnotuneError(f"a single-label {self.title} project needs at least two labels",
                                 hint="add another label, or make the project multi-label")
-        if self.thresholds(settings):
+        thresholds = self.thresholds(settings)
+        if thresholds:
             if not self.multi_label(settings):
                 raise AnnotuneError("thresholds apply to multi-label projects only",
                                     hint="remove the thresholds or make the project multi-label")
-            if len(self.thresholds(settings)) != len(labels):
-                raise AnnotuneError(
-                    f"{len(self.thresholds(settings))} thresholds for {len(labels)} labels",
-                    hint="give one threshold per label, in label order")
-            if any(not 0.0 < float(t) < 1.0 for t in self.thresholds(settings)):
+            if len(thresholds) != len(labels):
+                raise AnnotuneError(f"{len(thresholds)} thresholds for {len(labels)} labels",
+                                    hint="give one threshold per label, in label order")
+            if any(not 0.0 < t < 1.0 for t in thresholds):
                 raise AnnotuneError("thresholds must lie strictly between 0 and 1",
-                                    hint=f"got {list(self.thresholds(settings))}")
+                                    hint=f"got {list(thresholds)}")
 
     # -- annotations -------------------------------------------------------------------------
     def _unknown(self, value: Any, settings: TaskSettings, numeric_ok: bool = False

@@ -13,6 +13,8 @@ from annotune.core.store import Project
 from annotune.core.tasks import TaskOption
 from annotune.plugins.text_classification import TextClassificationTask
 
+# named like a flag of `init` itself: not offered, and the command line still works
+BASE_MODEL = TaskOption("base_model", str, "", "a clash with init's --base-model")
 CASING = TaskOption("casing", str, "keep", "how texts are cased before tokenizing",
                     title="Casing", choices=("keep", "lower"))
 
@@ -22,7 +24,7 @@ class CasedClassificationTask(TextClassificationTask):
 
     name = "cased-classification"
     title = "Cased classification"
-    options = (*TextClassificationTask.options, CASING)
+    options = (*TextClassificationTask.options, CASING, BASE_MODEL)
     seen: list[str] = []  # the casing each encode call was given
 
     def encode(self, tokenizer, examples, annotations, settings):
@@ -51,10 +53,13 @@ def test_the_command_line_offers_the_option_with_its_values_and_default(with_cas
                                                                          capsys):
     with pytest.raises(SystemExit):
         cli.main(["init", "--help"])
-    text = " ".join(capsys.readouterr().out.split())
+    out, err = capsys.readouterr()
+    text = " ".join(out.split())
     assert "--casing keep|lower" in text
     assert "how texts are cased before tokenizing; one of keep, lower (default: keep)" in text
     assert "[cased-classification]" in text
+    assert "a clash with init's" not in text and "--base-model" in text
+    assert "option base_model of cased-classification is not offered" in err
 
 
 def test_a_bad_value_or_a_flag_of_another_task_is_refused(with_cased_task, tmp_path, capsys):
