@@ -128,8 +128,8 @@ class TaskOption:
         return what
 
     def _refuse(self, value: object) -> AnnotuneError:
-        return AnnotuneError(f"the option {self.name} cannot be {_shown(value)!r}",
-                             where=f"{self.flag} / settings key '{self.name}'",
+        # the message names the option itself: it reads the same for a flag and a stored key
+        return AnnotuneError(f"the task option {self.name} cannot be {_shown(value)!r}",
                              hint=f"give {self.allowed()}")
 
     def validate(self, value: object) -> OptionValue:
