@@ -59,11 +59,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     task = _registry().task(args.task)
     labels = tuple(label.strip() for label in (args.labels or "").split(",") if label.strip())
-    if args.multi_label and not task.supports_multi_label:
-        raise AnnotuneError(f"the {task.title} task has no multi-label mode",
-                            hint="drop --multi-label")
-    settings = task.default_settings().with_(labels=labels, multi_label=args.multi_label,
-                                             allow_unanswerable=args.allow_unanswerable)
+    settings = task.default_settings().with_(labels=labels, **_given_task_options(args, task))
     overrides = {k: v for k, v in (("max_length", args.max_length), ("stride", args.stride))
                  if v is not None}
     settings = settings.with_(**overrides)
@@ -72,6 +68,23 @@ def cmd_init(args: argparse.Namespace) -> int:
                              base_model=args.base_model)
     print(f"created {project.path} ({task.title}; labels: {', '.join(labels) or 'none'})")
     return EXIT_OK
+
+
+def _given_task_options(args: argparse.Namespace, task: Any) -> dict[str, object]:
+    """Return the task options typed on the command line, checked against the task's own."""
+    given: dict[str, object] = {}
+    for key, value in vars(args).items():
+        if not key.startswith(_OPTION_PREFIX) or value is None:
+            continue
+        name = key.removeprefix(_OPTION_PREFIX)
+        option = next((item for item in task.options if item.name == name), None)
+        if option is None:
+            flag = "--" + name.replace("_", "-")
+            own = ", ".join(item.flag for item in task.options) or "none"
+            raise AnnotuneError(f"the {task.title} task takes no {flag}",
+                                hint=f"drop {flag} (its own options: {own})")
+        given[name] = option.validate(value) if isinstance(value, bool) else option.parse(value)
+    return given
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -832,6 +845,39 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=type(value), default=value, help=described)
 
 
+_OPTION_PREFIX = "task_option_"  # argparse dest of a task option: task_option_<name>
+
+
+def _add_task_options(parser: argparse.ArgumentParser) -> None:
+    """Offer every option the installed tasks declare (Task.options), each once.
+
+    A name declared by several tasks is one flag; whether the chosen task takes it is
+    checked when the project is created (cmd_init), where the task is known.
+    """
+    from annotune.core import plugins
+
+    declared: dict[str, list[tuple[Any, Any]]] = {}
+    for task in sorted(plugins.registry().tasks.values(), key=lambda t: t.name):
+        for option in task.options:
+            declared.setdefault(option.name, []).append((task, option))
+    for name, pairs in declared.items():
+        option = pairs[0][1]
+        tasks = ", ".join(task.name for task, _ in pairs)
+        help_text = f"{option.help_text} [{tasks}]".replace("%", "%%")
+        dest = _OPTION_PREFIX + name
+        try:
+            if all(item.type is bool for _, item in pairs):
+                parser.add_argument(option.flag, dest=dest, default=None, help=help_text,
+                                    action=argparse.BooleanOptionalAction)
+            else:
+                metavar = "|".join(option.choices) if option.choices else name.upper()
+                parser.add_argument(option.flag, dest=dest, default=None, metavar=metavar,
+                                    help=help_text)
+        except argparse.ArgumentError:  # a plugin's option named like a flag of init itself
+            print(f"warning: the option {name} of {tasks} is not offered: {option.flag} is "
+                  "one of init's own flags", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = HelpfulParser(
         prog="annotune", description="Label text, fine-tune an encoder, export an offline model.")
@@ -847,9 +893,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "question-answering (see `annotune plugins`)")
     p.add_argument("--labels", help="comma-separated labels (entity types for NER) "
                                     "(default: none, as question answering needs)")
-    p.add_argument("--multi-label", action="store_true",
-                   help="several labels per example (text classification)")
-    p.add_argument("--allow-unanswerable", action="store_true", help="QA: SQuAD v2 style")
     p.add_argument("--base-model", help="hub id or local folder (default: the bundled "
                                         "all-MiniLM-L6-v2)")
     p.add_argument("--max-length", type=int,
@@ -858,6 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int,
                    help="tokens shared by the windows of a long text (default: the task's, "
                         "128)")
+    _add_task_options(p)  # after init's own flags: a plugin's option cannot take one of them
     p.set_defaults(func=cmd_init)
 
     p = commands.add_parser("import", help="import examples (and labels) from a file")

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from annotune.core.tasks import Feature, Task
+from annotune.core.tasks import Feature, Target, Task
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Features per batch of the Predictor, and of the export's validation scoring: dynamic int8
@@ -61,7 +62,9 @@ def collate(features: Sequence[Feature], pad_token_id: int, task: Task | None = 
               "token_type_ids": token_type_ids}
     if with_targets:
         assert task is not None, "targets need the task that collates them"
-        arrays.update(task.collate_targets([f.target for f in features], seq_len))
+        # features encoded with their annotations carry a target each
+        targets = [cast("Target", f.target) for f in features]
+        arrays.update(task.collate_targets(targets, seq_len))
     return arrays
 
 

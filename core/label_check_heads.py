@@ -175,7 +175,10 @@ def _fit_head(task: Task, settings: TaskSettings, states: Sequence[np.ndarray],
 
 def _classes(task: Task, settings: TaskSettings) -> int:
     """Return the model's output width (labels; NER: its tag set)."""
-    return int(task.model_kwargs(settings).get("num_labels", len(settings.labels)))
+    width = task.model_kwargs(settings).get("num_labels", len(settings.labels))
+    if not isinstance(width, int):
+        raise TypeError(f"{task.name}.model_kwargs gave num_labels={width!r}, not a whole number")
+    return width
 
 
 class _Standardise(torch.nn.Module):

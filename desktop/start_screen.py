@@ -7,7 +7,6 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -27,6 +26,7 @@ from annotune.core.errors import AnnotuneError
 from annotune.core.tasks import TaskSettings
 from annotune.desktop import style
 from annotune.desktop.recent import recent_projects
+from annotune.desktop.task_option_fields import OptionField
 
 BUNDLED_MODEL_TEXT = "bundled all-MiniLM-L6-v2"
 PROJECT_SUFFIX = ".annotune"
@@ -165,10 +165,14 @@ class NewProjectDialog(QDialog):
         self.labels_title = QLabel("&Labels")
         self.labels_title.setBuddy(self.labels)
         form.addRow(self.labels_title, self.labels)
-        self.multi_label = QCheckBox("Several labels per example")
-        form.addRow("", self.multi_label)
-        self.unanswerable = QCheckBox("Some questions have no answer")
-        form.addRow("", self.unanswerable)
+        # the options each task declares for the form (advanced ones stay on the command line)
+        self.option_fields: dict[str, list[OptionField]] = {}
+        for task in registry.tasks.values():
+            fields = [OptionField(option) for option in task.options if not option.advanced]
+            for option_field in fields:
+                form.addRow(option_field.title, option_field.widget)
+            self.option_fields[task.name] = fields
+        self.form = form
         model_row = QHBoxLayout()
         self.base_model = QLineEdit()
         self.base_model.setPlaceholderText(BUNDLED_MODEL_TEXT + " (default)")
@@ -203,6 +207,11 @@ class NewProjectDialog(QDialog):
         fit_to_text(self.base_model, self.base_model.placeholderText())
         fit_to_text(self.path, self.path.text())
 
+    def option_field(self, name: str) -> OptionField | None:
+        """Return the field of the chosen task's option ``name`` (None: the task lacks it)."""
+        fields = self.option_fields.get(self.task.currentData(), [])
+        return next((item for item in fields if item.option.name == name), None)
+
     def _task(self) -> Any:
         return self.registry.task(self.task.currentData())
 
@@ -213,8 +222,9 @@ class NewProjectDialog(QDialog):
         fit_to_text(self.labels, self.labels.placeholderText())
         self.labels.setVisible(bool(task.needs_labels))
         self.labels_title.setVisible(bool(task.needs_labels))
-        self.multi_label.setVisible(task.supports_multi_label)
-        self.unanswerable.setVisible(task.supports_unanswerable)
+        for name, fields in self.option_fields.items():
+            for option_field in fields:
+                self.form.setRowVisible(option_field.widget, name == task.name)
         self.adjustSize()
 
     def _browse_model(self) -> None:
@@ -234,16 +244,19 @@ class NewProjectDialog(QDialog):
         """Return (path, task name, settings, base model or None for the bundled one)."""
         task = self._task()
         labels = tuple(x.strip() for x in self.labels.text().split(",") if x.strip())
+        # only what differs from the declared default is stored: the default stays the task's
+        chosen = {option_field.option.name: option_field.value()
+                  for option_field in self.option_fields.get(task.name, [])}
         settings = task.default_settings().with_(
             labels=labels if task.needs_labels else (),
-            multi_label=self.multi_label.isChecked() and task.supports_multi_label,
-            allow_unanswerable=self.unanswerable.isChecked() and task.supports_unanswerable)
+            **{name: value for name, value in chosen.items()
+               if value != task.declared_option(name).default})
         base = self.base_model.text().strip() or None
         return Path(self.path.text().strip()), task.name, settings, base
 
     def _check(self) -> None:
-        path, _name, settings, _base = self.values()
         try:
+            path, _name, settings, _base = self.values()
             self._task().check_settings(settings)
             if len(set(settings.labels)) != len(settings.labels):
                 raise AnnotuneError("a label appears twice", hint="give each label once")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import sigmoid, softmax
@@ -21,10 +22,22 @@ from annotune.core.tasks import (
     ExampleFields,
     Feature,
     Prediction,
+    Target,
     Task,
+    TaskOption,
     TaskSettings,
 )
 from annotune.plugins.windows import window_starts
+
+MULTI_LABEL = TaskOption(
+    "multi_label", bool, False, "several labels per example (sigmoid outputs)",
+    title="Several labels per example")
+# Fitted on validation after each epoch when none are given (tune_settings), so normally set
+# by training; given by hand they are kept.
+THRESHOLDS = TaskOption(
+    "thresholds", tuple, (), "multi-label: one decision threshold per label, in label order; "
+    "none: fitted on the validation examples", title="Decision thresholds", minimum=0.0,
+    maximum=1.0, advanced=True)
 
 # Candidate thresholds for tune_thresholds: coarse enough not to overfit a small validation set.
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -160,7 +173,7 @@ class _Layout:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
     @classmethod
-    def probe(cls, tokenizer: Any, pair: bool) -> _Layout:
+    def probe(cls, tokenizer: Tokenizer, pair: bool) -> _Layout:
         """Learn the layout from one encoded text (pair), so any model family's template works."""
         encoding = tokenizer.encode("a", "b") if pair else tokenizer.encode("a")
         ids, types, seq = encoding.ids, encoding.type_ids, encoding.sequence_ids
@@ -195,7 +208,7 @@ class Window:
     truncated: bool = False
 
 
-def encode_windows(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None,
+def encode_windows(tokenizer: Tokenizer, texts: Sequence[str], pairs: Sequence[str] | None,
                    max_length: int, stride: int) -> list[Window]:
     """Tokenize texts (or pairs) into windows of at most max_length tokens, in example order.
 
@@ -270,9 +283,27 @@ class ClassificationTask(Task):
     # Multi-label uses micro-F1: with many rare labels, per-label F1 on a small validation set
     # jumps between 0 and 1, and its average would pick epochs by noise.
     main_metric: ClassVar[str] = "f1"
-    supports_multi_label: ClassVar[bool] = True
+    options: ClassVar[tuple[TaskOption, ...]] = (MULTI_LABEL, THRESHOLDS)
 
     # -- settings ----------------------------------------------------------------------------
+    def multi_label(self, settings: TaskSettings) -> bool:
+        """Say whether the project gives each example a set of labels (sigmoid outputs)."""
+        return MULTI_LABEL in self.options and bool(settings.option(MULTI_LABEL))
+
+    def thresholds(self, settings: TaskSettings) -> tuple[float, ...]:
+        """Return the per-label decision thresholds (empty: untuned, 0.5 each)."""
+        if THRESHOLDS not in self.options:
+            return ()
+        return tuple(float(t) for t in settings.option(THRESHOLDS))  # type: ignore[union-attr]
+
+    def with_labels(self, settings: TaskSettings, added: Sequence[str]) -> TaskSettings:
+        """Append labels; tuned thresholds get the untuned 0.5 for each new label."""
+        changed = super().with_labels(settings, added)
+        thresholds = self.thresholds(settings)
+        if thresholds:
+            changed = changed.with_(thresholds=(*thresholds, *(0.5,) * len(added)))
+        return changed
+
     def check_settings(self, settings: TaskSettings) -> None:
         """Raise AnnotuneError when labels or thresholds cannot work for this task."""
         super().check_settings(settings)
@@ -283,23 +314,20 @@ class ClassificationTask(Task):
                                 hint="give each label once")
         if any(not str(label).strip() for label in labels):
             raise AnnotuneError("a label is empty", hint="give every label a name")
-        if settings.multi_label and not self.supports_multi_label:
-            raise AnnotuneError(f"the {self.title} task does not support multi-label projects",
-                                hint="create the project without --multi-label")
-        if not settings.multi_label and len(labels) < 2:
+        if not self.multi_label(settings) and len(labels) < 2:
             raise AnnotuneError(f"a single-label {self.title} project needs at least two labels",
                                 hint="add another label, or make the project multi-label")
-        if settings.thresholds:
-            if not settings.multi_label:
+        thresholds = self.thresholds(settings)
+        if thresholds:
+            if not self.multi_label(settings):
                 raise AnnotuneError("thresholds apply to multi-label projects only",
                                     hint="remove the thresholds or make the project multi-label")
-            if len(settings.thresholds) != len(labels):
-                raise AnnotuneError(
-                    f"{len(settings.thresholds)} thresholds for {len(labels)} labels",
-                    hint="give one threshold per label, in label order")
-            if any(not 0.0 < float(t) < 1.0 for t in settings.thresholds):
+            if len(thresholds) != len(labels):
+                raise AnnotuneError(f"{len(thresholds)} thresholds for {len(labels)} labels",
+                                    hint="give one threshold per label, in label order")
+            if any(not 0.0 < t < 1.0 for t in thresholds):
                 raise AnnotuneError("thresholds must lie strictly between 0 and 1",
-                                    hint=f"got {list(settings.thresholds)}")
+                                    hint=f"got {list(thresholds)}")
 
     # -- annotations -------------------------------------------------------------------------
     def _unknown(self, value: Any, settings: TaskSettings, numeric_ok: bool = False
@@ -308,7 +336,7 @@ class ClassificationTask(Task):
         hint = f"allowed labels: {allowed}"
         if numeric_ok:
             hint += f" (or their index 0-{len(settings.labels) - 1})"
-        if settings.multi_label:
+        if self.multi_label(settings):
             hint += '; separate several labels with "|" or write a JSON list'
         return AnnotuneError(f"unknown label {value!r}", hint=hint)
 
@@ -323,7 +351,7 @@ class ClassificationTask(Task):
         if not isinstance(annotation, Mapping):
             raise AnnotuneError(f"an annotation must be an object, got {annotation!r}",
                                 hint='write {"label": "..."}')
-        if settings.multi_label:
+        if self.multi_label(settings):
             if "labels" in annotation:
                 names = annotation["labels"]
                 if not isinstance(names, list | tuple):
@@ -379,7 +407,7 @@ class ClassificationTask(Task):
         unambiguous. Multi-label: names (or indices) separated by "|", or a JSON list such as
         ``["a", "b"]``; an empty cell or ``[]`` is the empty label set.
         """
-        if not settings.multi_label:
+        if not self.multi_label(settings):
             if isinstance(value, list | tuple):
                 if len(value) != 1:
                     raise AnnotuneError(f"{len(value)} labels {list(value)!r} in a single-label "
@@ -408,7 +436,7 @@ class ClassificationTask(Task):
         names = [self._label_from_cell(item, settings) for item in items]
         return {"labels": self._canonical(names, settings)}
 
-    def annotation_to_record(self, annotation: Annotation) -> dict[str, Any]:
+    def annotation_to_record(self, annotation: Annotation) -> dict[str, object]:
         """Return ``{"label": x}`` or ``{"labels": [...]}`` (CSV writers join lists with "|")."""
         if "labels" in annotation:
             return {"labels": list(annotation["labels"])}
@@ -430,23 +458,23 @@ class ClassificationTask(Task):
             raise self._unknown(error.args[0], settings) from None
 
     # -- model -------------------------------------------------------------------------------
-    def model_kwargs(self, settings: TaskSettings) -> dict[str, Any]:
+    def model_kwargs(self, settings: TaskSettings) -> dict[str, object]:
         """Return num_labels, id2label, label2id (and problem_type for multi-label)."""
-        kwargs: dict[str, Any] = {
+        kwargs: dict[str, object] = {
             "num_labels": len(settings.labels),
             "id2label": dict(enumerate(settings.labels)),
             "label2id": {label: i for i, label in enumerate(settings.labels)},
         }
-        if settings.multi_label:
+        if self.multi_label(settings):
             kwargs["problem_type"] = "multi_label_classification"
         return kwargs
 
-    def target(self, annotation: Annotation | None, settings: TaskSettings) -> Any:
+    def target(self, annotation: Annotation | None, settings: TaskSettings) -> Target | None:
         """Return the training target: a label index, or a float32 multi-hot vector."""
         if annotation is None:
             return None
         indices = self._gold_indices(annotation, settings)
-        if settings.multi_label:
+        if self.multi_label(settings):
             vector = np.zeros(len(settings.labels), dtype=np.float32)
             vector[indices] = 1.0
             return vector
@@ -455,7 +483,7 @@ class ClassificationTask(Task):
                                 "in a single-label project", hint="give exactly one label")
         return indices[0]
 
-    def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
+    def encode(self, tokenizer: Tokenizer, examples: Sequence[ExampleFields],
                annotations: Sequence[Annotation] | None, settings: TaskSettings) -> list[Feature]:
         """Make one Feature per window of each example, with the example's target if given.
 
@@ -492,7 +520,7 @@ class ClassificationTask(Task):
                                 hint=f"the {self.title} task reads {', '.join(self.fields)}")
         return value
 
-    def collate_targets(self, targets: Sequence[Any], seq_len: int) -> dict[str, np.ndarray]:
+    def collate_targets(self, targets: Sequence[Target], seq_len: int) -> dict[str, np.ndarray]:
         """Return ``{"labels": int64 (batch,)}`` or float32 (batch, labels) for multi-label."""
         if any(t is None for t in targets):
             raise ValueError("a feature without a target was batched for training")
@@ -521,9 +549,11 @@ class ClassificationTask(Task):
             missing = int(np.flatnonzero(counts == 0)[0])
             raise ValueError(f"example {missing} has no feature to decode")
         logits = sums / counts[:, None]
-        if settings.multi_label:
+        if self.multi_label(settings):
             probs = sigmoid(logits)
-            thresholds = np.array([settings.threshold(i) for i in range(k)])
+            tuned = self.thresholds(settings)
+            # a label added after tuning has no threshold yet: it decides at the untuned 0.5
+            thresholds = np.array([tuned[i] if i < len(tuned) else 0.5 for i in range(k)])
             chosen = probs >= thresholds
         else:
             probs = softmax(logits, axis=-1)
@@ -535,7 +565,7 @@ class ClassificationTask(Task):
                 "score": float(p[best]),
                 "probabilities": {label: float(p[i]) for i, label in enumerate(settings.labels)},
             }
-            if settings.multi_label:
+            if self.multi_label(settings):
                 prediction["labels"] = [settings.labels[i] for i in np.flatnonzero(chosen[row])]
             predictions.append(prediction)
         return predictions
@@ -557,7 +587,7 @@ class ClassificationTask(Task):
         "micro_f1"); "per_label" and "confusion_matrix" (single-label) are nested.
         """
         pairs = [(p, a) for p, a in zip(predictions, annotations, strict=True) if a is not None]
-        if settings.multi_label:
+        if self.multi_label(settings):
             k = len(settings.labels)
             gold = np.zeros((len(pairs), k), dtype=bool)
             pred = np.zeros((len(pairs), k), dtype=bool)
@@ -581,7 +611,7 @@ class ClassificationTask(Task):
     def tune_settings(self, predictions: Sequence[Prediction], annotations: Sequence[Annotation],
                       settings: TaskSettings) -> TaskSettings:
         """Pick per-label thresholds of a multi-label project that has none set."""
-        if not settings.multi_label or settings.thresholds:
+        if not self.multi_label(settings) or self.thresholds(settings):
             return settings
         return settings.with_(
             thresholds=tuple(self.tune_thresholds(predictions, annotations, settings)))
@@ -593,7 +623,7 @@ class ClassificationTask(Task):
 
         Store the result with ``settings.with_(thresholds=...)``; decode then uses it.
         """
-        if not settings.multi_label:
+        if not self.multi_label(settings):
             raise AnnotuneError("thresholds apply to multi-label projects only")
         pairs = [(p, a) for p, a in zip(predictions, annotations, strict=True) if a is not None]
         k = len(settings.labels)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from annotune.core.hookspecs import hookimpl
+from annotune.core.tasks import Task, TaskOption
 from annotune.plugins.classification import ClassificationTask
 from annotune.plugins.label_scores import ProbabilityLabelCheck
 
@@ -20,12 +21,12 @@ class PairClassificationTask(ProbabilityLabelCheck, ClassificationTask):
     name: ClassVar[str] = "pair-classification"
     title: ClassVar[str] = "Sentence-pair classification"
     fields: ClassVar[tuple[str, ...]] = ("text", "text_pair")
-    supports_multi_label: ClassVar[bool] = False
+    options: ClassVar[tuple[TaskOption, ...]] = ()  # one label per pair: no multi-label mode
     field_titles: ClassVar[dict[str, str]] = {"text": "First text (premise)",
                                               "text_pair": "Second text (hypothesis)"}
 
 
 @hookimpl
-def register_tasks(register: Callable[[Any], None]) -> None:
+def register_tasks(register: Callable[[Task], None]) -> None:
     """Register the sentence-pair classification task."""
     register(PairClassificationTask())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.hookspecs import hookimpl
@@ -28,16 +29,28 @@ from annotune.core.tasks import (
     Feature,
     LabelIssue,
     Prediction,
+    Target,
     Task,
+    TaskOption,
     TaskSettings,
     by_document,
 )
 from annotune.plugins.label_scores import answer_issue
 from annotune.plugins.offsets import UTF16, answer_start
 from annotune.plugins.qa_postprocess import CLS_INDEX, decode_answers, squad_scores, token_f1
+from annotune.plugins.windows import window_starts as shared_window_starts
 
 MAX_QUESTION_TOKENS = 64  # longer questions are cut so that most of a window is context
 MIN_MAX_LENGTH = 32  # below this a window cannot hold a question and some context
+ALLOW_UNANSWERABLE = TaskOption(
+    "allow_unanswerable", bool, False, "some questions have no answer in their context "
+    "(SQuAD 2.0 style)", title="Some questions have no answer")
+MAX_ANSWER_LENGTH = TaskOption(
+    "max_answer_length", int, 30, "longest answer predicted, in tokens",
+    title="Longest answer (tokens)", minimum=1, advanced=True)
+N_BEST = TaskOption(
+    "n_best", int, 20, "answer starts and ends considered per window",
+    title="Answer candidates per window", minimum=1, advanced=True)
 WELL_TRAINED_QUESTIONS = 2000  # fewer labeled questions make a weak reader (SQuAD has 88,000)
 
 
@@ -59,7 +72,7 @@ class _PairLayout:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
     @classmethod
-    def probe(cls, tokenizer: Any) -> _PairLayout:
+    def probe(cls, tokenizer: Tokenizer) -> _PairLayout:
         """Learn the layout from one encoded pair, so any BERT- or RoBERTa-style template works."""
         encoding = tokenizer.encode("question", "context")
         seq_ids = encoding.sequence_ids
@@ -79,18 +92,13 @@ class _PairLayout:
 
 
 def window_starts(n_tokens: int, budget: int, stride: int) -> list[int]:
-    """Return the first context token of each window; consecutive windows share ``stride`` tokens.
+    """Return the first context token of each window as SQuAD's doc stride cuts a context.
 
-    A stride that leaves the windows less than half a window apart is reduced, so that a long
-    text needs a bounded number of windows whatever the settings (TaskSettings' generic default
-    stride equals its default max_length).
+    The shared rule (plugins.windows) with QA's choices: an overlap of at most half a window,
+    and windows that step on evenly (the last may be short), as QA models are trained on.
     """
-    overlap = min(max(stride, 0), budget // 2)
-    step = max(budget - overlap, 1)
-    starts = [0]
-    while starts[-1] + budget < n_tokens:
-        starts.append(starts[-1] + step)
-    return starts
+    return shared_window_starts(n_tokens, budget, stride, most_shared=budget // 2,
+                                flush_end=False)
 
 
 def _answer_tokens(offsets: Sequence[tuple[int, int]], start: int, end: int
@@ -115,12 +123,12 @@ class QuestionAnsweringTask(Task):
     main_metric = "f1"
     metric_scale = 100.0  # SQuAD's EM and F1 are percentages
     needs_labels = False
-    supports_unanswerable = True
+    options = (ALLOW_UNANSWERABLE, MAX_ANSWER_LENGTH, N_BEST)
     short_fields = ("question",)
 
     def default_settings(self) -> TaskSettings:
         """Return the settings a new QA project starts with (SQuAD's 384-token windows)."""
-        return TaskSettings(max_length=384, stride=128)
+        return super().default_settings().with_(max_length=384, stride=128)
 
     def training_advice(self, n_labeled: int) -> str | None:
         """Warn that a reader trained on a few hundred questions answers poorly.
@@ -136,15 +144,14 @@ class QuestionAnsweringTask(Task):
                 "so expect a weak model: use it to suggest answers you correct, and label more.")
 
     def check_settings(self, settings: TaskSettings) -> None:
+        """Refuse windows too short for a question, a negative stride, and bad options."""
+        super().check_settings(settings)
         if settings.max_length < MIN_MAX_LENGTH:
             raise AnnotuneError(f"max_length {settings.max_length} is too short for question "
                                 "answering", hint=f"use at least {MIN_MAX_LENGTH} (384 is usual)")
         if settings.stride < 0:
             raise AnnotuneError(f"stride {settings.stride} is negative",
                                 hint="use 0 or more tokens of overlap (128 is usual)")
-        if settings.max_answer_length < 1 or settings.n_best < 1:
-            raise AnnotuneError("max_answer_length and n_best must be at least 1",
-                                hint="the usual values are 30 and 20")
 
     # -- annotations ---------------------------------------------------------------------------
     def validate(self, annotation: Annotation, example: ExampleFields, settings: TaskSettings
@@ -156,7 +163,7 @@ class QuestionAnsweringTask(Task):
             raise AnnotuneError("a question-answering annotation needs an 'answers' list",
                                 hint='write {"answers": [{"start": 12, "text": "..."}]}')
         answers = _answer_list(annotation["answers"])
-        if not answers and not settings.allow_unanswerable:
+        if not answers and not settings.option(ALLOW_UNANSWERABLE):
             raise AnnotuneError("the answer list is empty but this project does not allow "
                                 "unanswerable questions", where="field 'answers'",
                                 hint="mark an answer span, or enable allow_unanswerable "
@@ -176,7 +183,7 @@ class QuestionAnsweringTask(Task):
             value = value["answers"]
         return {"answers": _answer_list(value)}
 
-    def annotation_to_record(self, annotation: Annotation) -> dict[str, Any]:
+    def annotation_to_record(self, annotation: Annotation) -> dict[str, object]:
         return {"answers": [dict(a) for a in annotation.get("answers", [])]}
 
     def stratify_key(self, annotation: Annotation) -> str:
@@ -197,7 +204,7 @@ class QuestionAnsweringTask(Task):
         return by_document([_article(origin) for origin in origins], contexts)
 
     # -- model -----------------------------------------------------------------------------------
-    def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
+    def encode(self, tokenizer: Tokenizer, examples: Sequence[ExampleFields],
                annotations: Sequence[Annotation] | None, settings: TaskSettings) -> list[Feature]:
         layout = _PairLayout.probe(tokenizer)
         max_question = min(MAX_QUESTION_TOKENS, (settings.max_length - layout.n_special) // 2)
@@ -255,7 +262,7 @@ class QuestionAnsweringTask(Task):
         first = answers[0]
         return _answer_tokens(offsets, first["start"], first["start"] + len(first["text"]))
 
-    def collate_targets(self, targets: Sequence[Any], seq_len: int) -> dict[str, np.ndarray]:
+    def collate_targets(self, targets: Sequence[Target], seq_len: int) -> dict[str, np.ndarray]:
         positions = np.asarray(targets, dtype=np.int64).reshape(len(targets), 2)
         return {"start_positions": positions[:, 0].copy(), "end_positions": positions[:, 1].copy()}
 
@@ -263,15 +270,15 @@ class QuestionAnsweringTask(Task):
                outputs: Sequence[Mapping[str, np.ndarray]], settings: TaskSettings
                ) -> list[Prediction]:
         return decode_answers([ex["context"] for ex in examples], features, outputs,
-                              n_best=settings.n_best,
-                              max_answer_length=settings.max_answer_length,
-                              allow_unanswerable=settings.allow_unanswerable)
+                              n_best=settings.option(N_BEST),
+                              max_answer_length=settings.option(MAX_ANSWER_LENGTH),
+                              allow_unanswerable=settings.option(ALLOW_UNANSWERABLE))
 
     def metrics(self, predictions: Sequence[Prediction], annotations: Sequence[Annotation],
                 settings: TaskSettings) -> dict[str, Any]:
         texts = [p.get("text", "") for p in predictions]
         references = [[a["text"] for a in ann.get("answers", [])] for ann in annotations]
-        with_split = settings.allow_unanswerable or any(not refs for refs in references)
+        with_split = settings.option(ALLOW_UNANSWERABLE) or any(not refs for refs in references)
         return squad_scores(texts, references, with_no_answer_split=with_split)
 
     def prediction_score(self, prediction: Prediction) -> float:
@@ -285,9 +292,9 @@ class QuestionAnsweringTask(Task):
                      settings: TaskSettings) -> list[LabelIssue]:
         """Score each given answer by token F1 and the probability of its span (label_scores)."""
         predictions = decode_answers([ex["context"] for ex in examples], features, outputs,
-                                     n_best=settings.n_best,
-                                     max_answer_length=settings.max_answer_length,
-                                     allow_unanswerable=settings.allow_unanswerable,
+                                     n_best=settings.option(N_BEST),
+                                     max_answer_length=settings.option(MAX_ANSWER_LENGTH),
+                                     allow_unanswerable=settings.option(ALLOW_UNANSWERABLE),
                                      with_candidates=True)
         return [answer_issue(annotation, prediction, token_f1)
                 for annotation, prediction in zip(annotations, predictions, strict=True)]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from annotune.core.hookspecs import hookimpl
+from annotune.core.tasks import Task
 from annotune.plugins.classification import ClassificationTask
 from annotune.plugins.label_scores import ProbabilityLabelCheck
 
@@ -19,6 +20,6 @@ class TextClassificationTask(ProbabilityLabelCheck, ClassificationTask):
 
 
 @hookimpl
-def register_tasks(register: Callable[[Any], None]) -> None:
+def register_tasks(register: Callable[[Task], None]) -> None:
     """Register the text-classification task."""
     register(TextClassificationTask())

@@ -26,11 +26,12 @@ from __future__ import annotations
 import json
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import softmax
@@ -42,6 +43,7 @@ from annotune.core.tasks import (
     Feature,
     LabelIssue,
     Prediction,
+    Target,
     Task,
     TaskSettings,
     by_document,
@@ -240,7 +242,7 @@ class TokenClassificationTask(Task):
                  if isinstance(s, list | tuple) and len(s) == 3 else s for s in data]
         return {"spans": spans}
 
-    def annotation_to_record(self, annotation: Annotation) -> dict[str, Any]:
+    def annotation_to_record(self, annotation: Annotation) -> dict[str, object]:
         return {"spans": [dict(s) for s in annotation.get("spans", [])]}
 
     def stratify_key(self, annotation: Annotation) -> str:
@@ -277,12 +279,12 @@ class TokenClassificationTask(Task):
                                 hint="use at least 16 tokens (128 is the default)")
 
     # -- model -------------------------------------------------------------------------------
-    def model_kwargs(self, settings: TaskSettings) -> dict[str, Any]:
+    def model_kwargs(self, settings: TaskSettings) -> dict[str, object]:
         tags = tag_names(settings.labels)
         return {"num_labels": len(tags), "id2label": dict(enumerate(tags)),
                 "label2id": {tag: i for i, tag in enumerate(tags)}}
 
-    def encode(self, tokenizer: Any, examples: Sequence[ExampleFields],
+    def encode(self, tokenizer: Tokenizer, examples: Sequence[ExampleFields],
                annotations: Sequence[Annotation] | None, settings: TaskSettings
                ) -> list[Feature]:
         tag_index = {tag: i for i, tag in enumerate(tag_names(settings.labels))}
@@ -342,7 +344,7 @@ class TokenClassificationTask(Task):
                 features.append(feature)
         return features
 
-    def collate_targets(self, targets: Sequence[Any], seq_len: int) -> dict[str, np.ndarray]:
+    def collate_targets(self, targets: Sequence[Target], seq_len: int) -> dict[str, np.ndarray]:
         labels = np.full((len(targets), seq_len), IGNORE_INDEX, dtype=np.int64)
         for row, target in enumerate(targets):
             labels[row, :len(target)] = target
@@ -405,5 +407,5 @@ class TokenClassificationTask(Task):
 
 
 @hookimpl
-def register_tasks(register: Any) -> None:
+def register_tasks(register: Callable[[Task], None]) -> None:
     register(TokenClassificationTask())

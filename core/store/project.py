@@ -109,7 +109,11 @@ class Project:
         if not isinstance(stored, dict):
             raise StoredValueError(place, values["settings"], ValueError("not a JSON object"))
         try:
-            self.settings: TaskSettings = TaskSettings.from_dict(stored)
+            # bound to the task's declared options when its plugin is installed (defaults,
+            # and old files' top-level options read as the task's)
+            known = plugins.registry().tasks.get(self.task_name)
+            self.settings: TaskSettings = (known.settings_from_dict(stored) if known is not None
+                                           else TaskSettings.from_dict(stored))
         except (TypeError, ValueError) as error:
             raise StoredValueError(place, values["settings"], error) from None
         self.base_model: str | None = loads(values.get("base_model", "null"),
@@ -260,16 +264,14 @@ class Project:
         with write_transaction(self.db):
             stored = self.db.execute(
                 "SELECT value FROM project WHERE key = 'settings'").fetchone()[0]
-            current = TaskSettings.from_dict(loads(stored, "the task settings"))
+            current = self.task.settings_from_dict(loads(stored, "the task settings"))
             already = [name for name in wanted if name in current.labels]
             if already:
                 raise AnnotuneError(f"the project already has the label '{already[0]}'",
                                     where=str(self.path),
                                     hint=f"its labels: {', '.join(current.labels)}")
-            thresholds = current.thresholds
-            if thresholds:  # tuned per label: a new label starts at the untuned 0.5
-                thresholds = (*thresholds, *(0.5,) * len(wanted))
-            changed = current.with_(labels=(*current.labels, *wanted), thresholds=thresholds)
+            # the task extends what it keeps per label (tuned multi-label thresholds)
+            changed = self.task.with_labels(current, wanted)
             self.task.check_settings(changed)
             self.db.execute("UPDATE project SET value = ? WHERE key = 'settings'",
                             [dumps(changed.to_dict())])

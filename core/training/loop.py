@@ -103,6 +103,7 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.max_length is not None:
         settings = settings.with_(max_length=int(config.max_length))
+    settings = settings.bound_to(task.options)  # a run.json's other tasks' keys are dropped
     task.check_settings(settings)
     split = settle_validation(train_data, val_data, task, config.validation_fraction,
                               config.seed, split_record)

@@ -29,6 +29,9 @@ class AnswersEditor(Editor):
         super().__init__(task, settings, parent)
         self.answer: dict[str, Any] | None = None  # {"start", "text"} shown now
         self.no_answer = False
+        # "no answer" is offered where the task declares it and the project allows it
+        self.unanswerable = bool(
+            settings.bound_to(task.options).option("allow_unanswerable", False))
         self.question_field = "question" if "question" in task.fields else task.fields[-1]
         self.context_field = "context" if "context" in task.fields else task.fields[0]
 
@@ -66,14 +69,14 @@ class AnswersEditor(Editor):
         self.no_answer_button.setToolTip("The context does not answer the question (N)")
         self.no_answer_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.no_answer_button.clicked.connect(self.mark_unanswerable)
-        self.no_answer_button.setVisible(bool(settings.allow_unanswerable))
+        self.no_answer_button.setVisible(self.unanswerable)
         row.addWidget(self.no_answer_button)
         layout.addLayout(row)
 
         self.add_shortcut("A", self.accept)
         self.add_shortcut(Qt.Key.Key_Return, self.accept)
         self.add_shortcut(Qt.Key.Key_Enter, self.accept)
-        if settings.allow_unanswerable:
+        if self.unanswerable:
             self.add_shortcut("N", self.mark_unanswerable)
 
     def focus_editor(self) -> None:
@@ -81,7 +84,7 @@ class AnswersEditor(Editor):
 
     def key_help(self) -> list[tuple[str, str]]:
         keys = [("Shift+←/→", "select"), ("A / Enter", "save answer")]
-        if self.settings.allow_unanswerable:
+        if self.unanswerable:
             keys.append(("N", "no answer"))
         return keys
 
@@ -118,7 +121,7 @@ class AnswersEditor(Editor):
                 score = suggestion.get("score")
                 shown = f" ({float(score):.2f})" if score is not None else ""
                 note = f"Model suggests: “{self.answer['text']}”{shown} — Enter accepts"
-            elif self.settings.allow_unanswerable:
+            elif self.unanswerable:
                 self.no_answer = True
                 note = "Model suggests: no answer — Enter accepts"
         self.answer_label.setText(note)
@@ -158,7 +161,7 @@ class AnswersEditor(Editor):
         """Save "no answer" for this question."""
         if self.example is None:
             return
-        if not self.settings.allow_unanswerable:
+        if not self.unanswerable:
             self.message.emit("This project does not allow unanswerable questions")
             return
         self.decided.emit({"answers": []})

@@ -46,7 +46,7 @@ class LabelEditor(Editor):
 
     def __init__(self, task: Any, settings: TaskSettings, parent: QWidget | None = None):
         super().__init__(task, settings, parent)
-        self.multi = bool(settings.multi_label)
+        self.multi = bool(settings.bound_to(task.options).option("multi_label", False))
         self.chosen: set[str] = set()
         self.suggested: dict[str, Any] | None = None
         self.saved: dict[str, Any] | None = None

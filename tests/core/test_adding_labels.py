@@ -77,8 +77,8 @@ def test_tuned_multi_label_thresholds_keep_their_labels(tmp_path):
     with _project(tmp_path / "tags.annotune", labels=("a", "b"), multi_label=True,
                   thresholds=(0.3, 0.7)) as project:
         project.add_labels(["c"])
-        assert project.settings.thresholds == (0.3, 0.7, 0.5)
-        assert project.settings.threshold(2) == 0.5
+        assert project.settings.option("thresholds") == (0.3, 0.7, 0.5)
+        assert project.task.thresholds(project.settings)[2] == 0.5
 
 
 def test_the_labels_command_lists_counts_and_adds(tmp_path):

@@ -360,4 +360,4 @@ def test_multi_label_thresholds_are_tuned_on_validation(tmp_path, tiny_base_mode
                    items[:30], items[30:], tmp_path)
     thresholds = json.loads((tmp_path / "run.json").read_text())["settings"]["thresholds"]
     assert len(thresholds) == 3 and all(0 < t < 1 for t in thresholds)
-    assert result.settings.thresholds == tuple(thresholds)
+    assert result.settings.option("thresholds") == tuple(thresholds)

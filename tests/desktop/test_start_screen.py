@@ -82,7 +82,8 @@ def test_entity_projects_ask_for_entity_types(qtbot):
     dialog.task.setCurrentIndex(dialog.task.findData("token-classification"))
     assert "Entity" in dialog.labels_title.text() and "PER" in dialog.labels.placeholderText()
     dialog.task.setCurrentIndex(dialog.task.findData("question-answering"))
-    assert not dialog.labels.isVisible() and dialog.unanswerable.isVisible()
+    unanswerable = dialog.option_field("allow_unanswerable")
+    assert not dialog.labels.isVisible() and unanswerable and unanswerable.widget.isVisible()
 
 
 def test_start_screen_says_what_to_do_without_recent_projects(qtbot):
@@ -138,4 +139,47 @@ def test_a_third_party_task_names_its_labels_and_offers_no_answer_itself(qtbot):
     dialog.task.setCurrentIndex(dialog.task.findData("intent-detection"))
     assert dialog.labels_title.text() == "&Intents"
     assert "book_flight" in dialog.labels.placeholderText()
-    assert not dialog.unanswerable.isVisible()
+    assert dialog.option_field("allow_unanswerable") is None
+    assert not any(field.widget.isVisible() for field in dialog.option_fields["question-answering"])
+
+
+def test_a_third_party_task_option_is_a_field_of_the_new_project_form(qtbot, tmp_path):
+    """Options are drawn from Task.options, whatever the task: a choice becomes a combo box."""
+    from PySide6.QtWidgets import QComboBox
+
+    from annotune.core.hookspecs import hookimpl
+    from annotune.core.plugins import build_registry
+    from annotune.core.tasks import TaskOption
+    from annotune.plugins.text_classification import TextClassificationTask
+
+    casing = TaskOption("casing", str, "keep", "how texts are cased before tokenizing",
+                        title="Casing", choices=("keep", "lower"))
+    margin = TaskOption("margin", float, 0.25, "score gap", title="Margin", maximum=1.0,
+                        minimum=0.0, advanced=True)
+
+    class CasedTask(TextClassificationTask):
+        name = "cased-classification"
+        title = "Cased classification"
+        options = (*TextClassificationTask.options, casing, margin)
+
+    class Plugin:
+        @hookimpl
+        def register_tasks(self, register):
+            register(CasedTask())
+
+    dialog = NewProjectDialog(build_registry(extra_plugins=(Plugin(),)), folder=tmp_path)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.task.setCurrentIndex(dialog.task.findData("cased-classification"))
+    field = dialog.option_field("casing")
+    assert field is not None and isinstance(field.widget, QComboBox)
+    assert field.widget.isVisible() and "(default: keep)" in field.widget.toolTip()
+    assert dialog.option_field("margin") is None  # advanced: the command line's only
+    assert dialog.option_field("multi_label").widget.isVisible()
+    dialog.labels.setText("😀 good, مطعم bad")
+    field.widget.setCurrentText("lower")
+    _path, task, settings, _base = dialog.values()
+    assert task == "cased-classification" and settings.option("casing") == "lower"
+    assert settings.options == {"casing": "lower"}  # defaults stay the task's, unstored
+    dialog.task.setCurrentIndex(dialog.task.findData("text-classification"))
+    assert not field.widget.isVisible() and dialog.option_field("casing") is None

@@ -325,7 +325,7 @@ def test_model_kwargs_and_batches_fit_a_transformers_model(task, tokenizer, sett
                         **task.model_kwargs(settings))
     model = AutoModelForSequenceClassification.from_config(config)
     texts = [{"text": "a fine day"}, {"text": "rain again and again"}]
-    gold = ([{"label": "pos"}, {"label": "neg"}] if not settings.multi_label
+    gold = ([{"label": "pos"}, {"label": "neg"}] if not task.multi_label(settings)
             else [{"labels": ["sports", "tech"]}, {"labels": []}])
     features = task.encode(tokenizer, texts, gold, settings)
     batch = {k: torch.from_numpy(v) for k, v in collate(features, 0, task, True).items()}
@@ -380,5 +380,6 @@ def test_tasks_fit_their_settings_on_validation_through_one_method():
                    {"labels": [], "probabilities": {"a": 0.2, "b": 0.35}}]
     annotations = [{"labels": ["a"]}, {"labels": ["b"]}]
     tuned = tasks["text-classification"].tune_settings(predictions, annotations, multi)
-    assert len(tuned.thresholds) == 2 and tuned.thresholds[1] <= 0.35  # "b" found at 0.35
+    thresholds = tuned.option("thresholds")
+    assert len(thresholds) == 2 and thresholds[1] <= 0.35  # "b" found at 0.35
     assert tasks["text-classification"].tune_settings(predictions, annotations, tuned) is tuned
