@@ -205,6 +205,7 @@ def _settle_split(task: Task, settings: TaskSettings, config: TrainConfig,
 
 
 def _seed(seed: int) -> None:
+    """Seed Python, numpy and torch (the new head's weights, dropout, batch order)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -279,6 +280,7 @@ def _epoch_entry(epoch: int, train_loss: float, val_loss: float | None, metrics:
 
 
 def _without(entry: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """Return a copy of ``entry`` without ``key``."""
     return {k: v for k, v in entry.items() if k != key}
 
 
