@@ -42,6 +42,7 @@ from annotune.desktop.base_models import BUNDLED_TITLE, cached_models
 from annotune.desktop.chart import LineChart
 from annotune.desktop.crash import show_error
 from annotune.desktop.job_events import TrainingWatcher
+from annotune.desktop.plugins import editor_registry
 from annotune.desktop.training_env import with_interpreter
 from annotune.desktop.worker import run_in_background
 
@@ -58,24 +59,20 @@ def _plural(n: int, word: str) -> str:
 def readiness(stats: dict[str, Any], task: Any) -> str:
     """Say what the project's labels allow: train now, or what to label first.
 
-    ``stats`` is ``Project.stats()``. Classification names its labels with their counts
-    (a label without examples is one the model can never predict); span tasks count the
-    entities of each type; the task adds its own advice (``training_advice``).
+    ``stats`` is ``Project.stats()``. The annotation kind's views say the label counts
+    (classification names its labels, a label without examples is one the model can never
+    predict; span tasks count the entities of each type); the task adds its own advice
+    (``training_advice``).
     """
     n = int(stats.get("labeled") or 0)
     if n == 0:
         return ("No labeled examples yet: label some on the Label tab (or import labeled "
                 "data), then press Train.")
     counts = {str(k): int(v) for k, v in (stats.get("labels") or {}).items()}
-    kind = getattr(task, "annotation_kind", "")
-    detail = ""
-    if counts and kind == "label":
-        detail = f" ({', '.join(f'{label} {count:,}' for label, count in counts.items())})"
-    elif counts and kind == "spans":
-        detail = (f" with {', '.join(f'{count:,} {label}' for label, count in counts.items())}"
-                  " entities")
+    view = editor_registry().view(getattr(task, "annotation_kind", ""))
+    detail = view.count_detail(counts) if counts else ""
     text = f"{_plural(n, 'labeled example')}{detail}"
-    missing = [label for label, count in counts.items() if count == 0] if kind == "label" else []
+    missing = view.missing_labels(counts)
     if n < 2:
         text += " — training needs at least 2: label a few more on the Label tab."
     elif missing:

@@ -9,18 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QPalette, QShowEvent
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -30,7 +27,7 @@ from annotune.core.display_names import for_people, metric_title
 from annotune.core.errors import AnnotuneError
 from annotune.desktop import style
 from annotune.desktop.editors.base import field_title
-from annotune.desktop.editors.textspans import SpanText, entity_colour
+from annotune.desktop.plugins import editor_registry
 from annotune.desktop.train_panel import format_eta
 from annotune.desktop.worker import run_in_background
 
@@ -149,15 +146,10 @@ class TryItPanel(QWidget):
         layout.addLayout(inputs)
 
         layout.addWidget(style.heading(QLabel("Prediction")))
-        self.results = QStackedWidget()
-        self.bars_widget = QWidget()
-        self.bars = QGridLayout(self.bars_widget)
-        self.bars.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.results.addWidget(self.bars_widget)
-        self.highlighted = SpanText()
-        self.highlighted.setObjectName("try_highlighted")
-        self.results.addWidget(self.highlighted)
-        layout.addWidget(self.results, 1)
+        # drawn by the annotation kind's views (bars, highlighted text; JSON for others)
+        self.result = editor_registry().view(task.annotation_kind).result_view(task)
+        self.result.setObjectName("try_result")
+        layout.addWidget(self.result, 1)
         self.answer_label = QLabel()
         self.answer_label.setObjectName("try_answer")
         self.answer_label.setWordWrap(True)
@@ -262,71 +254,8 @@ class TryItPanel(QWidget):
             self.answer_label.setText(f"⚠ {error}")
             return
         self.last_prediction = prediction
-        kind = self.task.annotation_kind
-        if kind == "label":
-            self._show_bars(prediction)
-        elif kind == "spans":
-            self._show_spans(item[self.task.fields[0]], prediction)
-        else:
-            self._show_answer(item, prediction)
-
-    def _show_bars(self, prediction: dict[str, Any]) -> None:
-        self.results.setCurrentWidget(self.bars_widget)
-        while self.bars.count():
-            widget = self.bars.takeAt(0).widget()
-            if widget is not None:
-                # hidden at once: until the event loop deletes it, it would still be painted
-                widget.setParent(None)
-                widget.deleteLater()
-        probabilities = prediction.get("probabilities") or {}
-        chosen = set(prediction.get("labels") or [prediction.get("label")])
-        ordered = sorted(probabilities.items(), key=lambda kv: kv[1], reverse=True)
-        index = {label: i for i, label in enumerate(self.project.settings.labels)}
-        for row, (label, p) in enumerate(ordered):
-            name = QLabel(f"<b>{escape(str(label))}</b>" if label in chosen
-                          else escape(str(label)))
-            bar = QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setValue(int(round(1000 * float(p))))
-            bar.setFormat(f"{100 * float(p):.1f}%")
-            bar.setObjectName(f"prob_{label}")
-            colours = bar.palette()  # each label in its own colour, as in the editor
-            colours.setColor(QPalette.ColorRole.Highlight,
-                             style.label_colour(index.get(label, row)))
-            colours.setColor(QPalette.ColorRole.HighlightedText, colours.color(
-                QPalette.ColorRole.Text))
-            bar.setPalette(colours)
-            self.bars.addWidget(name, row, 0)
-            self.bars.addWidget(bar, row, 1)
-            # shown now, not on the layout's queued show: the old bars are already hidden
-            name.show()
-            bar.show()
-        self.answer_label.setText(f"Prediction: {', '.join(str(c) for c in chosen)}")
-
-    def _show_spans(self, text: str, prediction: dict[str, Any]) -> None:
-        self.results.setCurrentWidget(self.highlighted)
-        self.highlighted.set_text(text)
-        index = {label: i for i, label in enumerate(self.project.settings.labels)}
-        spans = prediction.get("spans") or []
-        self.highlighted.paint_spans((int(s["start"]), int(s["end"]),
-                                      entity_colour(index.get(s["label"], 0)), False)
-                                     for s in spans)
-        self.answer_label.setText(" · ".join(
-            f"{s['label']} “{s.get('text', text[s['start']:s['end']])}” "
-            f"({float(s.get('score', 0)):.2f})" for s in spans) or "No entities found")
-
-    def _show_answer(self, item: dict[str, str], prediction: dict[str, Any]) -> None:
-        self.results.setCurrentWidget(self.highlighted)
-        context = item.get("context", "")
-        self.highlighted.set_text(context)
-        score = float(prediction.get("score") or 0.0)
-        if prediction.get("text"):
-            start, end = int(prediction["start"]), int(prediction["end"])
-            self.highlighted.paint_spans([(start, end, entity_colour(2, 140), True)])
-            self.answer_label.setText(f"Answer: “{prediction['text']}” ({score:.2f})")
-        else:
-            self.highlighted.paint_spans([])
-            self.answer_label.setText(f"No answer in this context ({score:.2f})")
+        self.answer_label.setText(self.result.show_prediction(item, prediction,
+                                                              self.project.settings.labels))
 
     # -- pre-annotation --------------------------------------------------------------------
     def _preannotate_clicked(self) -> None:

@@ -1,13 +1,13 @@
 """The one training loop: labeled examples in, the best checkpoint and run.json out.
 
-Read ``train`` top to bottom: seeds, device, model, features, batch sizes, precision (timed
-on the run's own batches for "auto" on a GPU or a CPU with bf16 instructions), optimizer,
-then epochs of training steps, each epoch followed by an evaluation that reuses the numpy
-post-processing of the Predictor (Task.decode + Task.metrics), best-checkpoint keeping and
-early stopping. A step or an evaluation batch that runs out of GPU memory is redone in
-halves (core/training/memory.py). Under torchrun or accelerate launch the same loop runs in
-every process; what differs (DDP, each process's share of a batch, gathered evaluation) is
-asked of ``ranks`` (core/training/distributed.py).
+Read ``train`` top to bottom: set up (validation split, seeds, device, model, features,
+batch sizes, precision, optimizer), then for each epoch: training steps (step.py, progress
+events from progress.py), an evaluation that reuses the numpy post-processing of the
+Predictor (evaluation.py: Task.decode + Task.metrics), best-checkpoint keeping and early
+stopping (keeping.py, selection.py); last, the run's record. A step or an evaluation batch
+that runs out of GPU memory is redone in halves (core/training/memory.py). Under torchrun or
+accelerate launch the same loop runs in every process; what differs (DDP, each process's
+share of a batch, gathered evaluation) is asked of ``ranks`` (core/training/distributed.py).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from annotune.core.training.device import (
     pick_precision,
 )
 from annotune.core.training.distributed import Ranks, is_main_process
+from annotune.core.training.evaluation import Validation, score_epoch
+from annotune.core.training.keeping import BestEpoch
 from annotune.core.training.memory import (
     OUT_OF_MEMORY,
     BatchSizes,
@@ -49,14 +51,11 @@ from annotune.core.training.memory import (
     retry_on_oom,
 )
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
+from annotune.core.training.optimization import build_optimization
 from annotune.core.training.precision import choose_precision, probe_message
-from annotune.core.training.selection import (
-    Candidate,
-    EpochChoice,
-    bootstrap,
-    resamples,
-    uncertainty,
-)
+from annotune.core.training.progress import ProgressReport
+from annotune.core.training.selection import Candidate, EpochChoice, resamples
+from annotune.core.training.step import TrainingStep, batch_inputs
 from annotune.core.training.validation_file import write_validation
 
 Emit = Callable[[dict[str, Any]], None]
@@ -101,137 +100,45 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
     should_stop = ranks.agreed(should_stop or (lambda: False))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if config.max_length is not None:
-        settings = settings.with_(max_length=int(config.max_length))
-    settings = settings.bound_to(task.options)  # a run.json's other tasks' keys are dropped
-    task.check_settings(settings)
-    split = settle_validation(train_data, val_data, task, config.validation_fraction,
-                              config.seed, split_record)
-    train_data, val_data = split.train, split.validation
-    if not train_data:
-        raise AnnotuneError("there are no labeled training examples",
-                            hint="label some examples, or move some out of the validation split")
+    settings, split = _settle_split(task, settings, config, train_data, val_data, split_record)
 
-    # -- seeds: before the model is built, because the new head is initialised randomly
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
-
-    # -- device: CUDA when there is one; its peak memory is counted from here. The precision
-    #    is the requested one, or measured below for "auto" on a GPU or a CPU with bf16
-    #    instructions (device.measures_precision); fp32 elsewhere.
-    device = ranks.place(choose_device(config))
-    device_info = {**describe_device(config), **ranks.describe()}
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores
-        torch.backends.cudnn.allow_tf32 = True
-    reset_peak(device)
-
-    # -- model and tokenizer
+    # -- set up: seeds before the model is built, because the new head is initialised randomly
+    _seed(config.seed)
+    device, device_info = _set_up_device(config, ranks)
     loaded = load_model(task, settings, config.base_model)
     model = loaded.model.to(device)
     if config.freeze_encoder:
         freeze_encoder(model)
-    accepted = model_inputs(model)
-    pad_token_id = pad_id(loaded.tokenizer)
-    width = getattr(model.config, "hidden_size", None)
-    measured = ranks.same_on_all(measures_precision(device, config.precision, width))
-    precision = "fp32" if measured else pick_precision(device, config.precision, width)
-    device_info["precision"] = precision  # the probe below may still change it
-
-    # -- features: the task cuts examples into windows and attaches targets
-    train_features = task.encode(loaded.tokenizer, [f for f, _ in train_data],
-                                 [a for _, a in train_data], settings)
-    val_fields = [dict(f) for f, _ in val_data]
-    val_annotations = [a for _, a in val_data]
-    val_features = task.encode(loaded.tokenizer, val_fields, val_annotations, settings)
-    if not train_features:
-        raise AnnotuneError("the training examples produced no model inputs",
-                            hint="check that the labeled examples have text")
-    lengths = [len(f) for f in train_features]
-    long_texts = {"max_length": settings.max_length,
-                  "train": window_counts(train_features, len(train_data)),
-                  "validation": window_counts(val_features, len(val_data))}
-    # the whole validation split beside the checkpoint: the export scores its bundles on it
-    if ranks.is_main:
-        write_validation(out_dir, val_fields, val_annotations)
-
-    # -- batch sizes: halved (gradient accumulation doubled) when the GPU runs out of memory
+    measured = _precision_before_probe(model, config, device, ranks, device_info)
+    features, validation, long_texts = _encode(task, loaded.tokenizer, split, settings)
+    if ranks.is_main:  # the whole validation split beside the checkpoint: exports score on it
+        write_validation(out_dir, validation.fields, validation.annotations)
+    # halved (gradient accumulation doubled) when the GPU runs out of memory
     sizes = BatchSizes(config.batch_size, config.micro_batch_size, config.eval_batch_size,
                        settings.max_length, emit)
-
-    def inputs_for(piece: Sequence[int]) -> dict[str, torch.Tensor]:
-        arrays = collate([train_features[i] for i in piece], pad_token_id, task,
-                         with_targets=True)
-        return to_device(arrays, device, accepted)
-
-    # -- precision: time fp32 (TF32 on GPUs) against half precision on a long batch of this
-    #    run's own features, and keep fp32 unless half precision is clearly faster
+    pad_token_id, accepted = pad_id(loaded.tokenizer), model_inputs(model)
+    inputs_for = batch_inputs(features, pad_token_id, task, device, accepted)
+    lengths = [len(f) for f in features]
     if measured:
-        precision, probe = choose_precision(
-            model, lengths, bucketed_batches(lengths, config.batch_size, config.seed, 1),
-            inputs_for, sizes, device)
-        precision, probe = ranks.same_on_all((precision, probe))  # rank 0's measurement
-        device_info.update(precision=precision, precision_probe=probe)
-        emit({"event": "precision", "precision": precision, "probe": probe,
-              "message": probe_message(probe)})
-    amp_dtype = autocast_dtype(precision)
-
-    # -- optimizer: AdamW without decay on biases and norms, linear warmup then linear decay
-    steps_per_epoch = math.ceil(len(train_features) / config.batch_size)
+        _measure_precision(model, config, lengths, inputs_for, sizes, device, ranks,
+                           device_info, emit)
+    precision = device_info["precision"]
+    steps_per_epoch = math.ceil(len(features) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    warmup_steps = round(total_steps * config.warmup_ratio)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trainable if p.ndim >= 2],
-               "weight_decay": config.weight_decay},
-              {"params": [p for p in trainable if p.ndim < 2], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate,
-                                  # one kernel for all tensors: on the CPU too (measured 14
-                                  # against 104 ms a step for all-MiniLM-L6-v2's weights)
-                                  fused=device.type in ("cuda", "cpu"))
-
-    def rate(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    forward = _maybe_compile(ranks.wrap(model), config)
-    retry_step, evaluate = ranks.step_retry(retry_on_oom), ranks.evaluation(predict)
-
-    def run_model(inputs: Mapping[str, torch.Tensor]) -> Any:
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                            enabled=amp_dtype is not None):
-            return forward(**inputs)
-
-    def accumulate(batch: Sequence[int]) -> torch.Tensor:
-        """Run forward and backward over ``batch`` in micro-batches; return its loss."""
-        # micro-batches weighted by their share of the batch, so the summed gradient equals
-        # that of the whole batch at once, whatever the micro-batch size (and however many
-        # processes share the batch: each runs its own part, ranks.share)
-        total = torch.zeros((), device=device)
-        mine, weight = ranks.share(batch)
-        for start in range(0, len(mine), sizes.micro_batch_size):
-            piece = mine[start:start + sizes.micro_batch_size]
-            with ranks.syncing(last=start + sizes.micro_batch_size >= len(mine)):
-                loss = run_model(inputs_for(piece)).loss
-                loss = loss.float() * (len(piece) / len(batch) * weight)
-                scaler.scale(loss).backward()
-            total += loss.detach()
-        return ranks.mean(total)
-
-    # -- training: epochs of optimizer steps, each an evaluation and a checkpoint decision
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": None, "metrics": {}, "settings": settings}
+    optimization = build_optimization(model, config, device, total_steps, precision)
+    train_step = TrainingStep(_maybe_compile(ranks.wrap(model), config),
+                              autocast_dtype(precision), inputs_for, optimization, sizes, ranks,
+                              ranks.step_retry(retry_on_oom), device)
+    evaluate = ranks.evaluation(predict)
     # the same bootstrap resamples every epoch: scores are compared on paired draws
-    draw_plan = resamples(len(val_data), config.seed)
-    choice = EpochChoice(draw_plan.scale)
-    artifact_dir = out_dir / "model"
-    status = "finished"
-    step = 0
-    loop_start = last_report = time.perf_counter()
-    window_loss, window_steps, window_samples = torch.zeros((), device=device), 0, 0
+    draw_plan = resamples(len(validation.fields), config.seed)
+    best = BestEpoch(EpochChoice(draw_plan.scale), settings,
+                     partial(_save, model, loaded.hf_tokenizer, out_dir / "model"))
+    history: list[dict[str, Any]] = []
+    report = ProgressReport(emit, device, total_steps, progress_interval)
+    status, steps = "finished", 0
+
+    # -- epochs: training steps, then an evaluation and a checkpoint decision
     try:
         for epoch in range(1, config.epochs + 1):
             model.train()
@@ -240,78 +147,26 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
             for batch in bucketed_batches(lengths, config.batch_size, config.seed, epoch):
                 if should_stop():
                     raise Cancelled()
-                # out of memory: the partial gradients are dropped and the same step is
-                # redone in smaller micro-batches, so the optimizer steps once per batch
-                loss = retry_step(partial(accumulate, batch), sizes, "train",
-                                  lambda: optimizer.zero_grad(set_to_none=True), device)
+                loss = train_step(batch)
                 epoch_loss += loss
-                window_loss += loss
-                if config.max_grad_norm:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                window_steps += 1
-                window_samples += len(batch)
+                steps += 1
+                report.after_step(steps, epoch, loss, len(batch), optimization.learning_rate)
 
-                # progress: throttled, because reading the loss waits for the GPU
-                now = time.perf_counter()
-                if now - last_report >= progress_interval or step == total_steps or step == 1:
-                    emit({"event": "progress", "step": step, "total_steps": total_steps,
-                          "epoch": epoch, "loss": round(window_loss.item() / window_steps, 6),
-                          "learning_rate": scheduler.get_last_lr()[0],
-                          "eta_s": round((now - loop_start) / step * (total_steps - step), 1),
-                          "samples_per_s": round(window_samples / max(now - last_report, 1e-9),
-                                                 1)})
-                    last_report = now
-                    window_loss, window_steps, window_samples = torch.zeros((), device=device), 0, 0
-
-            # -- evaluation: the same numpy decode + metrics the exported model is judged by,
-            #    in fp32 whatever the training precision, so the recorded score is the one
-            #    the fp32 bundle reproduces (bf16 evaluation moved SST-2 F1 by half a point)
-            outputs, val_loss = evaluate(model, task, val_features, pad_token_id, device,
+            # in fp32 whatever the training precision, so the recorded score is the one the
+            # fp32 bundle reproduces (bf16 evaluation moved SST-2 F1 by half a point)
+            outputs, val_loss = evaluate(model, task, validation.features, pad_token_id, device,
                                          None, sizes, accepted, should_stop, with_loss=True)
-            predictions = task.decode(val_fields, val_features, outputs, settings)
-            # what the task fits on validation (multi-label thresholds) travels with the
-            # checkpoint (run.json settings), so export and inference decide the same
-            epoch_settings = task.tune_settings(predictions, val_annotations, settings)
-            if epoch_settings != settings:
-                predictions = task.decode(val_fields, val_features, outputs, epoch_settings)
-            metrics = _jsonable(task.metrics(predictions, val_annotations, epoch_settings))
-            if task.main_metric not in metrics:
-                raise AnnotuneError(f"task '{task.name}' reported no '{task.main_metric}' metric",
-                                    hint="the task plugin's metrics() must include its main metric")
-            score = float(metrics[task.main_metric])
-            draws = bootstrap(task, task.main_metric, predictions, val_annotations,
-                              epoch_settings, draw_plan, should_stop)
+            scored = score_epoch(task, validation, outputs, settings, draw_plan, should_stop)
             if should_stop():
                 raise Cancelled()
-            metrics["uncertainty"] = uncertainty(task.main_metric, score, draws, draw_plan)
-            train_loss = epoch_loss.item() / steps_per_epoch
-            val_loss_shown = round(val_loss, 6) if val_loss is not None else None
-            peak = peak_gpu_memory_gb(device)  # None on the CPU
-            history.append({"epoch": epoch, "train_loss": round(train_loss, 6),
-                            "validation_loss": val_loss_shown, "metrics": metrics,
-                            "seconds": round(time.perf_counter() - epoch_start, 2),
-                            "peak_gpu_memory_gb": peak})
-            emit({"event": "metrics", "epoch": epoch, "train_loss": round(train_loss, 6),
-                  "validation_loss": val_loss_shown, "metrics": metrics,
-                  "main_metric": task.main_metric, "peak_gpu_memory_gb": peak})
-
-            # -- keep the best epoch; stop when it has not improved for `patience` epochs.
-            #    A later epoch wins only by more than the validation set's noise; within it
-            #    the lower validation loss decides (selection.py), so the kept model is the
-            #    confident one, not one a few lucky examples picked.
-            kept, why = choice.consider(Candidate(epoch, score, val_loss, draws))
+            history.append(_epoch_entry(epoch, epoch_loss.item() / steps_per_epoch, val_loss,
+                                        scored.metrics, epoch_start, device))
+            emit({"event": "metrics", **_without(history[-1], "seconds"),
+                  "main_metric": task.main_metric})
+            kept, why = best.consider(Candidate(epoch, scored.score, val_loss, scored.draws),
+                                      scored.metrics, scored.settings)
             history[-1].update(kept=kept, why=why)
-            if kept:
-                best = {"epoch": epoch, "metrics": metrics, "settings": epoch_settings}
-                _save(model, loaded.hf_tokenizer, artifact_dir)
-            elif (config.early_stopping_patience  # (no best yet: a NaN score counts as none)
-                  and epoch - (best["epoch"] or 0) >= config.early_stopping_patience):
+            if best.patience_spent(epoch, config.early_stopping_patience):
                 break
     except Cancelled:
         status = "cancelled"
@@ -322,26 +177,130 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
             f"{settings.max_length}", hint="choose a smaller base model, or train on the CPU"
         ) from error
 
-    # -- record the run beside the checkpoint
     duration = round(time.perf_counter() - started, 2)
-    result = TrainResult(status=status, out_dir=out_dir,
-                         artifact_dir=artifact_dir if best["epoch"] is not None else None,
-                         best_epoch=best["epoch"], metrics=best["metrics"], history=history,
-                         device=device_info, duration_s=duration, settings=best["settings"])
-    record = RunRecord(
-        task=task.name, status=status, settings=best["settings"].to_dict(),
+    if ranks.is_main:
+        _write_record(out_dir, task=task, status=status, best=best, config=config,
+                      loaded=loaded, history=history, device_info=device_info,
+                      memory=sizes.record(device), duration=duration, steps=steps, split=split,
+                      long_texts=long_texts, samples=validation.fields[:SAMPLES])
+    return TrainResult(status=status, out_dir=out_dir,
+                       artifact_dir=out_dir / "model" if best.epoch is not None else None,
+                       best_epoch=best.epoch, metrics=best.metrics, history=history,
+                       device=device_info, duration_s=duration, settings=best.settings)
+
+
+def _settle_split(task: Task, settings: TaskSettings, config: TrainConfig,
+                  train_data: Sequence[Item], val_data: Sequence[Item] | None,
+                  split_record: Mapping[str, Any] | None) -> tuple[TaskSettings, Any]:
+    """Return the settings the run trains with and its train/validation split."""
+    if config.max_length is not None:
+        settings = settings.with_(max_length=int(config.max_length))
+    settings = settings.bound_to(task.options)  # a run.json's other tasks' keys are dropped
+    task.check_settings(settings)
+    split = settle_validation(train_data, val_data, task, config.validation_fraction,
+                              config.seed, split_record)
+    if not split.train:
+        raise AnnotuneError("there are no labeled training examples",
+                            hint="label some examples, or move some out of the validation split")
+    return settings, split
+
+
+def _seed(seed: int) -> None:
+    """Seed Python, numpy and torch (the new head's weights, dropout, batch order)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _set_up_device(config: TrainConfig, ranks: Ranks) -> tuple[torch.device, dict[str, Any]]:
+    """Choose the device (CUDA when there is one) and start counting its peak memory there."""
+    device = ranks.place(choose_device(config))
+    device_info = {**describe_device(config), **ranks.describe()}
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+    reset_peak(device)
+    return device, device_info
+
+
+def _precision_before_probe(model: torch.nn.Module, config: TrainConfig, device: torch.device,
+                            ranks: Ranks, device_info: dict[str, Any]) -> bool:
+    """Note the requested precision in ``device_info``; return whether a probe must measure it.
+
+    "auto" on a GPU or a CPU with bf16 instructions is measured (device.measures_precision);
+    until then, and elsewhere, it is fp32 or what was asked for.
+    """
+    width = getattr(model.config, "hidden_size", None)
+    measured = ranks.same_on_all(measures_precision(device, config.precision, width))
+    device_info["precision"] = ("fp32" if measured
+                                else pick_precision(device, config.precision, width))
+    return measured
+
+
+def _encode(task: Task, tokenizer: Any, split: Any, settings: TaskSettings
+            ) -> tuple[list[Feature], Validation, dict[str, Any]]:
+    """Cut both splits into windows with targets; return them and the long-text counts."""
+    features = task.encode(tokenizer, [f for f, _ in split.train], [a for _, a in split.train],
+                           settings)
+    fields = [dict(f) for f, _ in split.validation]
+    annotations = [a for _, a in split.validation]
+    validation = Validation(fields, annotations,
+                            task.encode(tokenizer, fields, annotations, settings))
+    if not features:
+        raise AnnotuneError("the training examples produced no model inputs",
+                            hint="check that the labeled examples have text")
+    long_texts = {"max_length": settings.max_length,
+                  "train": window_counts(features, len(split.train)),
+                  "validation": window_counts(validation.features, len(fields))}
+    return features, validation, long_texts
+
+
+def _measure_precision(model: torch.nn.Module, config: TrainConfig, lengths: Sequence[int],
+                       inputs_for: Callable[..., Any], sizes: BatchSizes, device: torch.device,
+                       ranks: Ranks, device_info: dict[str, Any], emit: Emit) -> None:
+    """Time fp32 (TF32 on GPUs) against half precision on a long batch of this run's features.
+
+    Half precision is kept only when clearly faster; every process trains in rank 0's choice.
+    """
+    precision, probe = choose_precision(
+        model, lengths, bucketed_batches(lengths, config.batch_size, config.seed, 1),
+        inputs_for, sizes, device)
+    precision, probe = ranks.same_on_all((precision, probe))
+    device_info.update(precision=precision, precision_probe=probe)
+    emit({"event": "precision", "precision": precision, "probe": probe,
+          "message": probe_message(probe)})
+
+
+def _epoch_entry(epoch: int, train_loss: float, val_loss: float | None, metrics: dict[str, Any],
+                 epoch_start: float, device: torch.device) -> dict[str, Any]:
+    """Return an epoch's line of the history (the metrics event shows the same figures)."""
+    return {"epoch": epoch, "train_loss": round(train_loss, 6),
+            "validation_loss": round(val_loss, 6) if val_loss is not None else None,
+            "metrics": metrics, "seconds": round(time.perf_counter() - epoch_start, 2),
+            "peak_gpu_memory_gb": peak_gpu_memory_gb(device)}  # None on the CPU
+
+
+def _without(entry: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """Return a copy of ``entry`` without ``key``."""
+    return {k: v for k, v in entry.items() if k != key}
+
+
+def _write_record(out_dir: Path, *, task: Task, status: str, best: BestEpoch,
+                  config: TrainConfig, loaded: Any, history: list[dict[str, Any]],
+                  device_info: dict[str, Any], memory: dict[str, Any], duration: float,
+                  steps: int, split: Any, long_texts: dict[str, Any],
+                  samples: list[dict[str, Any]]) -> None:
+    """Write run.json beside the checkpoint: what was trained, how, and how well."""
+    RunRecord(
+        task=task.name, status=status, settings=best.settings.to_dict(),
         config=config.to_dict(), base_model=config.base_model or BUNDLED_NAME,
         base_model_source=loaded.source, main_metric=task.main_metric,
-        best_epoch=best["epoch"], metrics=best["metrics"], history=history,
-        device=device_info, memory=sizes.record(device), duration_s=duration,
-        steps=step,
-        train_examples=len(train_data), validation_examples=len(val_data),
+        best_epoch=best.epoch, metrics=best.metrics, history=history,
+        device=device_info, memory=memory, duration_s=duration, steps=steps,
+        train_examples=len(split.train), validation_examples=len(split.validation),
         validation_split=split.record, long_texts=long_texts,
-        annotune_version=_version(), samples=[dict(f) for f in val_fields[:SAMPLES]],
-    )
-    if ranks.is_main:
-        record.write(out_dir)
-    return result
+        annotune_version=_version(), samples=samples,
+    ).write(out_dir)
 
 
 @torch.inference_mode()
@@ -413,19 +372,6 @@ def _save(model: torch.nn.Module, hf_tokenizer: Any, target: Path) -> None:
     hf_tokenizer.save_pretrained(partial)
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-
-
-def _jsonable(value: Any) -> Any:
-    """Turn numpy scalars and arrays inside metrics into plain JSON values."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _version() -> str | None:

@@ -361,3 +361,55 @@ def test_multi_label_thresholds_are_tuned_on_validation(tmp_path, tiny_base_mode
     thresholds = json.loads((tmp_path / "run.json").read_text())["settings"]["thresholds"]
     assert len(thresholds) == 3 and all(0 < t < 1 for t in thresholds)
     assert result.settings.option("thresholds") == tuple(thresholds)
+
+
+# Figures of a fixed run, recorded before the loop was split into named phases: a change
+# that only reorganises the loop must reproduce them.
+PINNED_EPOCHS = [  # train loss, validation loss, accuracy, F1, kept, why (its first words)
+    (0.699572, 0.693434, 0.5, 0.3333333333333333, True, "first scored"),
+    (0.694346, 0.690941, 0.7083333333333334, 0.6812144212523719, True, "higher by"),
+    (0.677361, 0.627189, 0.9583333333333334, 0.9582608695652174, True, "higher by"),
+    (0.514764, 0.439651, 0.9583333333333334, 0.9582608695652174, True, "within the"),
+]
+PINNED_PROGRESS_LOSSES = {1: 0.695912, 12: 0.688012, 24: 0.692401, 36: 0.628078, 48: 0.439209}
+PINNED_RATES = {1: 0.0016666666666666666, 5: 0.005, 6: 0.004883720930232558, 48: 0.0}
+RECORD_KEYS = {"annotune_version", "base_model", "base_model_source", "best_epoch", "config",
+               "device", "duration_s", "history", "long_texts", "main_metric", "memory",
+               "metrics", "samples", "settings", "status", "steps", "task", "train_examples",
+               "validation_examples", "validation_split"}
+
+
+def test_a_fixed_seed_reproduces_the_pinned_losses_metrics_and_record(tmp_path,
+                                                                       tiny_base_model, data):
+    events = []
+    config = fast(tiny_base_model, epochs=4, early_stopping_patience=2)
+    result = train(TextClassificationTask(), SETTINGS, config, data[0], data[1],
+                   tmp_path, events.append, progress_interval=0.0)
+
+    epochs = [(h["train_loss"], h["validation_loss"], h["metrics"]["accuracy"],
+               h["metrics"]["f1"], h["kept"], " ".join(h["why"].split()[:2]))
+              for h in result.history]
+    assert len(epochs) == len(PINNED_EPOCHS)
+    for seen, pinned in zip(epochs, PINNED_EPOCHS, strict=True):
+        assert seen[:4] == pytest.approx(pinned[:4], rel=1e-3, abs=1e-5)
+        assert seen[4:] == pinned[4:]
+    assert result.best_epoch == 4 and result.status == "finished"
+
+    progress = {e["step"]: e for e in events if e["event"] == "progress"}
+    assert sorted(progress) == list(range(1, 49))
+    assert {step: progress[step]["loss"] for step in PINNED_PROGRESS_LOSSES} == pytest.approx(
+        PINNED_PROGRESS_LOSSES, rel=1e-3, abs=1e-5)
+    assert {step: progress[step]["learning_rate"] for step in PINNED_RATES} == pytest.approx(
+        PINNED_RATES)
+    assert [e["event"] for e in events] == (["progress"] * 12 + ["metrics"]) * 4
+    metrics_events = [e for e in events if e["event"] == "metrics"]
+    assert all(set(e) == {"epoch", "event", "main_metric", "metrics", "peak_gpu_memory_gb",
+                          "train_loss", "validation_loss"} for e in metrics_events)
+
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert set(record) == RECORD_KEYS
+    assert record["steps"] == 48 and record["best_epoch"] == 4
+    assert record["metrics"]["f1"] == pytest.approx(PINNED_EPOCHS[3][3], rel=1e-3)
+    assert record["metrics"]["uncertainty"]["draws"] == 200
+    assert all(set(h) == {"epoch", "kept", "metrics", "peak_gpu_memory_gb", "seconds",
+                          "train_loss", "validation_loss", "why"} for h in record["history"])

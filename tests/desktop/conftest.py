@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -13,6 +14,24 @@ import pytest  # noqa: E402
 from annotune.core.formats.base import ImportRecord  # noqa: E402
 from annotune.core.store import Project  # noqa: E402
 from annotune.core.tasks import TaskSettings  # noqa: E402
+
+
+def show_active(qtbot, widget) -> None:
+    """Show a top-level widget and wait until it is the active window (keys reach it)."""
+    from PySide6.QtWidgets import QApplication
+
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.activateWindow()
+    widget.raise_()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is widget, timeout=3000)
+
+
+@pytest.fixture
+def qtbot(qtbot):
+    """pytest-qt's qtbot, which can also show a window ready for keys: qtbot.show_active(w)."""
+    qtbot.show_active = partial(show_active, qtbot)
+    return qtbot
 
 
 @pytest.fixture(autouse=True)

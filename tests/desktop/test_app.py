@@ -15,13 +15,12 @@ from annotune.desktop.main_window import MainWindow
 from annotune.desktop.plugins import build_editor_registry
 from annotune.desktop.recent import recent_projects
 from annotune.desktop.start_screen import NewProjectDialog
-from annotune.desktop.testing import show_active
 
 
 def _window(qtbot):
     window = MainWindow()
     qtbot.addWidget(window)
-    show_active(qtbot, window)
+    qtbot.show_active(window)
     return window
 
 
@@ -185,7 +184,7 @@ def test_edit_add_label_keeps_the_saved_labels_and_gives_the_new_one_a_key(qtbot
     assert window.project.settings.labels == ("neg", "pos", "mixed 🍕")
     assert window.project.annotation(first).payload == {"label": "pos"}
     labeling = window.views["label"]
-    show_active(qtbot, window)  # as the person's click on the tab would
+    qtbot.show_active(window)  # as the person's click on the tab would
     window.tabs.setCurrentWidget(labeling)
     second = labeling.current.id
     qtbot.keyClick(labeling.editor, Qt.Key.Key_3)

@@ -10,7 +10,6 @@ from annotune.core.plugins import registry
 from annotune.desktop.editors.answers_editor import AnswersEditor
 from annotune.desktop.editors.spans_editor import SpansEditor
 from annotune.desktop.labeling import LabelingView
-from annotune.desktop.testing import show_active
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧
 JOSE = "Jose\u0301"  # "José" with a combining accent
@@ -41,7 +40,7 @@ def _view(qtbot, project, editor_class):
     task = registry().task(project.task_name)
     view = LabelingView(project, task, editor_class(task, project.settings))
     qtbot.addWidget(view)
-    show_active(qtbot, view)
+    qtbot.show_active(view)
     view.start()
     return view
 

@@ -8,14 +8,13 @@ from PySide6.QtWidgets import QApplication
 from annotune.core.plugins import registry
 from annotune.desktop.editors.label_editor import LabelEditor
 from annotune.desktop.labeling import LabelingView
-from annotune.desktop.testing import show_active
 
 
 def _view(qtbot, project):
     task = registry().task(project.task_name)
     view = LabelingView(project, task, LabelEditor(task, project.settings))
     qtbot.addWidget(view)
-    show_active(qtbot, view)
+    qtbot.show_active(view)
     view.start()
     return view
 

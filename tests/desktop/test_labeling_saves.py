@@ -22,14 +22,13 @@ from annotune.desktop import main_window, save_queue
 from annotune.desktop.editors.label_editor import LabelEditor
 from annotune.desktop.labeling import LabelingView
 from annotune.desktop.main_window import MainWindow
-from annotune.desktop.testing import show_active
 
 
 def _view(qtbot, project) -> LabelingView:
     task = registry().task(project.task_name)
     view = LabelingView(project, task, LabelEditor(task, project.settings))
     qtbot.addWidget(view)
-    show_active(qtbot, view)
+    qtbot.show_active(view)
     view.start()
     return view
 
@@ -169,7 +168,7 @@ def test_the_idle_save_thread_makes_a_copy_of_the_file_whole(qtbot, sentiment_pr
 def _window(qtbot, path: Path) -> MainWindow:
     window = MainWindow()
     qtbot.addWidget(window)
-    show_active(qtbot, window)
+    qtbot.show_active(window)
     assert window.open_project(path)
     return window
 

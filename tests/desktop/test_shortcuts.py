@@ -17,13 +17,12 @@ from annotune.desktop.shortcuts import (
     menu_entries,
     mnemonic,
 )
-from annotune.desktop.testing import show_active
 
 
 def _window(qtbot):
     window = MainWindow()
     qtbot.addWidget(window)
-    show_active(qtbot, window)
+    qtbot.show_active(window)
     return window
 
 

@@ -11,7 +11,6 @@ from annotune.desktop.editors.answers_editor import AnswersEditor
 from annotune.desktop.editors.spans_editor import SpansEditor
 from annotune.desktop.editors.textspans import snap_to_words
 from annotune.desktop.labeling import LabelingView
-from annotune.desktop.testing import show_active
 
 SENTENCE = "Ada Lovelace met Charles Babbage in London."
 
@@ -20,7 +19,7 @@ def _view(qtbot, project, editor_class):
     task = registry().task(project.task_name)
     view = LabelingView(project, task, editor_class(task, project.settings))
     qtbot.addWidget(view)
-    show_active(qtbot, view)
+    qtbot.show_active(view)
     view.start()
     return view
 

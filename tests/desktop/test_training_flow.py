@@ -87,7 +87,7 @@ def test_train_export_try_and_preannotate(qtbot, labeled_project, tiny_base_mode
     qtbot.waitUntil(lambda: tryit.last_prediction is not None, timeout=5_000)
     probabilities = tryit.last_prediction["probabilities"]
     assert set(probabilities) == {"neg", "pos"}
-    assert tryit.bars.count() == 4  # a name and a bar per label
+    assert tryit.result.bars.count() == 4  # a name and a bar per label
 
     with qtbot.waitSignal(tryit.preannotated, timeout=60_000) as stored:
         tryit.preannotate()  # runs on a worker thread: the window stays responsive

@@ -38,7 +38,7 @@ def test_entities_are_highlighted(qtbot, tmp_path, make_project):
         {"start": 12, "end": 18, "label": "LOC", "text": "London", "score": 0.88}]})
     qtbot.keyClicks(panel.inputs["text"], "Ada visited London.")
     qtbot.waitUntil(lambda: panel.last_prediction is not None, timeout=3000)
-    selections = panel.highlighted.extraSelections()
+    selections = panel.result.text.extraSelections()
     assert [(s.cursor.selectionStart(), s.cursor.selectionEnd()) for s in selections] == [
         (0, 3), (12, 18)]
     assert panel.answer_label.text() == "PER “Ada” (0.97) · LOC “London” (0.88)"
@@ -55,7 +55,7 @@ def test_answer_needs_both_fields_then_is_highlighted(qtbot, tmp_path, make_proj
     panel.predict()
     assert panel.predictor.seen[-1] == {
         "question": "When?", "context": "The tower was finished in 1889 in Paris."}
-    (selection,) = panel.highlighted.extraSelections()
+    (selection,) = panel.result.text.extraSelections()
     assert (selection.cursor.selectionStart(), selection.cursor.selectionEnd()) == (26, 30)
     assert panel.answer_label.text() == "Answer: “1889” (0.80)"
     project.close()
@@ -165,5 +165,5 @@ def test_a_new_prediction_replaces_the_bars_at_once(qtbot, sentiment_project):
     panel.predict()
     panel.predict()  # again before the event loop deletes the first bars
     # no event processing here: the new bars show at once, the old ones are gone at once
-    shown = [bar for bar in panel.bars_widget.findChildren(QProgressBar) if bar.isVisible()]
+    shown = [bar for bar in panel.result.findChildren(QProgressBar) if bar.isVisible()]
     assert sorted(bar.objectName() for bar in shown) == ["prob_neg", "prob_pos"]
