@@ -49,6 +49,7 @@ from annotune.core.training.memory import (
     retry_on_oom,
 )
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
+from annotune.core.training.pooling import fit_head
 from annotune.core.training.precision import choose_precision, probe_message
 from annotune.core.training.selection import (
     Candidate,
@@ -175,6 +176,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         emit({"event": "precision", "precision": precision, "probe": probe,
               "message": probe_message(probe)})
     amp_dtype = autocast_dtype(precision)
+    # a pooled head starts fitted on the frozen embeddings (core/training/pooling.py)
+    fit_head(model, bucketed_batches(lengths, config.batch_size, config.seed, 0), inputs_for)
 
     # -- optimizer: AdamW without decay on biases and norms, linear warmup then linear decay
     steps_per_epoch = math.ceil(len(train_features) / config.batch_size)
