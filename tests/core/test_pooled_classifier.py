@@ -195,3 +195,21 @@ def test_multi_label_keeps_its_loss(mean_base):
     expected = torch.nn.functional.binary_cross_entropy_with_logits(output.logits,
                                                                     inputs["labels"])
     assert torch.allclose(output.loss, expected)
+
+
+def test_a_trained_run_reloads_and_exports(mean_base, tmp_path, sentiment_items, one_cpu_thread):
+    from annotune.core.training.config import TrainConfig
+    from annotune.core.training.loop import train
+
+    settings = TaskSettings(labels=("neg", "pos"), max_length=32)
+    config = TrainConfig(base_model=str(mean_base), epochs=2, batch_size=8, device="cpu",
+                         seed=3)
+    items = sentiment_items(24, 1) + [({"text": t}, {"label": "pos"}) for t in TEXTS]
+    result = train(registry().task("text-classification"), settings, config, items,
+                   sentiment_items(8, 2), tmp_path / "run")
+    assert result.status == "finished"
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text(encoding="utf-8"))
+    assert saved["model_type"] == "annotune-pooled-classifier" and saved["pooling"] == "mean"
+    assert "_name_or_path" not in saved["encoder"]  # no folder of this machine in the model
+    report = export_run(tmp_path / "run", tmp_path / "bundle")
+    assert report.parity_max_diff <= 1e-4
