@@ -179,8 +179,14 @@ def test_fitted_head_separates_the_training_labels_before_any_fine_tuning(mean_b
     assert all(torch.equal(v, encoder_before[k]) for k, v in model.encoder.state_dict().items())
 
 
-def test_fit_head_leaves_other_models_alone(tiny_base_model):
+def test_fit_head_leaves_other_models_and_large_training_sets_alone(tiny_base_model, mean_base):
     assert fit_head(classifier(tiny_base_model), [[0]], lambda batch: {}) is False
+
+    def unread(batch):
+        raise AssertionError("a large training set was embedded")
+
+    many = [list(range(start, start + 16)) for start in range(0, 16 * 17, 16)]  # 272 features
+    assert fit_head(classifier(mean_base), many, unread) is False
 
 
 def test_multi_label_keeps_its_loss(mean_base):
