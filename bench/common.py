@@ -405,6 +405,7 @@ def predict_torch(model_dir: Path, task: Any, settings: Any, items: Sequence[Ite
         prepare_tokenizer,
         split_outputs,
     )
+    from annotune.core.training import pooling  # noqa: F401 (registers its model type)
     tokenizer = prepare_tokenizer(Path(model_dir) / "tokenizer.json")
     model = getattr(transformers, task.auto_model).from_pretrained(
         str(model_dir), dtype=torch.float32)

@@ -7,6 +7,8 @@ whole file unless --eval-limit). Variants:
 * ``defaults``: ``TrainConfig()`` as a user who clicks Train gets it (it holds out its own
   validation split from the drawn sentences, as a one-click run does); ``--set OPTION=VALUE``
   changes options of this variant (e.g. ``--set epochs=100 --set early_stopping_patience=30``).
+* ``no-head-fit``, ``cls-pooler``: the defaults less one part of the pooled classifier
+  (core/training/pooling.py), to measure what each part is worth; see ``patched``.
 * ``probe``: no fine-tuning: a logistic-regression head on the frozen encoder's mean-pooled
   sentence embeddings (SetFit's head, without SetFit's contrastive fine-tuning).
 
@@ -16,6 +18,7 @@ whole file unless --eval-limit). Variants:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -39,7 +42,23 @@ from common import (
     score,
 )
 
-VARIANTS = {"defaults": {}}
+VARIANTS = {"defaults": {}, "no-head-fit": {}, "cls-pooler": {}}
+
+
+def patched(variant: str) -> contextlib.AbstractContextManager[Any]:
+    """Switch off one part of the pooled classifier for a variant (none for ``defaults``).
+
+    * ``no-head-fit``: the head on the declared pooling starts random, as transformers
+      initialises it, instead of fitted on the frozen embeddings;
+    * ``cls-pooler``: the model as annotune built it before: transformers' head on BERT's
+      pooler over [CLS], whatever pooling the base model declares.
+    """
+    from unittest import mock
+    if variant == "no-head-fit":
+        return mock.patch("annotune.core.training.loop.fit_head", lambda *args: False)
+    if variant == "cls-pooler":
+        return mock.patch("annotune.core.training.model.declared_pooling", lambda folder: None)
+    return contextlib.nullcontext()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -129,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     config = TrainConfig(base_model=base_model, device=device.type, seed=seed,
                                          **{**VARIANTS[variant], **extra})
-                    with tempfile.TemporaryDirectory(prefix="annotune-few-") as tmp:
+                    with (tempfile.TemporaryDirectory(prefix="annotune-few-") as tmp,
+                          patched(variant)):
                         outcome = train_and_score(data, chosen, config, device, Path(tmp))
                 runs.append({"per_class": per_class, "seed": seed, "variant": variant,
                              **outcome})

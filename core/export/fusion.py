@@ -43,7 +43,9 @@ def encoder_shape(model_dir: Path) -> dict[str, Any] | None:
     hidden = config.get("hidden_size", config.get("dim"))
     if not isinstance(heads, int) or not isinstance(hidden, int):
         return None
-    return {"model_type": str(config.get("model_type", "")), "num_heads": heads,
+    # a pooled classifier (core/training/pooling.py) keeps its encoder's type inside
+    model_type = (config.get("encoder") or {}).get("model_type") or config.get("model_type")
+    return {"model_type": str(model_type or ""), "num_heads": heads,
             "hidden_size": hidden}
 
 

@@ -25,6 +25,8 @@ def load_model(task: Task, model_dir: Path) -> Any:
     import torch
     import transformers
 
+    import annotune.core.training.pooling  # noqa: F401 (registers the pooled classifier type)
+
     auto_class = getattr(transformers, task.auto_model, None)
     if auto_class is None:
         raise AnnotuneError(f"task '{task.name}' names an unknown model class '{task.auto_model}'",

@@ -52,6 +52,7 @@ from annotune.core.training.memory import (
 )
 from annotune.core.training.model import BUNDLED_NAME, freeze_encoder, load_model, model_inputs
 from annotune.core.training.optimization import build_optimization
+from annotune.core.training.pooling import fit_head
 from annotune.core.training.precision import choose_precision, probe_message
 from annotune.core.training.progress import ProgressReport
 from annotune.core.training.selection import Candidate, EpochChoice, resamples
@@ -123,6 +124,8 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
         _measure_precision(model, config, lengths, inputs_for, sizes, device, ranks,
                            device_info, emit)
     precision = device_info["precision"]
+    # a pooled head starts fitted on the frozen embeddings (core/training/pooling.py)
+    fit_head(model, bucketed_batches(lengths, config.batch_size, config.seed, 0), inputs_for)
     steps_per_epoch = math.ceil(len(features) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimization = build_optimization(model, config, device, total_steps, precision)

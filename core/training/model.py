@@ -18,6 +18,10 @@ from annotune.core import base_model as default_model
 from annotune.core.errors import AnnotuneError
 from annotune.core.features import prepare_tokenizer
 from annotune.core.tasks import Task, TaskSettings
+from annotune.core.training.pooling import build_pooled_classifier, declared_pooling
+
+# The Auto class whose head can sit on a sentence-transformers model's declared pooling.
+POOLED_AUTO_MODEL = "AutoModelForSequenceClassification"
 
 BUNDLED_NAME = default_model.NAME
 
@@ -121,11 +125,18 @@ def load_model(task: Task, settings: TaskSettings, base_model: str | None) -> Lo
         raise AnnotuneError(f"base model '{name}' has no fast tokenizer (tokenizer.json)",
                             hint="choose a model that ships tokenizer.json")
     auto_class = getattr(transformers, task.auto_model)
+    # A sentence-transformers folder says how its sentence vector is read (mean of the token
+    # states for all-MiniLM-L6-v2): a classifier reads it that way, not through BERT's pooler.
+    declared = (declared_pooling(source)
+                if task.auto_model == POOLED_AUTO_MODEL and Path(source).is_dir() else None)
     try:
-        # A base model may carry another task's head (or none): replace mismatched heads.
-        model = auto_class.from_pretrained(source, ignore_mismatched_sizes=True,
-                                           dtype=torch.float32, **hub,
-                                           **task.model_kwargs(settings))
+        if declared is not None:
+            model = build_pooled_classifier(source, declared, hub, task.model_kwargs(settings))
+        else:
+            # A base model may carry another task's head (or none): replace mismatched heads.
+            model = auto_class.from_pretrained(source, ignore_mismatched_sizes=True,
+                                               dtype=torch.float32, **hub,
+                                               **task.model_kwargs(settings))
     except (OSError, ValueError) as error:
         raise _unavailable(name, error, local_only) from error
     limit = getattr(model.config, "max_position_embeddings", None)
