@@ -288,13 +288,19 @@ class ClassificationTask(Task):
     # -- settings ----------------------------------------------------------------------------
     def multi_label(self, settings: TaskSettings) -> bool:
         """Say whether the project gives each example a set of labels (sigmoid outputs)."""
-        return MULTI_LABEL in self.options and bool(settings.option(MULTI_LABEL))
+        # validated here: settings read from a file hold what it says, and "false" is truthy
+        return MULTI_LABEL in self.options and bool(
+            MULTI_LABEL.validate(settings.option(MULTI_LABEL)))
 
     def thresholds(self, settings: TaskSettings) -> tuple[float, ...]:
         """Return the per-label decision thresholds (empty: untuned, 0.5 each)."""
         if THRESHOLDS not in self.options:
             return ()
-        return tuple(float(t) for t in settings.option(THRESHOLDS))  # type: ignore[union-attr]
+        thresholds = THRESHOLDS.validate(settings.option(THRESHOLDS))
+        if not isinstance(thresholds, tuple):  # validate returns a tuple option as a tuple
+            raise AnnotuneError("the task option thresholds is not a list of numbers",
+                                hint=f"give {THRESHOLDS.allowed()}")
+        return thresholds
 
     def with_labels(self, settings: TaskSettings, added: Sequence[str]) -> TaskSettings:
         """Append labels; tuned thresholds get the untuned 0.5 for each new label."""

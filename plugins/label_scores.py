@@ -17,7 +17,7 @@ annotation is more likely wrong).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,14 +34,23 @@ from annotune.core.tasks import (
 SUGGEST_AT = 0.5
 
 
+class _Decodes(Protocol):
+    """A task that turns model outputs into predictions (Task.decode)."""
+
+    def decode(self, examples: Sequence[ExampleFields], features: Sequence[Feature],
+               outputs: Sequence[Mapping[str, np.ndarray]], settings: TaskSettings
+               ) -> list[Prediction]: ...
+
+
 class ProbabilityLabelCheck:
     """Give ``label_issues`` to tasks whose decode returns ``probabilities`` (classification)."""
 
-    def label_issues(self, examples: Sequence[ExampleFields], annotations: Sequence[Annotation],
-                     features: Sequence[Feature], outputs: Sequence[Mapping[str, np.ndarray]],
+    def label_issues(self: _Decodes, examples: Sequence[ExampleFields],
+                     annotations: Sequence[Annotation], features: Sequence[Feature],
+                     outputs: Sequence[Mapping[str, np.ndarray]],
                      settings: TaskSettings) -> list[LabelIssue]:
         """Score each given label by the out-of-fold probability the model gives it."""
-        predictions = self.decode(examples, features, outputs, settings)  # type: ignore[attr-defined]
+        predictions = self.decode(examples, features, outputs, settings)
         return [label_issue(annotation, prediction)
                 for annotation, prediction in zip(annotations, predictions, strict=True)]
 
@@ -51,7 +60,7 @@ def label_issue(annotation: Annotation, prediction: Prediction) -> LabelIssue:
     probabilities: dict[str, float] = prediction["probabilities"]
     if "labels" in annotation:  # multi-label: each label is its own yes/no decision
         given = set(annotation["labels"])
-        reasons = []
+        reasons: list[dict[str, object]] = []
         for label, p in probabilities.items():
             if (label in given) != (p >= 0.5):
                 reasons.append({"kind": "drop" if label in given else "add", "label": label,
@@ -60,8 +69,9 @@ def label_issue(annotation: Annotation, prediction: Prediction) -> LabelIssue:
         score = max((1 - p if label in given else p for label, p in probabilities.items()),
                     default=0.0)
         suggested = prediction.get("labels")
-        suggestion = ({"labels": list(suggested)} if suggested is not None
-                      and set(suggested) != given else None)
+        suggestion: Annotation | None = (
+            {"labels": list(suggested)} if suggested is not None and set(suggested) != given
+            else None)
         return LabelIssue(float(score), suggestion, reasons)
     given_label = annotation["label"]
     p_given = float(probabilities.get(given_label, 0.0))
@@ -154,8 +164,8 @@ def span_issues(gold: Sequence[Mapping[str, Any]], predicted: Sequence[Mapping[s
         proposed = None
     else:
         proposed = {"spans": suggestion}
-    return LabelIssue(max(scores, default=0.0), proposed,
-                      sorted(reasons, key=lambda r: -r["score"]))
+    reasons.sort(key=lambda r: -r["score"])
+    return LabelIssue(max(scores, default=0.0), proposed, reasons)
 
 
 def _key(span: Mapping[str, Any]) -> tuple[int, int, str]:

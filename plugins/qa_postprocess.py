@@ -111,16 +111,16 @@ def _choose(context: str, spans: dict[tuple[int, int], float], null_score: float
         extra["candidates"] = [{"start": span[0] if span else -1, "end": span[1] if span else -1,
                                 "probability": float(p)}
                                for (span, _), p in zip(candidates, probabilities, strict=True)]
-    best_span = 0 if ranked else None
     null_position = len(candidates) - 1
     if allow_unanswerable and null_score is not None and (
-            best_span is None or null_score > candidates[best_span][1]):
+            not ranked or null_score > ranked[0][1]):
         return {"text": "", "start": -1, "end": -1,
                 "score": float(probabilities[null_position]), **extra}
-    assert best_span is not None
-    (start_char, end_char), _ = candidates[best_span]
+    # Here ``ranked`` is not empty: without spans, candidates held the null answer (returned
+    # above) or nothing (NO_ANSWER above). The best span comes first among the candidates.
+    (start_char, end_char), _ = ranked[0]
     return {"text": context[start_char:end_char], "start": start_char, "end": end_char,
-            "score": float(probabilities[best_span]), **extra}
+            "score": float(probabilities[0]), **extra}
 
 
 # -- SQuAD metrics (official evaluate-v2.0.py semantics) -----------------------------------------

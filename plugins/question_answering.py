@@ -163,7 +163,7 @@ class QuestionAnsweringTask(Task):
             raise AnnotuneError("a question-answering annotation needs an 'answers' list",
                                 hint='write {"answers": [{"start": 12, "text": "..."}]}')
         answers = _answer_list(annotation["answers"])
-        if not answers and not settings.option(ALLOW_UNANSWERABLE):
+        if not answers and not _yes_no(settings, ALLOW_UNANSWERABLE):
             raise AnnotuneError("the answer list is empty but this project does not allow "
                                 "unanswerable questions", where="field 'answers'",
                                 hint="mark an answer span, or enable allow_unanswerable "
@@ -221,9 +221,10 @@ class QuestionAnsweringTask(Task):
             cut = len(question.ids) > max_question  # the question's end is in no window
             budget = max(settings.max_length - layout.n_special - len(q_ids), 1)
             answer_span = None
-            has_target = annotations is not None and annotations[index] is not None
-            if has_target:
-                answer_span = self._target_tokens(annotations[index], ctx_offsets)
+            annotation = annotations[index] if annotations is not None else None
+            has_target = annotation is not None
+            if annotation is not None:
+                answer_span = self._target_tokens(annotation, ctx_offsets)
             head_ids = layout.prefix + q_ids + layout.middle
             head_types = (layout.prefix_types + [layout.question_type] * len(q_ids)
                           + layout.middle_types)
@@ -269,16 +270,13 @@ class QuestionAnsweringTask(Task):
     def decode(self, examples: Sequence[ExampleFields], features: Sequence[Feature],
                outputs: Sequence[Mapping[str, np.ndarray]], settings: TaskSettings
                ) -> list[Prediction]:
-        return decode_answers([ex["context"] for ex in examples], features, outputs,
-                              n_best=settings.option(N_BEST),
-                              max_answer_length=settings.option(MAX_ANSWER_LENGTH),
-                              allow_unanswerable=settings.option(ALLOW_UNANSWERABLE))
+        return _decode(examples, features, outputs, settings)
 
     def metrics(self, predictions: Sequence[Prediction], annotations: Sequence[Annotation],
                 settings: TaskSettings) -> dict[str, Any]:
         texts = [p.get("text", "") for p in predictions]
         references = [[a["text"] for a in ann.get("answers", [])] for ann in annotations]
-        with_split = settings.option(ALLOW_UNANSWERABLE) or any(not refs for refs in references)
+        with_split = _yes_no(settings, ALLOW_UNANSWERABLE) or any(not refs for refs in references)
         return squad_scores(texts, references, with_no_answer_split=with_split)
 
     def prediction_score(self, prediction: Prediction) -> float:
@@ -291,18 +289,45 @@ class QuestionAnsweringTask(Task):
                      features: Sequence[Feature], outputs: Sequence[Mapping[str, np.ndarray]],
                      settings: TaskSettings) -> list[LabelIssue]:
         """Score each given answer by token F1 and the probability of its span (label_scores)."""
-        predictions = decode_answers([ex["context"] for ex in examples], features, outputs,
-                                     n_best=settings.option(N_BEST),
-                                     max_answer_length=settings.option(MAX_ANSWER_LENGTH),
-                                     allow_unanswerable=settings.option(ALLOW_UNANSWERABLE),
-                                     with_candidates=True)
+        predictions = _decode(examples, features, outputs, settings, with_candidates=True)
         return [answer_issue(annotation, prediction, token_f1)
                 for annotation, prediction in zip(annotations, predictions, strict=True)]
 
 
+def _decode(examples: Sequence[ExampleFields], features: Sequence[Feature],
+            outputs: Sequence[Mapping[str, np.ndarray]], settings: TaskSettings,
+            with_candidates: bool = False) -> list[Prediction]:
+    """Pick each question's answer from the model's start/end scores under the task options."""
+    return decode_answers([ex["context"] for ex in examples], features, outputs,
+                          n_best=_whole_number(settings, N_BEST),
+                          max_answer_length=_whole_number(settings, MAX_ANSWER_LENGTH),
+                          allow_unanswerable=_yes_no(settings, ALLOW_UNANSWERABLE),
+                          with_candidates=with_candidates)
+
+
+def _whole_number(settings: TaskSettings, option: TaskOption) -> int:
+    """Return an int option's value, or raise AnnotuneError naming it and what it takes.
+
+    Settings read from a project or bundle file hold whatever the file says (a hand-edited
+    ``"n_best": "20"``), so the value is validated where it is used.
+    """
+    value = option.validate(settings.option(option))
+    if not isinstance(value, int):  # validate returns an int option's value as int
+        raise AnnotuneError(f"the task option {option.name} is not a whole number",
+                            hint=f"give {option.allowed()}")
+    return value
+
+
+def _yes_no(settings: TaskSettings, option: TaskOption) -> bool:
+    """Return a bool option's value, or raise AnnotuneError (a stored "false" is not True)."""
+    return bool(option.validate(settings.option(option)))
+
+
 def _article(origin: ExampleOrigin | None) -> str | None:
     """Return the article a SQuAD question came from (its file and title), if it was kept."""
-    meta = origin.meta if origin is not None else {}
+    if origin is None:
+        return None
+    meta = origin.meta
     article = meta.get("article", meta.get("title"))
     if article is None:
         return None

@@ -67,7 +67,8 @@ def _text_and_items(obj: Any, text_key: str, options: ImportOptions
     """Return a line's text, the key of its spans and the raw span items (None: unlabeled)."""
     if not isinstance(obj, Mapping):
         raise AnnotuneError("the line is not a JSON object", hint='write {"text": ...}')
-    data = obj.get("data") if isinstance(obj.get("data"), Mapping) else obj
+    nested = obj.get("data")  # Label Studio tasks keep the text under "data"
+    data = nested if isinstance(nested, Mapping) else obj
     text = data.get(text_key)
     if not isinstance(text, str):
         raise AnnotuneError(f"no text under the key '{text_key}'", where=text_key,
@@ -141,7 +142,7 @@ def _read_offsets(text: str, span: dict[str, Any], unit: str, index: Utf16Index 
         as_characters = cut(text, start, end)
         if as_characters == stated and not (unit == UTF16 and utf16_text == stated):
             return False
-        if utf16_text == stated:
+        if as_utf16 is not None and utf16_text == stated:
             span["start"], span["end"] = as_utf16
             return True
         found = "(nothing: it lies outside the text)" if as_characters is None \

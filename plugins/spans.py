@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from annotune.core.errors import AnnotuneError
 from annotune.plugins.offsets import utf16_reading
@@ -153,14 +153,14 @@ def spans_to_chunks(spans: Iterable[Mapping[str, Any]], offsets: Sequence[tuple[
     chunks: list[Chunk] = []
     token = 0
     while token < len(offsets):
-        span_index = owner[token]
-        if span_index is None:
+        owning = owner[token]
+        if owning is None:
             token += 1
             continue
         stop = token
-        while stop < len(offsets) and owner[stop] == span_index:
+        while stop < len(offsets) and owner[stop] == owning:
             stop += 1
-        chunks.append((ordered[span_index]["label"], token, stop))
+        chunks.append((ordered[owning]["label"], token, stop))
         token = stop
     return chunks
 
@@ -270,12 +270,12 @@ def validate_spans(spans: Any, text: str, labels: Sequence[str] | None = None
         raise AnnotuneError(f"'spans' must be a list, not {type(spans).__name__}",
                             where="annotation 'spans'",
                             hint='write {"spans": [{"start": 0, "end": 5, "label": "PER"}]}')
-    clean = []
+    clean: list[dict[str, Any]] = []
     for span in spans:
         if not isinstance(span, Mapping):
             raise _span_problem(span, "is not an object with start, end and label")
         start, end, label = span.get("start"), span.get("end"), span.get("label")
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in (start, end)):
+        if not (_is_offset(start) and _is_offset(end)):
             raise _span_problem(span, "needs integer 'start' and 'end' character offsets")
         if not isinstance(label, str) or not label:
             raise _span_problem(span, "needs a 'label' string")
@@ -300,6 +300,11 @@ def validate_spans(spans: Any, text: str, labels: Sequence[str] | None = None
             raise _span_problem(after, f"overlaps the span {before!r}",
                                 hint="entities may not overlap or nest: keep one of them")
     return clean
+
+
+def _is_offset(value: object) -> TypeGuard[int]:
+    """Tell whether a value is an integer offset (True and False are not: JSON booleans)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _offsets_hint(text: str, span: Mapping[str, Any]) -> str:

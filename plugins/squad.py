@@ -70,7 +70,7 @@ def _placed_answers(context: str, answers: list[dict[str, Any]], label: str, num
                                    f"offsets within {REPAIR_WINDOW} characters were tried)")
         fixed, how = found
         if how is not None:
-            change = {"answer": i + 1, "answer_start": start, "fixed": fixed}
+            change: dict[str, Any] = {"answer": i + 1, "answer_start": start, "fixed": fixed}
             if how == UTF16:
                 change["unit"] = UTF16
             changes.append(change)
@@ -312,7 +312,8 @@ class QaJsonlFormat:
             meta["id"] = str(qid)
         if isinstance(obj.get("title"), str):
             meta["title"] = obj["title"]
-        annotation, notes = None, []
+        annotation: Annotation | None = None
+        notes: list[str] = []
         if obj.get(keys["answers"]) is not None:
             try:
                 raw = task.annotation_from_value(obj[keys["answers"]], settings)
@@ -325,9 +326,10 @@ class QaJsonlFormat:
             answers, repairs, notes = placed
             if repairs:
                 meta["repaired_answers"] = repairs
-            annotation = _checked(task, settings, fields, {"answers": answers}, number, label)
-            if isinstance(annotation, RowProblem):
-                return annotation
+            checked = _checked(task, settings, fields, {"answers": answers}, number, label)
+            if isinstance(checked, RowProblem):
+                return checked
+            annotation = checked
         split = options.split or obj.get(keys["split"])
         return ImportRecord(fields=fields, annotation=annotation,
                             split=split if isinstance(split, str) else None, line=number,

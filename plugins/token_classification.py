@@ -150,7 +150,8 @@ def word_table(examples: Sequence[ExampleFields], features: Sequence[Feature],
             if token in slot and slot[token][0] >= context:
                 continue
             word = word_ids[position]
-            slot[token] = (context, probs[position], tuple(feature.offsets[position]),
+            start, end = feature.offsets[position]
+            slot[token] = (context, probs[position], (start, end),
                            token if word is None else word)
     return [_words(example.get("text", ""), slot, given_tokens(example, index))
             for index, (example, slot) in enumerate(zip(examples, best, strict=True))]
@@ -195,7 +196,9 @@ def _documents(origins: Sequence[ExampleOrigin | None]) -> list[str | None]:
 
 def _starts(origin: ExampleOrigin) -> bool:
     """Tell whether a sentence opens a CoNLL document (a -DOCSTART- line comes before it)."""
-    before = origin.meta.get("before") or []
+    before = origin.meta.get("before")
+    if not isinstance(before, list | tuple):  # no lines kept before the sentence
+        return False
     return any(str(line).split()[:1] == [DOCSTART] for line in before)
 
 
@@ -303,7 +306,7 @@ class TokenClassificationTask(Task):
             ids, types = all_ids[text_slice], all_types[text_slice]
             head_ids, tail_ids = all_ids[:before], all_ids[before + n_text:]
             head_types, tail_types = all_types[:before], all_types[before + n_text:]
-            offsets = [tuple(o) for o in encoding.offsets[text_slice]]
+            offsets = [(start, end) for start, end in encoding.offsets[text_slice]]
             given = given_tokens(examples[example_index], example_index)
             if given is not None:  # the example's own tokens are its words
                 starts = [start for start, _ in given]
@@ -347,6 +350,9 @@ class TokenClassificationTask(Task):
     def collate_targets(self, targets: Sequence[Target], seq_len: int) -> dict[str, np.ndarray]:
         labels = np.full((len(targets), seq_len), IGNORE_INDEX, dtype=np.int64)
         for row, target in enumerate(targets):
+            if isinstance(target, int):  # encode gives one tag id per token, never one number
+                raise TypeError(f"a token-classification target is a list of tag ids, not "
+                                f"{target!r}")
             labels[row, :len(target)] = target
         return {"labels": labels}
 
@@ -364,7 +370,7 @@ class TokenClassificationTask(Task):
         chosen = [int(np.argmax(w["probs"])) for w in ordered]
         # conlleval repair: an I- tag after O or after another type opens a new entity
         chunks = tags_to_chunks([tags[c] for c in chosen])
-        spans = []
+        spans: list[dict[str, Any]] = []
         for label, first, stop in chunks:
             start, end = ordered[first]["start"], ordered[stop - 1]["end"]
             if spans and start < spans[-1]["end"]:  # two words widened into one character

@@ -140,10 +140,14 @@ def quantize_bundle_model(tmp_dir: Path, source: Path, model_path: Path, task: T
     on the run's validation data too (``Int8Candidate.on_validation``).
     """
     fp32_predictions = task.decode(examples, features, fp32_outputs, settings)
-    scored = validation is not None and fp32_validation is not None
+    # Validation scoring needs both the scorer and the fp32 bundle's scores; with either
+    # missing, candidates are compared on the samples alone.
+    reference = (validation, fp32_validation) if (
+        validation is not None and fp32_validation is not None) else None
+    scored = reference is not None
     # One validation example's worth of the metric: smaller differences are noise.
     resolution = (float(getattr(task, "metric_scale", 1.0))
-                  / max(1, len(fp32_validation.predictions)) if scored else 0.0)
+                  / max(1, len(reference[1].predictions)) if reference is not None else 0.0)
     best: Int8Candidate | None = None
     # Both scale schemes run at the same speed and neither always scores higher: on two
     # SST-2 MiniLMs (2,000 training sentences, 1,000 dev sentences) per-channel scored 0.855
@@ -165,12 +169,13 @@ def quantize_bundle_model(tmp_dir: Path, source: Path, model_path: Path, task: T
         candidate = Int8Candidate(result, prediction_agreement(fp32_predictions, predictions),
                                   argmax_agreement(fp32_outputs, outputs),
                                   max(max_abs_diff(fp32_outputs, outputs).values()))
-        if scored:
-            candidate.on_validation = validation.score(target)
-            candidate.cost, candidate.validation_agreement = validation.compare(
-                fp32_validation, candidate.on_validation)
-            candidate.validation_sqnr = validation.fidelity(fp32_validation,
-                                                            candidate.on_validation)
+        if reference is not None:
+            scorer, fp32_scored = reference
+            on_validation = scorer.score(target)
+            candidate.on_validation = on_validation
+            candidate.cost, candidate.validation_agreement = scorer.compare(
+                fp32_scored, on_validation)
+            candidate.validation_sqnr = scorer.fidelity(fp32_scored, on_validation)
         if best is None or candidate.better_than(best, resolution):
             if best is not None:
                 best.result.path.unlink(missing_ok=True)

@@ -116,6 +116,22 @@ def test_empty_answer_list_needs_allow_unanswerable(task):
         "answers": []}
 
 
+def test_options_read_from_a_file_are_checked_where_they_are_used(task, tokenizer):
+    # A hand-edited settings file (a bundle's, a project's) holds text where a value belongs:
+    # "false" must not read as yes, "20" must not fail deep inside decoding.
+    stored = task.settings_from_dict({"max_length": 384, "stride": 128,
+                                      "options": {"allow_unanswerable": "false"}})
+    with pytest.raises(AnnotuneError, match="allow_unanswerable cannot be 'false'"):
+        task.validate({"answers": []}, EXAMPLE, stored)
+    settings = task.settings_from_dict({"max_length": 384, "stride": 128,
+                                        "options": {"n_best": "20"}})
+    [feature] = task.encode(tokenizer, [EXAMPLE], None, settings)
+    outputs = peaked_outputs([feature], [(0, 0)])
+    with pytest.raises(AnnotuneError, match="n_best cannot be '20'") as raised:
+        task.decode([EXAMPLE], [feature], outputs, settings)
+    assert "whole number" in raised.value.hint
+
+
 def test_answers_cell_is_read_as_json(task):
     assert task.annotation_from_value('[{"start": 4, "text": "Loire"}]', TaskSettings()) == {
         "answers": [{"start": 4, "text": "Loire"}]}

@@ -267,6 +267,21 @@ def test_decode_multi_label_sigmoid_with_thresholds(task):
     assert plain["labels"] == ["sports", "politics"]
 
 
+def test_options_read_from_a_file_are_checked_where_they_are_used(task):
+    # A hand-edited settings file (a bundle's, a project's): "false" must not switch a
+    # single-label project to multi-label decisions, nor text pass as thresholds.
+    stored = task.settings_from_dict({"labels": ["neg", "pos"], "max_length": 16,
+                                      "options": {"multi_label": "false"}})
+    logits = np.array([2.0, 0.0])
+    with pytest.raises(AnnotuneError, match="multi_label cannot be 'false'"):
+        task.decode([{"text": "a"}], _features(1), [{"logits": logits}], stored)
+    stored = task.settings_from_dict({"labels": ["a", "b"], "options": {
+        "multi_label": True, "thresholds": ["high", "low"]}})
+    with pytest.raises(AnnotuneError, match="thresholds cannot be") as raised:
+        task.thresholds(stored)
+    assert "numbers separated by commas" in raised.value.hint
+
+
 def test_decode_averages_several_features_of_one_example(task):
     features = [Feature(0, [101, 102], [0, 0]), Feature(0, [101, 102], [0, 0])]
     outputs = [{"logits": np.array([2.0, 0.0])}, {"logits": np.array([0.0, 2.0 * np.log(3.0)])}]
