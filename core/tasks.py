@@ -490,8 +490,16 @@ class Task:
         return TaskSettings(declared=self.options)
 
     def settings_from_dict(self, data: Mapping[str, object] | None) -> TaskSettings:
-        """Read this task's settings from stored JSON (a project, run.json, a bundle)."""
-        return TaskSettings.from_dict(data, self.options)
+        """Read this task's settings from stored JSON (a project, run.json, a bundle), checked.
+
+        Every stored option is checked against its declaration here, where files come in: a
+        hand-edited ``"multi_label": "false"`` would otherwise read as yes and decide silently.
+        """
+        settings = TaskSettings.from_dict(data, self.options)
+        for option in self.options:
+            if option.name in settings.options:
+                option.validate(settings.options[option.name])
+        return settings
 
     def declared_option(self, name: str) -> TaskOption:
         """Return the option this task declares under ``name``, or raise AnnotuneError."""

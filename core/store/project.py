@@ -116,6 +116,9 @@ class Project:
                                            else TaskSettings.from_dict(stored))
         except (TypeError, ValueError) as error:
             raise StoredValueError(place, values["settings"], error) from None
+        except AnnotuneError as error:  # a stored option of the wrong kind: say which file
+            error.where = error.where or f"{self.path}, {place}"
+            raise
         self.base_model: str | None = loads(values.get("base_model", "null"),
                                             "the base model (table project, key 'base_model')")
         self.created: str | None = values.get("created")

@@ -189,3 +189,27 @@ def test_an_old_multi_label_bundle_predicts_as_before(tmp_path, tiny_base_model)
     predictor = Predictor(old_bundle)
     assert predictor.settings.option("thresholds") == (0.2, 0.9, 0.5, 0.35, 0.6)
     assert predictor.predict_texts(texts) == current
+
+
+@pytest.mark.parametrize(("task_name", "stored", "option"), [
+    ("text-classification", {"multi_label": "false"}, "multi_label"),
+    ("text-classification", {"multi_label": True, "thresholds": ["high"]}, "thresholds"),
+    ("question-answering", {"options": {"n_best": "20"}}, "n_best"),
+    ("question-answering", {"allow_unanswerable": 1}, "allow_unanswerable"),
+])
+def test_a_stored_option_of_the_wrong_kind_is_refused_where_the_file_is_read(
+        tmp_path, task_name, stored, option):
+    task = registry().task(task_name)
+    labels = () if task_name == "question-answering" else LABELS
+    path = tmp_path / "hand edited ✍️.annotune"
+    Project.create(path, task=task.name, settings=TaskSettings(labels=labels)).close()
+    project = Project.open(path)
+    with project.db.conn:  # settings edited by hand, as a user might
+        project.db.execute("UPDATE project SET value = ? WHERE key = 'settings'",
+                           [json.dumps({"labels": list(labels), **stored})])
+    project.close()
+    with pytest.raises(AnnotuneError, match=option) as refused:
+        Project.open(path).close()
+    assert str(path) in str(refused.value)
+    with pytest.raises(AnnotuneError, match=option):  # a bundle's manifest reads the same way
+        task.settings_from_dict({"labels": list(labels), **stored})
