@@ -122,6 +122,8 @@ class PrecisionChosen(TypedDict):
     precision: str
     probe: dict[str, Any] | None
     message: str | None
+    fold: NotRequired[int]  # label check: the fold whose training measured it
+    folds: NotRequired[int]
 
 
 class MemoryReduced(TypedDict):
@@ -133,6 +135,8 @@ class MemoryReduced(TypedDict):
     gradient_accumulation: int
     eval_batch_size: int
     message: str
+    fold: NotRequired[int]  # label check: the fold whose training ran out of memory
+    folds: NotRequired[int]
 
 
 class TrainingFinished(TypedDict):
@@ -221,8 +225,8 @@ class Point(TypedDict):
     fraction: float
     labels: int
     score: float
-    low: float
-    high: float
+    low: float | None  # None when no resample of the point scored (a metric left undefined)
+    high: float | None
     best_epoch: NotRequired[int | None]
     seconds: NotRequired[float]
 
@@ -259,7 +263,13 @@ class ExportFinished(TypedDict):
 ExportEvent = ExportStage | ExportFinished | Failed | LogLine
 
 Event = TrainingEvent | LabelCheckEvent | LearningCurveEvent | ExportEvent
+# What every job's writer is handed: a writer builds each event as its TypedDict above, so
+# mypy checks the keys and the kinds of their values where the event is made
 Emit = Callable[[Event], None]
+# The events the training loop itself writes (and its callers pass on, tagged)
+LoopEvent = Progress | PrecisionChosen | MemoryReduced | Metrics
+# How a training run ends, as the job that ran it says
+RunEnd = TrainingFinished | Failed | Cancelled
 
 KINDS = frozenset({"started", "progress", "precision", "memory", "metrics", "finished", "failed",
                    "cancelled", "log", "fold", "point_started", "point", "stage"})
