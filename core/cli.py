@@ -289,10 +289,11 @@ def _show_training_event(event: Event, bar: ProgressBar, task: Any = None) -> Jo
         bar.update(event)
     elif event["event"] == "precision":  # the measured precision
         bar.finish_line()
-        print(precision_sentence(event["probe"]) or event["message"] or "", file=sys.stderr)
+        print(precision_sentence(event.get("probe")) or event.get("message") or "",
+              file=sys.stderr)
     elif event["event"] == "memory":  # a smaller batch
         bar.finish_line()
-        print(event["message"], file=sys.stderr)
+        print(event.get("message", ""), file=sys.stderr)
     elif event["event"] == "metrics":
         bar.finish_line()
         metrics = event.get("metrics", {})
