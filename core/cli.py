@@ -12,12 +12,13 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from annotune.core import __version__
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Cancelled, Event, Failed, JobEnd, Progress, is_end
 
 EXIT_OK, EXIT_ERROR, EXIT_CANCELLED = 0, 1, 130  # argparse exits 2 on a usage error
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what `yes | head -1` reports for yes
@@ -201,15 +202,16 @@ def _train_config(args: argparse.Namespace):
     return TrainConfig.from_dict(values)
 
 
-def _follow_child(process: Any, start: Any, show: Any, bar: ProgressBar, what: str,
-                  kept_after_stop: tuple[str, ...] = ("cancelled",)) -> dict:
+def _follow_child(process: Any, start: Any, show: Callable[[Event], JobEnd | None],
+                  bar: ProgressBar, what: str,
+                  kept_after_stop: tuple[str, ...] = ("cancelled",)) -> JobEnd:
     """Start a child job and show its events until it ends; return the event that ended it.
 
     ``show(event)`` draws one event and returns it when it ends the job. Ctrl-C asks the child
     to stop; a second one kills it at once. After a stop the child's own end event is kept
     when its kind is in ``kept_after_stop``, else the job counts as cancelled.
     """
-    final: dict = {"event": "failed", "error": f"the {what} ended without a result"}
+    final: JobEnd = Failed(event="failed", error=f"the {what} ended without a result")
     try:
         start()
         for event in process.events():
@@ -224,15 +226,15 @@ def _follow_child(process: Any, start: Any, show: Any, bar: ProgressBar, what: s
         except KeyboardInterrupt:
             process.kill()
         for event in process.events():
-            if event.get("event") in ("finished", "failed", "cancelled"):
+            if is_end(event):
                 final = event
-        if final.get("event") not in kept_after_stop:
-            final = {"event": "cancelled"}
+        if final["event"] not in kept_after_stop:
+            final = Cancelled(event="cancelled")
     bar.finish_line()
     return final
 
 
-def _run_training(project_path: Path, config) -> dict:
+def _run_training(project_path: Path, config) -> JobEnd:
     """Run the training job in its child process, drawing progress; return the final event.
 
     Ctrl-C asks the job to stop (it ends within about 3 s, the run recorded as cancelled);
@@ -244,9 +246,9 @@ def _run_training(project_path: Path, config) -> dict:
     bar = ProgressBar()
     task: Any = None
 
-    def show(event: dict) -> dict | None:
+    def show(event: Event) -> JobEnd | None:
         nonlocal task
-        if event.get("event") == "started":
+        if event["event"] == "started":
             task = _task_or_none(event.get("task"))
         return _show_training_event(event, bar, task)
 
@@ -262,7 +264,7 @@ def _task_or_none(name: object) -> Any:
         return None
 
 
-def _show_training_event(event: dict, bar: ProgressBar, task: Any = None) -> dict | None:
+def _show_training_event(event: Event, bar: ProgressBar, task: Any = None) -> JobEnd | None:
     """Draw one event of the training job; return it when it ends the run.
 
     Metrics are named as `annotune runs` names them (display_names), the measured precision
@@ -270,32 +272,36 @@ def _show_training_event(event: dict, bar: ProgressBar, task: Any = None) -> dic
     """
     from annotune.core.display_names import metric_title, precision_sentence
 
-    kind = event.get("event")
-    if kind == "started":
+    if event["event"] == "started":
         print(f"training run {event.get('run_id')} on {event.get('device_label')}: "
               f"{event.get('train_examples', '?')} training and "
               f"{event.get('validation_examples', '?')} validation examples", file=sys.stderr)
-        advice = (task.training_advice(int(event["train_examples"]))
-                  if task is not None and event.get("train_examples") is not None else None)
+        examples = event.get("train_examples")
+        advice = (task.training_advice(int(examples))
+                  if task is not None and isinstance(examples, int) else None)
         if advice:
             print(f"note: {advice}", file=sys.stderr)
-        note = long_text_note(event.get("long_texts"))
+        long_texts = event.get("long_texts")
+        note = long_text_note(long_texts if isinstance(long_texts, dict) else None)
         if note:
             print(note, file=sys.stderr)
-    elif kind == "progress":
+    elif event["event"] == "progress":
         bar.update(event)
-    elif kind in ("precision", "memory"):  # the measured precision, a smaller batch
+    elif event["event"] == "precision":  # the measured precision
         bar.finish_line()
-        sentence = precision_sentence(event.get("probe")) if kind == "precision" else None
-        print(sentence or event.get("message", ""), file=sys.stderr)
-    elif kind == "metrics":
+        print(precision_sentence(event.get("probe")) or event.get("message") or "",
+              file=sys.stderr)
+    elif event["event"] == "memory":  # a smaller batch
+        bar.finish_line()
+        print(event.get("message", ""), file=sys.stderr)
+    elif event["event"] == "metrics":
         bar.finish_line()
         metrics = event.get("metrics", {})
         shown = ", ".join(f"{metric_title(k, task)} {with_error(v, metrics, k)}"
                           for k, v in metrics.items()
                           if isinstance(v, int | float) and not isinstance(v, bool))
         print(f"epoch {event.get('epoch')}: {shown}", file=sys.stderr)
-    elif kind in ("finished", "failed", "cancelled"):
+    elif is_end(event):
         return event
     return None
 
@@ -311,7 +317,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     kind = final.get("event")
     if kind == "finished":
         print(f"run {final.get('run_id')} finished: {final.get('artifact_dir')}")
-        spread = uncertainty_line(final.get("metrics") or {})
+        metrics = final.get("metrics")
+        spread = uncertainty_line(metrics if isinstance(metrics, dict) else {})
         if spread:
             print(f"{spread}, epoch {final.get('best_epoch')}")
         return EXIT_OK
@@ -321,7 +328,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if final.get("busy"):  # another training of the project holds it: nothing was started
         raise AnnotuneError(str(final.get("error")))
     raise AnnotuneError(f"training failed: {final.get('error')}",
-                        hint=f"details in {final['log']}" if final.get("log") else None)
+                        hint=f"details in {final.get('log')}" if final.get("log") else None)
 
 
 def _prepare_run(args: argparse.Namespace) -> int:
@@ -366,7 +373,7 @@ def cmd_record_run(args: argparse.Namespace) -> int:
 
 
 # -- label check -------------------------------------------------------------------------------
-def _run_label_check(project_path: Path, config, folds: int) -> dict:
+def _run_label_check(project_path: Path, config, folds: int) -> JobEnd:
     """Run the label check in its child process, drawing progress; return the final event.
 
     Ctrl-C asks it to stop (the check is recorded as cancelled); a second one kills it.
@@ -379,21 +386,20 @@ def _run_label_check(project_path: Path, config, folds: int) -> dict:
                          lambda event: _show_check_event(event, bar), bar, "label check")
 
 
-def _show_check_event(event: dict, bar: ProgressBar) -> dict | None:
+def _show_check_event(event: Event, bar: ProgressBar) -> JobEnd | None:
     """Draw one event of the label check; return it when it ends the check."""
-    kind = event.get("event")
-    if kind == "started":
+    if event["event"] == "started":
         print(f"label check {event.get('check_id')} on {event.get('device_label')}: "
               f"{event.get('examples')} accepted annotations in {event.get('folds')} folds",
               file=sys.stderr)
-    elif kind == "fold":
+    elif event["event"] == "fold":
         bar.finish_line()
         print(f"fold {event.get('fold')}/{event.get('folds')}: training on "
               f"{event.get('train_examples')}, checking {event.get('held_out')}",
               file=sys.stderr)
-    elif kind == "progress":
+    elif event["event"] == "progress":
         bar.update(event)
-    elif kind in ("finished", "failed", "cancelled"):
+    elif is_end(event):
         return event
     return None
 
@@ -408,9 +414,9 @@ def cmd_check_labels(args: argparse.Namespace) -> int:
     if kind == "cancelled":
         print("label check cancelled; no issues were stored", file=sys.stderr)
         return EXIT_CANCELLED
-    if kind != "finished":
+    if final["event"] != "finished" or "check_id" not in final:
         raise AnnotuneError(f"the label check failed: {final.get('error')}",
-                            hint=f"details in {final['log']}" if final.get("log") else None)
+                            hint=f"details in {final.get('log')}" if final.get("log") else None)
     with _open(str(path)) as project:
         issues = project.label_issues(final["check_id"], limit=args.top)
         title = project.task.title
@@ -533,11 +539,11 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     if kind == "cancelled":
         print("learning curve stopped; nothing was stored", file=sys.stderr)
         return EXIT_CANCELLED
-    if kind != "finished":
+    if final["event"] != "finished" or "curve" not in final:
         if final.get("busy"):
             raise AnnotuneError(str(final.get("error")))
         raise AnnotuneError(f"learning curve failed: {final.get('error')}",
-                            hint=f"details in {final['log']}" if final.get("log") else None)
+                            hint=f"details in {final.get('log')}" if final.get("log") else None)
     if args.json:
         _print_json({**final["curve"], "verdict": _curve_verdict(final["curve"], task)})
     else:
@@ -569,7 +575,7 @@ def learning_curve_lines(curve: dict, task: Any = None) -> list[str]:
             f"({said['detail']})"]
 
 
-def _follow_learning_curve(process: Any, start: Any, task: Any) -> dict:
+def _follow_learning_curve(process: Any, start: Any, task: Any) -> JobEnd:
     """Start the learning-curve child, draw its progress; return its final event.
 
     Ctrl-C asks it to stop (within about 3 s); a second Ctrl-C kills it at once.
@@ -580,26 +586,26 @@ def _follow_learning_curve(process: Any, start: Any, task: Any) -> dict:
     started = time.monotonic()
     metric = metric_title(task.main_metric, task)
 
-    def show(event: dict) -> dict | None:
-        kind = event.get("event")
-        if kind == "started":
+    def show(event: Event) -> JobEnd | None:
+        if event["event"] == "started" and "source_run" in event:
             sizes = ", ".join(f"{n:,}" for n in event.get("labels", []))
             print(f"learning curve of run {event.get('source_run')} on "
                   f"{event.get('device_label')}: training on {sizes} labeled examples, "
                   f"scored on the same {event.get('validation_examples')} validation "
                   "examples", file=sys.stderr)
-        elif kind == "progress":
+        elif event["event"] == "progress":
             done = float(event.get("done") or 0.0)
             elapsed = time.monotonic() - started
             bar.draw(round(done * 1000), 1000,
-                     f"{round(event['fraction'] * 100):g} % of the labels "
-                     f"({event['index'] + 1}/{event['points']}), epoch {event.get('epoch')}",
+                     f"{round(event.get('fraction', 0.0) * 100):g} % of the labels "
+                     f"({event.get('index', 0) + 1}/{event.get('points', '?')}), "
+                     f"epoch {event.get('epoch')}",
                      elapsed / done * (1 - done) if done > 0.02 else None)
-        elif kind == "point":
+        elif event["event"] == "point":
             bar.finish_line()
             print(f"{round(event['fraction'] * 100):g} % of the labels ({event['labels']:,}):"
                   f" {metric} {format_number(event.get('score'))}", file=sys.stderr)
-        elif kind in ("finished", "failed", "cancelled"):
+        elif is_end(event):
             return event
         return None
 
@@ -1077,7 +1083,7 @@ class ProgressBar:
         self.width = width
         self.drawn = False
 
-    def update(self, event: dict) -> None:
+    def update(self, event: Progress) -> None:
         """Draw a training progress event."""
         loss = event.get("loss")
         loss_text = f"loss {loss:.4f}" if isinstance(loss, int | float) else ""

@@ -7,7 +7,9 @@ desktop's watchers) agree on one shape, and mypy checks both sides. The JSON on 
 unchanged: a TypedDict is a plain dict at run time.
 
 Keys every writer sends are required; keys only some writers or versions send are
-``NotRequired``, so a reader uses ``.get`` for them.
+``NotRequired``, so a reader uses ``.get`` for them. Each kind is ``@final`` (no event extends
+another), which lets mypy tell the kinds that share an ``"event"`` apart by a key they
+alone carry: ``"check_id" in event`` narrows a finished event to the label check's.
 
 Standard library only: the Predictor-only install can import it.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Literal, NotRequired, TypedDict, TypeGuard
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard, final
 
 # What a finished, failed or cancelled event ends; nothing follows one of these.
 END_EVENTS = ("finished", "failed", "cancelled")
@@ -24,6 +26,7 @@ END_EVENTS = ("finished", "failed", "cancelled")
 
 # -- shared by several jobs --------------------------------------------------------------------
 
+@final
 class Progress(TypedDict):
     """Optimizer steps done (training, each label check fold, each learning curve point)."""
 
@@ -43,6 +46,7 @@ class Progress(TypedDict):
     done: NotRequired[float]  # learning curve: share of the whole curve trained so far
 
 
+@final
 class Metrics(TypedDict):
     """One epoch's validation scores (training, each label check fold)."""
 
@@ -57,6 +61,7 @@ class Metrics(TypedDict):
     folds: NotRequired[int]
 
 
+@final
 class Failed(TypedDict):
     """The job ended with an error; ``log`` names a traceback file for unexpected ones."""
 
@@ -74,6 +79,7 @@ class Failed(TypedDict):
     record_command: NotRequired[str]
 
 
+@final
 class Cancelled(TypedDict):
     """The job stopped on request; ``forced``: the parent killed it and recorded the end."""
 
@@ -90,6 +96,7 @@ class Cancelled(TypedDict):
     record_command: NotRequired[str]
 
 
+@final
 class LogLine(TypedDict):
     """A line of the child's stdout that was not JSON (a library's own print)."""
 
@@ -99,6 +106,7 @@ class LogLine(TypedDict):
 
 # -- training ----------------------------------------------------------------------------------
 
+@final
 class TrainingStarted(TypedDict):
     """A run exists: its id (None for a prepared run folder), device and data."""
 
@@ -115,6 +123,7 @@ class TrainingStarted(TypedDict):
     processes: NotRequired[int]  # a run trained by several processes
 
 
+@final
 class PrecisionChosen(TypedDict):
     """The precision the run trains in and the probe that measured it."""
 
@@ -122,8 +131,11 @@ class PrecisionChosen(TypedDict):
     precision: str
     probe: dict[str, Any] | None
     message: str | None
+    fold: NotRequired[int]  # label check: the fold whose training measured it
+    folds: NotRequired[int]
 
 
+@final
 class MemoryReduced(TypedDict):
     """The GPU ran out of memory: the run goes on with smaller micro-batches."""
 
@@ -133,8 +145,11 @@ class MemoryReduced(TypedDict):
     gradient_accumulation: int
     eval_batch_size: int
     message: str
+    fold: NotRequired[int]  # label check: the fold whose training ran out of memory
+    folds: NotRequired[int]
 
 
+@final
 class TrainingFinished(TypedDict):
     """The run ended with its best epoch kept (``artifact_dir``: its checkpoint)."""
 
@@ -155,6 +170,7 @@ TrainingEvent = (TrainingStarted | Progress | PrecisionChosen | MemoryReduced | 
 
 # -- label check -------------------------------------------------------------------------------
 
+@final
 class LabelCheckStarted(TypedDict):
     """A label check of ``examples`` annotations in ``folds`` folds began."""
 
@@ -165,6 +181,7 @@ class LabelCheckStarted(TypedDict):
     device_label: str
 
 
+@final
 class FoldStarted(TypedDict):
     """One fold trains on the others and scores its held-out examples."""
 
@@ -176,6 +193,7 @@ class FoldStarted(TypedDict):
     elapsed_s: NotRequired[float]
 
 
+@final
 class LabelCheckFinished(TypedDict):
     """The check ended; ``suspects``: issues scored 0.5 or more."""
 
@@ -191,6 +209,7 @@ LabelCheckEvent = (LabelCheckStarted | FoldStarted | Progress | Metrics | LabelC
 
 # -- learning curve ----------------------------------------------------------------------------
 
+@final
 class CurveStarted(TypedDict):
     """The curve of run ``source_run`` trains at ``fractions`` of its labels."""
 
@@ -202,6 +221,7 @@ class CurveStarted(TypedDict):
     device_label: str
 
 
+@final
 class PointStarted(TypedDict):
     """One point of the curve starts training."""
 
@@ -212,6 +232,7 @@ class PointStarted(TypedDict):
     labels: int
 
 
+@final
 class Point(TypedDict):
     """One point of the curve: its score and the score's 95 % interval."""
 
@@ -221,12 +242,13 @@ class Point(TypedDict):
     fraction: float
     labels: int
     score: float
-    low: float
-    high: float
+    low: float | None  # None when no resample of the point scored (a metric left undefined)
+    high: float | None
     best_epoch: NotRequired[int | None]
     seconds: NotRequired[float]
 
 
+@final
 class CurveFinished(TypedDict):
     """The curve, as stored in ``path`` (learning_curve.json)."""
 
@@ -242,6 +264,7 @@ LearningCurveEvent = (CurveStarted | PointStarted | Progress | Point | CurveFini
 
 # -- export ------------------------------------------------------------------------------------
 
+@final
 class ExportStage(TypedDict):
     """The export moved on to another stage (tracing, checking, quantizing, …)."""
 
@@ -249,6 +272,7 @@ class ExportStage(TypedDict):
     stage: str
 
 
+@final
 class ExportFinished(TypedDict):
     """The bundle is written; ``report`` is ExportReport.to_dict()."""
 
@@ -259,7 +283,13 @@ class ExportFinished(TypedDict):
 ExportEvent = ExportStage | ExportFinished | Failed | LogLine
 
 Event = TrainingEvent | LabelCheckEvent | LearningCurveEvent | ExportEvent
+# What every job's writer is handed: a writer builds each event as its TypedDict above, so
+# mypy checks the keys and the kinds of their values where the event is made
 Emit = Callable[[Event], None]
+# How a training run ends, as the job that ran it says
+RunEnd = TrainingFinished | Failed | Cancelled
+# How any job ends: nothing follows one of these
+JobEnd = TrainingFinished | LabelCheckFinished | CurveFinished | ExportFinished | Failed | Cancelled
 
 KINDS = frozenset({"started", "progress", "precision", "memory", "metrics", "finished", "failed",
                    "cancelled", "log", "fold", "point_started", "point", "stage"})
@@ -284,7 +314,6 @@ def read_event(line: str) -> Event | None:
     return LogLine(event="log", line=line)
 
 
-def is_end(event: Event) -> TypeGuard[TrainingFinished | LabelCheckFinished | CurveFinished
-                                      | ExportFinished | Failed | Cancelled]:
+def is_end(event: Event) -> TypeGuard[JobEnd]:
     """Say whether an event ends its job (finished, failed or cancelled)."""
     return event["event"] in END_EVENTS

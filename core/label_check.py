@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Emit, Event, FoldStarted
 from annotune.core.tasks import Annotation, ExampleFields, LabelIssue, Task, TaskSettings
 
-Emit = Callable[[dict[str, Any]], None]
 DEFAULT_FOLDS = 5
 # Fewer passes than a real training: each fold only has to rank, not to ship (docs/label-errors.md)
 CHECK_EPOCHS = 3
@@ -105,6 +105,19 @@ def rank(issues: Sequence[RankedIssue]) -> list[RankedIssue]:
     return sorted(issues, key=lambda r: (-r.issue.score, r.example_id))
 
 
+def with_fold(event: Event, fold: int, folds: int) -> Event:
+    """Return a fold's training event tagged with the fold and the folds, as a copy.
+
+    Only the kinds the training loop writes carry a fold; any other passes unchanged.
+    """
+    if (event["event"] == "progress" or event["event"] == "metrics"
+            or event["event"] == "precision" or event["event"] == "memory"):
+        tagged = event.copy()
+        tagged["fold"], tagged["folds"] = fold, folds
+        return tagged
+    return event
+
+
 def find_label_issues(task: Task, settings: TaskSettings, config: Any,
                       items: Sequence[tuple[int, ExampleFields, Annotation]], folds: int,
                       emit: Emit | None = None, should_stop: Callable[[], bool] | None = None,
@@ -138,12 +151,12 @@ def find_label_issues(task: Task, settings: TaskSettings, config: Any,
         for fold in range(folds):
             held = [i for i, f in enumerate(assignment) if f == fold]
             training = [(items[i][1], items[i][2]) for i, f in enumerate(assignment) if f != fold]
-            emit({"event": "fold", "fold": fold + 1, "folds": folds,
-                  "train_examples": len(training), "held_out": len(held),
-                  "elapsed_s": round(time.perf_counter() - started, 1)})
+            emit(FoldStarted(event="fold", fold=fold + 1, folds=folds,
+                             train_examples=len(training), held_out=len(held),
+                             elapsed_s=round(time.perf_counter() - started, 1)))
 
-            def relay(event: dict[str, Any], fold: int = fold) -> None:
-                emit({**event, "fold": fold + 1, "folds": folds})
+            def relay(event: Event, fold: int = fold) -> None:
+                emit(with_fold(event, fold + 1, folds))
 
             out_dir = root / f"fold-{fold + 1}"
             result = train(task, settings, config, training, None, out_dir, relay,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Emit, FoldStarted, Progress
 from annotune.core.features import batch_end, collate, pad_id
 from annotune.core.label_check import frozen_check_supports
 from annotune.core.tasks import Annotation, ExampleFields, LabelIssue, Task, TaskSettings
@@ -29,7 +30,6 @@ from annotune.core.training.device import choose_device
 from annotune.core.training.loop import Cancelled
 from annotune.core.training.model import load_model, model_inputs
 
-Emit = Callable[[dict[str, Any]], None]
 # A linear head fitted by L-BFGS on the whole fold, with an L2 penalty on its weights: on
 # 2,000 noisy SST-2 sentences (bench/label_errors.py, cached encoder states) a penalty of 0.3
 # ranked the flipped labels best (precision@k 0.54 against 0.43 for AdamW at 1e-2 decay;
@@ -63,8 +63,8 @@ def out_of_fold(task: Task, settings: TaskSettings, config: Any,
         if should_stop():
             raise Cancelled()
         held = [i for i, f in enumerate(assignment) if f == fold]
-        emit({"event": "fold", "fold": fold + 1, "folds": folds,
-              "train_examples": len(items) - len(held), "held_out": len(held)})
+        emit(FoldStarted(event="fold", fold=fold + 1, folds=folds,
+                         train_examples=len(items) - len(held), held_out=len(held)))
         held_set = set(held)
         train_rows = [j for j, feature in enumerate(features)
                       if feature.example_index not in held_set]
@@ -118,8 +118,8 @@ def _encoder_states(model: torch.nn.Module, task: Task, features: Sequence[Any],
             states[i] = row
         start += len(indices)
         elapsed = time.perf_counter() - started
-        emit({"event": "progress", "step": start, "total_steps": len(order), "epoch": 0,
-              "eta_s": round(elapsed / start * (len(order) - start), 1)})
+        emit(Progress(event="progress", step=start, total_steps=len(order), epoch=0,
+                      eta_s=round(elapsed / start * (len(order) - start), 1)))
     return states
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Cancelled as CancelledEvent
+from annotune.core.events import Emit, Event, Failed, LabelCheckFinished, LabelCheckStarted
 from annotune.core.label_check import DEFAULT_FOLDS
 from annotune.core.lifeline import child_options
 from annotune.core.training.config import TrainConfig
@@ -44,7 +46,6 @@ from annotune.core.training.job_process import (
 )
 from annotune.core.training.stopping import StopControl, StopRequested
 
-Emit = Callable[[dict[str, Any]], None]
 SUSPECT_SCORE = 0.5  # the models give the given annotation less than even odds
 
 
@@ -97,14 +98,14 @@ def run_check_inline(project: Any, config: TrainConfig, folds: int = DEFAULT_FOL
                             where=str(project.path), hint="label examples first")
     check_id = project.start_label_check({"folds": folds, "train": config.to_dict()})
     try:
-        emit({"event": "started", "check_id": check_id, "examples": len(items), "folds": folds,
-              "device_label": device_label(describe_device(config))})
+        emit(LabelCheckStarted(event="started", check_id=check_id, examples=len(items),
+                               folds=folds, device_label=device_label(describe_device(config))))
         ranked = find_label_issues(project.task, project.settings, config, items, folds, emit,
                                    should_stop)
     except (StopRequested, Cancelled):
         _finishing(should_stop)
         project.finish_label_check(check_id, "cancelled")
-        emit({"event": "cancelled", "check_id": check_id})
+        emit(CancelledEvent(event="cancelled", check_id=check_id))
         raise
     except BaseException as error:
         _finishing(should_stop)
@@ -114,8 +115,8 @@ def run_check_inline(project: Any, config: TrainConfig, folds: int = DEFAULT_FOL
     rows = [(r.example_id, r.issue.score, r.annotation, r.issue.suggestion, r.issue.reasons)
             for r in ranked]
     project.finish_label_check(check_id, "finished", rows)
-    emit({"event": "finished", "check_id": check_id, "issues": len(rows),
-          "suspects": sum(1 for r in ranked if r.issue.score >= SUSPECT_SCORE)})
+    emit(LabelCheckFinished(event="finished", check_id=check_id, issues=len(rows),
+                            suspects=sum(1 for r in ranked if r.issue.score >= SUSPECT_SCORE)))
     return check_id
 
 
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = _event_stream()
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: Event) -> None:
         with stop.deferred():
             out.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
 
@@ -163,15 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANCELLED
     except AnnotuneError as error:
         stop.finishing()
-        emit({"event": "failed", "error": str(error), "log": None})
+        emit(Failed(event="failed", error=str(error), log=None))
         return EXIT_FAILED
     except Exception as error:
         stop.finishing()
         handle, name = tempfile.mkstemp(prefix="annotune-check-error-", suffix=".log")
         with os.fdopen(handle, "w") as log:
             log.write(traceback.format_exc())
-        emit({"event": "failed", "error": f"the label check stopped by an unexpected error: "
-                                          f"{type(error).__name__}: {error}", "log": name})
+        emit(Failed(event="failed", error=f"the label check stopped by an unexpected error: "
+                                         f"{type(error).__name__}: {error}", log=name))
         return EXIT_FAILED
     finally:
         stop.finishing()

@@ -17,9 +17,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Event, ExportFinished, ExportStage, Failed
 from annotune.core.export.pipeline import export_run
 from annotune.core.lifeline import PARENT_ENV, ParentWatch, die_with_parent
 
@@ -36,17 +36,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true", help="quantize weights to int8")
     args = parser.parse_args(argv)
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: Event) -> None:
         sys.stdout.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
         sys.stdout.flush()
 
     try:
         report = export_run(args.run_dir, args.out_dir, quantize=args.int8,
-                            progress=lambda stage: emit({"event": "stage", "stage": stage}))
+                            progress=lambda stage: emit(ExportStage(event="stage", stage=stage)))
     except AnnotuneError as error:
-        emit({"event": "failed", "error": str(error)})
+        emit(Failed(event="failed", error=str(error)))
         return 1
-    emit({"event": "finished", "report": report.to_dict()})
+    emit(ExportFinished(event="finished", report=report.to_dict()))
     return 0
 
 

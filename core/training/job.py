@@ -43,6 +43,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import (
+    Cancelled,
+    Emit,
+    Event,
+    Failed,
+    TrainingFinished,
+    TrainingStarted,
+    is_end,
+)
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.job_process import (  # noqa: F401 (the parent side, as before)
     END_EVENTS,
@@ -56,7 +65,6 @@ from annotune.core.training.stopping import StopControl, StopRequested
 if TYPE_CHECKING:
     from annotune.core.training.validation_split import Item
 
-Emit = Callable[[dict[str, Any]], None]
 # set by torchrun's elastic agent (and so by accelerate launch) in every process it starts
 LAUNCHER_ENV = "TORCHELASTIC_RUN_ID"
 # what TrainingProcess gives its child: no download bars or load reports in the launcher's log
@@ -142,7 +150,7 @@ def run_training_inline(project: Any, config: TrainConfig | Mapping[str, Any],
     try:
         lock = project.lock_training()
     except TrainingBusyError as error:
-        emit({"event": "failed", "run_id": None, "error": str(error), "log": None, "busy": True})
+        emit(Failed(event="failed", run_id=None, error=str(error), log=None, busy=True))
         raise
     with lock:
         lock.describe(since=_now())
@@ -174,14 +182,15 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
             # absolute: the events name it to programs that may run in another folder
             run_dir = Path(os.path.abspath(project.runs_dir / str(run_id)))
             lock.describe(since=_now(), run_id=run_id)
-            emit({"event": "started", "run_id": run_id, "device": device, "device_label": label,
-                  "run_dir": str(run_dir),
-                  "task": task.name, "base_model": config.base_model,
-                  "train_examples": len(train_items),
-                  "validation_examples": len(validation_items), "long_texts": long_texts})
+            emit(TrainingStarted(event="started", run_id=run_id, device=device,
+                                 device_label=label, run_dir=str(run_dir), task=task.name,
+                                 base_model=config.base_model,
+                                 train_examples=len(train_items),
+                                 validation_examples=len(validation_items),
+                                 long_texts=long_texts))
 
-        def relay(event: dict[str, Any]) -> None:
-            if event.get("event") == "metrics":
+        def relay(event: Event) -> None:
+            if event["event"] == "metrics":
                 project.record_epoch(run_id, event["epoch"],
                                      {**event["metrics"], "train_loss": event["train_loss"]})
             emit(event)
@@ -192,13 +201,13 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
         _finishing(control)
         if run_id is not None:
             project.finish_run(run_id, "cancelled", only_running=True)
-        emit({"event": "cancelled", "run_id": run_id, "artifact_dir": None})
+        emit(Cancelled(event="cancelled", run_id=run_id, artifact_dir=None))
         raise
     except AnnotuneError as error:
         _finishing(control)
         if run_id is not None:
             project.finish_run(run_id, "failed", error=str(error))
-        emit({"event": "failed", "run_id": run_id, "error": str(error), "log": None})
+        emit(Failed(event="failed", run_id=run_id, error=str(error), log=None))
         raise
     except Exception as error:
         _finishing(control)
@@ -207,7 +216,7 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
         message = f"training stopped by an unexpected error: {type(error).__name__}: {error}"
         if run_id is not None:
             project.finish_run(run_id, "failed", error=f"{message} (details in {log})")
-        emit({"event": "failed", "run_id": run_id, "error": message, "log": str(log)})
+        emit(Failed(event="failed", run_id=run_id, error=message, log=str(log)))
         raise
     _finishing(control)
     from annotune.core.store.runs import stored_folder
@@ -216,9 +225,14 @@ def _train_holding_lock(project: Any, config: TrainConfig, emit: Emit,
     project.finish_run(run_id, result.status, metrics=result.metrics or None,
                        artifact_dir=None if artifact is None
                        else stored_folder(artifact, Path(project.path).parent))
-    emit({"event": result.status, "run_id": run_id, "artifact_dir": artifact,
-          "run_dir": str(run_dir), "metrics": result.metrics, "best_epoch": result.best_epoch,
-          "duration_s": result.duration_s})
+    if result.status == "cancelled":
+        emit(Cancelled(event="cancelled", run_id=run_id, artifact_dir=artifact,
+                       run_dir=str(run_dir), metrics=result.metrics,
+                       best_epoch=result.best_epoch, duration_s=result.duration_s))
+    else:
+        emit(TrainingFinished(event="finished", run_id=run_id, artifact_dir=artifact,
+                              run_dir=str(run_dir), metrics=result.metrics,
+                              best_epoch=result.best_epoch, duration_s=result.duration_s))
     return result
 
 
@@ -331,7 +345,7 @@ def _emitter(out: IO[str], stop: StopControl, child: _Child) -> Iterator[Emit]:
     """Yield the child's emit: one JSON line per event, never cut in two by a stop request."""
     from annotune.core.lifeline import die_with_parent
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: Event) -> None:
         line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
         try:
             with stop.deferred():
@@ -340,11 +354,12 @@ def _emitter(out: IO[str], stop: StopControl, child: _Child) -> Iterator[Emit]:
             if child.watch is None:
                 raise
             child.watch.parent_gone("the program that started it stopped reading its events")
-        if event.get("event") == "started":
-            child.run_id = event.get("run_id")
+        if event["event"] == "started":
+            run_id = event.get("run_id")  # a training's started event names its run
+            child.run_id = run_id if isinstance(run_id, int) else None
             # from here on the watch thread records why the run ends if the parent dies
             die_with_parent(False)
-        if event.get("event") in END_EVENTS:
+        if is_end(event):
             child.ended = True
 
     try:
@@ -368,8 +383,8 @@ def _run_spec(run_dir: str, emit: Emit, stop: StopControl) -> int:
         stop.finishing()
         from annotune.core.store.runs import TrainingBusyError
 
-        emit({"event": "failed", "run_id": None, "error": str(error), "log": None,
-              "busy": isinstance(error, TrainingBusyError)})
+        emit(Failed(event="failed", run_id=None, error=str(error), log=None,
+                    busy=isinstance(error, TrainingBusyError)))
         return EXIT_FAILED
 
 
@@ -385,12 +400,12 @@ def _run(args: argparse.Namespace, emit: Emit, stop: StopControl, child: _Child)
     except StopRequested:  # a run that exists is recorded as cancelled already
         stop.finishing()
         if not child.ended:
-            emit({"event": "cancelled", "run_id": child.run_id, "artifact_dir": None})
+            emit(Cancelled(event="cancelled", run_id=child.run_id, artifact_dir=None))
         return EXIT_CANCELLED
     except AnnotuneError as error:
         stop.finishing()
         if not child.ended:  # the config or the project, before any run
-            emit({"event": "failed", "run_id": None, "error": str(error), "log": None})
+            emit(Failed(event="failed", run_id=None, error=str(error), log=None))
         return EXIT_FAILED
     except Exception:  # recorded and emitted as a failed event
         return EXIT_FAILED

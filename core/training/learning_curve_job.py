@@ -37,6 +37,16 @@ from typing import Any
 
 from annotune.core import learning_curve
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Cancelled as CancelledEvent
+from annotune.core.events import (
+    CurveFinished,
+    CurveStarted,
+    Emit,
+    Event,
+    Failed,
+    Point,
+    PointStarted,
+)
 from annotune.core.lifeline import child_options
 from annotune.core.training.config import TrainConfig
 from annotune.core.training.job_process import (
@@ -48,7 +58,6 @@ from annotune.core.training.job_process import (
 )
 from annotune.core.training.stopping import StopControl, StopRequested
 
-Emit = Callable[[dict[str, Any]], None]
 WORK_FOLDER = "learning-curve.partial"  # the points' checkpoints while they are scored
 PREVIEW_SAMPLES = 100  # a point's own interval, shown while the next point trains
 
@@ -106,7 +115,7 @@ def compute(project: Any, run_id: int | None = None, emit: Emit | None = None,
         finally:
             shutil.rmtree(work, ignore_errors=True)
         path = learning_curve.write_curve(project.runs_dir, run["id"], curve)
-    emit({"event": "finished", "source_run": run["id"], "curve": curve, "path": str(path)})
+    emit(CurveFinished(event="finished", source_run=run["id"], curve=curve, path=str(path)))
     return curve
 
 
@@ -130,20 +139,20 @@ def _compute_holding_lock(project: Any, run: Mapping[str, Any], config: TrainCon
     learning_curve.check_enough(len(train_items), str(project.path))
     subsets = learning_curve.nested_subsets(train_items, task, fractions, config.seed)
     sizes = [len(subset) for subset in subsets]
-    emit({"event": "started", "source_run": run["id"], "fractions": list(fractions),
-          "labels": sizes, "validation_examples": len(validation_items),
-          "device_label": device_label(describe_device(config))})
+    emit(CurveStarted(event="started", source_run=run["id"], fractions=list(fractions),
+                      labels=sizes, validation_examples=len(validation_items),
+                      device_label=device_label(describe_device(config))))
     annotations = [annotation for _, annotation in validation_items]
     points: list[dict[str, Any]] = []
     predictions: list[list[dict[str, Any]]] = []
     for index, (fraction, subset) in enumerate(zip(fractions, subsets, strict=True)):
         if should_stop():
             raise CurveCancelled()
-        common = {"index": index, "points": len(subsets), "fraction": fraction}
-        emit({"event": "point_started", **common, "labels": len(subset)})
+        emit(PointStarted(event="point_started", index=index, points=len(subsets),
+                          fraction=fraction, labels=len(subset)))
         folder = work / str(round(fraction * 100))
         result = train(task, settings, config, [train_items[i] for i in subset],
-                       validation_items, folder, _relay(emit, common, sizes, index),
+                       validation_items, folder, _relay(emit, sizes, index, fraction),
                        should_stop)
         if result.status == "cancelled" or result.artifact_dir is None:
             raise CurveCancelled()
@@ -151,14 +160,16 @@ def _compute_holding_lock(project: Any, run: Mapping[str, Any], config: TrainCon
         predicted = validation_predictions(task, trained, result.artifact_dir,
                                            validation_items, config, should_stop)
         shutil.rmtree(folder, ignore_errors=True)
-        point = {"fraction": fraction, "labels": len(subset),
-                 "score": float(task.metrics(predicted, annotations, trained)[task.main_metric]),
+        score = float(task.metrics(predicted, annotations, trained)[task.main_metric])
+        point = {"fraction": fraction, "labels": len(subset), "score": score,
                  "best_epoch": result.best_epoch, "seconds": result.duration_s}
         points.append(point)
         predictions.append(predicted)
         low, high = learning_curve.interval(learning_curve.bootstrap(
             task, settings, [predicted], annotations, PREVIEW_SAMPLES)[:, 0])
-        emit({"event": "point", **common, **point, "low": low, "high": high})
+        emit(Point(event="point", index=index, points=len(subsets), fraction=fraction,
+                   labels=len(subset), score=score, best_epoch=result.best_epoch,
+                   seconds=result.duration_s, low=low, high=high))
     resampled = learning_curve.bootstrap(task, settings, predictions, annotations, samples)
     curve = learning_curve.summarize(task, points, resampled, len(annotations))
     curve.update(source_run=run["id"], train_examples=len(train_items), created=now(),
@@ -166,19 +177,20 @@ def _compute_holding_lock(project: Any, run: Mapping[str, Any], config: TrainCon
     return curve
 
 
-def _relay(emit: Emit, common: dict[str, Any], sizes: Sequence[int], index: int
-           ) -> Emit:
+def _relay(emit: Emit, sizes: Sequence[int], index: int, fraction: float) -> Emit:
     """Pass a point's training events on, with the share of the whole curve done so far."""
     total = sum(sizes)  # a point's training time grows with its labels
     before = sum(sizes[:index]) / total
     weight = sizes[index] / total
 
-    def relay(event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "progress":
-            share = event.get("step", 0) / max(1, event.get("total_steps") or 1)
-            emit({**event, **common, "done": round(before + weight * share, 4)})
-        elif kind in ("precision", "memory"):
+    def relay(event: Event) -> None:
+        if event["event"] == "progress":
+            share = event["step"] / max(1, event["total_steps"] or 1)
+            tagged = event.copy()
+            tagged["index"], tagged["points"], tagged["fraction"] = index, len(sizes), fraction
+            tagged["done"] = round(before + weight * share, 4)
+            emit(tagged)
+        elif event["event"] == "precision" or event["event"] == "memory":
             emit(event)
 
     return relay
@@ -235,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     except StopRequested:
         return EXIT_CANCELLED
 
-    def emit(event: dict[str, Any]) -> None:
+    def emit(event: Event) -> None:
         line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
         with stop.deferred():
             out.write(line)
@@ -250,21 +262,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FINISHED
     except (StopRequested, CurveCancelled):
         stop.finishing()
-        emit({"event": "cancelled"})
+        emit(CancelledEvent(event="cancelled"))
         return EXIT_CANCELLED
     except AnnotuneError as error:
         stop.finishing()
-        emit({"event": "failed", "error": str(error), "log": None,
-              "busy": isinstance(error, TrainingBusyError)})
+        emit(Failed(event="failed", error=str(error), log=None,
+                    busy=isinstance(error, TrainingBusyError)))
         return EXIT_FAILED
     except Exception as error:  # reported with its traceback in a log, as the training job's
         stop.finishing()
         handle, name = tempfile.mkstemp(prefix="annotune-learning-curve-", suffix=".log")
         with os.fdopen(handle, "w") as log:
             log.write(traceback.format_exc())
-        emit({"event": "failed", "log": name,
-              "error": f"the learning curve stopped by an unexpected error: "
-                       f"{type(error).__name__}: {error}"})
+        emit(Failed(event="failed", log=name,
+                    error=f"the learning curve stopped by an unexpected error: "
+                          f"{type(error).__name__}: {error}"))
         return EXIT_FAILED
     finally:
         stop.finishing()

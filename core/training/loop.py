@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Emit, Metrics, PrecisionChosen
 from annotune.core.features import batch_end, collate, pad_id, split_outputs
 from annotune.core.long_texts import window_counts
 from annotune.core.run_record import RunRecord
@@ -59,7 +60,6 @@ from annotune.core.training.selection import Candidate, EpochChoice, resamples
 from annotune.core.training.step import TrainingStep, batch_inputs
 from annotune.core.training.validation_file import write_validation
 
-Emit = Callable[[dict[str, Any]], None]
 SAMPLES = 32  # validation examples copied into run.json for the export parity check
 
 
@@ -164,8 +164,11 @@ def train(task: Task, settings: TaskSettings, config: TrainConfig, train_data: S
                 raise Cancelled()
             history.append(_epoch_entry(epoch, epoch_loss.item() / steps_per_epoch, val_loss,
                                         scored.metrics, epoch_start, device))
-            emit({"event": "metrics", **_without(history[-1], "seconds"),
-                  "main_metric": task.main_metric})
+            entry = history[-1]
+            emit(Metrics(event="metrics", epoch=entry["epoch"], train_loss=entry["train_loss"],
+                         validation_loss=entry["validation_loss"], metrics=entry["metrics"],
+                         peak_gpu_memory_gb=entry["peak_gpu_memory_gb"],
+                         main_metric=task.main_metric))
             kept, why = best.consider(Candidate(epoch, scored.score, val_loss, scored.draws),
                                       scored.metrics, scored.settings)
             history[-1].update(kept=kept, why=why)
@@ -270,8 +273,8 @@ def _measure_precision(model: torch.nn.Module, config: TrainConfig, lengths: Seq
         inputs_for, sizes, device)
     precision, probe = ranks.same_on_all((precision, probe))
     device_info.update(precision=precision, precision_probe=probe)
-    emit({"event": "precision", "precision": precision, "probe": probe,
-          "message": probe_message(probe)})
+    emit(PrecisionChosen(event="precision", precision=precision, probe=probe,
+                         message=probe_message(probe)))
 
 
 def _epoch_entry(epoch: int, train_loss: float, val_loss: float | None, metrics: dict[str, Any],
@@ -281,11 +284,6 @@ def _epoch_entry(epoch: int, train_loss: float, val_loss: float | None, metrics:
             "validation_loss": round(val_loss, 6) if val_loss is not None else None,
             "metrics": metrics, "seconds": round(time.perf_counter() - epoch_start, 2),
             "peak_gpu_memory_gb": peak_gpu_memory_gb(device)}  # None on the CPU
-
-
-def _without(entry: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """Return a copy of ``entry`` without ``key``."""
-    return {k: v for k, v in entry.items() if k != key}
 
 
 def _write_record(out_dir: Path, *, task: Task, status: str, best: BestEpoch,

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 import torch
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import Emit, MemoryReduced
 
 T = TypeVar("T")
-Emit = Callable[[dict[str, Any]], None]
 # torch.cuda.OutOfMemoryError is the same class; naming the top-level one keeps MPS and
 # other accelerators that raise it covered too
 OUT_OF_MEMORY: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
@@ -65,9 +65,10 @@ class BatchSizes:
             message = (f"GPU memory full while evaluating {old} examples at once: continuing "
                        f"with {self.eval_batch_size} at once (same results)")
         self.reductions += 1
-        self.emit({"event": "memory", "phase": phase, "micro_batch_size": self.micro_batch_size,
-                   "gradient_accumulation": self.gradient_accumulation,
-                   "eval_batch_size": self.eval_batch_size, "message": message})
+        self.emit(MemoryReduced(event="memory", phase=phase,
+                                micro_batch_size=self.micro_batch_size,
+                                gradient_accumulation=self.gradient_accumulation,
+                                eval_batch_size=self.eval_batch_size, message=message))
 
     def too_big(self, phase: str) -> AnnotuneError:
         """Return the error for a single feature that does not fit in the GPU's memory."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import torch
+
+from annotune.core.events import Emit, Progress
 
 
 class ProgressReport:
@@ -16,7 +17,7 @@ class ProgressReport:
     since the previous report.
     """
 
-    def __init__(self, emit: Callable[[dict[str, Any]], None], device: torch.device,
+    def __init__(self, emit: Emit, device: torch.device,
                  total_steps: int, interval: float):
         self.emit, self.device = emit, device
         self.total_steps, self.interval = total_steps, interval
@@ -35,10 +36,10 @@ class ProgressReport:
         now = time.perf_counter()
         if now - self.last_report < self.interval and step not in (1, self.total_steps):
             return
-        self.emit({"event": "progress", "step": step, "total_steps": self.total_steps,
-                   "epoch": epoch, "loss": round(self.loss.item() / self.steps, 6),
-                   "learning_rate": learning_rate(),
-                   "eta_s": round((now - self.started) / step * (self.total_steps - step), 1),
-                   "samples_per_s": round(self.samples / max(now - self.last_report, 1e-9), 1)})
+        self.emit(Progress(
+            event="progress", step=step, total_steps=self.total_steps, epoch=epoch,
+            loss=round(self.loss.item() / self.steps, 6), learning_rate=learning_rate(),
+            eta_s=round((now - self.started) / step * (self.total_steps - step), 1),
+            samples_per_s=round(self.samples / max(now - self.last_report, 1e-9), 1)))
         self.last_report = now
         self._reset()

@@ -27,11 +27,19 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.events import (
+    Cancelled,
+    Emit,
+    Event,
+    Failed,
+    RunEnd,
+    TrainingFinished,
+    TrainingStarted,
+)
 from annotune.core.store.records import now
 from annotune.core.store.runs import TrainingBusyError
 from annotune.core.store.training_lock import TrainingLock, holder
@@ -49,7 +57,6 @@ from annotune.core.training.spec_record import (
 )
 from annotune.core.training.stopping import StopControl, StopRequested
 
-Emit = Callable[[dict[str, Any]], None]
 EXIT_CODES = {"finished": EXIT_FINISHED, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 # What an attempt leaves in the run folder; a new attempt starts without any of it
 OUTPUTS = (MODEL_DIR, MODEL_DIR + ".partial", "run.json", "validation.jsonl", "error.log",
@@ -206,7 +213,7 @@ class _Journal:
     def __init__(self, spec: RunSpec, emit: Emit, stop: StopControl):
         self.spec, self.out, self.stop = spec, emit, stop
         self.clock = time.monotonic()
-        self.end_event: dict[str, Any] = {}
+        self.end_event: RunEnd | None = None
         self.events = (spec.folder / EVENTS_FILE).open("a", encoding="utf-8")
         self.state: dict[str, Any] = {
             "status": "running", "spec_id": spec.id, "started_at": now(), "ended_at": None,
@@ -223,16 +230,16 @@ class _Journal:
         device = {**describe_device(self.spec.config), **ranks.describe()}
         self.state.update(device_label=_device_label(device), machines=device.get("machines"))
         write_status(self.spec.folder, self.state)
-        self.emit({"event": "started", "run_id": None, "run_dir": str(self.spec.folder),
-                   "device": device, "device_label": self.state["device_label"],
-                   "task": task.name, "base_model": self.spec.config.base_model,
-                   "train_examples": train_examples, "validation_examples": validation_examples,
-                   "processes": ranks.world_size})
+        self.emit(TrainingStarted(
+            event="started", run_id=None, run_dir=str(self.spec.folder), device=device,
+            device_label=self.state["device_label"], task=task.name,
+            base_model=self.spec.config.base_model, train_examples=train_examples,
+            validation_examples=validation_examples, processes=ranks.world_size))
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Event) -> None:
         """Keep an event in events.jsonl (and an epoch in status.json); pass it on."""
         with self.stop.deferred():  # a stop request never cuts a line in two
-            if event.get("event") == "metrics":
+            if event["event"] == "metrics":
                 self.state["epochs"].append({
                     "epoch": event["epoch"], "created": now(),
                     "metrics": {**event["metrics"], "train_loss": event["train_loss"]}})
@@ -254,28 +261,45 @@ class _Journal:
                           metrics=(result.metrics or None) if result is not None else None,
                           artifact_dir=MODEL_DIR if kept else None)
         write_status(self.spec.folder, self.state)
-        self.end_event = {"event": status, "run_id": None, "run_dir": str(self.spec.folder),
-                          "artifact_dir": str(model) if kept else None,
-                          "metrics": self.state["metrics"], "best_epoch": self.state["best_epoch"],
-                          "duration_s": self.state["duration_s"]}
-        if error is not None:
-            self.end_event.update(error=error, log=log)
+        self.end_event = _end_event(status, run_dir=str(self.spec.folder),
+                                    artifact_dir=str(model) if kept else None,
+                                    metrics=self.state["metrics"],
+                                    best_epoch=self.state["best_epoch"],
+                                    duration_s=self.state["duration_s"], error=error, log=log)
 
     def record_and_announce(self) -> None:
         """Record the run in its project when the file is reachable; emit the end event."""
+        assert self.end_event is not None, "end() comes first"
         project = self.spec.project_path
         note = None
         if project and Path(project).is_file():
             try:
                 run_id, _ = record_in_file(project, self.spec.folder)
-                self.end_event.update(run_id=run_id, recorded_in=project)
+                self.end_event["run_id"], self.end_event["recorded_in"] = run_id, project
             except Exception as error:  # the run stays complete in its folder
                 note = f"the run could not be recorded in {project}: {error}"
         else:
             note = f"the project {project or '(unknown)'} is not reachable from here"
         if note is not None:
             command = f"annotune record-run {project or 'PROJECT'} {self.spec.folder}"
-            self.end_event.update(record_command=command)
+            self.end_event["record_command"] = command
             print(f"annotune: {note}; record the run with: {command}", file=sys.stderr)
         self.emit(self.end_event)
         self.events.close()
+
+
+def _end_event(status: str, *, run_dir: str, artifact_dir: str | None,
+               metrics: dict[str, Any] | None, best_epoch: int | None, duration_s: float | None,
+               error: str | None, log: str | None) -> RunEnd:
+    """Build the event that ends a prepared run: finished, cancelled or failed."""
+    if status == "finished":
+        return TrainingFinished(event="finished", run_id=None, run_dir=run_dir,
+                                artifact_dir=artifact_dir, metrics=metrics,
+                                best_epoch=best_epoch, duration_s=duration_s)
+    if status == "cancelled":
+        return Cancelled(event="cancelled", run_id=None, run_dir=run_dir,
+                         artifact_dir=artifact_dir, metrics=metrics, best_epoch=best_epoch,
+                         duration_s=duration_s)
+    return Failed(event="failed", run_id=None, run_dir=run_dir, artifact_dir=artifact_dir,
+                  metrics=metrics, best_epoch=best_epoch, duration_s=duration_s,
+                  error=error or "the training failed", log=log)
