@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # beside the repository as laid out for development and CI; a fresh clone has none
 DATASETS = Path(os.environ.get("ANNOTUNE_DATASETS_DIR") or REPO_ROOT.parent / "shared" / "datasets")
+
+# pytest started in the background of a script ignores SIGINT, and so would every CLI the tests
+# start (the Ctrl-C tests of train, serve and the reliability suite): a terminal's Ctrl-C must
+# reach them as it reaches a user's foreground program
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

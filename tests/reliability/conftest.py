@@ -28,11 +28,6 @@ from annotune.core.formats.base import ImportRecord
 from annotune.core.store import Project
 from annotune.core.tasks import TaskSettings
 
-# pytest started in the background of a script ignores SIGINT, and so would the CLIs the
-# tests start: Ctrl-C must reach them as a terminal sends it
-if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
 HOOKS = Path(__file__).resolve().parent / "phase_hooks"
 ANNOTUNE = [sys.executable, "-m", "annotune.core.cli"]
 # Generous bounds, so a busy machine never fails a test that the old code fails by tens of
