@@ -805,7 +805,9 @@ _WRITTEN_TRAIN_OPTIONS = {"base_model", "epochs", "learning_rate", "batch_size",
 _COMPILE_CHOICES = {"auto": "auto", "on": True, "off": False}
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
+def _add_train_options(parser: argparse.ArgumentParser,
+                       freeze_help: str = "train only the classification head (fast, weaker; "
+                                          "for tiny data)") -> None:
     from dataclasses import fields
 
     from annotune.core.display_names import OPTION_DESCRIPTIONS
@@ -830,8 +832,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
                         help="random seed (same seed, data and machine: same model)")
     parser.add_argument("--device", choices=DEVICES, default=defaults.device,
                         help="auto: the GPU when there is one, else the CPU")
-    parser.add_argument("--freeze-encoder", action="store_true",
-                        help="train only the classification head (fast, weaker; for tiny data)")
+    parser.add_argument("--freeze-encoder", action="store_true", help=freeze_help)
     for item in fields(TrainConfig):
         if item.name in _WRITTEN_TRAIN_OPTIONS:
             continue
@@ -978,7 +979,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
                    help="models trained; each example is checked by the one that never saw it")
     p.add_argument("--top", type=int, default=20, help="suspects printed (all are stored)")
-    _add_train_options(p)
+    _add_train_options(p, freeze_help="the fast check: the encoder stays as it is and each fold "
+                                      "fits small heads on its layers' pooled states (seconds "
+                                      "instead of a fine-tuning per fold)")
     p.set_defaults(func=cmd_check_labels, epochs=CHECK_EPOCHS)
 
     p = commands.add_parser("runs", help="list training runs")

@@ -133,8 +133,6 @@ CLI_TERMS: tuple[tuple[str, str], ...] = (
     ("with --format jsonl", "with Format: JSON lines"),
     ("pass --labels A,B,... when creating the project",
      "give the labels when creating the project"),
-    ("create the project without --multi-label",
-     "create the project without 'Several labels per example'"),
     ("name the text key with --map text=KEY", "choose the text column under Columns"),
     ("map the key with --map", "choose it under Columns"),
     ("with --map delimiter=...", "under Delimiter"),
