@@ -119,12 +119,16 @@ def test_empty_answer_list_needs_allow_unanswerable(task):
 def test_options_read_from_a_file_are_checked_where_they_are_used(task, tokenizer):
     # A hand-edited settings file (a bundle's, a project's) holds text where a value belongs:
     # "false" must not read as yes, "20" must not fail deep inside decoding.
-    stored = task.settings_from_dict({"max_length": 384, "stride": 128,
-                                      "options": {"allow_unanswerable": "false"}})
+    # Reading the file refuses them at once (Task.settings_from_dict); settings built past
+    # that check (TaskSettings.from_dict, as a third-party caller might) are refused at use.
+    wrong_yes_no = {"max_length": 384, "stride": 128, "options": {"allow_unanswerable": "false"}}
+    with pytest.raises(AnnotuneError, match="allow_unanswerable cannot be 'false'"):
+        task.settings_from_dict(wrong_yes_no)
+    stored = TaskSettings.from_dict(wrong_yes_no, task.options)
     with pytest.raises(AnnotuneError, match="allow_unanswerable cannot be 'false'"):
         task.validate({"answers": []}, EXAMPLE, stored)
-    settings = task.settings_from_dict({"max_length": 384, "stride": 128,
-                                        "options": {"n_best": "20"}})
+    settings = TaskSettings.from_dict({"max_length": 384, "stride": 128,
+                                       "options": {"n_best": "20"}}, task.options)
     [feature] = task.encode(tokenizer, [EXAMPLE], None, settings)
     outputs = peaked_outputs([feature], [(0, 0)])
     with pytest.raises(AnnotuneError, match="n_best cannot be '20'") as raised:

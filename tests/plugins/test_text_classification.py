@@ -270,13 +270,18 @@ def test_decode_multi_label_sigmoid_with_thresholds(task):
 def test_options_read_from_a_file_are_checked_where_they_are_used(task):
     # A hand-edited settings file (a bundle's, a project's): "false" must not switch a
     # single-label project to multi-label decisions, nor text pass as thresholds.
-    stored = task.settings_from_dict({"labels": ["neg", "pos"], "max_length": 16,
-                                      "options": {"multi_label": "false"}})
+    # Reading the file refuses it at once (Task.settings_from_dict); settings built past that
+    # check (TaskSettings.from_dict, as a third-party caller might) are refused at use.
+    wrong_yes_no = {"labels": ["neg", "pos"], "max_length": 16,
+                    "options": {"multi_label": "false"}}
+    with pytest.raises(AnnotuneError, match="multi_label cannot be 'false'"):
+        task.settings_from_dict(wrong_yes_no)
+    stored = TaskSettings.from_dict(wrong_yes_no, task.options)
     logits = np.array([2.0, 0.0])
     with pytest.raises(AnnotuneError, match="multi_label cannot be 'false'"):
         task.decode([{"text": "a"}], _features(1), [{"logits": logits}], stored)
-    stored = task.settings_from_dict({"labels": ["a", "b"], "options": {
-        "multi_label": True, "thresholds": ["high", "low"]}})
+    stored = TaskSettings.from_dict({"labels": ["a", "b"], "options": {
+        "multi_label": True, "thresholds": ["high", "low"]}}, task.options)
     with pytest.raises(AnnotuneError, match="thresholds cannot be") as raised:
         task.thresholds(stored)
     assert "numbers separated by commas" in raised.value.hint

@@ -102,7 +102,10 @@ def test_the_export_child_ends_with_its_parent(finished_run, tmp_path, processes
                 def exec_module(module):
                     run(module)
                     def slow(*args, **kwargs):
-                        open({str(marks / "export")!r}, "w").write(str(os.getpid()))
+                        # written whole, then renamed: the test reads it once it exists
+                        with open({str(marks / "export.tmp")!r}, "w") as handle:
+                            handle.write(str(os.getpid()))
+                        os.replace({str(marks / "export.tmp")!r}, {str(marks / "export")!r})
                         time.sleep(120)
                     module.run_batches = slow
                 spec.loader.exec_module = exec_module
