@@ -24,7 +24,11 @@ from annotune.core.export.parity import prediction_agreement, run_onnx, signal_t
 from annotune.core.features import PREDICT_BATCH_SIZE
 from annotune.core.long_texts import window_counts
 from annotune.core.tasks import Feature, Prediction, Task, TaskSettings
-from annotune.core.training.validation_file import VALIDATION_FILE, read_validation
+from annotune.core.training.validation_file import (
+    VALIDATION_FILE,
+    ValidationFile,
+    read_validation,
+)
 
 # Examples scored per model. The cost is a paired comparison (the same examples through fp32
 # and int8), so only examples whose decision int8 changes move it: 2,000 examples resolve
@@ -42,13 +46,9 @@ SAME_SCORE = 1e-9  # identical predictions give identical metrics; JSON keeps fl
 
 
 @dataclass
-class ValidationSet:
-    """The validation examples an export scores: all of the run's, or an even spread of them."""
+class ValidationSet(ValidationFile):
+    """The validation examples an export scores, with the features and counts it adds."""
 
-    path: Path
-    examples: list[dict[str, str]]
-    annotations: list[Any]
-    total: int  # examples in the file
     features: list[Feature] = field(default_factory=list)
     long_texts: dict[str, int] | None = None  # window_counts of the scored examples
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
-from annotune.desktop.editors.textspans import SpanText, entity_colour
+from annotune.desktop.editors.spans_view import HighlightedText
+from annotune.desktop.editors.textspans import entity_colour
 from annotune.desktop.kind_views import KindView, Payload, ResultView
 
 
@@ -35,16 +36,8 @@ class AnswersView(KindView):
         return HighlightedAnswer(parent)
 
 
-class HighlightedAnswer(ResultView):
+class HighlightedAnswer(HighlightedText):
     """The context with the predicted answer painted, or a word that there is none."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.text = SpanText()
-        self.text.setObjectName("try_highlighted")
-        layout.addWidget(self.text)
 
     def show_prediction(self, item: Mapping[str, str], prediction: Payload,
                         labels: Sequence[str]) -> str:

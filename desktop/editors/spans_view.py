@@ -35,17 +35,24 @@ class SpansView(KindView):
         return HighlightedSpans(task.fields[0], parent)
 
 
-class HighlightedSpans(ResultView):
-    """The typed text with each predicted entity painted in its type's colour."""
+class HighlightedText(ResultView):
+    """A read-only text in which a prediction's spans are painted (entities, an answer)."""
 
-    def __init__(self, field: str, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.field = field
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.text = SpanText()
         self.text.setObjectName("try_highlighted")
         layout.addWidget(self.text)
+
+
+class HighlightedSpans(HighlightedText):
+    """The typed text with each predicted entity painted in its type's colour."""
+
+    def __init__(self, field: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.field = field
 
     def show_prediction(self, item: Mapping[str, str], prediction: Payload,
                         labels: Sequence[str]) -> str:
