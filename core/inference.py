@@ -61,7 +61,8 @@ class Predictor:
         try:
             manifest = bundle_files.read_manifest(self.bundle_dir)
             self.task: Task = plugins.registry().task(manifest["task"])
-            self.settings: TaskSettings = self.task.settings_from_dict(manifest["settings"])
+            self.settings: TaskSettings = self.task.settings_from_dict(
+                manifest["settings"], where=str(self.bundle_dir / bundle_files.MANIFEST_NAME))
             import_onnxruntime()
         except BaseException:
             checker.result()

@@ -489,16 +489,22 @@ class Task:
         """Return the settings a new project of this task starts from (before its labels)."""
         return TaskSettings(declared=self.options)
 
-    def settings_from_dict(self, data: Mapping[str, object] | None) -> TaskSettings:
+    def settings_from_dict(self, data: Mapping[str, object] | None,
+                           where: str | None = None) -> TaskSettings:
         """Read this task's settings from stored JSON (a project, run.json, a bundle), checked.
 
         Every stored option is checked against its declaration here, where files come in: a
         hand-edited ``"multi_label": "false"`` would otherwise read as yes and decide silently.
+        ``where`` names the file in the refusal.
         """
         settings = TaskSettings.from_dict(data, self.options)
         for option in self.options:
             if option.name in settings.options:
-                option.validate(settings.options[option.name])
+                try:
+                    option.validate(settings.options[option.name])
+                except AnnotuneError as error:
+                    error.where = error.where or where
+                    raise
         return settings
 
     def declared_option(self, name: str) -> TaskOption:

@@ -96,7 +96,7 @@ class TrainedRun:
              parity_texts: Sequence[str | Mapping[str, str]] | None = None) -> TrainedRun:
         """Load the tokenizer of a run (``run``: its read_run record); encode what checks it."""
         task = plugins.registry().task(run["task"])
-        settings = task.settings_from_dict(run.get("settings"))
+        settings = task.settings_from_dict(run.get("settings"), where=str(run_dir / "run.json"))
         tokenizer = prepare_tokenizer(run_dir / "model" / "tokenizer.json")
         examples = parity_examples(task, run, parity_texts)
         features = task.encode(tokenizer, examples, None, settings)

@@ -112,13 +112,11 @@ class Project:
             # bound to the task's declared options when its plugin is installed (defaults,
             # and old files' top-level options read as the task's)
             known = plugins.registry().tasks.get(self.task_name)
-            self.settings: TaskSettings = (known.settings_from_dict(stored) if known is not None
-                                           else TaskSettings.from_dict(stored))
+            self.settings: TaskSettings = (
+                known.settings_from_dict(stored, where=f"{self.path}, {place}")
+                if known is not None else TaskSettings.from_dict(stored))
         except (TypeError, ValueError) as error:
             raise StoredValueError(place, values["settings"], error) from None
-        except AnnotuneError as error:  # a stored option of the wrong kind: say which file
-            error.where = error.where or f"{self.path}, {place}"
-            raise
         self.base_model: str | None = loads(values.get("base_model", "null"),
                                             "the base model (table project, key 'base_model')")
         self.created: str | None = values.get("created")
@@ -267,7 +265,8 @@ class Project:
         with write_transaction(self.db):
             stored = self.db.execute(
                 "SELECT value FROM project WHERE key = 'settings'").fetchone()[0]
-            current = self.task.settings_from_dict(loads(stored, "the task settings"))
+            current = self.task.settings_from_dict(loads(stored, "the task settings"),
+                                                   where=str(self.path))
             already = [name for name in wanted if name in current.labels]
             if already:
                 raise AnnotuneError(f"the project already has the label '{already[0]}'",

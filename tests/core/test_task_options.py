@@ -211,5 +211,6 @@ def test_a_stored_option_of_the_wrong_kind_is_refused_where_the_file_is_read(
     with pytest.raises(AnnotuneError, match=option) as refused:
         Project.open(path).close()
     assert str(path) in str(refused.value)
-    with pytest.raises(AnnotuneError, match=option):  # a bundle's manifest reads the same way
-        task.settings_from_dict({"labels": list(labels), **stored})
+    with pytest.raises(AnnotuneError, match=option) as refused:  # a bundle's manifest too
+        task.settings_from_dict({"labels": list(labels), **stored}, where="bundle/manifest.json")
+    assert str(refused.value).startswith("bundle/manifest.json: ")
