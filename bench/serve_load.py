@@ -69,6 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="broken requests mixed into the last run")
     parser.add_argument("--threads", type=int, default=None,
                         help="the servers' onnxruntime threads (default: the Predictor's)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="instead of the load test, measure where an answer's CPU goes: "
+                             "request parsing, tokenizing, the model at batch 1 and 32 (with and "
+                             "without length buckets), response encoding, the HTTP stack alone")
     return parser.parse_args(argv)
 
 
@@ -150,6 +154,34 @@ async def load(port: int, clients: int, requests: list[tuple[str, bytes]], count
     return budget.outcomes, time.perf_counter() - started
 
 
+def measured_run(server: Server, clients: int, requests: list[tuple[str, bytes]], count: int,
+                 seconds: float) -> dict[str, Any]:
+    """Run one load and summarise it with the CPU each side spent per answer and the batches.
+
+    The client (this process) and the server share the machine's cores, so the client's CPU
+    per answer is what it takes away from the server it measures.
+    """
+    before = server.batching()
+    server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+    outcomes, wall = asyncio.run(load(server.port, clients, requests, count, seconds))
+    client_cpu = time.process_time() - client_cpu
+    server_after = server.cpu_seconds()
+    after = server.batching()
+    summary = summarise(outcomes, wall)
+    answers = max(1, summary["answered"])
+    calls = after["calls"] - before["calls"]
+    summary["mean_batch"] = round((after["items"] - before["items"]) / calls, 2) if calls else None
+    # The share of the run's wall time the model was running: what is left are the gaps
+    # between calls, when the model waited for the event loop to hand it the next batch.
+    summary["model_busy"] = round((after["model_seconds"] - before["model_seconds"]) / wall, 3)
+    summary["client_cpu_ms"] = round(client_cpu * 1000 / answers, 3)
+    if server_cpu is not None and server_after is not None:
+        summary["server_cpu_ms"] = round((server_after - server_cpu) * 1000 / answers, 3)
+        summary["client_share"] = round(client_cpu / max(1e-9, client_cpu + server_after
+                                                         - server_cpu), 3)
+    return summary
+
+
 def summarise(outcomes: list[Outcome], wall: float) -> dict[str, Any]:
     good = sorted(o.seconds for o in outcomes if o.kind == "good" and o.status == 200)
     failed_good = sum(1 for o in outcomes if o.kind == "good" and o.status != 200)
@@ -202,12 +234,40 @@ class Server:
             command += ["--threads", str(threads)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self._wait_until_listening()
+
+    def _wait_until_listening(self) -> None:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if " at http://" not in line:
             self.process.kill()
             raise RuntimeError(f"the server did not start: {line}{self.process.stderr.read()}")
         self.port = int(line.rsplit(":", 1)[1])
+        # The address is printed before uvicorn listens on it: wait until it answers.
+        deadline = time.perf_counter() + 60
+        while not self.healthy():
+            if time.perf_counter() > deadline or self.process.poll() is not None:
+                self.process.kill()
+                raise RuntimeError(f"the server never answered: {self.process.stderr.read()}")
+            time.sleep(0.1)
+
+    def cpu_seconds(self) -> float | None:
+        """Return the server process's CPU time so far (user + system), Linux only."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def batching(self) -> dict[str, Any]:
+        """Return the server's batching counts (GET /metadata)."""
+        async def ask() -> dict[str, Any]:
+            reader, writer = await asyncio.open_connection(HOST, self.port)
+            writer.write(request_bytes(b"", path="/metadata", method="GET"))
+            _, body, _ = await read_response(reader)
+            writer.close()
+            return dict(json.loads(body)["batching"])
+        return asyncio.run(asyncio.wait_for(ask(), 10))
 
     def healthy(self) -> bool:
         async def ask() -> int:
@@ -246,6 +306,18 @@ def main(argv: list[str] | None = None) -> None:
     with (folder / "dev.tsv").open(newline="", encoding="utf-8") as handle:
         sentences = [row["sentence"] for row in
                      csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    if args.breakdown:
+        if args.bundle is None:
+            raise SystemExit("--breakdown measures a given bundle: add --bundle")
+        loads = [round(os.getloadavg()[0], 2)]
+        figures = breakdown(args.bundle, sentences, args.requests)
+        loads.append(round(os.getloadavg()[0], 2))
+        print_table(f"CPU ms per sentence or request, int8 bundle, SST-2 dev sentences (load "
+                    f"average {min(loads)}-{max(loads)})", ["stage", "CPU ms"],
+                    [[name, value] for name, value in figures.items()])
+        print_json_line("serve_breakdown", {"hardware": hardware(), "figures": figures,
+                                            "load_average": loads})
+        return
     good = good_requests(sentences)
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         bundle = args.bundle
@@ -268,9 +340,8 @@ def main(argv: list[str] | None = None) -> None:
                 for level in levels:
                     order = order[::-1]
                     for name in order:
-                        outcomes, wall = asyncio.run(load(servers[name].port, level, good,
-                                                          args.requests, args.seconds))
-                        runs[name][level].append(summarise(outcomes, wall))
+                        runs[name][level].append(measured_run(servers[name], level, good,
+                                                              args.requests, args.seconds))
                 loads.append(round(os.getloadavg()[0], 2))
             print("  malformed requests mixed in ...", file=sys.stderr, flush=True)
             mixed = good[:args.malformed] + malformed_requests(args.malformed)
@@ -290,13 +361,16 @@ def main(argv: list[str] | None = None) -> None:
         for name in SERVERS:
             r = results[name][level]
             rows.append([level, name, r["per_s"], r["p50_ms"], r["p99_ms"], r["errors"],
-                         f"{ratio:.2f}x" if name == "batched" and ratio else ""])
+                         f"{ratio:.2f}x" if name == "batched" and ratio else "",
+                         r["mean_batch"], r.get("server_cpu_ms"), r["client_cpu_ms"],
+                         r.get("client_share")])
     info = hardware()
     print_table(f"annotune serve on loopback, int8 bundle, one SST-2 sentence per request "
                 f"({info['cpu']}, {info['cpu_cores']} cores; medians of {args.rounds} rounds; "
                 f"load average {min(loads)}-{max(loads)})",
                 ["clients", "server", "answers/s", "p50 ms", "p99 ms", "errors",
-                 "batched / one call"], rows)
+                 "batched / one call", "mean batch", "server CPU ms/answer",
+                 "client CPU ms/answer", "client CPU share"], rows)
     print_table(f"{args.malformed} malformed requests among {args.malformed} good ones, "
                 "32 clients, batched server",
                 ["good answered", "good failed", "malformed 4xx", "malformed other",
@@ -307,6 +381,101 @@ def main(argv: list[str] | None = None) -> None:
                                    "levels": levels, "results": results, "runs": runs,
                                    "malformed": abuse, "load_average": loads,
                                    "servers_at_stop": stopped})
+
+
+# -- where an answer's CPU goes -----------------------------------------------------------------
+
+def cpu_per(repeats: int, count: int, work: Any) -> float:
+    """Return the least process CPU milliseconds per unit of ``repeats`` calls of ``work``.
+
+    Process CPU counts onnxruntime's threads too; the least of the repeats is the one that
+    other programs on the machine disturbed least.
+    """
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return round(best * 1000 / count, 3)
+
+
+# The bundle's Predictor answering every input with one ready prediction: HTTP, JSON and
+# batching alone, at no model cost.
+STUB_SERVER = """
+import sys
+from annotune.core.inference import Predictor
+from annotune.core.serve.limits import ServeLimits
+from annotune.core.serve.server import serve
+
+class Instant(Predictor):
+    def predict(self, items):
+        items = list(items)
+        if not hasattr(self, "ready"):
+            self.ready = Predictor.predict(self, ["ready"])[0]
+        return [self.ready for _ in items]
+
+serve(sys.argv[1], "127.0.0.1", 0, ServeLimits(max_batch=int(sys.argv[2])), load=Instant)
+"""
+
+
+class StubServer(Server):
+    """The server with a model that costs nothing: what HTTP, JSON and batching cost alone."""
+
+    def __init__(self, bundle: Path, max_batch: int):
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", STUB_SERVER, str(bundle), str(max_batch)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self._wait_until_listening()
+
+
+def breakdown(bundle: Path, sentences: list[str], requests: int) -> dict[str, Any]:
+    """Measure each stage of an answer in CPU milliseconds per sentence (or per request)."""
+    from annotune.core import features
+    from annotune.core.inference import Predictor
+    from annotune.core.serve.app import task_inputs
+    from annotune.core.serve.payloads import parse_body
+
+    predictor = Predictor(bundle)
+    inputs = task_inputs(predictor)
+    sample = sentences[:256]
+    batches = [sample[i:i + 32] for i in range(0, len(sample), 32)]
+    examples = [{predictor.task.fields[0]: s} for s in sample]
+    bodies = [json.dumps({"input": s}).encode("utf-8") for s in sample]
+    predictions = predictor.predict(sample)
+    figures: dict[str, Any] = {}
+    figures["parse and check a request"] = cpu_per(
+        5, len(bodies), lambda: [parse_body(b, inputs, 256) for b in bodies])
+    figures["tokenize, per sentence"] = cpu_per(5, len(sample), lambda: [
+        predictor.task.encode(predictor.tokenizer, examples[i:i + 32], None, predictor.settings)
+        for i in range(0, len(examples), 32)])
+    figures["model, batch 1, per sentence"] = cpu_per(
+        3, len(sample), lambda: [predictor.predict([s]) for s in sample])
+    figures["model, batch 32 length-bucketed, per sentence"] = cpu_per(
+        3, len(sample), lambda: [predictor.predict(b) for b in batches])
+    bucketed_padding = features.MAX_PADDING
+    features.MAX_PADDING = float("inf")  # one run per batch, padded to its longest sentence
+    try:
+        figures["model, batch 32 padded to the longest, per sentence"] = cpu_per(
+            3, len(sample), lambda: [predictor.predict(b) for b in batches])
+    finally:
+        features.MAX_PADDING = bucketed_padding
+    figures["encode a response"] = cpu_per(5, len(predictions), lambda: [
+        json.dumps({"prediction": p}, ensure_ascii=False).encode("utf-8")
+        for p in predictions])
+    good = good_requests(sentences)
+    for max_batch in (32, 1):
+        stub = StubServer(bundle, max_batch)
+        try:
+            asyncio.run(load(stub.port, 4, good, 200, 10))
+            run = measured_run(stub, 32, good, requests, 30)
+        finally:
+            stub.stop()
+        figures[f"HTTP server, instant model, max batch {max_batch}, per request"] = \
+            run.get("server_cpu_ms")
+        figures[f"client, per request (instant model, max batch {max_batch})"] = \
+            run["client_cpu_ms"]
+    return figures
 
 
 def median_run(per_round: list[dict[str, Any]]) -> dict[str, Any]:
