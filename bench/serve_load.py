@@ -11,11 +11,22 @@ server takes 32 clients again with --malformed broken requests mixed in (bad JSO
 fields, lone surrogates, oversized bodies...): each must be refused with a 4xx, every good
 request answered, and the server still healthy after.
 
+Beside wall time, every run reports CPU per answer of each side (the server from
+/proc/<pid>/stat, the client from its own process time: both share the cores, so the client's
+CPU is taken from the server it measures), the server's mean batch and the share of the run's
+wall time its model was running (from GET /metadata). CPU per answer moves far less with other
+programs on the machine than answers per second do.
+
 Traffic goes to 127.0.0.1 only. The client is a small asyncio HTTP/1.1 client (a few lines of
 protocol, so the client's own cost stays low on a 2-core machine); the server is uvicorn.
 
     python bench/serve_load.py                      # builds an int8 bundle (fresh head)
     python bench/serve_load.py --bundle demo-project/bundle-int8
+    python bench/serve_load.py --bundle demo-project/bundle-int8 --breakdown
+
+``--breakdown`` measures where an answer's CPU goes instead: request parsing, tokenizing, the
+model per sentence at batch 1 and at batch 32 with and without length buckets, response
+encoding, and the HTTP server and client per request with a model that costs nothing.
 """
 
 from __future__ import annotations
@@ -326,12 +337,13 @@ def main(argv: list[str] | None = None) -> None:
             bundle = build_bundle(Path(tmp), resolve_base_model(args.base_model
                                                                or default_base_model()),
                                   sentences)
-        servers = {name: Server(bundle, options, args.threads)
-                   for name, options in SERVERS.items()}
+        servers: dict[str, Server] = {}
         runs: dict[str, dict[int, list[dict[str, Any]]]] = {
-            name: {level: [] for level in levels} for name in servers}
+            name: {level: [] for level in levels} for name in SERVERS}
         loads = [round(os.getloadavg()[0], 2)]
         try:
+            for name, options in SERVERS.items():  # each one stopped below if the next fails
+                servers[name] = Server(bundle, options, args.threads)
             for server in servers.values():  # warm-up: first calls are slow
                 asyncio.run(load(server.port, 4, good, 200, 10))
             order = list(servers)
@@ -362,14 +374,14 @@ def main(argv: list[str] | None = None) -> None:
             r = results[name][level]
             rows.append([level, name, r["per_s"], r["p50_ms"], r["p99_ms"], r["errors"],
                          f"{ratio:.2f}x" if name == "batched" and ratio else "",
-                         r["mean_batch"], r.get("server_cpu_ms"), r["client_cpu_ms"],
-                         r.get("client_share")])
+                         r["mean_batch"], r["model_busy"], r.get("server_cpu_ms"),
+                         r["client_cpu_ms"], r.get("client_share")])
     info = hardware()
     print_table(f"annotune serve on loopback, int8 bundle, one SST-2 sentence per request "
                 f"({info['cpu']}, {info['cpu_cores']} cores; medians of {args.rounds} rounds; "
                 f"load average {min(loads)}-{max(loads)})",
                 ["clients", "server", "answers/s", "p50 ms", "p99 ms", "errors",
-                 "batched / one call", "mean batch", "server CPU ms/answer",
+                 "batched / one call", "mean batch", "model busy", "server CPU ms/answer",
                  "client CPU ms/answer", "client CPU share"], rows)
     print_table(f"{args.malformed} malformed requests among {args.malformed} good ones, "
                 "32 clients, batched server",
