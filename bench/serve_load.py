@@ -441,6 +441,67 @@ class StubServer(Server):
         self._wait_until_listening()
 
 
+def application_cpu(predictor: Any, sentence: str, concurrent: int, requests: int) -> float:
+    """Return the application's CPU ms per request, called directly: no HTTP, no sockets.
+
+    Starlette's routing, the request handler and the batcher, with a model that answers at no
+    cost; ``concurrent`` requests at a time share a batch.
+    """
+    from annotune.core.serve.app import create_app
+
+    class Instant:
+        def __init__(self) -> None:
+            self.task, self.settings = predictor.task, predictor.settings
+            self.labels, self.manifest = predictor.labels, predictor.manifest
+            self.ready = predictor.predict([sentence])[0]
+
+        def predict(self, items: list[Any]) -> list[dict[str, Any]]:
+            return [self.ready for _ in items]
+
+    app = create_app(Instant())
+    body = json.dumps({"input": sentence}).encode("utf-8")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/predict", "raw_path": b"/predict",
+             "query_string": b"", "root_path": "", "client": (HOST, 1), "server": (HOST, 2),
+             "headers": [(b"host", HOST.encode()), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}
+
+    async def one() -> None:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app({**scope, "state": {}}, receive, send)
+        assert sent[0]["status"] == 200, sent
+
+    async def measure() -> float:
+        lifespan: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        async def ignore(message: dict[str, Any]) -> None:
+            pass
+
+        await lifespan.put({"type": "lifespan.startup"})
+        running = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"},
+                                             "state": {}}, lifespan.get, ignore))
+        await asyncio.sleep(0.1)
+        rounds = max(1, requests // concurrent)
+        best = float("inf")
+        for _ in range(5):
+            started = time.process_time()
+            for _ in range(rounds):
+                await asyncio.gather(*(one() for _ in range(concurrent)))
+            best = min(best, time.process_time() - started)
+        await lifespan.put({"type": "lifespan.shutdown"})
+        await running
+        return round(best * 1000 / (rounds * concurrent), 3)
+
+    return asyncio.run(measure())
+
+
 def breakdown(bundle: Path, sentences: list[str], requests: int) -> dict[str, Any]:
     """Measure each stage of an answer in CPU milliseconds per sentence (or per request)."""
     from annotune.core import features
@@ -475,6 +536,9 @@ def breakdown(bundle: Path, sentences: list[str], requests: int) -> dict[str, An
     figures["encode a response"] = cpu_per(5, len(predictions), lambda: [
         json.dumps({"prediction": p}, ensure_ascii=False).encode("utf-8")
         for p in predictions])
+    for concurrent in (32, 1):
+        figures[f"application alone (no HTTP), {concurrent} at a time, per request"] = \
+            application_cpu(predictor, sample[0], concurrent, 2000)
     good = good_requests(sentences)
     for max_batch in (32, 1):
         stub = StubServer(bundle, max_batch)
