@@ -26,7 +26,8 @@ protocol, so the client's own cost stays low on a 2-core machine); the server is
 
 ``--breakdown`` measures where an answer's CPU goes instead: request parsing, tokenizing, the
 model per sentence at batch 1 and at batch 32 with and without length buckets, response
-encoding, and the HTTP server and client per request with a model that costs nothing.
+encoding, the application called directly (no HTTP), and the HTTP server and client per
+request with a model that costs nothing.
 """
 
 from __future__ import annotations
@@ -182,8 +183,8 @@ def measured_run(server: Server, clients: int, requests: list[tuple[str, bytes]]
     answers = max(1, summary["answered"])
     calls = after["calls"] - before["calls"]
     summary["mean_batch"] = round((after["items"] - before["items"]) / calls, 2) if calls else None
-    # The share of the run's wall time the model was running: what is left are the gaps
-    # between calls, when the model waited for the event loop to hand it the next batch.
+    # The share of the run's wall time the model was running; the rest had no call running:
+    # no request was waiting, or the next batch was not handed over yet.
     summary["model_busy"] = round((after["model_seconds"] - before["model_seconds"]) / wall, 3)
     summary["client_cpu_ms"] = round(client_cpu * 1000 / answers, 3)
     if server_cpu is not None and server_after is not None:
