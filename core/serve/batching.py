@@ -55,12 +55,14 @@ class BatcherStats:
     rejected_full: int = 0
     failed_jobs: int = 0
     largest_batch: int = 0
+    model_seconds: float = 0.0  # wall time inside Predictor calls: how busy the model was
 
     def as_dict(self) -> dict[str, Any]:
         mean = self.items / self.calls if self.calls else 0.0
         return {"jobs": self.jobs, "items": self.items, "calls": self.calls,
                 "mean_batch": round(mean, 2), "largest_batch": self.largest_batch,
-                "rejected_queue_full": self.rejected_full, "failed_jobs": self.failed_jobs}
+                "rejected_queue_full": self.rejected_full, "failed_jobs": self.failed_jobs,
+                "model_seconds": round(self.model_seconds, 4)}
 
 
 class MicroBatcher:
@@ -198,6 +200,7 @@ class MicroBatcher:
         items = [item for job in batch for item in job.items]
         self.stats.calls += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        started = time.perf_counter()
         try:
             predictions = self._predict(items)
         except Exception as error:
@@ -206,6 +209,8 @@ class MicroBatcher:
                 return [error]
             self.stats.calls -= 1  # counted again, job by job
             return [self._answer([job])[0] for job in batch]
+        finally:
+            self.stats.model_seconds += time.perf_counter() - started
         answers: list[list[dict[str, Any]] | BaseException] = []
         start = 0
         for job in batch:

@@ -1,5 +1,6 @@
 """`annotune serve` with tiny exported bundles of all four tasks: endpoints, refusals, the CLI."""
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from annotune.core.export import export_run
 from annotune.core.inference import Predictor
 from annotune.core.plugins import registry
 from annotune.core.serve.app import create_app
+from annotune.core.serve.batching import MicroBatcher
 from annotune.core.serve.limits import ServeLimits
 from annotune.core.tasks import TaskSettings
 
@@ -82,6 +84,42 @@ def test_classification_answers_inputs_in_order_like_the_predictor(predictors):
     for mine, theirs in zip(got, expected, strict=True):
         assert mine["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-6)
     assert single["prediction"]["label"] == expected[0]["label"]
+
+
+@pytest.mark.parametrize("task", ["text-classification", "token-classification"])
+def test_a_batch_of_mixed_lengths_answers_each_request_as_if_it_were_alone(predictors, task):
+    # One model call, its texts cut into length buckets (a one-word text and a long review
+    # are not padded together): every request still gets its own answers, in its order.
+    predictor = predictors[task]
+    long_review = " ".join(["the battery lasts 🔋 and the screen is bright"] * 12) + "\r\nok"
+    requests = [[text] for text in HARD_TEXTS] + [["ok", long_review, HARD_TEXTS[1]],
+                                                   [long_review], ["a"]]
+    calls = []
+
+    def predict(items):
+        calls.append(len(items))
+        return predictor.predict(items)
+
+    async def serve_together():
+        batcher = MicroBatcher(predict, max_batch=64, max_wait_ms=200)
+        batcher.start()
+        answers = await asyncio.gather(*(batcher.submit(items) for items in requests))
+        await batcher.stop()
+        return answers
+
+    answers = asyncio.run(serve_together())
+    assert calls == [sum(map(len, requests))]
+    for items, got in zip(requests, answers, strict=True):
+        alone = [predictor.predict([item])[0] for item in items]
+        assert len(got) == len(items)
+        for mine, theirs in zip(got, alone, strict=True):
+            if task == "token-classification":
+                assert [(s["start"], s["end"], s["text"]) for s in mine["spans"]] == [
+                    (s["start"], s["end"], s["text"]) for s in theirs["spans"]]
+            else:
+                assert mine["label"] == theirs["label"]
+                assert mine["probabilities"] == pytest.approx(theirs["probabilities"],
+                                                              abs=1e-5)
 
 
 def test_pair_classification_takes_objects_with_both_fields(predictors):

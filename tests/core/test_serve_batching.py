@@ -187,6 +187,26 @@ def test_a_full_queue_refuses_and_a_stopped_batcher_refuses():
     assert stats["rejected_queue_full"] == 1
 
 
+def test_the_time_the_model_was_busy_is_counted():
+    # A load test tells a model kept busy from one waiting for its next batch by this count.
+    fake = EchoPredictor()
+    fake.gate.clear()
+
+    async def scenario():
+        batcher = MicroBatcher(fake.predict, max_batch=8, max_wait_ms=0)
+        batcher.start()
+        answering = asyncio.ensure_future(batcher.submit(["🍕"]))
+        await asyncio.to_thread(fake.entered.wait, 10)
+        await asyncio.sleep(0.2)  # the model "runs" at least this long
+        fake.gate.set()
+        await answering
+        await batcher.stop()
+        return batcher.stats.as_dict()
+
+    stats = run(scenario())
+    assert 0.2 <= stats["model_seconds"] < 30
+
+
 def test_limits_that_cannot_work_are_refused():
     with pytest.raises(AnnotuneError, match="max batch must be at least 1"):
         ServeLimits(max_batch=0)
