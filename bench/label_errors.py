@@ -128,8 +128,12 @@ def load_saved(paths: list[Path]) -> tuple[list[str], list[dict[str, Any]], list
     examples: list[dict[str, Any]] | None = None
     matrices = []
     for path in paths:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        rows = saved["examples"]
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            rows = saved["examples"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            sys.exit(f"{path}: not a file written by --save-probabilities ({error}): run the "
+                     "bench with --save-probabilities FILE first")
         if any("probabilities" not in row for row in rows):
             sys.exit(f"{path}: the examples carry no probabilities (only two-label "
                      "classification runs save them): combine classification runs")

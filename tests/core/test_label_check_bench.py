@@ -90,3 +90,12 @@ def test_combining_runs_of_different_plantings_is_refused_with_the_file(bench, t
     other = save(bench, tmp_path / "other.json", [0.9, 0.1, 0.2, 0.3], given, {1})
     with pytest.raises(SystemExit, match="other.json: not the same planted examples"):
         bench.load_saved([first, other])
+
+
+def test_a_missing_or_foreign_file_is_refused_with_its_name(bench, tmp_path):
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"rows": []}', encoding="utf-8")
+    with pytest.raises(SystemExit, match="notes.json: not a file written by --save-prob"):
+        bench.load_saved([foreign])
+    with pytest.raises(SystemExit, match="absent.json: not a file written by --save-prob"):
+        bench.load_saved([tmp_path / "absent.json"])
