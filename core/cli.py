@@ -167,22 +167,38 @@ def long_text_note(counts: dict | None) -> str | None:
 
 
 def with_error(value: object, metrics: dict, key: str) -> str:
-    """Format a metric, followed by ``±`` its standard error when the run measured one."""
+    """Format a metric, followed by ``±`` its standard error when the run measured one.
+
+    A score at the edge of its range has an exact interval and no standard error (see
+    core/score_interval.py): the interval follows it instead of a ``±0``.
+    """
     text = format_number(value)
     spread = metrics.get("uncertainty") if isinstance(metrics, dict) else None
-    if (text and isinstance(spread, dict) and spread.get("metric") == key
-            and isinstance(spread.get("standard_error"), int | float)):
+    if not text or not isinstance(spread, dict) or spread.get("metric") != key:
+        return text
+    if isinstance(spread.get("standard_error"), int | float):
         text += f" ±{format_number(float(spread['standard_error']))}"
+    elif isinstance(value, int | float) and isinstance(spread.get("low"), int | float) \
+            and isinstance(spread.get("high"), int | float):
+        low, high = float(spread["low"]), float(spread["high"])
+        if high <= value:  # a perfect score: how low the truth may still be
+            text += f" (95 % ≥ {format_number(low)})"
+        elif low >= value:  # a null score
+            text += f" (95 % ≤ {format_number(high)})"
+        else:
+            text += f" (95 % interval {format_number(low)}–{format_number(high)})"
     return text
 
 
 def uncertainty_line(metrics: dict) -> str | None:
     """Describe the main metric's spread: standard error and 95 % interval on n examples."""
     spread = (metrics or {}).get("uncertainty")
-    if not isinstance(spread, dict) or spread.get("standard_error") is None:
+    if not isinstance(spread, dict) or spread.get("low") is None or spread.get("high") is None:
         return None
-    return (f"validation {spread['metric']} {format_number(metrics.get(spread['metric']))} "
-            f"±{format_number(spread['standard_error'])} (95 % interval "
+    error = spread.get("standard_error")
+    plus_minus = f" ±{format_number(error)}" if isinstance(error, int | float) else ""
+    return (f"validation {spread['metric']} {format_number(metrics.get(spread['metric']))}"
+            f"{plus_minus} (95 % interval "
             f"{format_number(spread['low'])}–{format_number(spread['high'])}, "
             f"{spread['examples']:,} validation examples)")
 

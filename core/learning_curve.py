@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from annotune.core.errors import AnnotuneError
+from annotune.core.score_interval import widened
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 BOOTSTRAP_SAMPLES = 300  # resamples of the validation examples; enough for a 95 % interval
@@ -115,19 +116,31 @@ def summarize(task: Any, points: Sequence[Mapping[str, Any]], resampled: np.ndar
     ``points`` hold ``fraction``, ``labels`` and ``score`` (the main metric on the whole
     validation set); ``resampled`` is ``bootstrap``'s result for the same points.
     """
-    shown = []
+    scale = float(getattr(task, "metric_scale", 1.0) or 1.0)
+    shown, at_edge = [], []
     for column, point in enumerate(points):
         low, high = interval(resampled[:, column])
+        # a perfect (or null) score: every draw agrees, the exact interval is the honest one
+        low, high, edge = widened(low, high, float(point["score"]), validation_examples, scale)
         shown.append({**point, "low": low, "high": high})
+        at_edge.append(edge)
     curve: dict[str, Any] = {
         "format": FORMAT, "main_metric": task.main_metric,
-        "metric_scale": float(getattr(task, "metric_scale", 1.0) or 1.0),
+        "metric_scale": scale,
         "validation_examples": validation_examples, "interval": INTERVAL,
         "bootstrap_samples": int(resampled.shape[0]), "points": shown,
     }
     if len(points) >= 2:
         gain = float(points[-1]["score"]) - float(points[-2]["score"])
         low, high = interval(resampled[:, -1] - resampled[:, -2])
+        if at_edge[-1] or at_edge[-2]:
+            # the paired draws of an edge score do not vary: bound the gain by the points'
+            # own intervals instead, which is what the validation set can tell
+            before, after = shown[-2], shown[-1]
+            if None not in (before["low"], before["high"], after["low"], after["high"]):
+                low = min(low if low is not None else math.inf, after["low"] - before["high"])
+                high = max(high if high is not None else -math.inf,
+                           after["high"] - before["low"])
         curve["gain"] = {"from_fraction": points[-2]["fraction"],
                          "to_fraction": points[-1]["fraction"],
                          "value": gain, "low": low, "high": high}

@@ -130,9 +130,34 @@ def fill_key_values(table: QTableWidget, rows: Sequence[tuple[str, Sequence[Any]
 
 
 def metric_rows(metrics: Mapping[str, Any] | None, task: Any = None) -> list[Row]:
-    """Return one row per scalar metric, titled for people."""
-    return [Row(metric_title(key, task), [value], metric_tooltip(key, task))
-            for key, value in scalar_metrics(metrics).items()]
+    """Return one row per scalar metric, titled for people, the main one with its interval."""
+    rows = []
+    for key, value in scalar_metrics(metrics).items():
+        rows.append(Row(metric_title(key, task), [value], metric_tooltip(key, task)))
+        interval = interval_row(metrics, key, task)
+        if interval is not None:
+            rows.append(interval)
+    return rows
+
+
+def interval_row(metrics: Mapping[str, Any] | None, key: str, task: Any = None) -> Row | None:
+    """Return the 95 % interval of ``key`` as a row, when the run measured it for that metric.
+
+    A validation score is an estimate from a few examples: the interval says how far the
+    model's real score may lie from it (a perfect score on 20 examples: anywhere above 0.83).
+    """
+    spread = (metrics or {}).get("uncertainty")
+    if not isinstance(spread, Mapping) or spread.get("metric") != key:
+        return None
+    low, high = spread.get("low"), spread.get("high")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)):
+        return None
+    examples = spread.get("examples")
+    on = f" on {examples:,} validation examples" if isinstance(examples, int) else ""
+    return Row(f"{metric_title(key, task)}, 95 % interval",
+               [f"{format_value(float(low))} – {format_value(float(high))}"],
+               f"Where the model's real {metric_title(key, task)} lies, 95 times in 100, "
+               f"judging from its score{on}. A small validation set gives a wide interval.")
 
 
 def per_class_table(metrics: Mapping[str, Any] | None, parent: QWidget | None = None,

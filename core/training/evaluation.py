@@ -49,7 +49,8 @@ def score_epoch(task: Task, validation: Validation, outputs: Sequence[Mapping[st
     score = float(metrics[task.main_metric])
     draws = bootstrap(task, task.main_metric, predictions, validation.annotations, tuned,
                       draw_plan, should_stop)
-    metrics["uncertainty"] = uncertainty(task.main_metric, score, draws, draw_plan)
+    metrics["uncertainty"] = uncertainty(task.main_metric, score, draws, draw_plan,
+                                        scale=task.metric_scale)
     return EpochScore(tuned, metrics, score, draws)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from annotune.core.score_interval import edge_interval
 from annotune.core.tasks import Annotation, Prediction, Task, TaskSettings
 
 DRAWS = 200  # bootstrap resamples per epoch
@@ -72,18 +73,28 @@ def bootstrap(task: Task, metric: str, predictions: Sequence[Prediction],
     return values
 
 
-def uncertainty(metric: str, score: float, values: np.ndarray, plan: Resamples
-                ) -> dict[str, Any]:
+def uncertainty(metric: str, score: float, values: np.ndarray, plan: Resamples,
+                scale: float = 1.0) -> dict[str, Any]:
     """Describe a score's spread: its standard error and a 95 % interval.
 
     The interval is the draws' 2.5th and 97.5th percentiles when every draw has all the
-    examples, else the score plus or minus 1.96 standard errors.
+    examples, else the score plus or minus 1.96 standard errors. A score at the edge of its
+    range (``[0, scale]``: every example right, or every one wrong) gets the exact binomial
+    interval instead and no standard error: every draw scores the same there, and a spread
+    of zero would claim a certainty the examples cannot give (core/score_interval.py).
     """
     finite = values[np.isfinite(values)]
     record: dict[str, Any] = {"metric": metric, "standard_error": None, "low": None,
                               "high": None, "examples": plan.examples,
                               "draws": len(values), "method": "bootstrap"}
-    if len(finite) < 2 or not math.isfinite(score):
+    if not math.isfinite(score):
+        return record
+    edge = edge_interval(score, plan.examples, scale)
+    if edge is not None:
+        record.update(low=round(edge[0], 6), high=round(edge[1], 6),
+                      method=f"exact binomial: {'every' if score else 'no'} example right")
+        return record
+    if len(finite) < 2:
         return record
     error = float(finite.std(ddof=1)) * plan.scale
     if plan.scale == 1.0:

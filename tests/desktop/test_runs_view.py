@@ -134,3 +134,20 @@ def test_an_empty_project_says_how_to_get_a_run(qtbot, sentiment_project):
     empty = view.findChild(QLabel, "runs_empty")
     assert empty is not None and "Train" in empty.text()
     assert not view.table.isVisible() and not view.export_button.isEnabled()
+
+
+def test_a_run_shows_how_sure_its_validation_score_is(qtbot, sentiment_project):
+    project = sentiment_project
+    perfect = project.create_run({"epochs": 3}, "cpu")
+    project.finish_run(perfect, "finished", metrics={
+        "f1": 1.0, "accuracy": 1.0,
+        "uncertainty": {"metric": "f1", "standard_error": None, "low": 0.831566, "high": 1.0,
+                        "examples": 20, "draws": 200, "method": "exact binomial"}})
+    view = _view(qtbot, project)
+    view.table.selectRow(0)
+    summary = view.findChild(QTableWidget, "run_summary")
+    rows = {summary.verticalHeaderItem(r).text(): r for r in range(summary.rowCount())}
+    assert rows["F1, 95 % interval"] == rows["F1"] + 1  # right under the score it qualifies
+    assert summary.item(rows["F1, 95 % interval"], 0).text() == "0.8316 – 1.0000"
+    assert "20 validation examples" in summary.item(rows["F1, 95 % interval"], 0).toolTip()
+    assert "Accuracy, 95 % interval" not in rows  # only the metric the run measured it for
