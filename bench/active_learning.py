@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import sys
 import tempfile
@@ -114,6 +115,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "seed 0 at these sizes (e.g. 1000 2000)")
     parser.add_argument("--cross-check-eval", type=int, default=2000,
                         help="test sentences the fine-tuned models are scored on")
+    parser.add_argument("--pick-timing", type=int, default=0, metavar="EXAMPLES",
+                        help="instead of simulating, time one pick of --step examples by each "
+                             "strategy from this many unlabeled examples (random 384-wide "
+                             "embeddings, 5 classes; 0 = off) (default: 0)")
     return parser.parse_args(argv)
 
 
@@ -494,8 +499,37 @@ def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict
     return summary
 
 
+def time_picks(args: argparse.Namespace) -> None:
+    """Print how long one pick takes per strategy: could the labeling view afford it?"""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(args.pick_timing, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    logits = rng.normal(size=(args.pick_timing, 5)) * 2
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labeled_x = x[:args.start]
+    density = pool_density(x) if "density" in args.strategies else np.ones(len(x))
+    rows = []
+    for strategy in args.strategies:
+        view = Round(probabilities, x, labeled_x, density, args.step, COLD_START, rng)
+        with Timer() as timer:
+            PICKERS[strategy](view)
+        rows.append([strategy, f"{timer.seconds:.2f}"])
+    with Timer() as timer:
+        pool_density(x)
+    rows.append(["(density's neighbours, once per pool)", f"{timer.seconds:.2f}"])
+    with Timer() as timer:
+        nearest_to_centres(x, COLD_START, rng)
+    rows.append([f"(cold-start's first batch of {COLD_START}, once)", f"{timer.seconds:.2f}"])
+    print_table(f"one pick of {args.step} from {args.pick_timing:,} unlabeled examples "
+                f"(seconds; load average {os.getloadavg()[0]:.1f})", ["strategy", "seconds"],
+                rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.pick_timing:
+        time_picks(args)
+        return
     quiet_transformers()
     model = resolve_base_model(args.base_model)
     results = {}
