@@ -7,22 +7,35 @@ and "labels" them (their gold labels are revealed), until ``--budget`` labels. S
 * ``random``: the pool in random order (what labeling in import order amounts to).
 * ``uncertainty``: least confidence first, the order annotune's pre-annotation gives the
   labeling view ("most uncertain first": lowest top-class probability).
+* ``margin``: the smallest gap between the two most probable classes first (the same order
+  as ``uncertainty`` on two classes).
 * ``clustered``: uncertainty with diversity: the 10 x step least confident examples are
   clustered with k-means on the encoder's embeddings into ``step`` clusters and the least
   confident example of each cluster is taken, so a batch is not ten rewordings of one doubt.
+* ``clustered-margin``: the same with margin in place of least confidence.
+* ``badge``: BADGE, k-means++ seeding on the gradient embeddings of the head's loss (the
+  model's own prediction as label), starting from the longest gradient.
+* ``density``: information density, (1 - top probability) x representativeness (the mean
+  cosine similarity to the 10 nearest pool examples, scaled into [0, 1]), exponent 1.
+* ``coreset``: k-center greedy picks 10 x step examples far from the labels (and from each
+  other); the least confident ``step`` of them are taken.
+* ``cold-start``: the first batch is 300 k-means medoids of the pool instead of 100 random
+  examples, then margin.
 
 What is simulated: full fine-tuning after every round on two shared CPU cores would take
 days, so the model of each round is the bundled all-MiniLM-L6-v2, frozen, with its
-mean-pooled sentence embeddings feeding a logistic-regression head (numpy, refitted to
-convergence every round). ``--cross-check`` fine-tunes annotune's real training loop on a
-few of the label sets the simulation chose, to see whether the saving carries over.
+mean-pooled sentence embeddings (``--features layers``: the mean over its layers of their
+mean-pooled states) feeding a logistic-regression head refitted to convergence every round.
+``--cross-check`` fine-tunes annotune's real training loop on a few of the label sets the
+simulation chose, to see whether the saving carries over.
 
 Data sets: ``sst2`` (pool: SST-2 ``train.tsv``, ``--pool-limit`` sentences drawn at random;
 test: ``dev.tsv``) and ``topics``: the questions of the SQuAD file labeled by the coarse
 topic of their article (36 articles grouped by hand into 5 topics below, in the absence of
 AG News), split by paragraph: 20 % of the paragraphs (seed 42) are the test set.
 
-    .venv/bin/python bench/active_learning.py --data sst2 topics --seeds 3
+    .venv/bin/python bench/active_learning.py --data topics sst2 --seeds 5 --pool-limit 6000
+    .venv/bin/python bench/active_learning.py --pick-timing 10000
 """
 
 from __future__ import annotations
@@ -74,7 +87,7 @@ TOPICS = {
                                  "United_Methodist_Church", "Pharmacy", "Construction"),
 }
 STRATEGIES = ("random", "uncertainty", "clustered", "margin", "badge", "density", "coreset",
-              "cold-start")
+              "cold-start", "clustered-margin")
 L2 = 1e-3  # the head's penalty per example (fit_softmax); chosen on part of the SST-2 pool
 CANDIDATES = 10  # clustered, coreset: candidates per example picked
 DENSITY_NEIGHBOURS = 10  # density: an example's representativeness is its 10 nearest neighbours'
@@ -268,11 +281,17 @@ def k_center_greedy(x: np.ndarray, centres: np.ndarray, count: int) -> np.ndarra
     return np.array(chosen, dtype=int)
 
 
-def pick_clustered(step: Round) -> np.ndarray:
-    """Cluster the least confident candidates; take the least confident of each cluster."""
-    candidates = least_confident(step.probabilities, min(len(step.x), CANDIDATES * step.count))
+def pick_clustered(step: Round, doubt: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> np.ndarray:
+    """Cluster the most doubtful candidates; take the most doubtful of each cluster.
+
+    Doubt is low confidence unless ``doubt`` says otherwise (lower values, more doubt).
+    """
+    confidence_of = doubt or (lambda probabilities: probabilities.max(1))
+    candidates = lowest(confidence_of(step.probabilities),
+                        min(len(step.x), CANDIDATES * step.count))
     groups, _ = kmeans(step.x[candidates], step.count, step.rng)
-    confidence = step.probabilities[candidates].max(1)
+    confidence = confidence_of(step.probabilities[candidates])
     chosen = [candidates[members[np.argmin(confidence[members])]]
               for members in (np.flatnonzero(groups == j) for j in range(step.count))
               if len(members)]
@@ -320,6 +339,7 @@ PICKERS: dict[str, Callable[[Round], np.ndarray]] = {
     "uncertainty": lambda step: least_confident(step.probabilities, step.count),
     "margin": lambda step: lowest(margins(step.probabilities), step.count),
     "clustered": pick_clustered,
+    "clustered-margin": lambda step: pick_clustered(step, margins),
     "badge": pick_badge,
     "density": pick_density,
     "coreset": pick_coreset,
