@@ -44,8 +44,7 @@ import os
 
 # The simulation's products are small: BLAS threads on shared cores wait on each other more
 # than they compute (a coreset pick of 100 from 10,000: 12.7 s with two threads at load
-# average 8, 2.0 s with one at 3.3). Torch
-# (the encoder, the head's fit) keeps its own thread settings.
+# average 8, 2.0 s with one at 3.3). Torch (the encoder, the head's fit) keeps its own.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
