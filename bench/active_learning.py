@@ -7,25 +7,45 @@ and "labels" them (their gold labels are revealed), until ``--budget`` labels. S
 * ``random``: the pool in random order (what labeling in import order amounts to).
 * ``uncertainty``: least confidence first, the order annotune's pre-annotation gives the
   labeling view ("most uncertain first": lowest top-class probability).
+* ``margin``: the smallest gap between the two most probable classes first (the same order
+  as ``uncertainty`` on two classes).
 * ``clustered``: uncertainty with diversity: the 10 x step least confident examples are
   clustered with k-means on the encoder's embeddings into ``step`` clusters and the least
   confident example of each cluster is taken, so a batch is not ten rewordings of one doubt.
+* ``clustered-margin``: the same with margin in place of least confidence.
+* ``badge``: BADGE, k-means++ seeding on the gradient embeddings of the head's loss (the
+  model's own prediction as label), starting from the longest gradient.
+* ``density``: information density, (1 - top probability) x representativeness (the mean
+  cosine similarity to the 10 nearest pool examples, scaled into [0, 1]), exponent 1.
+* ``coreset``: k-center greedy picks 10 x step examples far from the labels (and from each
+  other); the least confident ``step`` of them are taken.
+* ``cold-start``: the first batch is 300 k-means medoids of the pool instead of 100 random
+  examples, then margin.
 
 What is simulated: full fine-tuning after every round on two shared CPU cores would take
 days, so the model of each round is the bundled all-MiniLM-L6-v2, frozen, with its
-mean-pooled sentence embeddings feeding a logistic-regression head (numpy, refitted to
-convergence every round). ``--cross-check`` fine-tunes annotune's real training loop on a
-few of the label sets the simulation chose, to see whether the saving carries over.
+mean-pooled sentence embeddings (``--features layers``: the mean over its layers of their
+mean-pooled states) feeding a logistic-regression head refitted to convergence every round.
+``--cross-check`` fine-tunes annotune's real training loop on a few of the label sets the
+simulation chose, to see whether the saving carries over.
 
 Data sets: ``sst2`` (pool: SST-2 ``train.tsv``, ``--pool-limit`` sentences drawn at random;
 test: ``dev.tsv``) and ``topics``: the questions of the SQuAD file labeled by the coarse
 topic of their article (36 articles grouped by hand into 5 topics below, in the absence of
 AG News), split by paragraph: 20 % of the paragraphs (seed 42) are the test set.
 
-    .venv/bin/python bench/active_learning.py --data sst2 topics --seeds 3
+    .venv/bin/python bench/active_learning.py --data topics sst2 --seeds 5 --pool-limit 6000
+    .venv/bin/python bench/active_learning.py --pick-timing 10000
 """
 
 from __future__ import annotations
+
+import os
+
+# The simulation's products are small: BLAS threads on shared cores wait on each other more
+# than they compute (a coreset pick of 100 from 10,000: 12.7 s with two threads at load
+# average 8, 2.0 s with one at 3.3). Torch (the encoder, the head's fit) keeps its own.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import csv
@@ -66,9 +86,13 @@ TOPICS = {
                                  "Civil_disobedience", "Scottish_Parliament",
                                  "United_Methodist_Church", "Pharmacy", "Construction"),
 }
-STRATEGIES = ("random", "uncertainty", "clustered")
+STRATEGIES = ("random", "uncertainty", "clustered", "margin", "badge", "density", "coreset",
+              "cold-start", "clustered-margin")
 L2 = 1e-3  # the head's penalty per example (fit_softmax); chosen on part of the SST-2 pool
-CANDIDATES = 10  # clustered: uncertain candidates per example picked
+CANDIDATES = 10  # clustered, coreset: candidates per example picked
+DENSITY_NEIGHBOURS = 10  # density: an example's representativeness is its 10 nearest neighbours'
+DENSITY_WEIGHT = 1.0  # density: the exponent of representativeness (Settles and Craven's beta)
+COLD_START = 300  # cold-start: the first batch, k-means medoids of the pool; then margin
 
 
 @dataclass
@@ -99,6 +123,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--step", type=int, default=100, help="labels added per round")
     parser.add_argument("--budget", type=int, default=2000,
                         help="labels at the end; random order's score there is the target")
+    parser.add_argument("--features", choices=("mean", "layers"), default="mean",
+                        help="the probe's input: the encoder's mean-pooled last layer, or the "
+                             "mean over its layers of their mean-pooled states (default: mean)")
     parser.add_argument("--pool-limit", type=int, default=20000,
                         help="sst2: sentences of train.tsv in the pool (drawn at random; "
                              "embedding all 60,614 takes a while on a CPU)")
@@ -107,6 +134,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "seed 0 at these sizes (e.g. 1000 2000)")
     parser.add_argument("--cross-check-eval", type=int, default=2000,
                         help="test sentences the fine-tuned models are scored on")
+    parser.add_argument("--pick-timing", type=int, default=0, metavar="EXAMPLES",
+                        help="instead of simulating, time one pick of --step examples by each "
+                             "strategy from this many unlabeled examples (random 384-wide "
+                             "embeddings, 5 classes; 0 = off) (default: 0)")
     return parser.parse_args(argv)
 
 
@@ -117,19 +148,20 @@ def _read_sst2(path: Path) -> tuple[list[str], np.ndarray]:
     return [r["sentence"] for r in rows], np.array([int(r["label"]) for r in rows])
 
 
-def load_sst2(data_dir: Path, pool_limit: int, model: str) -> SimulationData:
+def load_sst2(data_dir: Path, pool_limit: int, model: str, features: str) -> SimulationData:
     folder = check_data_dir(data_dir, "sst2")
     texts, labels = _read_sst2(folder / "train.tsv")
     chosen = sorted(random.Random(42).sample(range(len(texts)), min(pool_limit, len(texts))))
     pool_texts = [texts[i] for i in chosen]
     test_texts, test_y = _read_sst2(folder / "dev.tsv")
-    return SimulationData("sst2", ["negative", "positive"], pool_texts, embed(pool_texts, model),
-                          labels[chosen], test_texts, embed(test_texts, model), test_y,
+    return SimulationData("sst2", ["negative", "positive"], pool_texts,
+                          embed(pool_texts, model, features), labels[chosen], test_texts,
+                          embed(test_texts, model, features), test_y,
                           f"pool: {len(chosen):,} of {len(texts):,} train.tsv sentences (seed "
                           f"42); test: dev.tsv, {len(test_texts):,} sentences")
 
 
-def load_topics(data_dir: Path, model: str) -> SimulationData:
+def load_topics(data_dir: Path, model: str, features: str) -> SimulationData:
     folder = check_data_dir(data_dir, "squad")
     articles = json.loads((folder / "squad-v1.1-articles-a.json").read_text("utf-8"))["data"]
     topic_of = {title: topic for topic, titles in TOPICS.items() for title in titles}
@@ -143,8 +175,9 @@ def load_topics(data_dir: Path, model: str) -> SimulationData:
     pool = [(q, t) for i, (t, qs) in enumerate(paragraphs) if i not in held for q in qs]
     test = [(q, t) for i, (t, qs) in enumerate(paragraphs) if i in held for q in qs]
     pool_texts, test_texts = [q for q, _ in pool], [q for q, _ in test]
-    return SimulationData("topics", names, pool_texts, embed(pool_texts, model),
-                          np.array([t for _, t in pool]), test_texts, embed(test_texts, model),
+    return SimulationData("topics", names, pool_texts, embed(pool_texts, model, features),
+                          np.array([t for _, t in pool]), test_texts,
+                          embed(test_texts, model, features),
                           np.array([t for _, t in test]),
                           f"SQuAD questions labeled by their article's topic ({len(names)} "
                           f"topics); pool {len(pool):,} questions, test {len(test):,} questions "
@@ -152,56 +185,195 @@ def load_topics(data_dir: Path, model: str) -> SimulationData:
 
 
 # -- strategies -----------------------------------------------------------------------------------
+@dataclass
+class Round:
+    """What a strategy sees before it picks: the model's view of the pool and the labels so far."""
+
+    probabilities: np.ndarray  # (unlabeled, classes) of the model fitted on the labels so far
+    x: np.ndarray  # the unlabeled examples' embeddings
+    labeled_x: np.ndarray  # the labeled examples' embeddings
+    density: np.ndarray  # representativeness of each unlabeled example (see pool_density)
+    count: int  # examples to pick
+    labeled: int  # labels so far
+    rng: np.random.Generator
+
+
 def least_confident(probabilities: np.ndarray, count: int) -> np.ndarray:
     """Return the positions of the ``count`` lowest top-class probabilities, lowest first."""
-    confidence = probabilities.max(axis=1)
-    chosen = np.argpartition(confidence, min(count, len(confidence) - 1))[:count]
-    return chosen[np.argsort(confidence[chosen], kind="stable")]
+    return lowest(probabilities.max(axis=1), count)
 
 
-def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 15) -> np.ndarray:
-    """Cluster rows of ``x`` into ``k`` groups (k-means++ start, Lloyd steps); return labels."""
-    centres = [x[rng.integers(len(x))]]
-    distance = ((x - centres[0]) ** 2).sum(1)
+def margins(probabilities: np.ndarray) -> np.ndarray:
+    """Return each row's gap between its two most probable classes."""
+    top_two = np.partition(probabilities, probabilities.shape[1] - 2, axis=1)[:, -2:]
+    return top_two[:, 1] - top_two[:, 0]
+
+
+def lowest(values: np.ndarray, count: int) -> np.ndarray:
+    """Return the positions of the ``count`` lowest values, lowest first (ties by position)."""
+    chosen = np.argpartition(values, min(count, len(values) - 1))[:count]
+    return chosen[np.lexsort((chosen, values[chosen]))]
+
+
+def kmeans_pp_seeds(x: np.ndarray, k: int, rng: np.random.Generator,
+                    first: int | None = None) -> list[int]:
+    """Return ``k`` distinct rows chosen by k-means++ seeding (D² sampling)."""
+    chosen = [int(rng.integers(len(x))) if first is None else first]
+    norms = (x ** 2).sum(1)
+    distance = squared_distances(x, norms, chosen[0])
     for _ in range(1, k):
-        centres.append(x[rng.choice(len(x), p=distance / distance.sum())]
-                       if distance.sum() > 0 else x[rng.integers(len(x))])
-        distance = np.minimum(distance, ((x - centres[-1]) ** 2).sum(1))
-    centre = np.array(centres)
+        distance[chosen] = 0.0  # rounding must not let D² sampling repeat a row
+        total = distance.sum()
+        row = (int(rng.choice(len(x), p=distance / total)) if total > 0
+               else int(rng.choice(np.setdiff1d(np.arange(len(x)), chosen))))
+        chosen.append(row)
+        distance = np.minimum(distance, squared_distances(x, norms, row))
+    return chosen
+
+
+def squared_distances(x: np.ndarray, norms: np.ndarray, row: int) -> np.ndarray:
+    """Return every row's squared distance to ``x[row]`` (a product, not a copy of ``x``)."""
+    return np.maximum(norms - 2.0 * (x @ x[row]) + norms[row], 0.0)
+
+
+def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 15
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster rows of ``x`` into ``k`` groups (k-means++ start, Lloyd steps).
+
+    Returns each row's cluster and the centres.
+    """
+    centre = x[kmeans_pp_seeds(x, k, rng)].copy()
     for _ in range(iterations):
         assigned = (-2 * x @ centre.T + (centre ** 2).sum(1)).argmin(1)
         for j in range(k):
             members = x[assigned == j]
             if len(members):
                 centre[j] = members.mean(0)
-    return (-2 * x @ centre.T + (centre ** 2).sum(1)).argmin(1)
+    return (-2 * x @ centre.T + (centre ** 2).sum(1)).argmin(1), centre
 
 
-def pick(strategy: str, probabilities: np.ndarray, x: np.ndarray, count: int,
-         rng: np.random.Generator) -> np.ndarray:
-    """Return the positions (into the unlabeled rows) that ``strategy`` labels next."""
-    if strategy == "random":
-        return rng.choice(len(x), size=count, replace=False)
-    if strategy == "uncertainty":
-        return least_confident(probabilities, count)
-    candidates = least_confident(probabilities, min(len(x), CANDIDATES * count))
-    groups = kmeans(x[candidates], count, rng)
-    confidence = probabilities[candidates].max(1)
+def nearest_to_centres(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Return one row per k-means cluster of ``x``: the row nearest its centre (a medoid)."""
+    groups, centre = kmeans(x, count, rng)
+    chosen: list[int] = []
+    for j in range(count):
+        members = np.flatnonzero(groups == j)
+        if len(members):
+            chosen.append(int(members[((x[members] - centre[j]) ** 2).sum(1).argmin()]))
+    rest = np.setdiff1d(np.arange(len(x)), chosen)  # empty clusters: fill at random
+    return np.array(chosen + rng.choice(rest, count - len(chosen), replace=False).tolist(),
+                    dtype=int)
+
+
+def k_center_greedy(x: np.ndarray, centres: np.ndarray, count: int) -> np.ndarray:
+    """Return ``count`` rows of ``x``, each the farthest from ``centres`` and those before it."""
+    norms = (x ** 2).sum(1)
+    distance = np.full(len(x), np.inf)
+    for start in range(0, len(centres), 1024):
+        block = centres[start:start + 1024]
+        distance = np.minimum(distance, (-2 * x @ block.T + (block ** 2).sum(1)).min(1) + norms)
+    chosen: list[int] = []
+    for _ in range(count):
+        distance[chosen] = -np.inf
+        row = int(distance.argmax())
+        chosen.append(row)
+        distance = np.minimum(distance, squared_distances(x, norms, row))
+    return np.array(chosen, dtype=int)
+
+
+def pick_clustered(step: Round, doubt: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> np.ndarray:
+    """Cluster the most doubtful candidates; take the most doubtful of each cluster.
+
+    Doubt is low confidence unless ``doubt`` says otherwise (lower values, more doubt).
+    """
+    confidence_of = doubt or (lambda probabilities: probabilities.max(1))
+    candidates = lowest(confidence_of(step.probabilities),
+                        min(len(step.x), CANDIDATES * step.count))
+    groups, _ = kmeans(step.x[candidates], step.count, step.rng)
+    confidence = confidence_of(step.probabilities[candidates])
     chosen = [candidates[members[np.argmin(confidence[members])]]
-              for members in (np.flatnonzero(groups == j) for j in range(count)) if len(members)]
-    if len(chosen) < count:  # empty clusters: fill with the next most uncertain
+              for members in (np.flatnonzero(groups == j) for j in range(step.count))
+              if len(members)]
+    if len(chosen) < step.count:  # empty clusters: fill with the next most uncertain
         rest = [c for c in candidates if c not in set(chosen)]
-        chosen += rest[:count - len(chosen)]
+        chosen += rest[:step.count - len(chosen)]
     return np.array(chosen)
 
 
+def gradient_embeddings(probabilities: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Return the loss gradient of each example's last layer, its own prediction as label.
+
+    The gradient of cross-entropy with respect to a linear head's weights (and bias) is
+    (p - onehot(argmax p)) ⊗ [x, 1]: long where the model is unsure, and pointing where the
+    example is, which is what BADGE clusters.
+    """
+    residual = probabilities.copy()
+    residual[np.arange(len(residual)), residual.argmax(1)] -= 1.0
+    inputs = np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)])
+    return (residual[:, :, None].astype(np.float32) * inputs[:, None, :]).reshape(len(x), -1)
+
+
+def pick_badge(step: Round) -> np.ndarray:
+    """BADGE: k-means++ seeding on the gradient embeddings, from the longest one."""
+    gradients = gradient_embeddings(step.probabilities, step.x)
+    first = int((gradients ** 2).sum(1).argmax())
+    return np.array(kmeans_pp_seeds(gradients, step.count, step.rng, first=first), dtype=int)
+
+
+def pick_density(step: Round) -> np.ndarray:
+    """Information density: uncertainty (1 - top probability) times representativeness."""
+    return lowest(-(1.0 - step.probabilities.max(1)) * step.density ** DENSITY_WEIGHT,
+                  step.count)
+
+
+def pick_coreset(step: Round) -> np.ndarray:
+    """k-center greedy picks diverse candidates away from the labels; the least sure win."""
+    candidates = k_center_greedy(step.x, step.labeled_x,
+                                 min(len(step.x), CANDIDATES * step.count))
+    return candidates[least_confident(step.probabilities[candidates], step.count)]
+
+
+PICKERS: dict[str, Callable[[Round], np.ndarray]] = {
+    "random": lambda step: step.rng.choice(len(step.x), size=step.count, replace=False),
+    "uncertainty": lambda step: least_confident(step.probabilities, step.count),
+    "margin": lambda step: lowest(margins(step.probabilities), step.count),
+    "clustered": pick_clustered,
+    "clustered-margin": lambda step: pick_clustered(step, margins),
+    "badge": pick_badge,
+    "density": pick_density,
+    "coreset": pick_coreset,
+    "cold-start": lambda step: lowest(margins(step.probabilities), step.count),
+}
+
+
+def pool_density(x: np.ndarray, neighbours: int = DENSITY_NEIGHBOURS) -> np.ndarray:
+    """Return each row's mean cosine similarity to its nearest rows, scaled into [0, 1].
+
+    Rows are unit length, so the dot product is the cosine; a row in a dense region of the
+    pool stands for many others, an outlier for itself.
+    """
+    density = np.empty(len(x))
+    for start in range(0, len(x), 1024):
+        similarity = x[start:start + 1024] @ x.T
+        nearest = np.partition(similarity, similarity.shape[1] - neighbours - 1,
+                               axis=1)[:, -neighbours - 1:]
+        density[start:start + 1024] = (nearest.sum(1) - 1.0) / neighbours  # less itself
+    return (density + 1.0) / 2.0
+
+
 def simulate(data: SimulationData, strategy: str, seed: int, start: int, step: int,
-             budget: int, on_round: Callable[[np.ndarray], None] | None = None
-             ) -> list[tuple[int, float]]:
+             budget: int, on_round: Callable[[np.ndarray], None] | None = None,
+             density: np.ndarray | None = None) -> list[tuple[int, float]]:
     """Run one simulated labeling session; return (labels, test accuracy) after each round."""
     rng = np.random.default_rng([seed, STRATEGIES.index(strategy)])
-    start_rng = np.random.default_rng(seed)  # the same first labels for every strategy
-    labeled = list(start_rng.choice(len(data.pool_y), size=start, replace=False))
+    if strategy == "cold-start":  # a larger first batch, chosen for diversity, not at random
+        labeled = nearest_to_centres(data.pool_x, max(start, COLD_START), rng).tolist()
+    else:
+        start_rng = np.random.default_rng(seed)  # the same first labels for every strategy
+        labeled = list(start_rng.choice(len(data.pool_y), size=start, replace=False))
+    if density is None:
+        density = np.ones(len(data.pool_y))
     classes = len(data.labels)
     weights = None
     curve = []
@@ -215,10 +387,13 @@ def simulate(data: SimulationData, strategy: str, seed: int, start: int, step: i
         if len(labeled) >= budget:
             return curve
         unlabeled = np.setdiff1d(np.arange(len(data.pool_y)), labeled)
-        probabilities = predict_proba(data.pool_x[unlabeled], weights)
-        count = min(step, budget - len(labeled))
-        labeled += unlabeled[pick(strategy, probabilities, data.pool_x[unlabeled], count,
-                                  rng)].tolist()
+        view = Round(predict_proba(data.pool_x[unlabeled], weights), data.pool_x[unlabeled],
+                     data.pool_x[labeled], density[unlabeled],
+                     min(step, budget - len(labeled)), len(labeled), rng)
+        chosen = unlabeled[PICKERS[strategy](view)].tolist()
+        if len(set(chosen)) != len(chosen):
+            raise AssertionError(f"{strategy} picked an example twice")
+        labeled += chosen
 
 
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | None:
@@ -271,9 +446,35 @@ def _mean_spread(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
+def along_the_curve(args: argparse.Namespace, key: str,
+                    curves: dict[str, list[list[tuple[int, float]]]], shown: list[int]
+                    ) -> dict[str, dict[int, float | None]]:
+    """Print, for random order's accuracy at each shown size, the labels each order needs.
+
+    The saving at 2,000 labels is one point; where along the curve an order gains or loses
+    its labels (the first rounds, or the last) shows which part of a strategy to change.
+    """
+    sizes = [n for n in shown if n > args.start]
+    rows, figures = [], {}
+    for strategy in args.strategies:
+        row, figures[strategy] = [strategy], {}
+        for n in sizes:
+            target = float(np.mean([dict(c)[n] for c in curves["random"]]))
+            needed = [labels_to_reach(c, target) for c in curves[strategy]]
+            everyone = all(x is not None for x in needed)
+            figures[strategy][n] = float(np.mean(needed)) if everyone else None
+            row.append(f"{np.mean(needed):.0f} ({n / np.mean(needed):.1f}x)" if everyone
+                       else f"{sum(x is not None for x in needed)} of {len(needed)} reach")
+        rows.append(row)
+    print_table(f"{key}: labels needed (mean over seeds) to reach random order's mean accuracy "
+                "at each size", ["strategy", *[f"random at {n}" for n in sizes]], rows)
+    return figures
+
+
 def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict[str, Any]:
     curves: dict[str, list[list[tuple[int, float]]]] = {}
     sets: dict[str, dict[int, np.ndarray]] = {}
+    density = pool_density(data.pool_x) if "density" in args.strategies else None
     for strategy in args.strategies:
         curves[strategy] = []
         for seed in range(args.seeds):
@@ -281,15 +482,16 @@ def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict
                 if seed == 0 and len(labeled) in args.cross_check:
                     sets.setdefault(strategy, {})[len(labeled)] = labeled.copy()
             with Timer() as timer:
-                curve = simulate(data, strategy, seed, args.start, args.step, args.budget, keep)
+                curve = simulate(data, strategy, seed, args.start, args.step, args.budget, keep,
+                                 density)
             curves[strategy].append(curve)
             print(f"  {data.key} {strategy} seed {seed}: accuracy {curve[-1][1]:.4f} at "
                   f"{curve[-1][0]} labels ({timer.seconds:.0f} s)", file=sys.stderr, flush=True)
-    sizes = [n for n, _ in curves[args.strategies[0]][0]]
+    sizes = sorted({n for runs in curves.values() for n, _ in runs[0]})
     shown = [n for n in sizes if n in (args.start, 200, 300, 500, 750, 1000, 1500, args.budget)
              or n % 500 == 0]
-    table = [[n, *[_mean_spread([dict(c)[n] for c in curves[s]]) for s in args.strategies]]
-             for n in shown]
+    table = [[n, *[_mean_spread([dict(c)[n] for c in curves[s]]) if n in dict(curves[s][0])
+                   else "-" for s in args.strategies]] for n in shown]
     print_table(f"{data.key}: test accuracy by labels (mean ± standard deviation over "
                 f"{args.seeds} seeds)", ["labels", *args.strategies], table)
     summary: dict[str, Any] = {"note": data.note, "curves": curves}
@@ -312,6 +514,7 @@ def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict
                     f"{args.budget} labels ({target:.4f})", ["strategy", "labels needed",
                                                             "saving"], rows)
         summary["target"] = target
+        summary["along_the_curve"] = along_the_curve(args, data.key, curves, shown)
     if args.cross_check and data.key == "sst2":
         summary["cross_check"] = cross_check(data, sets, model, args.cross_check_eval)
         print_table("sst2: fine-tuned with annotune's defaults on the simulation's label sets "
@@ -322,20 +525,52 @@ def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict
     return summary
 
 
+def time_picks(args: argparse.Namespace) -> None:
+    """Print how long one pick takes per strategy: could the labeling view afford it?"""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(args.pick_timing, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    logits = rng.normal(size=(args.pick_timing, 5)) * 2
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labeled_x = x[:args.start]
+    density = pool_density(x) if "density" in args.strategies else np.ones(len(x))
+    rows = []
+    for strategy in args.strategies:
+        view = Round(probabilities, x, labeled_x, density, args.step, COLD_START, rng)
+        with Timer() as timer:
+            PICKERS[strategy](view)
+        rows.append([strategy, f"{timer.seconds:.2f}"])
+    with Timer() as timer:
+        pool_density(x)
+    rows.append(["(density's neighbours, once per pool)", f"{timer.seconds:.2f}"])
+    with Timer() as timer:
+        nearest_to_centres(x, COLD_START, rng)
+    rows.append([f"(cold-start's first batch of {COLD_START}, once)", f"{timer.seconds:.2f}"])
+    print_table(f"one pick of {args.step} from {args.pick_timing:,} unlabeled examples "
+                f"(seconds; load average {os.getloadavg()[0]:.1f})", ["strategy", "seconds"],
+                rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.pick_timing:
+        time_picks(args)
+        return
     quiet_transformers()
     model = resolve_base_model(args.base_model)
     results = {}
     for key in args.data:
         with Timer() as timer:
-            data = (load_sst2(args.data_dir, args.pool_limit, model) if key == "sst2"
-                    else load_topics(args.data_dir, model))
+            data = (load_sst2(args.data_dir, args.pool_limit, model, args.features)
+                    if key == "sst2" else load_topics(args.data_dir, model, args.features))
         print(f"{key}: {data.note} (embedded in {timer.seconds:.0f} s)", flush=True)
         results[key] = run_data(args, data, model)
     print_json_line("active_learning", {
         "base_model": model, "seeds": args.seeds, "start": args.start, "step": args.step,
-        "budget": args.budget, "l2": L2, "hardware": hardware(), "results": results})
+        "budget": args.budget, "l2": L2, "features": args.features,
+        "candidates": CANDIDATES, "density_neighbours": DENSITY_NEIGHBOURS,
+        "density_weight": DENSITY_WEIGHT, "cold_start": COLD_START,
+        "hardware": hardware(), "results": results})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-POOLINGS = ("mean", "cls", "pooler")  # mean: what all-MiniLM-L6-v2 was trained for
+# mean: what all-MiniLM-L6-v2 was trained for; layers: the mean over the encoder's layers of
+# each layer's mean-pooled states (the label check's features, core/label_check_heads.py)
+POOLINGS = ("mean", "cls", "pooler", "layers")
 CACHE_DIR = Path(os.environ.get("ANNOTUNE_BENCH_CACHE",
                                 Path.home() / ".cache" / "annotune" / "bench-embeddings"))
 
@@ -31,7 +33,7 @@ def _cache_path(model_dir: str, texts: Sequence[str], pooling: str, max_length: 
 
 def embed(texts: Sequence[str], model_dir: str, pooling: str = "mean", max_length: int = 128,
           batch_size: int = 128, cache: bool = True) -> np.ndarray:
-    """Return one L2-normalised float32 row per text (mean-pooled tokens, CLS, or BERT pooler)."""
+    """Return one L2-normalised float32 row per text, pooled as ``pooling`` says (POOLINGS)."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
     path = _cache_path(model_dir, texts, pooling, max_length)
@@ -57,11 +59,15 @@ def embed(texts: Sequence[str], model_dir: str, pooling: str = "mean", max_lengt
             for row, i in enumerate(chosen):
                 input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
                 mask[row, :len(ids[i])] = 1
-            result = model(input_ids=input_ids, attention_mask=mask)
+            result = model(input_ids=input_ids, attention_mask=mask,
+                           output_hidden_states=pooling == "layers")
             hidden = result.last_hidden_state
+            weights = mask.unsqueeze(-1).float()
             if pooling == "mean":
-                weights = mask.unsqueeze(-1).float()
                 vectors = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+            elif pooling == "layers":  # hidden_states[0] is the word embeddings, not a layer
+                layers = torch.stack(result.hidden_states[1:])
+                vectors = ((layers * weights).sum(2) / weights.sum(1).clamp(min=1)).mean(0)
             elif pooling == "cls":
                 vectors = hidden[:, 0]
             else:
