@@ -31,6 +31,7 @@ class Row:
     # colour of the last value: True better, False worse, None neither (a plain figure)
     better: bool | None = None
     signed: bool = False  # the last value is a change: always shown with its sign
+    figures: bool = False  # text values that read as figures (a range): aligned like numbers
 
 
 def format_value(value: Any, signed: bool = False) -> str:
@@ -113,7 +114,8 @@ def fill_rows(table: QTableWidget, rows: Sequence[Row], headers: Sequence[str]) 
         table.setVerticalHeaderItem(number, header)
         last = len(row.values) - 1
         for column, value in enumerate(row.values):
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            numeric = row.figures or (isinstance(value, int | float)
+                                      and not isinstance(value, bool))
             item = _item(format_value(value, signed=row.signed and column == last), numeric)
             if row.tooltip:
                 item.setToolTip(row.tooltip)
@@ -157,7 +159,8 @@ def interval_row(metrics: Mapping[str, Any] | None, key: str, task: Any = None) 
     return Row(f"{metric_title(key, task)}, 95 % interval",
                [f"{format_value(float(low))} – {format_value(float(high))}"],
                f"Where the model's real {metric_title(key, task)} lies, 95 times in 100, "
-               f"judging from its score{on}. A small validation set gives a wide interval.")
+               f"judging from its score{on}. A small validation set gives a wide interval.",
+               figures=True)
 
 
 def per_class_table(metrics: Mapping[str, Any] | None, parent: QWidget | None = None,

@@ -149,5 +149,7 @@ def test_a_run_shows_how_sure_its_validation_score_is(qtbot, sentiment_project):
     rows = {summary.verticalHeaderItem(r).text(): r for r in range(summary.rowCount())}
     assert rows["F1, 95 % interval"] == rows["F1"] + 1  # right under the score it qualifies
     assert summary.item(rows["F1, 95 % interval"], 0).text() == "0.8316 – 1.0000"
-    assert "20 validation examples" in summary.item(rows["F1, 95 % interval"], 0).toolTip()
+    interval = summary.item(rows["F1, 95 % interval"], 0)
+    assert "20 validation examples" in interval.toolTip()
+    assert interval.textAlignment() == summary.item(rows["F1"], 0).textAlignment()
     assert "Accuracy, 95 % interval" not in rows  # only the metric the run measured it for
