@@ -27,6 +27,11 @@ from annotune.core.export.parity import (
 from annotune.core.export.validation import Scored, ValidationScorer
 from annotune.core.tasks import Feature, Task, TaskSettings
 
+# Examples on which a candidate deciding as fp32 everywhere ends the search: none changed among
+# 300 bounds its rate of changed decisions below 1 % (95 %, the rule of three); fewer prove
+# little (none among 20: below 15 %), so the other scale scheme is tried as well.
+PROOF_EXAMPLES = 300
+
 
 @dataclass(frozen=True)
 class QuantizeResult:
@@ -161,6 +166,10 @@ def quantize_bundle_model(tmp_dir: Path, source: Path, model_path: Path, task: T
     # chance explains (see Int8Candidate.better_than), else the more faithful outputs win;
     # without validation data, the one that changes fewer sample decisions (then fewer
     # argmaxes, then the smaller raw error).
+    # The search ends early only when the first candidate decides as fp32 on every example
+    # checked and those were enough to mean something (PROOF_EXAMPLES): on the demo's 20
+    # validation examples per-tensor agreed everywhere, yet on 6,735 SST-2 dev sentences it
+    # changed 3.7 % of the decisions (0.36 points) against 1.7 % (0.19) per channel.
     for per_channel in (False, True):
         target = tmp_dir / f"model.int8{'.pc' if per_channel else ''}.onnx"
         result = quantize_int8(source, target, per_channel=per_channel)
@@ -182,8 +191,11 @@ def quantize_bundle_model(tmp_dir: Path, source: Path, model_path: Path, task: T
             best = candidate
         else:
             target.unlink(missing_ok=True)
-        if candidate.agreement == candidate.argmax == candidate.validation_agreement == 1.0:
-            break  # decides as fp32 does everywhere it was checked: nothing left to gain
+        checked = (len(candidate.on_validation.predictions) if candidate.on_validation
+                   is not None else len(predictions))
+        if (candidate.agreement == candidate.argmax == candidate.validation_agreement == 1.0
+                and checked >= PROOF_EXAMPLES):
+            break  # decides as fp32 does on enough examples to show: nothing left to gain
     assert best is not None
     save_with_external_weights(best.result.path, model_path)
     best.result.path.unlink()

@@ -407,3 +407,38 @@ def test_signal_to_noise_compares_real_positions_of_every_output():
     assert signal_to_noise_db(reference, reference) == float("inf")
     broken = [{"logits": np.array([np.nan, 4.0])}, reference[1]]
     assert signal_to_noise_db(reference, broken) == float("-inf")
+
+
+@pytest.mark.parametrize(("proof", "tried", "per_channel"), [
+    # 40 validation examples deciding as fp32 prove little: per-channel is tried too, and
+    # its outputs, closer to fp32, win
+    (300, [PT, PC], True),
+    # once that many examples are enough, a candidate deciding as fp32 everywhere ends it
+    (40, [PT], False),
+])
+def test_agreeing_on_a_few_examples_does_not_end_the_int8_search(
+        validated_run, tmp_path, monkeypatch, proof, tried, per_channel):
+    from annotune.core.export import quantize as quantize_module
+
+    scored_models: list[str] = []
+    real = ValidationScorer.score
+    fp32: dict[str, Scored] = {}
+
+    def as_fp32(self, model):
+        scored = real(self, model)
+        if model.name == "model.onnx":
+            fp32["scored"] = scored
+            return scored
+        scored_models.append(model.stem)
+        return fp32["scored"]  # every decision and score as fp32's
+
+    monkeypatch.setattr(ValidationScorer, "score", as_fp32)
+    monkeypatch.setattr(ValidationScorer, "fidelity", staticmethod(
+        lambda reference, candidate: 30.0 if scored_models[-1] == PC else 20.0))
+    monkeypatch.setattr(quantize_module, "prediction_agreement", lambda a, b: 1.0)
+    monkeypatch.setattr(quantize_module, "argmax_agreement", lambda a, b: 1.0)
+    monkeypatch.setattr(quantize_module, "PROOF_EXAMPLES", proof)
+    report = export_run(validated_run, tmp_path / "bundle", quantize=True)
+    assert scored_models == tried
+    manifest = json.loads((report.bundle_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["quantization"]["per_channel"] is per_channel
