@@ -17,6 +17,11 @@
 #                     s/epoch (bench/distributed_check.py; "skipped" with fewer than 2 GPUs)
 #   accuracy_sst2     full train.tsv -> dev.tsv, 3 epochs on both sides (annotune's default is
 #                     10 with early stopping; capped at the HF recipe's 3 to fit the budget)
+#   label_errors_sst2 the label check with fine-tuned folds (5 folds, 3 epochs) on 2,000 SST-2
+#                     sentences with 200 flipped: precision@k and recall@2k
+#   label_errors_sst2_frozen, label_errors_sst2_both   the frozen-encoder check on the same
+#                     planted set, and the two averaged (bench/label_errors.py --combine)
+#   label_errors_conll2003  fine-tuned folds on 1,000 CoNLL-2003 sentences (5 folds, 5 epochs)
 #   accuracy_rte, accuracy_conll2003, accuracy_squad   each recipe's own defaults, if time remains
 #
 # GPU_SUITE_QUICK=1 runs every step on a small subset (a smoke test of the suite itself);
@@ -62,14 +67,21 @@ if [ "$QUICK" = 1 ]; then
     PAIRS_LIMIT=(--train-limit 500)
     DIST_LIMIT=(--train-limit 2000 --epochs 1)
     SST2_LIMIT=(--train-limit 2000 --eval-limit 500 --epochs 1)
+    CHECK_SST2=(--examples 400 --folds 3 --epochs 1)
+    CHECK_CONLL=(--examples 300 --folds 3 --epochs 1)
     TASK_LIMIT=(--train-limit 500 --eval-limit 200 --epochs 1)
 else
     SPEED_LIMIT=(--train-limit 20000)
     PAIRS_LIMIT=(--train-limit 6000)
     DIST_LIMIT=(--train-limit 20000 --epochs 2)
     SST2_LIMIT=(--epochs 3)
+    CHECK_SST2=(--examples 2000 --folds 5 --epochs 3)
+    CHECK_CONLL=(--examples 1000 --folds 5 --epochs 5)
     TASK_LIMIT=()
 fi
+
+# the label-check bench takes its device as told (its default is the CPU)
+if nvidia-smi -L >/dev/null 2>&1; then CHECK_DEVICE=(--device cuda); else CHECK_DEVICE=(--device cpu); fi
 
 # step NAME USUAL_SECONDS COMMAND...: run when the budget leaves USUAL_SECONDS, cut at the budget
 step() {
@@ -106,6 +118,16 @@ elif [ -z "$STEPS" ] || [[ ",$STEPS," == *",distributed_2gpu,"* ]]; then
         | tee "$OUT/distributed_2gpu.txt"
 fi
 step accuracy_sst2 240 "$PYTHON" bench/accuracy.py --task sst2 "${COMMON[@]}" "${SST2_LIMIT[@]}"
+# the fine-tuned folds, the frozen-encoder check on the same planted errors, and their average
+step label_errors_sst2 90 "$PYTHON" bench/label_errors.py --dataset sst2 "${COMMON[@]}" \
+    "${CHECK_SST2[@]}" "${CHECK_DEVICE[@]}" --save-probabilities "$OUT/label_errors_sst2_tuned.json"
+step label_errors_sst2_frozen 30 "$PYTHON" bench/label_errors.py --dataset sst2 "${COMMON[@]}" \
+    "${CHECK_SST2[@]}" "${CHECK_DEVICE[@]}" --freeze-encoder \
+    --save-probabilities "$OUT/label_errors_sst2_frozen.json"
+step label_errors_sst2_both 10 "$PYTHON" bench/label_errors.py --combine \
+    "$OUT/label_errors_sst2_tuned.json" "$OUT/label_errors_sst2_frozen.json"
+step label_errors_conll2003 150 "$PYTHON" bench/label_errors.py --dataset conll2003 \
+    "${COMMON[@]}" "${CHECK_CONLL[@]}" "${CHECK_DEVICE[@]}"
 step accuracy_rte 60 "$PYTHON" bench/accuracy.py --task rte "${COMMON[@]}" "${TASK_LIMIT[@]}"
 step accuracy_conll2003 180 "$PYTHON" bench/accuracy.py --task conll2003 "${COMMON[@]}" \
     --no-bundles "${TASK_LIMIT[@]}"
