@@ -577,8 +577,21 @@ class ClassificationTask(Task):
         return predictions
 
     def prediction_score(self, prediction: Prediction) -> float:
-        """Return the confidence of the whole decision (multi-label: its least sure label)."""
+        """Return how sure the whole decision is, in [0, 1] (uncertainty order: lowest first).
+
+        Single-label: how clearly the chosen label beats the runner-up, ``(1 + p1 − p2) / 2``
+        (margin order). With two labels that is the chosen label's probability; with more, a
+        close call between two labels comes before an even spread over all of them: in
+        simulated labeling sessions on five topics margin order reached random order's
+        accuracy at 2,000 labels with 765 labels, the chosen label's probability with 1,072
+        (docs/label-efficiency.md). Multi-label: its least sure label.
+        """
         if "labels" not in prediction:
+            probabilities = prediction.get("probabilities")
+            if isinstance(probabilities, Mapping) and len(probabilities) >= 2:
+                first, second = sorted((float(p) for p in probabilities.values()),
+                                       reverse=True)[:2]
+                return (1.0 + first - second) / 2.0
             return float(prediction.get("score", 0.0))
         chosen = set(prediction["labels"])
         sure = [p if label in chosen else 1.0 - p

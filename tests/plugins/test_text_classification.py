@@ -403,3 +403,41 @@ def test_tasks_fit_their_settings_on_validation_through_one_method():
     thresholds = tuned.option("thresholds")
     assert len(thresholds) == 2 and thresholds[1] <= 0.35  # "b" found at 0.35
     assert tasks["text-classification"].tune_settings(predictions, annotations, tuned) is tuned
+
+
+TOPICS = TaskSettings(labels=("sports", "politics", "tech"), max_length=16)
+
+
+def _decoded(task, rows):
+    outputs = [{"logits": np.log(np.array(row))} for row in rows]
+    return task.decode([{"text": str(i)} for i in range(len(rows))], _features(len(rows)),
+                       outputs, TOPICS)
+
+
+def test_a_close_call_between_two_labels_is_less_sure_than_an_even_spread(task):
+    spread, close = _decoded(task, [(0.40, 0.35, 0.25), (0.45, 0.44, 0.11)])
+    # the chosen label's probability would put the spread first (0.40 < 0.45); the margin
+    # over the runner-up puts the close call first: (1 + 0.01) / 2 < (1 + 0.05) / 2
+    assert task.prediction_score(close) == pytest.approx(0.505)
+    assert task.prediction_score(spread) == pytest.approx(0.525)
+    assert spread["score"] == pytest.approx(0.40)  # what the user is shown stays its probability
+
+
+def test_with_two_labels_the_order_is_the_chosen_labels_probability(task):
+    outputs = [{"logits": np.array([0.0, np.log(3.0)])}, {"logits": np.array([0.3, 0.0])}]
+    for prediction in task.decode([{"text": "a"}, {"text": "b"}], _features(2), outputs, SINGLE):
+        assert task.prediction_score(prediction) == pytest.approx(prediction["score"])
+
+
+def test_the_labeling_queue_offers_the_close_call_first(task, tmp_path):
+    from annotune.core.formats.base import ImportRecord
+    from annotune.core.store import Project
+
+    with Project.create(tmp_path / "topics.annotune", task="text-classification",
+                        settings=TOPICS) as project:
+        project.add_examples([ImportRecord(fields={"text": text}, line=n + 2) for n, text in
+                              enumerate(["Elections ⚽ 🏛️ and chips", "Match report 👨‍👩‍👧"])])
+        spread, close = _decoded(task, [(0.40, 0.35, 0.25), (0.45, 0.44, 0.11)])
+        project.save_predictions("bundle", [(1, spread, task.prediction_score(spread)),
+                                            (2, close, task.prediction_score(close))])
+        assert project.next_example(order="uncertainty").id == 2
