@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The desktop app's exit status when this system cannot show a window (missing system
+# libraries): `annotune demo` tells it from a crash, because its own work is done by then.
+EXIT_NO_WINDOW = 3
+
 
 class AnnotuneError(Exception):
     """Report what went wrong, where it happened and what to do about it.

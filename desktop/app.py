@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from annotune.core import __version__
+from annotune.core.errors import EXIT_NO_WINDOW
 from annotune.desktop import system_libraries
 from annotune.desktop.crash import CrashHandler, setup_logging
 from annotune.desktop.style import apply_style
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = system_libraries.check(qt_args)  # Qt would abort (exit 134) with no word on why
     if problem is not None:
         print(problem, file=sys.stderr)
-        return 1
+        return EXIT_NO_WINDOW
     app = application(qt_args)
     log_path = setup_logging()
     handler = CrashHandler(log_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from annotune.core.errors import EXIT_NO_WINDOW
 from annotune.desktop import system_libraries
 from annotune.desktop.system_libraries import XCB_LIBRARIES, check, uses_xcb
 
@@ -63,7 +64,7 @@ def test_the_app_exits_with_the_line_before_qt_starts(monkeypatch, capsys):
     monkeypatch.setattr(system_libraries, "missing_libraries",
                         lambda loader=None: ["libxcb-cursor.so.0"])
     monkeypatch.setattr(app, "application", lambda *a: pytest.fail("Qt started anyway"))
-    assert app.main([]) == 1
+    assert app.main([]) == EXIT_NO_WINDOW
     assert "libxcb-cursor0" in capsys.readouterr().err
 
 
