@@ -167,3 +167,54 @@ def test_a_new_prediction_replaces_the_bars_at_once(qtbot, sentiment_project):
     # no event processing here: the new bars show at once, the old ones are gone at once
     shown = [bar for bar in panel.result.findChildren(QProgressBar) if bar.isVisible()]
     assert sorted(bar.objectName() for bar in shown) == ["prob_neg", "prob_pos"]
+
+
+class FindingPredictor:
+    """Predicts spans where given words occur in the text it receives (code-point offsets)."""
+
+    def __init__(self, words):
+        self.words = words
+        self.seen = []
+
+    def predict_one(self, item):
+        self.seen.append(item)
+        text = item["context"] if "context" in item else item["text"]
+        spans = [{"start": text.index(word), "end": text.index(word) + len(word),
+                  "label": "PER", "text": word, "score": 0.9} for word in self.words]
+        if "context" not in item:
+            return {"spans": spans}
+        return {"text": spans[0]["text"], "start": spans[0]["start"], "end": spans[0]["end"],
+                "score": 0.9}
+
+
+HARD_TEXT = ("Jose\u0301 et 👨\u200d👩\u200d👧 à 東京に行った\r\n"
+             "ثم أكلنا 🍕 مع Zoë")
+HARD_WORDS = ["Jose\u0301", "👨\u200d👩\u200d👧", "東京", "🍕", "Zoë"]
+
+
+def _painted(panel) -> list[str]:
+    return [s.cursor.selectedText() for s in panel.result.text.extraSelections()]
+
+
+def test_entities_are_painted_exactly_on_astral_joined_combined_and_rtl_text(
+        qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "ner.annotune", "token-classification", ("PER", "LOC"))
+    panel = _panel(qtbot, project, None)
+    panel.predictor = FindingPredictor(HARD_WORDS)
+    panel.inputs["text"].setPlainText(HARD_TEXT)
+    panel.predict()
+    assert panel.predictor.seen  # the offsets are the predictor's, on the text it was given
+    assert _painted(panel) == HARD_WORDS
+    project.close()
+
+
+def test_an_answer_is_painted_exactly_after_emoji_and_a_line_break(qtbot, tmp_path,
+                                                                    make_project):
+    project = make_project(tmp_path / "qa.annotune", "question-answering", ())
+    panel = _panel(qtbot, project, None)
+    panel.predictor = FindingPredictor(["Zoë"])
+    panel.inputs["question"].setText("Who?")
+    panel.inputs["context"].setPlainText(HARD_TEXT)
+    panel.predict()
+    assert _painted(panel) == ["Zoë"]
+    project.close()
