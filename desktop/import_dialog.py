@@ -113,10 +113,7 @@ class ImportDialog(QDialog):
         self.importing: threading.Event | None = None  # set: cancel requested
         self.setWindowTitle("Import examples")
         self.resize(900, 640)
-        layout = QVBoxLayout(self)
-
-        layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
-        layout.setSpacing(style.SPACING)
+        layout = style.padded(QVBoxLayout(self))
         top = QFormLayout()
         file_row = QHBoxLayout()
         self.path = QLineEdit()

@@ -27,6 +27,12 @@ class ResultView(QWidget):
         """Draw ``prediction`` of the typed ``item``; return the line shown under it."""
         raise NotImplementedError
 
+    def fill_with(self, widget: QWidget) -> None:
+        """Let ``widget`` take the whole view (views that draw in one widget)."""
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(widget)
+
 
 class KindView:
     """The views of one annotation kind; the defaults suit a kind without labels to count."""
@@ -65,12 +71,10 @@ class JsonResult(ResultView):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         self.text = QPlainTextEdit()
         self.text.setObjectName("try_json")
         self.text.setReadOnly(True)
-        layout.addWidget(self.text)
+        self.fill_with(self.text)
 
     def show_prediction(self, item: Mapping[str, str], prediction: Payload,
                         labels: Sequence[str]) -> str:

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QLabel,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -62,13 +61,10 @@ class CheckLabelsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Check labels")
         self.setObjectName("check_labels_dialog")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
-        layout.setSpacing(style.SPACING)
-        intro = style.muted(QLabel("Each accepted annotation is checked by a model that never "
-                                   "saw it; more models take longer and judge a little better."))
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
+        layout = style.padded(QVBoxLayout(self))
+        layout.addWidget(style.explanation(
+            "Each accepted annotation is checked by a model that never saw it; more models "
+            "take longer and judge a little better."))
         form = QFormLayout()
         self.folds = QSpinBox()
         self.folds.setRange(2, 20)

@@ -114,9 +114,7 @@ class RunsView(QWidget):
         self.curve_watcher: CurveWatcher | None = None
         self.curve_events: list[dict[str, Any]] = []
         self.curve_panel: LearningCurvePanel | None = None
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
-        layout.setSpacing(style.SPACING)
+        layout = style.padded(QVBoxLayout(self))
         bar = QHBoxLayout()
         bar.addWidget(style.muted(QLabel(
             "Select a run for its details; Ctrl+click a second one to compare them.")))

@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QHeaderView,
-    QLabel,
     QMenu,
     QMenuBar,
     QStackedWidget,
@@ -231,13 +230,10 @@ class ShortcutsSheet(QDialog):
         self.setWindowTitle("Keyboard shortcuts")
         self.setObjectName("shortcuts_sheet")
         self.entries = collect(window)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
-        layout.setSpacing(style.SPACING)
-        intro = style.muted(QLabel("Every action has a key. Menu keys: hold Alt and press the "
-                                   "underlined letters, one after the other."))
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
+        layout = style.padded(QVBoxLayout(self))
+        layout.addWidget(style.explanation(
+            "Every action has a key. Menu keys: hold Alt and press the underlined letters, "
+            "one after the other."))
         self.tree = QTreeWidget()
         self.tree.setObjectName("shortcuts")
         self.tree.setColumnCount(3)

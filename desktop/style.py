@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPalette
-from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QApplication, QBoxLayout, QLabel, QPushButton, QWidget
 
 ICONS = Path(__file__).resolve().parent / "icons"  # annotune-<size>.png, also the launcher's
 
@@ -251,6 +251,20 @@ def heading(label: QLabel) -> QLabel:
 def muted(label: QLabel) -> QLabel:
     """Style a label as secondary text (explanations, counts)."""
     return _role(label, "muted")
+
+
+def explanation(text: str) -> QLabel:
+    """Return a wrapped secondary paragraph (a dialog's or a view's opening words)."""
+    label = muted(QLabel(text))
+    label.setWordWrap(True)
+    return label
+
+
+def padded(layout: QBoxLayout) -> QBoxLayout:
+    """Give a page's or dialog's main layout the house margins and spacing."""
+    layout.setContentsMargins(MARGIN, MARGIN, MARGIN, MARGIN)
+    layout.setSpacing(SPACING)
+    return layout
 
 
 def error_text(label: QLabel) -> QLabel:

@@ -92,9 +92,7 @@ class TryItPanel(QWidget):
         self.predictor: Any = None
         self.bundle: Path | None = None
         self.last_prediction: dict[str, Any] | None = None
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(style.MARGIN, style.MARGIN, style.MARGIN, style.MARGIN)
-        layout.setSpacing(style.SPACING)
+        layout = style.padded(QVBoxLayout(self))
 
         bar = QHBoxLayout()
         bundle_label = QLabel("&Bundle")

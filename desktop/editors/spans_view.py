@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
 from annotune.desktop.editors.textspans import SpanText, entity_colour
 from annotune.desktop.kind_views import KindView, Payload, ResultView
@@ -40,11 +40,9 @@ class HighlightedText(ResultView):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         self.text = SpanText()
         self.text.setObjectName("try_highlighted")
-        layout.addWidget(self.text)
+        self.fill_with(self.text)
 
 
 class HighlightedSpans(HighlightedText):

@@ -57,26 +57,24 @@ def test_the_command_line_states_how_low_a_perfect_score_may_really_be():
     assert "±" not in cli.uncertainty_line(metrics)
 
 
-def test_a_learning_curve_of_perfect_points_on_few_examples_cannot_tell():
-    n = 20
+def _perfect_curve_verdict(n: int, samples: int) -> tuple[dict, dict]:
+    """A learning curve whose four points are right on all n validation examples."""
     gold = [{"label": "pos" if i % 2 else "neg"} for i in range(n)]
     predictions = [[dict(g) for g in gold] for _ in range(4)]
     points = [{"fraction": f, "labels": 10 * (i + 1), "score": 1.0}
               for i, f in enumerate((0.25, 0.5, 0.75, 1.0))]
-    resampled = learning_curve.bootstrap(TASK, BINARY, predictions, gold, samples=100)
+    resampled = learning_curve.bootstrap(TASK, BINARY, predictions, gold, samples=samples)
     curve = learning_curve.summarize(TASK, points, resampled, n)
+    return curve, learning_curve.verdict(curve, "F1")
+
+
+def test_a_learning_curve_of_perfect_points_on_few_examples_cannot_tell():
+    curve, said = _perfect_curve_verdict(20, samples=100)
     assert curve["points"][-1]["low"] == pytest.approx(0.8316, abs=1e-4)
-    said = learning_curve.verdict(curve, "F1")
     assert said["kind"] == "unclear"  # not "unlikely to help", which 20 examples cannot know
     assert said["low_points"] < 0 < said["high_points"]
 
 
 def test_a_perfect_score_on_many_examples_still_says_more_labels_are_unlikely_to_help():
-    n = 2000
-    gold = [{"label": "pos" if i % 2 else "neg"} for i in range(n)]
-    predictions = [[dict(g) for g in gold] for _ in range(4)]
-    points = [{"fraction": f, "labels": 100 * (i + 1), "score": 1.0}
-              for i, f in enumerate((0.25, 0.5, 0.75, 1.0))]
-    resampled = learning_curve.bootstrap(TASK, BINARY, predictions, gold, samples=50)
-    said = learning_curve.verdict(learning_curve.summarize(TASK, points, resampled, n), "F1")
+    _, said = _perfect_curve_verdict(2000, samples=50)
     assert said["kind"] == "unlikely"
