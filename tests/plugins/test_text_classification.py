@@ -295,6 +295,25 @@ def test_decode_averages_several_features_of_one_example(task):
         1 / (1 + np.exp(-(np.log(3.0) - 1.0))))
 
 
+def test_decode_gathers_windows_in_any_order_and_breaks_ties_as_argmax(task):
+    # a long text's windows need not be adjacent or in example order; an exact tie goes to
+    # the first label, as numpy's argmax decides
+    settings = TaskSettings(labels=("a", "b", "c"), max_length=16)
+    features = [Feature(1, [101], [0]), Feature(0, [101], [0]), Feature(2, [101], [0]),
+                Feature(1, [101], [0])]
+    outputs = [{"logits": np.array([0.0, 4.0, 0.0])}, {"logits": np.array([1.0, 1.0, 0.0])},
+               {"logits": np.array([0.0, 0.0, 0.0])}, {"logits": np.array([0.0, 0.0, 4.0])}]
+    examples = [{"text": "x"}, {"text": "y"}, {"text": "z"}]
+    preds = task.decode(examples, features, outputs, settings)
+    assert [p["label"] for p in preds] == ["a", "b", "a"]
+    assert preds[1]["probabilities"]["b"] == pytest.approx(preds[1]["probabilities"]["c"])
+    assert preds[2]["score"] == pytest.approx(1 / 3)
+    assert all(type(v) is float for p in preds for v in [p["score"], *p["probabilities"].values()])
+    with pytest.raises(ValueError, match="example 2 has no feature"):
+        task.decode(examples, features[:2], outputs[:2], settings)
+    assert task.decode([], [], [], settings) == []
+
+
 def test_metrics_single_label_hand_computed(task):
     gold = ["pos", "pos", "pos", "neg", "neg"]
     pred = ["pos", "neg", "pos", "neg", "pos"]
