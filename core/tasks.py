@@ -376,6 +376,9 @@ class Task:
     main_metric: ClassVar[str]  # metric that picks the best epoch (higher is better)
     metric_scale: ClassVar[float] = 1.0  # 100 for metrics reported in percent (SQuAD EM/F1)
     needs_labels: ClassVar[bool] = True  # project must declare a label set
+    # columns (CSV/TSV) or keys (JSONL) that hold an annotation, tried in this order; the keys
+    # ``annotation_to_record`` writes must be among them, so a data export reads back whole
+    annotation_columns: ClassVar[tuple[str, ...]] = ("label", "labels")
     # settings of this task alone, stored in TaskSettings.options; the CLI's `init` and the
     # desktop's new-project form offer them
     options: ClassVar[tuple[TaskOption, ...]] = ()

@@ -123,6 +123,7 @@ class QuestionAnsweringTask(Task):
     main_metric = "f1"
     metric_scale = 100.0  # SQuAD's EM and F1 are percentages
     needs_labels = False
+    annotation_columns = ("answers",)
     options = (ALLOW_UNANSWERABLE, MAX_ANSWER_LENGTH, N_BEST)
     short_fields = ("question",)
 

@@ -208,6 +208,7 @@ class TokenClassificationTask(Task):
     name = "token-classification"
     title = "Named-entity recognition"
     annotation_kind = "spans"
+    annotation_columns = ("spans", "entities", "label", "labels")
     fields = ("text",)
     auto_model = "AutoModelForTokenClassification"
     output_names = ("logits",)

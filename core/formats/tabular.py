@@ -55,7 +55,7 @@ SPECIAL_TARGETS = {"label": ("label", "labels"), "split": ("split",), "id": ("id
 # Column names that make a first line a header when sniffing a file's format.
 KNOWN_COLUMNS = (*SINGLE_TEXT_ALIASES, *(n for names in PAIR_ALIASES.values() for n in names),
                  *(n for names in SPECIAL_TARGETS.values() for n in names),
-                 "text_pair", "context", "question", "answers")
+                 "text_pair", "context", "question", "answers", "spans", "entities")
 # ``--map`` keys that are reading options, not columns (scheme is CoNLL's).
 OPTION_KEYS = ("quoting", "delimiter", "scheme")
 QUOTING_CHOICES = ("auto", "csv", "none")
@@ -157,6 +157,19 @@ def _find(columns: list[str], names: Iterable[str]) -> str | None:
     return None
 
 
+def _targets(task: Task) -> dict[str, tuple[str, ...]]:
+    """Return the column names tried for label, split and id in a file of this task.
+
+    The label candidates are the task's own (``Task.annotation_columns``: "answers" for
+    question answering, "spans" for entities), so a CSV or JSONL data export reads back with
+    its annotations. A task that reads no label cell (no ``annotation_from_value`` of its
+    own) and needs no labels takes no label column.
+    """
+    reads_cells = type(task).annotation_from_value is not Task.annotation_from_value
+    label = task.annotation_columns if (task.needs_labels or reads_cells) else ()
+    return {**SPECIAL_TARGETS, "label": label}
+
+
 def resolve_columns(columns: list[str], task: Task, options: ImportOptions, path: Path,
                     notes: list[ImportNote] | None = None) -> dict[str, str]:
     """Map each task field (and label, split, id when present) to a column of the file.
@@ -180,7 +193,7 @@ def resolve_columns(columns: list[str], task: Task, options: ImportOptions, path
                                 where=str(path),
                                 hint=f"the file has columns {shown}; fix --map {target}=COLUMN")
         resolved[target] = column
-    special = {c for names in SPECIAL_TARGETS.values() for c in names}
+    special = {c for names in _targets(task).values() for c in names}
     for name in task.fields:
         if name in resolved:
             continue
@@ -204,8 +217,8 @@ def resolve_columns(columns: list[str], task: Task, options: ImportOptions, path
                 f"task)", where=str(path),
                 hint=f"the file has columns {shown}; choose one with --map {name}=COLUMN")
         resolved[name] = found
-    for target, names in SPECIAL_TARGETS.items():
-        if target in resolved or (target == "label" and not task.needs_labels):
+    for target, names in _targets(task).items():
+        if target in resolved or not names:
             continue
         found = _find(columns, names)
         if found is not None and found not in resolved.values():
@@ -604,10 +617,20 @@ class JsonlExporter:
         return len(records)
 
 
+def _joinable(item: Any) -> bool:
+    """True when a list item reads back from an "a|b" cell unchanged (else: a JSON list)."""
+    if isinstance(item, int) and not isinstance(item, bool):
+        return True
+    return isinstance(item, str) and "|" not in item and item == item.strip() and item != ""
+
+
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, list | tuple) and all(isinstance(v, str | int) for v in value):
+    # An empty list is an answer ("no entities", "unanswerable", the empty label set): an
+    # empty cell would read back as "not labeled yet".
+    if isinstance(value, list | tuple) and value and all(_joinable(v) for v in value) \
+            and not str(value[0]).startswith("["):
         return "|".join(str(v) for v in value)  # multi-label: the importer reads a|b back
     if isinstance(value, list | tuple | dict):
         return json.dumps(value, ensure_ascii=False)
