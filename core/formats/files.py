@@ -154,6 +154,28 @@ def surrogate_message(text: str, index: int) -> str:
             f"...{around.decode('utf-8')}...")
 
 
+NUL_HINT = ("remove it: U+0000 is no character of any text, and a CSV or TSV file that holds "
+            "one cannot be read back")
+
+
+def text_problem(text: str) -> tuple[str, str] | None:
+    """Return (what, what to do) when a string cannot be stored and exported as text, else None.
+
+    Half a surrogate pair is not a character (neither SQLite nor the tokenizer takes it); a
+    NUL (a JSON escape "\\u0000") is stored, but every CSV/TSV reader takes the export that
+    holds it for a binary file. Files themselves are refused when they hold either.
+    """
+    index = lone_surrogate(text)
+    if index is not None:
+        return surrogate_message(text, index), SURROGATE_HINT
+    index = text.find("\x00")
+    if index >= 0:
+        around = text[max(0, index - 20):index + 20].replace("\x00", "\\u0000")
+        return (f"the text holds a NUL character (U+0000) at character {index + 1}: "
+                f"...{around}...", NUL_HINT)
+    return None
+
+
 SURROGATE_HINT = ("write the character itself, or both halves of its JSON escape (🍕 is "
                   "\\ud83c\\udf55); text read with errors='surrogateescape' came from a file "
                   "that is not UTF-8")

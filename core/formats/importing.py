@@ -271,12 +271,11 @@ class _Validator:
         return dict(valid or {})  # each record owns its annotation
 
 
-def _surrogate(record: ImportRecord) -> RowProblem | None:
-    """Return the problem of a record whose texts hold a lone surrogate (not storable text)."""
+def _not_text(record: ImportRecord) -> RowProblem | None:
+    """Return the problem of a record whose texts hold a lone surrogate or a NUL."""
     for name, text in record.fields.items():
-        if isinstance(text, str) and (index := files.lone_surrogate(text)) is not None:
-            return RowProblem(record.line, files.surrogate_message(text, index), field=name,
-                              hint=files.SURROGATE_HINT)
+        if isinstance(text, str) and (problem := files.text_problem(text)) is not None:
+            return RowProblem(record.line, problem[0], field=name, hint=problem[1])
     return None
 
 
@@ -297,7 +296,7 @@ def _checked(importer: Any, path: Path, task: Task, settings: TaskSettings,
             continue
         if split is not None:
             item.split = split
-        if validate is not None and (problem := _surrogate(item)) is not None:
+        if validate is not None and (problem := _not_text(item)) is not None:
             yield problem
             continue
         if item.annotation is not None and validate is not None:

@@ -463,16 +463,15 @@ class DelimitedImporter:
         yield from make.notes(header)
 
 
-def _surrogate_problem(line: int, value: Any) -> RowProblem | None:
-    """Find a lone surrogate in any string of a parsed JSON line (keys and nested values too)."""
+def _escape_problem(line: int, value: Any) -> RowProblem | None:
+    """Find a lone surrogate or a NUL in any string of a parsed JSON line (keys, nested too)."""
     stack = [(None, value)]
     while stack:
         key, item = stack.pop()
         if isinstance(item, str):
-            index = files.lone_surrogate(item)
-            if index is not None:
-                return RowProblem(line, files.surrogate_message(item, index),
-                                  field=key, hint=files.SURROGATE_HINT)
+            problem = files.text_problem(item)
+            if problem is not None:
+                return RowProblem(line, problem[0], field=key, hint=problem[1])
         elif isinstance(item, dict):
             for name, inner in item.items():
                 stack.append((name, name))
@@ -497,8 +496,8 @@ class JsonlImporter:
     def objects(self, path: Path) -> tuple[list[str], list[tuple[int, Any]]]:
         """Return every key seen (first-seen order) and (line, object, error text or problem).
 
-        A line whose JSON escapes leave half a surrogate pair ("\\ud83c" alone) is a
-        RowProblem: such a string is not text, and neither SQLite nor a tokenizer takes it.
+        A line whose JSON escapes leave half a surrogate pair ("\\ud83c" alone) or a NUL
+        ("\\u0000") is a RowProblem: such a string is not text (``files.text_problem``).
         """
         text = read_utf8(path, "a JSON Lines file")
         if text.lstrip().startswith("["):
@@ -520,8 +519,9 @@ class JsonlImporter:
                 if isinstance(value, dict):  # the usual line: done with it here
                     if not seen >= value.keys():
                         keys.update(dict.fromkeys(value))
-                    # Only an escape can make a surrogate: the file itself is valid UTF-8.
-                    if "\\u" in raw and (problem := _surrogate_problem(number, value)):
+                    # Only an escape can make a surrogate or a NUL: the file itself is
+                    # valid UTF-8 without NUL bytes.
+                    if "\\u" in raw and (problem := _escape_problem(number, value)):
                         value = problem
                     append((number, value))
                     continue

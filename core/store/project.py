@@ -18,6 +18,7 @@ import sqlite_utils
 from annotune.core import plugins
 from annotune.core.errors import AnnotuneError
 from annotune.core.formats.base import ImportRecord
+from annotune.core.formats.files import text_problem
 from annotune.core.run_record import JsonObject
 from annotune.core.store import annotations as _annotations
 from annotune.core.store import backup as _backup
@@ -420,6 +421,10 @@ class Project:
             if empty:
                 raise AnnotuneError(f"the field '{empty[0]}' of example {example_id} would be "
                                     "empty", hint="give it some text")
+            for name, value in merged.items():
+                if (problem := text_problem(value)) is not None:
+                    raise AnnotuneError(problem[0], where=f"example {example_id}, field "
+                                        f"'{name}'", hint=problem[1])
             digest = content_hash(merged)
             # Visible texts are in example_hashes; an import still being written adds its
             # own there only at its end, so its rows (ids above the visible ones) are read.
