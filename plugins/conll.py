@@ -237,6 +237,12 @@ class ConllExporter:
                         spans: list[dict[str, Any]]) -> None:
         """Refuse an example whose tokens cannot carry its spans, rather than write wrong tags."""
         place = f"example {row.example_id}"
+        for label in sorted({s["label"] for s in spans}):
+            if label != "".join(label.split()):
+                raise AnnotuneError(f"the entity type {label!r} holds whitespace, "
+                                    "which separates the columns of a CoNLL file (its tags "
+                                    "would not read back)", where=place,
+                                    hint="export as spans-jsonl or jsonl, which keep it")
         for start, end in offsets:
             if text[start:end] == DOCSTART:
                 raise AnnotuneError(f"{place} holds the token {DOCSTART}, which a CoNLL file "

@@ -102,3 +102,20 @@ def test_an_example_that_cannot_be_written_faithfully_is_refused_by_id(tmp_path)
         export(tmp_path, rows)
     assert "example 42" in str(error.value) and "-DOCSTART-" in str(error.value)
     assert not (tmp_path / "out.conll").exists()
+
+
+@pytest.mark.parametrize("label", ["NEW TYPE", "a\tb", " PER"])
+def test_an_entity_type_with_whitespace_is_refused_rather_than_written_unreadable(tmp_path,
+                                                                                 label):
+    # The tag "B-NEW TYPE" would read back as one column too many: the whole file refused.
+    settings = TaskSettings(labels=(label, "LOC"))
+    text = "Ada 🍕 met Jose\u0301"
+    annotation = TASK.validate({"spans": spans_of(text, ("Ada", label))}, {"text": text},
+                               settings)
+    rows = [row(1, "Ada wrote", ("Ada", "PER")),
+            ExportRow(7, {"text": text}, annotation, None, "accepted", {})]
+    with pytest.raises(AnnotuneError) as error:
+        export(tmp_path, rows)
+    assert "example 7" in str(error.value) and repr(label) in str(error.value)
+    assert "spans-jsonl" in str(error.value)
+    assert not (tmp_path / "out.conll").exists()
