@@ -242,8 +242,24 @@ class Project:
         return plugins.registry().task(self.task_name)
 
     def set_settings(self, settings: TaskSettings) -> None:
-        """Replace the stored task settings (e.g. tuned multi-label thresholds)."""
+        """Replace the stored task settings (e.g. tuned multi-label thresholds).
+
+        Settings the task refuses, and settings without a label that stored annotations use
+        (removed here, or added by another program since this one read them), are refused
+        and nothing changes: an annotation must never name a label the project lacks.
+        """
+        self.task.check_settings(settings)
         with write_transaction(self.db):
+            missing = [(str(label), n) for label, n in self.db.execute(q.LABEL_COUNTS)
+                       if str(label) not in settings.labels]
+            if missing:
+                label, n = missing[0]
+                raise AnnotuneError(
+                    f"the settings lack the label '{label}', which {n:,} accepted "
+                    f"annotation{'' if n == 1 else 's'} use", where=str(self.path),
+                    hint="keep every label in use (another program may have added it: open "
+                         "the project again to read its labels), or relabel those examples "
+                         "first")
             self.db.execute("UPDATE project SET value = ? WHERE key = 'settings'",
                             [dumps(settings.to_dict())])
         self.settings = settings

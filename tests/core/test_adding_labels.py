@@ -101,3 +101,39 @@ def test_the_labels_command_lists_counts_and_adds(tmp_path):
     assert str(path) in refused.stderr and "its labels: neg, pos" in refused.stderr
     stats = json.loads(annotune("stats", path).stdout)
     assert list(stats["labels"]) == ["neg", "pos", "mixed", "sarcastic"]
+
+
+def test_settings_without_a_label_in_use_are_refused_and_nothing_changes(tmp_path):
+    path = tmp_path / "reviews.annotune"
+    with _project(path, labels=("neg", "pos", "🍕")) as project:
+        project.save_annotation(1, {"label": "🍕"})
+        project.save_annotation(2, {"label": "neg"})
+        with pytest.raises(AnnotuneError, match="'🍕', which 1 accepted annotation use"):
+            project.set_settings(TaskSettings(labels=("neg", "pos")))
+        project.set_settings(TaskSettings(labels=("neg", "🍕")))  # "pos" is unused: it may go
+    with Project.open(path) as project:
+        assert project.settings.labels == ("neg", "🍕")
+        assert project.annotation(1).payload == {"label": "🍕"}
+
+
+def test_stale_settings_do_not_drop_a_label_another_program_added_and_used(tmp_path):
+    path = tmp_path / "reviews.annotune"
+    with _project(path, labels=("a", "b"), options={"multi_label": True}) as desktop:
+        with Project.open(path) as other:
+            other.add_labels(["Jose\u0301"])
+            other.save_annotation(3, {"labels": ["a", "Jose\u0301"]})
+        stale = desktop.settings.with_(options={"multi_label": True, "thresholds": [0.4, 0.6]})
+        with pytest.raises(AnnotuneError, match="another program"):
+            desktop.set_settings(stale)
+    with Project.open(path) as project:
+        assert project.settings.labels == ("a", "b", "Jose\u0301")
+        assert project.annotation(3).payload == {"labels": ["a", "Jose\u0301"]}
+
+
+def test_settings_the_task_refuses_are_not_stored(tmp_path):
+    path = tmp_path / "reviews.annotune"
+    with _project(path) as project:
+        with pytest.raises(AnnotuneError, match="duplicate labels"):
+            project.set_settings(TaskSettings(labels=("neg", "neg")))
+    with Project.open(path) as project:
+        assert project.settings.labels == ("neg", "pos")
