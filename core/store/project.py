@@ -244,22 +244,31 @@ class Project:
     def set_settings(self, settings: TaskSettings) -> None:
         """Replace the stored task settings (e.g. tuned multi-label thresholds).
 
-        Settings the task refuses, and settings without a label that stored annotations use
-        (removed here, or added by another program since this one read them), are refused
-        and nothing changes: an annotation must never name a label the project lacks.
+        Labels are only ever appended (``add_labels``), so every program that read the labels
+        earlier still holds a valid prefix of them, and number keys keep their label. Settings
+        the task refuses, or whose labels do not start with the stored ones in order (a label
+        removed, renamed or moved, or one another program added since these settings were
+        read), are refused and nothing changes.
         """
         self.task.check_settings(settings)
         with write_transaction(self.db):
-            missing = [(str(label), n) for label, n in self.db.execute(q.LABEL_COUNTS)
-                       if str(label) not in settings.labels]
-            if missing:
-                label, n = missing[0]
+            stored = self.db.execute(
+                "SELECT value FROM project WHERE key = 'settings'").fetchone()[0]
+            current = self.task.settings_from_dict(loads(stored, "the task settings"),
+                                                   where=str(self.path))
+            kept = settings.labels[:len(current.labels)]
+            if kept != current.labels:
+                lost = next((label for label in current.labels if label not in kept), None)
+                what = (f"the settings lack the label '{lost}'" if lost is not None else
+                        "the settings put the labels in another order")
+                used = dict(self.db.execute(q.LABEL_COUNTS).fetchall())
+                n = used.get(lost, 0)
+                in_use = f" ({n:,} accepted annotation{'' if n == 1 else 's'} use it)" if n else ""
                 raise AnnotuneError(
-                    f"the settings lack the label '{label}', which {n:,} accepted "
-                    f"annotation{'' if n == 1 else 's'} use", where=str(self.path),
-                    hint="keep every label in use (another program may have added it: open "
-                         "the project again to read its labels), or relabel those examples "
-                         "first")
+                    f"{what}{in_use}: labels are only added, after the others",
+                    where=str(self.path),
+                    hint=f"the project's labels: {', '.join(current.labels)} (another program "
+                         "may have added some: open the project again to read them)")
             self.db.execute("UPDATE project SET value = ? WHERE key = 'settings'",
                             [dumps(settings.to_dict())])
         self.settings = settings
