@@ -9,8 +9,11 @@ file decoded as something else would store wrong characters in every example.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -184,23 +187,35 @@ SURROGATE_HINT = ("write the character itself, or both halves of its JSON escape
 def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
     """Write through a temporary file in the same folder, renamed into place at the end.
 
-    ``write`` receives a text stream (UTF-8, newlines written as given); a failure leaves the
-    old file, or none, never half a file.
+    ``write`` receives a text stream (UTF-8, newlines written as given); a failure (a full
+    disk, a read-only folder) raises an AnnotuneError and leaves the old file, or none, never
+    half a file nor the temporary one. The file gets the permissions any new file gets (the
+    umask's), or those of the file it replaces: an export is for sharing, not private.
     """
     path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent,
-                                             prefix=f".{path.name}.", suffix=".tmp",
-                                             delete=False)
+        # os.open applies the umask to 0o666, as creating any file does (a NamedTemporaryFile
+        # is created 0o600 and stays so after the rename)
+        descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
     except OSError as error:
         raise AnnotuneError(f"cannot write here: {error.strerror}", where=str(path),
                             hint="choose a folder you can write to") from None
     try:
-        with handle:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # keep what the replaced file allowed
+            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
+        os.replace(temporary, path)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise AnnotuneError(
+                f"cannot write the file: {error.strerror}", where=str(path),
+                hint=("free some space and try again" if full else "check the folder") +
+                     ("; the file there before is unchanged" if path.exists() else
+                      "; nothing was written")) from None
         raise

@@ -61,6 +61,29 @@ def _connect(path: Path) -> sqlite_utils.Database:
     return db
 
 
+def _move_new_file(temp: Path, path: Path) -> None:
+    """Give a finished file its name, never overwriting a file another program put there.
+
+    A hard link fails when the name is taken. Where links do not exist (FAT and exFAT drives,
+    some network shares) an empty file claims the name exclusively and the finished one
+    replaces it.
+    """
+    try:
+        os.link(temp, path)
+        return
+    except FileExistsError:
+        raise AnnotuneError("a file already exists here", where=str(path),
+                            hint="choose another name") from None
+    except OSError:
+        pass  # no hard links on this file system
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except FileExistsError:
+        raise AnnotuneError("a file already exists here", where=str(path),
+                            hint="choose another name") from None
+    os.replace(temp, path)
+
+
 def _is_sqlite(path: Path) -> bool:
     """Tell whether a file is an SQLite database, asking SQLite itself.
 
@@ -139,24 +162,30 @@ class Project:
         # Build the file under a temporary name and move it into place when complete, so a
         # crash during creation never leaves a half-made project under the real name.
         temp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+        db = None
         try:
-            db = _connect(temp)
-            # 16 KiB pages: a million-row import spends ~7% less time than with 4 KiB ones
-            # (fewer pages to split, link and checkpoint). Only a new file can choose.
-            db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-            db.enable_wal()
-            migrations.migrate(db, temp)
-            with write_transaction(db):
-                for key, value in (("task", task), ("settings", dumps(settings.to_dict())),
-                                   ("base_model", dumps(base_model)), ("created", now())):
-                    db.execute("INSERT INTO project (key, value) VALUES (?, ?)", [key, value])
-            db.close()
-            try:
-                os.link(temp, path)  # fails if the name was taken meanwhile: never overwrite
-            except FileExistsError:
-                raise AnnotuneError("a file already exists here", where=str(path),
-                                    hint="choose another name") from None
+            with translated(str(path)):  # a full disk or a read-only folder: a clear error
+                db = _connect(temp)
+                # 16 KiB pages: a million-row import spends ~7% less time than with 4 KiB
+                # ones (fewer pages to split, link and checkpoint). Only a new file can choose.
+                db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                db.enable_wal()
+                migrations.migrate(db, temp)
+                with write_transaction(db):
+                    for key, value in (("task", task), ("settings", dumps(settings.to_dict())),
+                                       ("base_model", dumps(base_model)), ("created", now())):
+                        db.execute("INSERT INTO project (key, value) VALUES (?, ?)",
+                                   [key, value])
+                db.close()
+                db = None
+            _move_new_file(temp, path)
+        except OSError as error:
+            raise AnnotuneError(f"cannot create the project file: {error.strerror}",
+                                where=str(path), hint="choose a folder you can write to, with "
+                                "free space; nothing was created") from None
         finally:
+            if db is not None:
+                db.close()
             for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-shm")):
                 leftover.unlink(missing_ok=True)
         return cls.open(path)

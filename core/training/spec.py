@@ -216,10 +216,7 @@ def _entry(entry: Mapping[str, Any], folder: Path, spec_path: Path) -> dict[str,
 
 
 def write_replacing(path: Path, text: str) -> None:
-    """Replace a file in one step (readers see the old or the new one), with usual permissions.
-
-    (files.write_atomic's temporary file is private to its owner.)
-    """
+    """Replace a file in one step (readers see the old or the new one), with usual permissions."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with temporary.open("w", encoding="utf-8", newline="") as out:
