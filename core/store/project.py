@@ -84,6 +84,9 @@ def _move_new_file(temp: Path, path: Path) -> None:
     os.replace(temp, path)
 
 
+SQLITE_CANTOPEN = 14
+
+
 def _is_sqlite(path: Path) -> bool:
     """Tell whether a file is an SQLite database, asking SQLite itself.
 
@@ -100,6 +103,19 @@ def _is_sqlite(path: Path) -> bool:
             probe.execute("PRAGMA schema_version").fetchone()
         finally:
             probe.close()
+    except sqlite3.OperationalError as error:
+        if getattr(error, "sqlite_errorcode", 0) & 0xFF != SQLITE_CANTOPEN:
+            return False
+        # SQLite could not open it at all, which says nothing of its content: a project in
+        # WAL mode needs its folder writable for the -shm file beside it
+        if not os.access(path.parent, os.W_OK):
+            raise AnnotuneError(
+                "cannot open the project: its folder is read-only (a read-only share, disc "
+                "or folder), and a project needs to write small files beside it", where=str(path),
+                hint="copy the .annotune file into a folder you can write to and open the "
+                     "copy; the file itself is unchanged") from None
+        raise AnnotuneError(f"cannot open the project file ({error})", where=str(path),
+                            hint="check the permissions of the file and its folder") from None
     except sqlite3.DatabaseError:
         return False
     return True

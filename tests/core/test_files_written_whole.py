@@ -102,3 +102,30 @@ def test_a_full_disk_while_creating_a_project_is_a_clear_error_and_leaves_nothin
                        settings=TaskSettings(labels=("neg", "pos")))
     assert "disk is full" in caught.value.what and caught.value.where == str(path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("writable", "message"), [
+    (False, "its folder is read-only"), (True, "cannot open the project file")])
+def test_a_project_sqlite_cannot_open_is_not_called_foreign(tmp_path, monkeypatch, writable,
+                                                            message):
+    # A project in WAL mode on a read-only share or disc cannot be opened at all (SQLite must
+    # write its -shm file beside it); that says nothing of the file's content, and calling it
+    # "not an annotune project" sends people to delete a good file.
+    path = tmp_path / "p.annotune"
+    Project.create(path, task="text-classification",
+                   settings=TaskSettings(labels=("neg", "pos"))).close()
+    real_connect = sqlite3.connect
+
+    def cannot_open(database, *args, **kwargs):
+        if str(database) == str(path):
+            error = sqlite3.OperationalError("unable to open database file")
+            error.sqlite_errorcode = 14  # SQLITE_CANTOPEN
+            raise error
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", cannot_open)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: writable)
+    with pytest.raises(AnnotuneError) as caught:
+        Project.open(path)
+    assert message in caught.value.what and "not an" not in caught.value.what
+    assert caught.value.where == str(path)
