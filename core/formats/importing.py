@@ -358,6 +358,16 @@ def import_file(project: Any, path: Path, format: str | None = None,
         keep_repeated_texts=getattr(importer, "keeps_repeated_texts", False))
     report.added, report.annotated = summary.added, summary.annotated
     report.duplicates, report.duplicate_lines = summary.duplicates, summary.duplicate_lines
+    conflicts = sorted(getattr(summary, "conflicting_lines", ()))
+    if conflicts:
+        shown = ", ".join(str(n) for n in conflicts[:10]) + (", ..." if len(conflicts) > 10
+                                                              else "")
+        several = len(conflicts) > 1
+        report.notes.append(ImportNote(
+            f"{len(conflicts):,} duplicate{'s' if several else ''} (line{'s' if several else ''} "
+            f"{shown}) carr{'y' if several else 'ies'} an annotation other than the one the "
+            "project (or an earlier line) keeps for the same text: the file's was not applied; "
+            "relabel those examples in the labeling view if the file is right", warning=True))
     return report
 
 

@@ -53,6 +53,9 @@ class ImportSummary:
     duplicates: int = 0
     annotated: int = 0
     duplicate_lines: list[int] = field(default_factory=list)  # lines of the skipped duplicates
+    # lines of duplicates that carried an annotation other than the kept example's (the file's
+    # label was not applied: a user must hear it, or a corrected file looks imported)
+    conflicting_lines: list[int] = field(default_factory=list)
     steps: int = 0  # write transactions of a large import (0: one transaction)
     longest_step_s: float = 0.0  # the longest time one of them held the write lock
 

@@ -70,7 +70,8 @@ class RowMaker:
         self.source, self.summary = source, summary
         self.keep_repeated_texts = keep_repeated_texts
         self.meta_json, self.annotation_json = _Encoder(), _Encoder()
-        self.seen: set[str] = set()  # every hash of the file so far: duplicates within it
+        # every hash of the file so far (duplicates within it) → the kept row's annotation
+        self.seen: dict[str, str | None] = {}
 
     def rows(self, records: Iterable[Any]) -> Rows:
         """Serialize records; a text seen before in the file is counted as a duplicate."""
@@ -91,30 +92,39 @@ class RowMaker:
                                     hint=f"use one of: {', '.join(SPLITS)}")
             digest = hash_json(serialized if not self.keep_repeated_texts
                                else f"{serialized}\x00{source}:{record.line}")
+            annotation = record.annotation
             if digest in seen:
                 duplicates.append(record.line)
+                if annotation is not None and annotation_json(annotation) != seen[digest]:
+                    self.summary.conflicting_lines.append(record.line)
                 continue
-            seen.add(digest)
-            annotation = record.annotation
+            payload = seen[digest] = (None if annotation is None
+                                      else annotation_json(annotation))
             rows[digest] = ((serialized, "\n".join(fields.values()), split, source,
                              record.line, digest, meta_json(record.meta or {}),
-                             record.source_id),
-                            None if annotation is None else annotation_json(annotation))
+                             record.source_id), payload)
         return rows
 
 
 def drop_existing(db: sqlite_utils.Database, rows: Rows, summary: ImportSummary) -> None:
     """Remove rows whose text the project holds already, counting them as duplicates.
 
+    A duplicate whose annotation differs from the stored example's (or whose example is
+    unlabeled or skipped) is also noted in ``conflicting_lines``: the stored one is kept.
     Run inside the write transaction that inserts the rows, so the answer is exact.
     """
     hashes = list(rows)
     for start in range(0, len(hashes), HASH_CHUNK):
         chunk = hashes[start:start + HASH_CHUNK]
         marks = ", ".join("?" * len(chunk))
-        for (digest,) in db.execute(f"SELECT hash FROM example_hashes WHERE hash IN ({marks})",
-                                    chunk):
-            summary.duplicate_lines.append(rows.pop(digest)[0][4])
+        for digest, stored, status in db.execute(
+                "SELECT h.hash, a.payload, a.status FROM example_hashes h LEFT JOIN annotations "
+                f"a ON a.example_id = h.example_id WHERE h.hash IN ({marks})", chunk):
+            values, payload = rows.pop(digest)
+            summary.duplicate_lines.append(values[4])
+            if payload is not None and (status != "accepted" or stored is None
+                                        or json.loads(stored) != json.loads(payload)):
+                summary.conflicting_lines.append(values[4])
 
 
 def _insert_few_payloads(conn: Any, rows: Rows, before: int, time: str) -> bool:
