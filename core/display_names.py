@@ -143,6 +143,8 @@ CLI_TERMS: tuple[tuple[str, str], ...] = (
     ("pass --folds 2 or more (5 is usual)", "use 2 folds or more (5 is usual)"),
     ("label more examples, or pass fewer --folds", "label more examples"),
     ("pass fewer --folds", "label more examples"),
+    # the import dialog reads quote marks CSV-style only
+    ("; if the file's quote marks are plain text, read them so with --map quoting=none", ""),
 )
 # "use --format txt to import it as plain text" -> "choose txt under Format to import it ..."
 _FORMAT_OPTION = re.compile(r"(?:use|with) --format ([\w-]+)")

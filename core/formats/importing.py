@@ -381,6 +381,8 @@ def _raw_rows(importer: Any, path: Path, options: ImportOptions, limit: int
         for _, cells in table.rows:
             if len(raw) >= limit:
                 break
+            if isinstance(cells, str):  # a bad row: read() reports it
+                continue
             raw.append(dict(zip(table.header, cells, strict=False)))
         return table.header, raw
     if hasattr(importer, "objects"):

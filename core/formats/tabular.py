@@ -61,6 +61,8 @@ OPTION_KEYS = ("quoting", "delimiter", "scheme")
 QUOTING_CHOICES = ("auto", "csv", "none")
 DELIMITER_CHOICES = {",": ",", "comma": ",", ";": ";", "semicolon": ";", "|": "|",
                      "bar": "|", "tab": "\t", "\\t": "\t", "\t": "\t"}
+QUOTE_HINT = ('close the quote mark, or write a quote inside a quoted cell twice (""); if the '
+              "file's quote marks are plain text, read them so with --map quoting=none")
 DEFAULT_OPTIONS = ImportOptions()  # frozen, so one shared default is safe
 # Label cells cached by value (a tuple: isinstance with ``str | int | float`` would build the
 # union object again for every row).
@@ -354,7 +356,8 @@ class Table:
     """A delimited file read up to its header: the rows still to come, and how it was read."""
 
     header: list[str]
-    rows: Iterator[tuple[int, list[str]]]  # (first line number, cells) of each row
+    # (first line number, cells) of each row; cells is a message for a row that is bad
+    rows: Iterator[tuple[int, list[str] | str]]
     delimiter: str
     note: ImportNote | None = None  # the delimiter differs from the format's own
 
@@ -409,12 +412,19 @@ class DelimitedImporter:
             mode = csv.QUOTE_MINIMAL if delimiter == "," else detect_quoting(text, delimiter)
         else:
             mode = csv.QUOTE_MINIMAL if choice == "csv" else csv.QUOTE_NONE
+        # strict: a quote mark that opens a cell and is never closed properly must be a bad
+        # row; the lenient reader made the lines up to the next quote mark (or the end of
+        # the file) one cell, and the rows in them vanished without a word
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                            quoting=mode)  # type: ignore[arg-type]  # one of csv's QUOTE_*
+                            quoting=mode, strict=True)  # type: ignore[arg-type]  # a QUOTE_*
         header: list[str] | None = None
-        for header in reader:
-            if header:
-                break
+        try:
+            for header in reader:
+                if header:
+                    break
+        except csv.Error as error:
+            raise AnnotuneError(f"the header line's quote marks do not pair up ({error})",
+                                where=f"{path}:1", hint=QUOTE_HINT) from None
         if not header:
             raise AnnotuneError("the file is empty", where=str(path),
                                 hint="the first line must name the columns")
@@ -435,9 +445,20 @@ class DelimitedImporter:
                 hint="check the file's delimiter and quote marks, or force one with "
                      "--map delimiter=...")
 
-        def rows() -> Iterator[tuple[int, list[str]]]:
+        def rows() -> Iterator[tuple[int, list[str] | str]]:
             start = reader.line_num + 1
-            for cells in reader:
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as error:  # (line, why): the row is bad
+                    end = reader.line_num
+                    lines = f"lines {start}–{end}" if end > start else f"line {start}"
+                    yield start, (f"a quoted cell opened on this line is not closed properly "
+                                  f"({error}): {lines} would read as one cell")
+                    start = reader.line_num + 1
+                    continue
                 if cells:
                     yield start, cells
                 start = reader.line_num + 1
@@ -455,6 +476,9 @@ class DelimitedImporter:
         yield from notes
         width = len(header)
         for line, cells in table.rows:
+            if isinstance(cells, str):
+                yield RowProblem(line, cells, hint=QUOTE_HINT)
+                continue
             if len(cells) != width:
                 yield RowProblem(line, f"expected {width} columns but found {len(cells)}",
                                  hint="check the delimiter and quote marks of this line")
