@@ -30,6 +30,10 @@ from annotune.plugins.spans import trim_span, validate_spans
 NER_TASKS = ("token-classification",)
 SPAN_KEYS = ("spans", "entities", "label", "labels")
 MIXED = "mixed"  # a file whose span texts confirm both offset units
+UTF16_BY_EDGES = "utf-16 by word edges"  # no span texts; only UTF-16 puts spans on word edges
+UTF16_EDGES_NOTE = ("span offsets without span texts were read as UTF-16 code units (as "
+                    "JavaScript tools count them): read as characters they cut words or "
+                    "start or end on a space; check a few of these entities")
 
 
 def _span_from_item(item: Any) -> dict[str, Any]:
@@ -93,6 +97,7 @@ def _offset_unit(lines: list[tuple[int, str]], text_key: str, options: ImportOpt
     match only the UTF-16 reading and none match only the character one.
     """
     only_characters = only_utf16 = 0
+    edges_characters = edges_utf16 = 0  # spans without text whose edges fit only that reading
     for _, line in lines:
         if line.isascii() and "\\u" not in line:  # no escaped characters: nothing to tell
             continue
@@ -109,6 +114,12 @@ def _offset_unit(lines: list[tuple[int, str]], text_key: str, options: ImportOpt
             except AnnotuneError:
                 continue
             if "text" not in span:
+                converted = index.span(span["start"], span["end"])
+                if converted is not None and converted != (span["start"], span["end"]):
+                    fits_characters = _on_word_edges(text, span["start"], span["end"])
+                    fits_utf16 = _on_word_edges(text, *converted)
+                    edges_characters += fits_characters and not fits_utf16
+                    edges_utf16 += fits_utf16 and not fits_characters
                 continue
             as_characters = cut(text, span["start"], span["end"]) == span["text"]
             converted = index.span(span["start"], span["end"])
@@ -117,7 +128,26 @@ def _offset_unit(lines: list[tuple[int, str]], text_key: str, options: ImportOpt
             only_utf16 += as_utf16 and not as_characters
     if only_utf16:
         return MIXED if only_characters else UTF16
+    if not only_characters and edges_utf16 and not edges_characters:
+        # No span text tells, but read as characters these spans start or end inside a word
+        # or on a space ("nna " for "Anna"), and as UTF-16 code units every one of them
+        # falls on word edges: a JavaScript tool wrote them.
+        return UTF16_BY_EDGES
     return CHARACTERS
+
+
+def _on_word_edges(text: str, start: object, end: object) -> bool:
+    """Tell whether a span starts and ends on word edges, without space at either end."""
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (start, end)):
+        return False
+    assert isinstance(start, int) and isinstance(end, int)
+    if not 0 <= start < end <= len(text) or text[start].isspace() or text[end - 1].isspace():
+        return False
+
+    def inside_word(i: int) -> bool:
+        return 0 < i < len(text) and text[i - 1].isalnum() and text[i].isalnum()
+
+    return not inside_word(start) and not inside_word(end)
 
 
 def _read_offsets(text: str, span: dict[str, Any], unit: str, index: Utf16Index | None
@@ -220,7 +250,7 @@ class SpanJsonlImporter:
                 spans.append(span)
             annotation = {"spans": validate_spans(spans, text, settings.labels or None)}
             if converted:
-                notes.append(UTF16_NOTE)
+                notes.append(UTF16_EDGES_NOTE if unit == UTF16_BY_EDGES else UTF16_NOTE)
         split = options.split or obj.get(options.mapping.get("split", "split"))
         source_id = obj.get(options.mapping.get("id", "id"))
         return ImportRecord(fields={"text": text}, annotation=annotation,

@@ -9,6 +9,7 @@ from annotune.core.formats.base import ImportOptions, ImportRecord, RowProblem
 from annotune.core.tasks import TaskSettings
 from annotune.plugins.conll import SpanJsonlExporter, SpanJsonlImporter
 from annotune.plugins.offsets import UTF16_NOTE
+from annotune.plugins.span_jsonl import UTF16_EDGES_NOTE
 from annotune.plugins.token_classification import TokenClassificationTask
 
 SETTINGS = TaskSettings(labels=("PER", "ORG", "LOC", "MISC"))
@@ -205,3 +206,29 @@ def test_project_import_export_import_keeps_every_offset_exactly(tmp_path):
     assert [[(text[s["start"]:s["end"]], s["label"]) for s in spans]
             for text, spans in stored[0]] == [pieces for _, pieces in texts]
     assert [text for text, _ in stored[0]] == [text for text, _ in texts]  # CRLF kept
+
+
+def test_utf16_offsets_without_any_span_text_are_read_by_their_word_edges(tmp_path):
+    # Read as characters, "Anna" at UTF-16 [3, 7) of "🍕 Anna went" is "nna ": it used to be
+    # trimmed to "nna" and imported without a word.
+    lines = [studio_line(t, p, with_text=False) for t, p in TEXTS]
+    lines.append({"text": "🍕 Anna went", "label": [[3, 7, "PER"]]})
+    records = read(write(tmp_path / "javascript.jsonl", lines))
+    assert [entities(r) for r in records] == [p for _, p in TEXTS] + [[("Anna", "PER")]]
+    assert all(r.notes == [UTF16_EDGES_NOTE] for r in records)
+
+
+def test_character_offsets_without_span_texts_stay_characters(tmp_path):
+    lines = [studio_line(t, p, unit=chars, with_text=False) for t, p in TEXTS]
+    records = read(write(tmp_path / "python.jsonl", lines))
+    assert [entities(r) for r in records] == [p for _, p in TEXTS]
+    assert all(r.notes == [] for r in records)
+
+
+def test_word_edges_that_do_not_agree_keep_characters(tmp_path):
+    # one span fits only as characters, one only as UTF-16: nothing to go by, as before
+    lines = [{"text": "🍕 Anna went", "label": [[3, 7, "PER"]]},
+             studio_line("🍕 Bob came", [("Bob", "PER")], unit=chars, with_text=False)]
+    records = read(write(tmp_path / "unclear.jsonl", lines))
+    assert all(r.notes == [] for r in records)
+    assert entities(records[1]) == [("Bob", "PER")]
