@@ -110,7 +110,7 @@ def cmd_export_data(args: argparse.Namespace) -> int:
 
     _registry()
     count = export_data(_open(args.project), Path(args.output), format=args.format,
-                        include_skipped=args.include_skipped)
+                        include_skipped=args.include_skipped, replace=args.force)
     print(f"wrote {count} annotated examples to {args.output}")
     return EXIT_OK
 
@@ -947,6 +947,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", help="jsonl, csv, conll, squad, ... (default: by suffix)")
     p.add_argument("--include-skipped", action="store_true",
                    help="also write examples marked as skipped")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_export_data)
 
     p = commands.add_parser("stats", help="counts of examples, labels and splits")

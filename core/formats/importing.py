@@ -15,6 +15,7 @@ Notes (``ImportNote``) from the choice and from the importer reach the report an
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -371,6 +372,10 @@ def import_file(project: Any, path: Path, format: str | None = None,
     return report
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
 # -- preview ---------------------------------------------------------------------------------
 def _raw_rows(importer: Any, path: Path, options: ImportOptions, limit: int
               ) -> tuple[list[str], list[dict[str, Any]]] | None:
@@ -430,12 +435,18 @@ def preview_file(project_or_task_and_settings: Any, path: Path, format: str | No
 
 # -- export ----------------------------------------------------------------------------------
 def export_data(project: Any, path: Path, format: str | None = None,
-                include_skipped: bool = False) -> int:
-    """Write the project's annotated examples to a file; return how many were written."""
+                include_skipped: bool = False, replace: bool = True) -> int:
+    """Write the project's annotated examples to a file; return how many were written.
+
+    The project's own files and any SQLite database are never replaced, whatever
+    ``replace`` says; another existing file only with ``replace`` (the CLI's --force; a
+    desktop file dialog has asked already).
+    """
     path = Path(path)
     if not path.parent.is_dir():
         raise AnnotuneError(f"the folder {path.parent} does not exist", where=str(path),
                             hint="create it first")
+    _check_output(path, getattr(project, "path", None), replace)
     task = plugins.registry().task(project.task_name)
     exporter = choose_exporter(path, task, format)
     rows = (ExportRow(example_id=example.id, fields=dict(example.fields),
@@ -443,3 +454,31 @@ def export_data(project: Any, path: Path, format: str | None = None,
                       meta=dict(example.meta))
             for example, stored in project.annotated(include_skipped=include_skipped))
     return exporter.write(path, task, rows)
+
+
+def _check_output(path: Path, project_path: Path | None, replace: bool) -> None:
+    """Refuse an export onto the project itself, onto a database, or (unasked) onto a file."""
+    if project_path is not None:
+        project_path = Path(project_path)
+        for own in (project_path, *(Path(f"{project_path}{s}") for s in SQLITE_COMPANIONS)):
+            same = (path.resolve() == own.resolve() or
+                    (path.exists() and own.exists() and os.path.samefile(path, own)))
+            if same:
+                raise AnnotuneError(
+                    f"the output is the project's own file ({own.name}): writing the export "
+                    "there would destroy the project", where=str(path),
+                    hint="write the export to another file, e.g. annotations.jsonl")
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as existing:
+            database = existing.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        database = False
+    if database:
+        raise AnnotuneError("the output is an SQLite database (an annotune project?), which "
+                            "an export never replaces", where=str(path),
+                            hint="write the export to another file")
+    if not replace:
+        raise AnnotuneError("a file already exists here", where=str(path),
+                            hint="choose another name, or pass --force to replace it")
