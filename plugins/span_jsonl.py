@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
+from annotune.core.formats.base import (
+    ExportRow,
+    ImportOptions,
+    ImportRecord,
+    RowProblem,
+    uniform_ids,
+)
 from annotune.core.formats.files import read_utf8, write_atomic
 from annotune.core.tasks import Task, TaskSettings
 from annotune.plugins.offsets import (
@@ -269,12 +275,13 @@ class SpanJsonlExporter:
 
     def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
         lines = []
-        for row in rows:
+        rows = list(rows)
+        for row, row_id in zip(rows, uniform_ids([row.id for row in rows]), strict=True):
             text = row.fields.get("text", "")
             spans = [{"start": s["start"], "end": s["end"], "label": s["label"],
                       "text": text[s["start"]:s["end"]]}
                      for s in row.annotation.get("spans", [])]
-            lines.append(json.dumps({"id": row.example_id, "text": text, "spans": spans,
+            lines.append(json.dumps({"id": row_id, "text": text, "spans": spans,
                                      "split": row.split}, ensure_ascii=False) + "\n")
         write_atomic(Path(path), lambda out: out.write("".join(lines)))
         return len(lines)

@@ -237,7 +237,7 @@ class SquadFormat:
         for row in rows:
             meta = row.meta or {}
             title = meta.get("title") or UNTITLED
-            qa: dict[str, Any] = {"id": str(meta.get("id", row.example_id)),
+            qa: dict[str, Any] = {"id": str(meta.get("id", row.id)),
                                   "question": row.fields.get("question", "")}
             # a skipped example has no answers at all: leave the key out (read back unlabeled)
             if "answers" in (row.annotation or {}):
@@ -343,7 +343,7 @@ class QaJsonlFormat:
             nonlocal count
             for row in rows:
                 meta = row.meta or {}
-                obj: dict[str, Any] = {"id": str(meta.get("id", row.example_id))}
+                obj: dict[str, Any] = {"id": str(meta.get("id", row.id))}
                 if meta.get("title"):
                     obj["title"] = meta["title"]
                 obj.update(context=row.fields.get("context", ""),

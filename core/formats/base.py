@@ -81,6 +81,16 @@ class ExportRow:
     split: str | None
     status: str
     meta: dict[str, Any] = field(default_factory=dict)  # the ImportRecord.meta it came from
+    source_id: str | None = None  # the id its file gave it: exports write it as the row's id
+
+    @property
+    def id(self) -> str | int:
+        """Return the id an export writes: the file's own when it had one, else the example's.
+
+        People join exported labels back to their data by the id they imported; writing the
+        project's row numbers instead would attach labels to the wrong rows.
+        """
+        return self.example_id if self.source_id is None else self.source_id
 
 
 class Importer(Protocol):
@@ -109,6 +119,21 @@ class Exporter(Protocol):
     def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
         """Write rows to path (atomically: a temporary file renamed at the end); return count."""
         ...
+
+
+def uniform_ids(ids: list[str | int]) -> list[str | int]:
+    """Give exported ids one type (readers such as datasets take one per column).
+
+    Numbers when every id is one (ids read from a file are text: "17"), else text.
+    """
+    numbers = all(isinstance(i, int) or _canonical_int(i) for i in ids)
+    return [int(i) if numbers else str(i) for i in ids]
+
+
+def _canonical_int(value: Any) -> bool:
+    """True for text that an integer prints as ("17", not "017", "+17" or "1_7")."""
+    return isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit() \
+        and str(int(value)) == value
 
 
 def serves(fmt: Any, task: Task) -> bool:

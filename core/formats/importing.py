@@ -451,7 +451,7 @@ def export_data(project: Any, path: Path, format: str | None = None,
     exporter = choose_exporter(path, task, format)
     rows = (ExportRow(example_id=example.id, fields=dict(example.fields),
                       annotation=stored.payload, split=example.split, status=stored.status,
-                      meta=dict(example.meta))
+                      meta=dict(example.meta), source_id=example.source_id)
             for example, stored in project.annotated(include_skipped=include_skipped))
     return exporter.write(path, task, rows)
 

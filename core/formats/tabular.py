@@ -38,6 +38,7 @@ from annotune.core.formats.base import (
     ImportOptions,
     ImportRecord,
     RowProblem,
+    uniform_ids,
 )
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import Task, TaskSettings
@@ -608,16 +609,21 @@ class TxtImporter:
 
 # -- exporters -----------------------------------------------------------------------------------
 def export_records(task: Task, rows: Iterable[ExportRow]) -> tuple[list[str], list[dict]]:
-    """Flatten rows into records that all have the same keys (absent values are None)."""
+    """Flatten rows into records that all have the same keys (absent values are None).
+
+    The id is the one the example's file gave it, else the example's own number.
+    """
     records = []
     for row in rows:
-        record: dict[str, Any] = {"id": row.example_id}
+        record: dict[str, Any] = {"id": row.id}
         record.update({name: row.fields.get(name) for name in task.fields})
         if row.status == "accepted" and row.annotation:
             record.update(task.annotation_to_record(row.annotation))
         record["split"] = row.split
         record["status"] = row.status
         records.append(record)
+    for record, uniform in zip(records, uniform_ids([r["id"] for r in records]), strict=True):
+        record["id"] = uniform
     keys: dict[str, None] = {}
     for record in records:
         keys.update(dict.fromkeys(record))

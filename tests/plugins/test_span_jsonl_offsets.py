@@ -5,7 +5,7 @@ import json
 import pytest
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.formats.base import ImportOptions, ImportRecord, RowProblem
+from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
 from annotune.core.tasks import TaskSettings
 from annotune.plugins.conll import SpanJsonlExporter, SpanJsonlImporter
 from annotune.plugins.offsets import UTF16_NOTE
@@ -139,9 +139,8 @@ def test_a_file_that_shows_both_units_places_only_spans_with_text(tmp_path):
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
 def test_line_separators_inside_texts_do_not_cut_a_line(tmp_path, separator):
     text = f"Ada Lovelace{separator}met Babbage"
-    rows = [type("Row", (), {"fields": {"text": text}, "example_id": 1, "split": None,
-                             "annotation": {"spans": [{"start": 0, "end": 12,
-                                                       "label": "PER"}]}})()]
+    rows = [ExportRow(1, {"text": text}, {"spans": [{"start": 0, "end": 12, "label": "PER"}]},
+                      None, "accepted")]
     target = tmp_path / "out.jsonl"
     SpanJsonlExporter().write(target, TASK, rows)  # json.dumps leaves these unescaped
     [record] = read(target)
