@@ -495,6 +495,7 @@ class Project:
                 if (problem := text_problem(value)) is not None:
                     raise AnnotuneError(problem[0], where=f"example {example_id}, field "
                                         f"'{name}'", hint=problem[1])
+            self._check_annotation_survives(example, merged)
             digest = content_hash(merged)
             # Visible texts are in example_hashes; an import still being written adds its
             # own there only at its end, so its rows (ids above the visible ones) are read.
@@ -514,6 +515,33 @@ class Project:
             self.db.execute("UPDATE examples SET fields = ?, text = ?, hash = ? WHERE id = ?",
                             [dumps(merged), search_text(merged), digest, example_id])
         return self.example(example_id)
+
+    def _check_annotation_survives(self, example: Example, merged: Mapping[str, str]) -> None:
+        """Refuse a text edit that would leave the saved annotation marking other characters.
+
+        Spans and answers are character offsets into the texts: after an edit before them
+        they would mark other words, silently. Labels do not depend on the texts, and the
+        short fields a person types (a QA question) carry no offsets; the annotation must
+        still be valid for the new texts either way.
+        """
+        stored = self.annotation(example.id)
+        if stored is None or stored.status != "accepted" or not stored.payload:
+            return
+        changed = [name for name in merged if merged[name] != example.fields[name]]
+        moved = [name for name in changed if name not in self.task.short_fields]
+        if moved and self.task.annotation_kind != "label":
+            raise AnnotuneError(
+                f"example {example.id} has a saved annotation that marks characters of the "
+                f"field '{moved[0]}': editing it would make the annotation mark others",
+                where=f"example {example.id}, field '{moved[0]}'",
+                hint="skip the example (or undo its annotation), edit the text, then "
+                     "annotate it again")
+        try:
+            self.task.validate(stored.payload, dict(merged), self.settings)
+        except AnnotuneError as error:
+            raise AnnotuneError(f"after this edit the example's saved annotation would be "
+                                f"wrong: {error.what}", where=f"example {example.id}",
+                                hint="annotate the example again after editing it") from None
 
     def set_splits(self, splits: Mapping[int, str | None]) -> None:
         """Assign splits to examples in one transaction (None clears the split)."""
