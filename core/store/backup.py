@@ -123,6 +123,12 @@ def _check_destination(source: Path, destination: Path, force: bool) -> None:
     if destination.exists() and destination.samefile(source):
         raise AnnotuneError("the copy would replace the project itself", where=where,
                             hint="choose another name for the copy")
+    for own in (Path(f"{source}-wal"), Path(f"{source}-shm"), Path(f"{source}-journal")):
+        # the project's log holds its newest labels while a program has it open
+        if destination.resolve() == own.resolve() or (
+                destination.exists() and own.exists() and destination.samefile(own)):
+            raise AnnotuneError(f"the copy would replace the project's own {own.name} file",
+                                where=where, hint="choose another name for the copy")
     if destination.exists() and not force:
         raise AnnotuneError("a file already exists here", where=where,
                             hint="choose another name, or pass --force to replace it")

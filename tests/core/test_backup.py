@@ -72,6 +72,19 @@ def test_backup_refuses_a_destination_that_may_be_open_elsewhere(project, tmp_pa
     assert copy.read_bytes() == b"old"
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_backup_never_replaces_the_projects_own_log_files(project, suffix):
+    # while the project is open its -wal holds labels not yet in the file: replacing it with
+    # the copy loses them
+    project.save_annotation(11, {"label": "neg"})
+    target = Path(f"{project.path}{suffix}")
+    before = target.read_bytes() if target.exists() else None
+    with pytest.raises(AnnotuneError, match=f"project's own p.annotune{suffix}"):
+        project.backup(target, force=True)
+    assert (target.read_bytes() if target.exists() else None) == before
+    assert project.annotation(11).payload == {"label": "neg"}
+
+
 def test_a_failed_backup_leaves_neither_a_copy_nor_a_temporary_file(project, tmp_path,
                                                                    monkeypatch):
     def damaged(db, where=None):
