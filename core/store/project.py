@@ -174,6 +174,15 @@ class Project:
             raise AnnotuneError(f"the folder {path.parent} does not exist", where=str(path),
                                 hint="create the folder first")
         plugins.registry().task(task)  # unknown task: fail before writing anything
+        for stale in (Path(f"{path}{suffix}") for suffix in ("-wal", "-journal")):
+            # SQLite would replay the log of a deleted project into the new one (an empty
+            # log, which a clean close can leave, replays nothing)
+            if stale.exists() and stale.stat().st_size > 0:
+                raise AnnotuneError(
+                    f"{stale.name} lies beside this name: the log of an earlier project "
+                    "with this name, which would be read into the new one", where=str(path),
+                    hint=f"choose another name, or delete {stale.name} if that project is "
+                         "gone for good")
         settings = settings or TaskSettings()
         # Build the file under a temporary name and move it into place when complete, so a
         # crash during creation never leaves a half-made project under the real name.

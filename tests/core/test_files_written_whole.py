@@ -129,3 +129,32 @@ def test_a_project_sqlite_cannot_open_is_not_called_foreign(tmp_path, monkeypatc
         Project.open(path)
     assert message in caught.value.what and "not an" not in caught.value.what
     assert caught.value.where == str(path)
+
+
+def test_a_new_project_never_takes_in_the_log_of_a_deleted_one(tmp_path):
+    # A file manager deletes p.annotune but not p.annotune-wal; SQLite replayed that log into
+    # a new project of the same name: 50 examples labeled with a label it does not have.
+    path = tmp_path / "p.annotune"
+    with Project.create(path, task="text-classification",
+                        settings=TaskSettings(labels=("neg", "pos"))) as old:
+        old.add_examples([ImportRecord({"text": f"old 🍕 {i}"}, {"label": "pos"})
+                          for i in range(50)])
+        log = Path(f"{path}-wal").read_bytes()
+    path.unlink()
+    Path(f"{path}-wal").write_bytes(log)
+    with pytest.raises(AnnotuneError) as caught:
+        Project.create(path, task="text-classification", settings=TaskSettings(labels=("a", "b")))
+    assert "p.annotune-wal" in caught.value.what and "delete p.annotune-wal" in caught.value.hint
+    assert not path.exists() and Path(f"{path}-wal").read_bytes() == log
+    Path(f"{path}-wal").unlink()
+    with Project.create(path, task="text-classification",
+                        settings=TaskSettings(labels=("a", "b"))) as new:
+        assert new.count() == 0
+
+
+def test_an_empty_log_beside_the_name_is_no_obstacle(tmp_path):
+    path = tmp_path / "p.annotune"
+    Path(f"{path}-wal").write_bytes(b"")
+    with Project.create(path, task="text-classification",
+                        settings=TaskSettings(labels=("a", "b"))) as new:
+        assert new.count() == 0
