@@ -32,6 +32,7 @@ from annotune.core.errors import AnnotuneError
 from annotune.core.errors import where as where_text
 from annotune.core.formats.base import ExportRow, ImportOptions, ImportRecord, RowProblem
 from annotune.core.formats.files import read_utf8, write_atomic
+from annotune.core.formats.tabular import SPLIT_NAMES
 from annotune.core.hookspecs import hookimpl
 from annotune.core.tasks import Annotation, Task, TaskSettings
 from annotune.plugins.offsets import REPAIR_WINDOW, UTF16, answer_start
@@ -227,7 +228,13 @@ class SquadFormat:
             annotation = _checked(task, settings, fields, {"answers": answers}, number, label)
         if isinstance(annotation, RowProblem):
             return annotation
-        return ImportRecord(fields=fields, annotation=annotation, split=options.split,
+        split = options.split
+        if split is None and qa.get("split") is not None:  # written by annotune's export
+            split = SPLIT_NAMES.get(str(qa["split"]).strip().lower())
+            if split is None:
+                return RowProblem(number, f"{label}: unknown split {qa['split']!r}",
+                                  field="split", hint="use train, validation (or dev) or test")
+        return ImportRecord(fields=fields, annotation=annotation, split=split,
                             line=number, source_id=meta.get("id"), meta=meta, notes=notes)
 
     def write(self, path: Path, task: Task, rows: Iterable[ExportRow]) -> int:
@@ -247,6 +254,8 @@ class SquadFormat:
                 qa["is_impossible"] = not answers
                 if not answers and meta.get("plausible_answers"):
                     qa["plausible_answers"] = meta["plausible_answers"]
+            if row.split is not None:  # SQuAD has no place for it; readers skip the key
+                qa["split"] = row.split
             paragraphs = articles.setdefault(title, {})
             paragraphs.setdefault(row.fields.get("context", ""), []).append(qa)
             count += 1

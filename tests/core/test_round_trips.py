@@ -3,7 +3,7 @@
 Every task, every export format that has an importer of the same name, with the texts people
 write: astral emoji, a ZWJ family, combining accents, CJK, Arabic and Hebrew, CRLF and lone CR,
 tabs and quotes, a byte order mark inside a text, a text over 10,000 characters, and accepted
-annotations that are empty ("no entities", "unanswerable", the empty label set).
+annotations that are empty ("no entities", "unanswerable", the empty label set); splits too.
 """
 
 from __future__ import annotations
@@ -86,8 +86,10 @@ def _cases() -> list[tuple[str, str]]:
     return cases
 
 
-def _content(project: Project) -> list[tuple[str, ...]]:
-    return sorted((repr(sorted(example.fields.items())), repr(annotation))
+def _content(project: Project, fmt: str) -> list[tuple[str, ...]]:
+    # CoNLL has no place for a split: a sentence is a line of tokens
+    return sorted((repr(sorted(example.fields.items())), repr(annotation),
+                   repr(None if fmt == "conll" else example.split))
                   for example, annotation in project.labeled())
 
 
@@ -98,19 +100,21 @@ def test_an_exported_file_imports_back_with_every_annotation(tmp_path: Path, tas
     if fmt == "conll":  # tokens on lines keep no spacing: texts that survive it unchanged
         records = [r for r in records if r.fields["text"] == " ".join(r.fields["text"].split())
                    and "🍕" not in r.fields["text"] and not r.fields["text"].startswith("我")]
+    for i, record in enumerate(records):
+        record.split = ("train", "validation", "test", None)[i % 4]
     extension = {"squad": ".json", "conll": ".conll"}.get(fmt, f".{fmt.split('-')[-1]}")
     with Project.create(tmp_path / "first.annotune", task=task, settings=settings,
                         base_model=None) as first:
         first.add_examples(records, source="made")
         exported = tmp_path / f"first{extension}"
         export_data(first, exported, format=fmt)
-        expected = _content(first)
+        expected = _content(first, fmt)
     assert len(expected) == len(records)
     with Project.create(tmp_path / "second.annotune", task=task, settings=settings,
                         base_model=None) as second:
         report = import_file(second, exported, format=fmt)
         assert not report.problems
-        assert _content(second) == expected
+        assert _content(second, fmt) == expected
         again = tmp_path / f"second{extension}"
         export_data(second, again, format=fmt)
     assert again.read_bytes() == exported.read_bytes()
