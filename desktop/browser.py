@@ -43,7 +43,7 @@ STATUS_COLUMN = 3
 SHOWN_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole,
                Qt.ItemDataRole.ForegroundRole)
 EMPTY_PROJECT = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQuAD file with "
-                 "<b>File ▸ Import…</b> (Alt+F, I).")
+                 "<b>File ▸ Import…</b> (Ctrl+I).")
 NOTHING_MATCHES = "No example matches this filter and search."
 FILTERS = (("All examples", {}), ("Unlabeled", {"status": "unlabeled"}),
            ("Labeled", {"status": "accepted"}), ("Skipped", {"status": "skipped"}),
@@ -257,7 +257,7 @@ class BrowserView(QWidget):
         self.filter.currentIndexChanged.connect(self.apply)
         bar.addWidget(self.filter)
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search text…")
+        self.search.setPlaceholderText("Search text… (Ctrl+F)")
         self.search.setToolTip("Full-text search over every field (words, \"phrases\")")
         self.search.setClearButtonEnabled(True)
         self._debounce = QTimer(self)
@@ -345,6 +345,11 @@ class BrowserView(QWidget):
         return {Qt.Key.Key_A: ("A", "Accept the suggested annotation", self.accept_suggestion),
                 Qt.Key.Key_K: ("K", "Keep the given annotation (mark it reviewed)",
                                self.keep_label)}
+
+    def focus_search(self) -> None:
+        """Put the cursor in the search field, its text selected so typing replaces it."""
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
 
     def key_help(self) -> list[tuple[str, str]]:
         """Return (keys, what they do) for the "Suspect labels" view, as the keys are bound.

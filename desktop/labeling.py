@@ -21,6 +21,10 @@ from annotune.desktop import style
 from annotune.desktop.editors.base import Editor
 from annotune.desktop.save_queue import Job, SaveQueue
 
+NO_EXAMPLES = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQuAD file to label "
+               "with <b>File ▸ Import…</b> (Ctrl+I).")
+ALL_DONE = ("Every example is labeled or skipped.<br>Import more text (<b>File ▸ Import…</b>), or "
+            "train a model (<b>Model ▸ Train…</b>).")
 UNCERTAIN_NOTE = ("The model's suggestions are stored, so the examples it is least sure about "
                   "come first: labels there teach it most.")
 
@@ -108,10 +112,8 @@ class LabelingView(QWidget):
 
         self.stack = QStackedLayout()
         self.stack.addWidget(editor)
-        self.done_label = QLabel("Every example is labeled or skipped. Import more text, or "
-                                 "train a model (Model ▸ Train…).")
-        self.done_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.done_label.setWordWrap(True)
+        self.done_label = style.empty_state(QLabel(ALL_DONE))
+        self.done_label.setObjectName("done")
         self.stack.addWidget(self.done_label)
         layout.addLayout(self.stack, 1)
 
@@ -182,6 +184,13 @@ class LabelingView(QWidget):
         except AnnotuneError:  # the order is a convenience: never refuse to open for it
             return False
 
+    def _project_is_empty(self) -> bool:
+        """Tell whether the project holds no example at all (nothing to label, nothing done)."""
+        try:
+            return self.project.count() == 0
+        except AnnotuneError:  # the wording is a convenience: never fail to show the view
+            return False
+
     def show_example_id(self, example_id: int, remember: bool = True) -> None:
         """Show one example (from the browser, undo or history) with its saved annotation."""
         example = self.project.example(example_id)
@@ -194,6 +203,7 @@ class LabelingView(QWidget):
     def _display(self, example: Any) -> None:
         self.current = example
         if example is None:
+            self.done_label.setText(NO_EXAMPLES if self._project_is_empty() else ALL_DONE)
             self.stack.setCurrentIndex(1)
             self.header.setText("")
             return

@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 from annotune.desktop import style
 
 NATIVE = QKeySequence.SequenceFormat.NativeText
-# Keys Qt handles itself in every window, which no QAction or QShortcut of ours declares.
+# Keys of every window that no menu or view names: Qt's own, and the main window's tab keys
+# (its shortcuts, so that a table cannot keep them; listed here, not under "Other keys").
 BUILT_IN = (("Ctrl+Tab", "Next tab"), ("Ctrl+Shift+Tab", "Previous tab"),
             ("Alt+letter", "Open the menu with that underlined letter"),
             ("Esc", "Close a dialog without doing anything"))
@@ -205,7 +206,7 @@ def collect(window: Any) -> list[Entry]:
     views = getattr(window, "views", {}) or {}
     entries += labeling_entries(views.get("label"))
     entries += review_entries(views.get("examples"))
-    covered: set[str] = set()
+    covered: set[str] = {keys for keys, _description in BUILT_IN}
     for entry in entries:
         covered |= expand_keys(entry.keys)
     entries += other_shortcuts(window, covered)

@@ -396,8 +396,11 @@ class DelimitedImporter:
             mode = csv.QUOTE_MINIMAL if delimiter == "," else detect_quoting(text, delimiter)
         else:
             mode = csv.QUOTE_MINIMAL if choice == "csv" else csv.QUOTE_NONE
+        # strict: a quote mark left open would otherwise swallow the lines below it into one
+        # field, silently merging rows; refused instead, naming the line where it opened
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                            quoting=mode)  # type: ignore[arg-type]  # one of csv's QUOTE_*
+                            quoting=mode,  # type: ignore[arg-type]  # one of csv's QUOTE_*
+                            strict=mode == csv.QUOTE_MINIMAL)
         header: list[str] | None = None
         for header in reader:
             if header:
@@ -424,10 +427,18 @@ class DelimitedImporter:
 
         def rows() -> Iterator[tuple[int, list[str]]]:
             start = reader.line_num + 1
-            for cells in reader:
-                if cells:
-                    yield start, cells
-                start = reader.line_num + 1
+            try:
+                for cells in reader:
+                    if cells:
+                        yield start, cells
+                    start = reader.line_num + 1
+            except csv.Error:
+                raise AnnotuneError(
+                    "the quote marks of this row do not enclose whole fields: read as it "
+                    "stands, it would lose quote marks or swallow the lines below it",
+                    where=f"{path}:{start}",
+                    hint='close the quoted field with " right where it ends, and write a quote '
+                         'mark inside it twice ("")') from None
 
         return Table(list(header), rows(), delimiter, note)
 

@@ -1,0 +1,141 @@
+"""A newcomer's first hour: the keys the app documents work, empty views say what to do next."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from annotune.core.plugins import registry
+from annotune.desktop.import_dialog import ImportDialog
+from annotune.desktop.labeling import ALL_DONE, NO_EXAMPLES
+from annotune.desktop.main_window import MainWindow
+from annotune.desktop.shortcuts import collect
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+# a review of every kind of text people paste: emoji, a ZWJ family, a combining accent, CJK,
+# Arabic, Hebrew and a line break inside a quoted field (CRLF)
+TEXTS = ["pizza 🍕 was great", "our family 👨‍👩‍👧 hated it", "Jose\u0301 liked it",
+         "这个产品很好", "المنتج رائع جدا", "השירות היה נורא", "line one\r\nline two"]
+
+
+def _window(qtbot, path=None) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    qtbot.show_active(window)
+    if path is not None:
+        assert window.open_project(path)
+    return window
+
+
+def _opened(qtbot, tmp_path, make_project, rows) -> MainWindow:
+    project = make_project(tmp_path / "reviews.annotune", "text-classification",
+                           ("negative", "positive"), rows)
+    path = project.path
+    project.close()
+    return _window(qtbot, path)
+
+
+def test_ctrl_tab_changes_tabs_even_from_the_examples_table(qtbot, tmp_path, make_project):
+    window = _opened(qtbot, tmp_path, make_project, [{"text": t} for t in TEXTS])
+    browser = window.views["examples"]
+    window.tabs.setCurrentWidget(browser)
+    browser.table.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is browser.table)
+    qtbot.keyClick(browser.table, Qt.Key.Key_Tab, CTRL)
+    assert window.tabs.currentWidget() is window.views["train"]
+    window.tabs.setCurrentWidget(browser)
+    browser.table.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is browser.table)
+    # X11 sends Ctrl+Shift+Tab as Backtab with both modifiers
+    qtbot.keyClick(browser.table, Qt.Key.Key_Backtab, CTRL_SHIFT)
+    assert window.tabs.currentWidget() is window.views["label"]
+    # from the labeling view too, and around the end
+    qtbot.keyClick(window.views["label"].editor, Qt.Key.Key_Backtab, CTRL_SHIFT)
+    assert window.tabs.currentWidget() is window.views["try"]
+    # the sheet names each tab key once, under "Anywhere"
+    entries = [(e.section, e.keys) for e in collect(window) if "Tab" in e.keys]
+    assert sorted(entries) == [("Anywhere", "Ctrl+Shift+Tab"), ("Anywhere", "Ctrl+Tab")]
+
+
+def test_an_empty_project_says_to_import_not_that_all_is_labeled(qtbot, tmp_path,
+                                                                   make_project):
+    window = _opened(qtbot, tmp_path, make_project, [])
+    labeling = window.views["label"]
+    assert labeling.stack.currentWidget() is labeling.done_label
+    assert labeling.done_label.text() == NO_EXAMPLES
+    assert "Import" in NO_EXAMPLES and "Ctrl+I" in NO_EXAMPLES
+    assert window.import_action.shortcut().toString() == "Ctrl+I"
+    assert "Ctrl+I" in window.counts_label.text()
+
+
+def test_a_fully_labeled_project_says_every_example_is_done(qtbot, tmp_path, make_project):
+    window = _opened(qtbot, tmp_path, make_project, [{"text": t} for t in TEXTS[:2]])
+    labeling = window.views["label"]
+    for _ in range(2):
+        qtbot.keyClick(labeling.editor, Qt.Key.Key_2)
+    assert labeling.wait_for_saves()
+    assert labeling.stack.currentWidget() is labeling.done_label
+    assert labeling.done_label.text() == ALL_DONE
+    assert window.project.count(status="accepted") == 2
+
+
+def test_menu_tips_show_no_mnemonic_ampersand(qtbot):
+    window = _window(qtbot)
+    actions = [action for menu in window.menuBar().actions() if menu.menu()
+               for action in menu.menu().actions() if not action.isSeparator()]
+    assert len(actions) > 10
+    for action in actions:
+        assert "&" not in action.toolTip(), action.text()
+        assert "&" not in action.statusTip(), action.text()
+    assert window.new_action.statusTip() == "New project (Ctrl+N)"
+
+
+def test_ctrl_f_from_the_label_tab_searches_the_examples(qtbot, tmp_path, make_project):
+    window = _opened(qtbot, tmp_path, make_project, [{"text": t} for t in TEXTS])
+    browser = window.views["examples"]
+    browser.search.setText("old words")
+    qtbot.keyClick(window.views["label"].editor, Qt.Key.Key_F, CTRL)
+    assert window.tabs.currentWidget() is browser
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is browser.search)
+    assert browser.search.selectedText() == "old words"  # typing replaces the last search
+    assert ("Edit", "Find examples", "Ctrl+F") in [(e.section, e.description, e.keys)
+                                                   for e in collect(window)]
+
+
+def test_an_unclosed_quote_on_line_7_is_refused_naming_the_line(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "p.annotune", "text-classification",
+                           ("negative", "positive"))
+    data = tmp_path / "more.csv"
+    lines = ["review,label", *(f'"{text}",positive' for text in TEXTS[:5]),
+             '"an unclosed quote,negative', '"השירות היה נורא",negative',
+             '"line one\r\nline two",positive', "last one,negative"]
+    data.write_bytes("\r\n".join(lines).encode("utf-8") + b"\r\n")
+    dialog = ImportDialog(project, registry().task(project.task_name), path=data)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    # read as it stands, line 7 would swallow line 8 into one labeled example
+    summary = dialog.summary.text()
+    assert f"{data}:7" in summary and "quote" in summary and '("")' in summary
+    assert not dialog.import_button.isEnabled()
+    dialog.run_import()
+    assert dialog.wait_for_import()
+    assert project.count() == 0  # nothing half-written
+    project.close()
+
+
+def test_a_quoted_line_break_still_imports_as_one_example(qtbot, tmp_path, make_project):
+    project = make_project(tmp_path / "p.annotune", "text-classification",
+                           ("negative", "positive"))
+    data = tmp_path / "good.csv"
+    rows = [f'"{text}",positive' for text in TEXTS]
+    data.write_bytes("\r\n".join(["review,label", *rows]).encode("utf-8") + b"\r\n")
+    dialog = ImportDialog(project, registry().task(project.task_name), path=data)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.import_button.isEnabled(), dialog.summary.text()
+    qtbot.mouseClick(dialog.import_button, Qt.MouseButton.LeftButton)
+    assert dialog.wait_for_import()
+    stored = sorted(example.fields["text"] for example in project.examples(limit=20))
+    assert stored == sorted(TEXTS)
+    project.close()
