@@ -307,6 +307,9 @@ class MainWindow(QMainWindow):
             widget.panel_shown()
         elif widget is self.views.get("label"):
             widget.editor.focus_editor()
+        elif widget is self.views.get("try"):
+            # typing right away must reach the text, not search the bundle list
+            widget.focus_input()
 
     def update_counts(self) -> None:
         """Count examples again and show 'labeled N of M' in the status bar."""

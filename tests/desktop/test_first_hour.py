@@ -139,3 +139,14 @@ def test_a_quoted_line_break_still_imports_as_one_example(qtbot, tmp_path, make_
     stored = sorted(example.fields["text"] for example in project.examples(limit=20))
     assert stored == sorted(TEXTS)
     project.close()
+
+
+def test_showing_try_it_puts_the_cursor_in_its_text_box(qtbot, tmp_path, make_project):
+    window = _opened(qtbot, tmp_path, make_project, [{"text": t} for t in TEXTS])
+    tryit = window.views["try"]
+    qtbot.keyClick(window.views["label"].editor, Qt.Key.Key_Backtab, CTRL_SHIFT)
+    assert window.tabs.currentWidget() is tryit
+    text_box = next(iter(tryit.inputs.values()))
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is text_box)
+    qtbot.keyClicks(text_box, "pizza")
+    assert text_box.toPlainText() == "pizza"
