@@ -267,5 +267,7 @@ class NewProjectDialog(QDialog):
                 raise AnnotuneError("the folder does not exist", where=str(path.parent))
         except AnnotuneError as error:
             self.error.setText(str(error))
+            # a wrapped message needs more height than the empty label had: grow to show it all
+            self.adjustSize()
             return
         self.accept()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from annotune.core.plugins import registry
 from annotune.desktop.import_dialog import ImportDialog
 from annotune.desktop.labeling import ALL_DONE, NO_EXAMPLES
 from annotune.desktop.main_window import MainWindow
 from annotune.desktop.shortcuts import collect
+from annotune.desktop.start_screen import NewProjectDialog
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
@@ -150,3 +151,23 @@ def test_showing_try_it_puts_the_cursor_in_its_text_box(qtbot, tmp_path, make_pr
     qtbot.waitUntil(lambda: QApplication.focusWidget() is text_box)
     qtbot.keyClicks(text_box, "pizza")
     assert text_box.toPlainText() == "pizza"
+
+
+def test_the_new_project_error_shows_whole_above_the_buttons(qtbot, tmp_path):
+    taken = tmp_path / "a folder with a long name, as people's folders have" / "reviews.annotune"
+    taken.parent.mkdir()
+    taken.write_bytes(b"")
+    dialog = NewProjectDialog(registry())
+    qtbot.addWidget(dialog)
+    qtbot.show_active(dialog)
+    dialog.labels.setText("negative, positive")
+    dialog.path.setText(str(taken))
+    before = dialog.height()
+    qtbot.keyClick(dialog.path, Qt.Key.Key_Return)
+    assert dialog.isVisible()  # refused: the file is there
+    error = dialog.error
+    assert "a file with this name exists" in error.text()
+    qtbot.waitUntil(lambda: error.height() >= error.heightForWidth(error.width()))
+    assert dialog.height() > before
+    buttons = dialog.findChild(QDialogButtonBox)
+    assert error.geometry().bottom() < buttons.geometry().top()  # nothing drawn over it
