@@ -171,3 +171,25 @@ def test_the_new_project_error_shows_whole_above_the_buttons(qtbot, tmp_path):
     assert dialog.height() > before
     buttons = dialog.findChild(QDialogButtonBox)
     assert error.geometry().bottom() < buttons.geometry().top()  # nothing drawn over it
+
+
+def test_the_preview_numbers_rows_by_the_file_lines_its_problems_name(qtbot, tmp_path,
+                                                                    make_project):
+    project = make_project(tmp_path / "p.annotune", "text-classification",
+                           ("negative", "positive"))
+    data = tmp_path / "more.csv"
+    # line 3 holds a line break, so from there on rows and lines part ways
+    rows = [f'"{text}",positive' for text in TEXTS[6:7] + TEXTS[:4]] + ['"Jose\u0301",postive']
+    data.write_bytes("\r\n".join(["review,label", *rows]).encode("utf-8") + b"\r\n")
+    dialog = ImportDialog(project, registry().task(project.task_name), path=data)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    problem = dialog.problems.item(0).text()
+    assert problem.startswith(f"{data}:8 (field 'label'): unknown label 'postive'")
+    table = dialog.table
+    numbers = [table.verticalHeaderItem(row).text() for row in range(table.rowCount())]
+    assert numbers == ["2", "4", "5", "6", "7", "8"]
+    bad = table.item(5, 0)
+    assert bad.text() == "Jose\u0301" and bad.toolTip() == problem
+    assert table.item(4, 0).toolTip() == ""  # a good row is not marked
+    project.close()
