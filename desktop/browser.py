@@ -318,7 +318,7 @@ class BrowserView(QWidget):
         self.keep_button = QPushButton("&Keep label (K)")
         self.keep_button.setToolTip("The given annotation is right: mark this suspect reviewed")
         self.keep_button.clicked.connect(self.keep_label)
-        self.edit_button = QPushButton("&Edit (Enter)")
+        self.edit_button = QPushButton("E&dit (Enter)")
         self.edit_button.setToolTip("Open the example in the editor")
         self.edit_button.clicked.connect(lambda: self._open(self.table.currentIndex()))
         for button in (self.accept_button, self.keep_button, self.edit_button):

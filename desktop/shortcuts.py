@@ -169,6 +169,22 @@ def review_entries(browser: Any) -> list[Entry]:
     return [Entry("Suspect labels", description, keys) for keys, description in browser.key_help()]
 
 
+def tab_button_entries(window: Any) -> list[Entry]:
+    """Return the Alt+letter of every button on the window's tabs (Train, Export bundle…)."""
+    tabs = getattr(window, "tabs", None)
+    if tabs is None:
+        return []
+    entries: list[Entry] = []
+    for index in range(tabs.count()):
+        section = f"{plain(tabs.tabText(index))} tab"
+        for button in tabs.widget(index).findChildren(QAbstractButton):
+            letter = mnemonic(button.text())
+            entry = Entry(section, plain(button.text()), f"Alt+{letter}")
+            if letter and entry not in entries:
+                entries.append(entry)
+    return entries
+
+
 def in_use(shortcut: QShortcut) -> bool:
     """Whether a shortcut belongs to a view still shown in the window.
 
@@ -206,6 +222,7 @@ def collect(window: Any) -> list[Entry]:
     views = getattr(window, "views", {}) or {}
     entries += labeling_entries(views.get("label"))
     entries += review_entries(views.get("examples"))
+    entries += tab_button_entries(window)
     covered: set[str] = {keys for keys, _description in BUILT_IN}
     for entry in entries:
         covered |= expand_keys(entry.keys)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtWidgets import QAbstractButton, QApplication, QDialogButtonBox, QLabel
 
 from annotune.core.plugins import registry
 from annotune.desktop.import_dialog import ImportDialog
 from annotune.desktop.labeling import ALL_DONE, NO_EXAMPLES
 from annotune.desktop.main_window import MainWindow
-from annotune.desktop.shortcuts import collect
+from annotune.desktop.shortcuts import collect, mnemonic
 from annotune.desktop.start_screen import NewProjectDialog
 
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -193,3 +193,23 @@ def test_the_preview_numbers_rows_by_the_file_lines_its_problems_name(qtbot, tmp
     assert bad.text() == "Jose\u0301" and bad.toolTip() == problem
     assert table.item(4, 0).toolTip() == ""  # a good row is not marked
     project.close()
+
+
+def test_no_alt_key_on_a_tab_is_taken_from_the_menu_bar_or_another_control(qtbot, tmp_path,
+                                                                        make_project):
+    window = _opened(qtbot, tmp_path, make_project, [{"text": t} for t in TEXTS])
+    menus = {mnemonic(action.text()) for action in window.menuBar().actions()}
+    assert menus == {"F", "E", "M", "H"}
+    for index in range(window.tabs.count()):
+        page = window.tabs.widget(index)
+        controls = page.findChildren(QAbstractButton) + [
+            label for label in page.findChildren(QLabel) if label.buddy() is not None]
+        letters = [mnemonic(control.text()) for control in controls]
+        letters = [letter for letter in letters if letter]
+        tab = window.tabs.tabText(index)
+        # Alt+E on the Runs tab opened the Edit menu, never the underlined Export bundle…
+        assert not set(letters) & menus, (tab, letters)
+        assert len(letters) == len(set(letters)), (tab, letters)
+    sheet = {(e.section, e.description): e.keys for e in collect(window)}
+    assert sheet[("Train tab", "Train")] == "Alt+T"
+    assert sheet[("Runs tab", "Export bundle")] == "Alt+X"
