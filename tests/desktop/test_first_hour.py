@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QApplication, QDialogButtonBox, QLabel
 
+from annotune.core import cli
 from annotune.core.plugins import registry
 from annotune.desktop.import_dialog import ImportDialog
 from annotune.desktop.labeling import ALL_DONE, NO_EXAMPLES
@@ -213,3 +215,10 @@ def test_no_alt_key_on_a_tab_is_taken_from_the_menu_bar_or_another_control(qtbot
     sheet = {(e.section, e.description): e.keys for e in collect(window)}
     assert sheet[("Train tab", "Train")] == "Alt+T"
     assert sheet[("Runs tab", "Export bundle")] == "Alt+X"
+
+
+def test_gui_help_says_what_its_argument_is(capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["gui", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "project the .annotune project file to open (default: none" in text
