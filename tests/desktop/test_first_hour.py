@@ -153,6 +153,8 @@ def test_showing_try_it_puts_the_cursor_in_its_text_box(qtbot, tmp_path, make_pr
     qtbot.waitUntil(lambda: QApplication.focusWidget() is text_box)
     qtbot.keyClicks(text_box, "pizza")
     assert text_box.toPlainText() == "pizza"
+    qtbot.keyClick(text_box, Qt.Key.Key_Tab, CTRL)  # a text box keeps no tab key either
+    assert window.tabs.currentWidget() is window.views["label"]
 
 
 def test_the_new_project_error_shows_whole_above_the_buttons(qtbot, tmp_path):
