@@ -179,7 +179,9 @@ def tab_button_entries(window: Any) -> list[Entry]:
         section = f"{plain(tabs.tabText(index))} tab"
         for button in tabs.widget(index).findChildren(QAbstractButton):
             letter = mnemonic(button.text())
-            entry = Entry(section, plain(button.text()), f"Alt+{letter}")
+            # "Keep label (K)": the plain key is listed with its view; here only the Alt key
+            description = re.sub(r"\s*\([^()]*\)$", "", plain(button.text()))
+            entry = Entry(section, description, f"Alt+{letter}")
             if letter and entry not in entries:
                 entries.append(entry)
     return entries

@@ -217,6 +217,7 @@ def test_no_alt_key_on_a_tab_is_taken_from_the_menu_bar_or_another_control(qtbot
     sheet = {(e.section, e.description): e.keys for e in collect(window)}
     assert sheet[("Train tab", "Train")] == "Alt+T"
     assert sheet[("Runs tab", "Export bundle")] == "Alt+X"
+    assert sheet[("Examples tab", "Keep label")] == "Alt+K"
 
 
 def test_gui_help_says_what_its_argument_is(capsys):
