@@ -25,6 +25,9 @@ NO_EXAMPLES = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQuA
                "with <b>File ▸ Import…</b> (Ctrl+I).")
 ALL_DONE = ("Every example is labeled or skipped.<br>Import more text (<b>File ▸ Import…</b>), or "
             "train a model (<b>Model ▸ Train…</b>).")
+NO_SUGGESTIONS_NOTE = ("No model suggestions are stored yet, so the examples come in file order. "
+                       "Store some with Model ▸ Pre-annotate (or Try it ▸ Pre-annotate "
+                       "unlabeled) after training; then the least certain come first.")
 UNCERTAIN_NOTE = ("The model's suggestions are stored, so the examples it is least sure about "
                   "come first: labels there teach it most.")
 
@@ -173,8 +176,16 @@ class LabelingView(QWidget):
             with QSignalBlocker(self.uncertain):
                 self.uncertain.setChecked(True)
             self.order = "uncertainty"
-        self.order_note.setVisible(self.order == "uncertainty")
+        self._show_order_note()
         self._advance()
+
+    def _show_order_note(self) -> None:
+        """Say why the order is what it is, only while "most uncertain first" is on."""
+        uncertain = self.order == "uncertainty"
+        if uncertain:
+            self.order_note.setText(UNCERTAIN_NOTE if self._unlabeled_have_predictions()
+                                    else NO_SUGGESTIONS_NOTE)
+        self.order_note.setVisible(uncertain)
 
     def _unlabeled_have_predictions(self) -> bool:
         """Tell whether the least certain unlabeled example has a prediction (one lookup)."""
@@ -230,6 +241,7 @@ class LabelingView(QWidget):
 
         Entities being marked stay on screen: new suggestions must not wipe them.
         """
+        self._show_order_note()  # suggestions may be there now, or gone
         if self.current is None:
             self._advance()
         elif self.editor.pending_annotation() is None:
@@ -281,7 +293,7 @@ class LabelingView(QWidget):
     def _order_toggled(self, checked: bool) -> None:
         self._keep_pending()
         self.order = "uncertainty" if checked else "id"
-        self.order_note.setVisible(checked)
+        self._show_order_note()
         self.current = None
         self._advance()
 

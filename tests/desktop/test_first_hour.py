@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QDialogButtonBox, Q
 from annotune.core import cli
 from annotune.core.plugins import registry
 from annotune.desktop.import_dialog import ImportDialog
-from annotune.desktop.labeling import ALL_DONE, NO_EXAMPLES
+from annotune.desktop.labeling import ALL_DONE, NO_EXAMPLES, NO_SUGGESTIONS_NOTE
 from annotune.desktop.main_window import MainWindow
 from annotune.desktop.shortcuts import collect, mnemonic
 from annotune.desktop.start_screen import NewProjectDialog
@@ -225,3 +225,20 @@ def test_gui_help_says_what_its_argument_is(capsys):
         cli.build_parser().parse_args(["gui", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "project the .annotune project file to open (default: none" in text
+
+
+def test_most_uncertain_first_without_suggestions_says_there_are_none(qtbot, tmp_path,
+                                                                      make_project):
+    window = _opened(qtbot, tmp_path, make_project, [{"text": t} for t in TEXTS])
+    labeling = window.views["label"]
+    assert not labeling.uncertain.isChecked()  # nothing to order by yet
+    labeling.uncertain.setChecked(True)
+    # it claimed "The model's suggestions are stored" with none stored
+    assert labeling.order_note.isVisible()
+    assert labeling.order_note.text() == NO_SUGGESTIONS_NOTE
+    assert labeling.current is not None and labeling.current.id == 1  # file order
+    window.project.save_predictions("bundle", [
+        (3, {"label": "positive", "score": 0.51,
+             "probabilities": {"negative": 0.49, "positive": 0.51}}, 0.51)])
+    labeling.refresh_current()  # what storing suggestions from Try it does
+    assert "least sure about" in labeling.order_note.text()
