@@ -242,3 +242,16 @@ def test_most_uncertain_first_without_suggestions_says_there_are_none(qtbot, tmp
              "probabilities": {"negative": 0.49, "positive": 0.51}}, 0.51)])
     labeling.refresh_current()  # what storing suggestions from Try it does
     assert "least sure about" in labeling.order_note.text()
+
+
+def test_each_task_suggests_labels_of_its_own_kind(qtbot):
+    dialog = NewProjectDialog(registry())
+    qtbot.addWidget(dialog)
+    examples = {}
+    for index in range(dialog.task.count()):
+        dialog.task.setCurrentIndex(index)
+        if dialog.labels.isVisibleTo(dialog):
+            examples[dialog.task.currentData()] = dialog.labels.placeholderText()
+    assert "entailment" in examples["pair-classification"]  # not "negative, positive"
+    assert "negative" in examples["text-classification"]
+    assert "PER" in examples["token-classification"]
