@@ -255,3 +255,18 @@ def test_each_task_suggests_labels_of_its_own_kind(qtbot):
     assert "entailment" in examples["pair-classification"]  # not "negative, positive"
     assert "negative" in examples["text-classification"]
     assert "PER" in examples["token-classification"]
+
+
+def test_a_bare_project_name_lands_where_open_project_finds_it(qtbot, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "where the app started"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    dialog = NewProjectDialog(registry(), folder=tmp_path)
+    qtbot.addWidget(dialog)
+    dialog.labels.setText("negative, positive")
+    dialog.path.setText("Josée's reviews 🍕")
+    path, task, settings, _base = dialog.values()
+    assert path == tmp_path / "Josée's reviews 🍕.annotune"
+    assert task == "text-classification" and settings.labels == ("negative", "positive")
+    dialog.path.setText(str(tmp_path / "kept.annotune"))
+    assert dialog.values()[0] == tmp_path / "kept.annotune"
