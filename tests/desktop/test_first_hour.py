@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QDialogButtonBox, Q
 
 from annotune.core import cli
 from annotune.core.plugins import registry
+from annotune.desktop.chart import LineChart, nice_ticks
 from annotune.desktop.import_dialog import ImportDialog
 from annotune.desktop.labeling import ALL_DONE, NO_EXAMPLES, NO_SUGGESTIONS_NOTE
 from annotune.desktop.main_window import MainWindow
@@ -270,3 +271,36 @@ def test_a_bare_project_name_lands_where_open_project_finds_it(qtbot, tmp_path, 
     assert task == "text-classification" and settings.labels == ("negative", "positive")
     dialog.path.setText(str(tmp_path / "kept.annotune"))
     assert dialog.values()[0] == tmp_path / "kept.annotune"
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 0.12), (0.0937, 0.1812), (0.0, 1.0), (0.2, 0.87),
+                                       (5.3e-05, 0.6931), (-0.3, 0.149), (0.95, 0.951),
+                                       (12.0, 1234.5)])
+def test_the_axis_covers_every_point_drawn(low, high):
+    ticks = nice_ticks(low, high)
+    # a loss of 0.12 on an axis that ended at 0.1 was drawn off the top of the chart
+    assert ticks[0] <= low and ticks[-1] >= high, ticks
+    assert len(ticks) <= 7
+    steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:], strict=False)}
+    assert len(steps) == 1  # evenly spaced, round numbers
+
+
+def test_a_training_curve_stays_inside_its_chart(qtbot):
+    chart = LineChart("Training loss", "step")
+    qtbot.addWidget(chart)
+    chart.resize(420, 240)
+    for step, loss in enumerate((0.693, 0.12, 0.081, 0.037, 0.0002), start=1):
+        chart.add_point("loss", step, loss)
+    picture = chart.grab().toImage()
+    # the plot starts below the title line; nothing of the curve may be painted above it
+    title_bottom = chart.fontMetrics().height() + 8
+    curve = chart.colour(0)
+    above = [(x, y) for y in range(2, title_bottom - 1) for x in range(picture.width())
+             if _close(picture.pixelColor(x, y), curve)]
+    assert above == []
+
+
+def _close(colour, wanted) -> bool:
+    return all(abs(a - b) <= 40 for a, b in ((colour.red(), wanted.red()),
+                                              (colour.green(), wanted.green()),
+                                              (colour.blue(), wanted.blue())))
