@@ -37,7 +37,8 @@ def test_an_annotune_on_path_is_named_by_its_name(tmp_path, monkeypatch):
 def test_the_missing_window_message_names_the_runnable_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [".venv/bin/annotune", "demo"])
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setenv("DISPLAY", ":0")  # a display, whose window libraries are missing
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     monkeypatch.setattr(demo.subprocess, "call", lambda *args, **kwargs: EXIT_NO_WINDOW)
     project = tmp_path / "demo.annotune"
     assert demo.open_window(project, "auto") == 0
