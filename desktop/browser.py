@@ -45,6 +45,9 @@ SHOWN_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole,
 EMPTY_PROJECT = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQuAD file with "
                  "<b>File ▸ Import…</b> (Ctrl+I).")
 NOTHING_MATCHES = "No example matches this filter and search."
+NO_SUSPECTS = ("The newest label check flags no label{checked}: the models trained on the other "
+               "examples agree with every one.<br>Run <b>Model ▸ Check labels…</b> again after "
+               "labeling more.")
 FILTERS = (("All examples", {}), ("Unlabeled", {"status": "unlabeled"}),
            ("Labeled", {"status": "accepted"}), ("Skipped", {"status": "skipped"}),
            ("Model disagrees", {"disagrees": True}), ("Suspect labels", {"suspects": True}))
@@ -414,10 +417,17 @@ class BrowserView(QWidget):
         if self.model.total:
             self.pages.setCurrentWidget(self.table)
         else:
-            filtered = bool(self.filter.currentData()) or bool(self.search.text().strip())
-            if self.model.suspects is not None and not any(
-                    c["status"] == "finished" for c in self.project.label_checks()):
+            searched = bool(self.search.text().strip())
+            filtered = bool(self.filter.currentData()) or searched
+            finished = ([c for c in self.project.label_checks() if c["status"] == "finished"]
+                        if self.model.suspects is not None else [])
+            if self.model.suspects is not None and not finished:
                 self.empty.setText(NO_CHECK)
+            elif finished and not searched:
+                # a clean check is news, not a filter that went wrong
+                examples = finished[0].get("examples")
+                self.empty.setText(NO_SUSPECTS.format(
+                    checked=f" among the {examples:,} it checked" if examples else ""))
             else:
                 self.empty.setText(NOTHING_MATCHES if filtered and self.project.count()
                                    else EMPTY_PROJECT)

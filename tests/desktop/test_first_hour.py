@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QDialogButtonBox, Q
 
 from annotune.core import cli
 from annotune.core.plugins import registry
+from annotune.desktop.browser import NOTHING_MATCHES
 from annotune.desktop.chart import LineChart, nice_ticks
 from annotune.desktop.import_dialog import ImportDialog
 from annotune.desktop.labeling import ALL_DONE, NO_EXAMPLES, NO_SUGGESTIONS_NOTE
@@ -304,3 +305,23 @@ def _close(colour, wanted) -> bool:
     return all(abs(a - b) <= 40 for a, b in ((colour.red(), wanted.red()),
                                               (colour.green(), wanted.green()),
                                               (colour.blue(), wanted.blue())))
+
+
+def test_a_clean_label_check_says_so_instead_of_no_match(qtbot, tmp_path, make_project):
+    window = _opened(qtbot, tmp_path, make_project, [{"text": t} for t in TEXTS[:3]])
+    project = window.project
+    for example_id in (1, 2, 3):
+        project.save_annotation(example_id, {"label": "positive"})
+    check_id = project.start_label_check({"folds": 2})
+    project.finish_label_check(check_id, "finished", [
+        (example_id, 0.05, {"label": "positive"}, None, []) for example_id in (1, 2, 3)])
+    browser = window.views["examples"]
+    window.tabs.setCurrentWidget(browser)
+    browser.show_suspects()
+    assert browser.model.total == 0
+    assert browser.pages.currentWidget() is browser.empty
+    # "No example matches this filter and search." read as if the search had gone wrong
+    assert "flags no label among the 3 it checked" in browser.empty.text()
+    browser.search.setText("pizza")
+    browser.apply()
+    assert browser.empty.text() == NOTHING_MATCHES  # a search that finds nothing says that
