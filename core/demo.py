@@ -98,10 +98,25 @@ def run_demo(folder: Path, gui: str, train: Callable) -> int:
           + (f"; the least sure ({least_sure.score:.2f}): {first.fields['text']}"
              if least_sure is not None and first is not None else ""))
     print(f"done in {time.perf_counter() - started:.0f} s; project, runs and bundles in {folder}")
-    print(f"next: annotune gui {project_path} — label the {count} reviews left (most "
-          "uncertain first), try the bundles, train again")
+    print(f"next: {runnable_command()} gui {project_path} — label the {count} reviews left "
+          "(most uncertain first), try the bundles, train again")
 
     return open_window(project_path, gui)
+
+
+def runnable_command() -> str:
+    """Return how to run annotune again from this shell: its name on PATH, else its path.
+
+    `make demo` runs .venv/bin/annotune without activating the venv; a next step that says
+    plain `annotune` would answer "command not found".
+    """
+    script = Path(sys.argv[0])
+    if script.name != "annotune":
+        return "annotune"
+    found = shutil.which("annotune")
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "annotune"
+    return str(script)
 
 
 def open_window(project_path: Path, gui: str) -> int:
@@ -118,6 +133,6 @@ def open_window(project_path: Path, gui: str) -> int:
     code = subprocess.call([sys.executable, "-m", "annotune.desktop.app", str(project_path)])
     if code == EXIT_NO_WINDOW and gui == "auto":
         print(f"the demo is ready without its window: once that is installed, "
-              f"annotune gui {project_path}")
+              f"{runnable_command()} gui {project_path}")
         return 0
     return code

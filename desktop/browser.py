@@ -43,8 +43,11 @@ STATUS_COLUMN = 3
 SHOWN_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole,
                Qt.ItemDataRole.ForegroundRole)
 EMPTY_PROJECT = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQuAD file with "
-                 "<b>File ▸ Import…</b> (Alt+F, I).")
+                 "<b>File ▸ Import…</b> (Ctrl+I).")
 NOTHING_MATCHES = "No example matches this filter and search."
+NO_SUSPECTS = ("The newest label check flags no label{checked}: the models trained on the other "
+               "examples agree with every one.<br>Run <b>Model ▸ Check labels…</b> again after "
+               "labeling more.")
 FILTERS = (("All examples", {}), ("Unlabeled", {"status": "unlabeled"}),
            ("Labeled", {"status": "accepted"}), ("Skipped", {"status": "skipped"}),
            ("Model disagrees", {"disagrees": True}), ("Suspect labels", {"suspects": True}))
@@ -257,7 +260,7 @@ class BrowserView(QWidget):
         self.filter.currentIndexChanged.connect(self.apply)
         bar.addWidget(self.filter)
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search text…")
+        self.search.setPlaceholderText("Search text… (Ctrl+F)")
         self.search.setToolTip("Full-text search over every field (words, \"phrases\")")
         self.search.setClearButtonEnabled(True)
         self._debounce = QTimer(self)
@@ -318,7 +321,7 @@ class BrowserView(QWidget):
         self.keep_button = QPushButton("&Keep label (K)")
         self.keep_button.setToolTip("The given annotation is right: mark this suspect reviewed")
         self.keep_button.clicked.connect(self.keep_label)
-        self.edit_button = QPushButton("&Edit (Enter)")
+        self.edit_button = QPushButton("E&dit (Enter)")
         self.edit_button.setToolTip("Open the example in the editor")
         self.edit_button.clicked.connect(lambda: self._open(self.table.currentIndex()))
         for button in (self.accept_button, self.keep_button, self.edit_button):
@@ -345,6 +348,11 @@ class BrowserView(QWidget):
         return {Qt.Key.Key_A: ("A", "Accept the suggested annotation", self.accept_suggestion),
                 Qt.Key.Key_K: ("K", "Keep the given annotation (mark it reviewed)",
                                self.keep_label)}
+
+    def focus_search(self) -> None:
+        """Put the cursor in the search field, its text selected so typing replaces it."""
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
 
     def key_help(self) -> list[tuple[str, str]]:
         """Return (keys, what they do) for the "Suspect labels" view, as the keys are bound.
@@ -409,10 +417,17 @@ class BrowserView(QWidget):
         if self.model.total:
             self.pages.setCurrentWidget(self.table)
         else:
-            filtered = bool(self.filter.currentData()) or bool(self.search.text().strip())
-            if self.model.suspects is not None and not any(
-                    c["status"] == "finished" for c in self.project.label_checks()):
+            searched = bool(self.search.text().strip())
+            filtered = bool(self.filter.currentData()) or searched
+            finished = ([c for c in self.project.label_checks() if c["status"] == "finished"]
+                        if self.model.suspects is not None else [])
+            if self.model.suspects is not None and not finished:
                 self.empty.setText(NO_CHECK)
+            elif finished and not searched:
+                # a clean check is news, not a filter that went wrong
+                examples = finished[0].get("examples")
+                self.empty.setText(NO_SUSPECTS.format(
+                    checked=f" among the {examples:,} it checked" if examples else ""))
             else:
                 self.empty.setText(NOTHING_MATCHES if filtered and self.project.count()
                                    else EMPTY_PROJECT)

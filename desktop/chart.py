@@ -15,7 +15,12 @@ EMPTY_TEXT = "Curves appear here while a model trains."
 
 
 def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
-    """Return round tick values covering [low, high]."""
+    """Return round tick values covering [low, high]: the first at or below low, the last at
+    or above high.
+
+    The axis runs from the first tick to the last, so a last tick below ``high`` (a loss of
+    0.12 on an axis ending at 0.1) would draw the curve off the top of the chart.
+    """
     if not math.isfinite(low) or not math.isfinite(high):
         return []
     if high <= low:
@@ -24,11 +29,10 @@ def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     start = math.floor(low / step) * step
-    ticks = []
-    value = start
-    while value <= high + step * 0.5:
-        ticks.append(round(value, 10))
-        value += step
+    ticks = [round(start, 10)]
+    # a hair of tolerance: 0.1 + 0.05 + 0.05 must count as reaching 0.2
+    while ticks[-1] < high - step * 1e-9:
+        ticks.append(round(start + len(ticks) * step, 10))
     return ticks
 
 

@@ -20,5 +20,7 @@ def _open_desktop(args: argparse.Namespace) -> int:
 @hookimpl
 def register_commands(cli):
     parser = cli.add_parser("gui", help="open the desktop app (optionally on a project)")
-    parser.add_argument("project", nargs="?")
+    parser.add_argument("project", nargs="?",
+                        help="the .annotune project file to open (default: none, the start "
+                             "screen with New project, Open project and recent projects)")
     parser.set_defaults(func=_open_desktop)

@@ -298,15 +298,31 @@ class ImportDialog(QDialog):
                                     and bool(getattr(importer, "maps_columns", False)))
 
     def _fill_table(self, preview: Any) -> None:
+        """Show the first rows, numbered by their line in the file, bad ones in red.
+
+        Problems name file lines; numbering the rows 1, 2, 3 instead would point a person
+        at the row below a bad one (the header is line 1).
+        """
         self.table.clear()
         self.table.setColumnCount(len(preview.columns))
         self.table.setRowCount(len(preview.rows))
         self.table.setHorizontalHeaderLabels([str(c) for c in preview.columns])
+        lines = getattr(preview, "lines", [])
+        lines = lines if len(lines) == len(preview.rows) else []
+        if lines:
+            self.table.setVerticalHeaderLabels([str(line) for line in lines])
+            self.table.verticalHeader().setToolTip("The line of the file each row starts on")
+        problems = {problem.line: problem for problem in preview.problems}
+        path = Path(self.path.text().strip())
         for row, values in enumerate(preview.rows):
+            problem = problems.get(lines[row]) if lines else None
             for column, name in enumerate(preview.columns):
                 value = values.get(name, "")
-                self.table.setItem(row, column, QTableWidgetItem("" if value is None
-                                                                 else str(value)[:300]))
+                item = QTableWidgetItem("" if value is None else str(value)[:300])
+                if problem is not None:
+                    item.setForeground(style.state_colour("failed"))
+                    item.setToolTip(for_people(describe(path, problem)))
+                self.table.setItem(row, column, item)
         self.table.resizeColumnsToContents()
         for column in range(self.table.columnCount()):
             self.table.setColumnWidth(column, min(self.table.columnWidth(column), 420))

@@ -21,6 +21,13 @@ from annotune.desktop import style
 from annotune.desktop.editors.base import Editor
 from annotune.desktop.save_queue import Job, SaveQueue
 
+NO_EXAMPLES = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQuAD file to label "
+               "with <b>File ▸ Import…</b> (Ctrl+I).")
+ALL_DONE = ("Every example is labeled or skipped.<br>Import more text (<b>File ▸ Import…</b>), or "
+            "train a model (<b>Model ▸ Train…</b>).")
+NO_SUGGESTIONS_NOTE = ("No model suggestions are stored yet, so the examples come in file order. "
+                       "Store some with Model ▸ Pre-annotate (or Try it ▸ Pre-annotate "
+                       "unlabeled) after training; then the least certain come first.")
 UNCERTAIN_NOTE = ("The model's suggestions are stored, so the examples it is least sure about "
                   "come first: labels there teach it most.")
 
@@ -108,10 +115,8 @@ class LabelingView(QWidget):
 
         self.stack = QStackedLayout()
         self.stack.addWidget(editor)
-        self.done_label = QLabel("Every example is labeled or skipped. Import more text, or "
-                                 "train a model (Model ▸ Train…).")
-        self.done_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.done_label.setWordWrap(True)
+        self.done_label = style.empty_state(QLabel(ALL_DONE))
+        self.done_label.setObjectName("done")
         self.stack.addWidget(self.done_label)
         layout.addLayout(self.stack, 1)
 
@@ -171,8 +176,16 @@ class LabelingView(QWidget):
             with QSignalBlocker(self.uncertain):
                 self.uncertain.setChecked(True)
             self.order = "uncertainty"
-        self.order_note.setVisible(self.order == "uncertainty")
+        self._show_order_note()
         self._advance()
+
+    def _show_order_note(self) -> None:
+        """Say why the order is what it is, only while "most uncertain first" is on."""
+        uncertain = self.order == "uncertainty"
+        if uncertain:
+            self.order_note.setText(UNCERTAIN_NOTE if self._unlabeled_have_predictions()
+                                    else NO_SUGGESTIONS_NOTE)
+        self.order_note.setVisible(uncertain)
 
     def _unlabeled_have_predictions(self) -> bool:
         """Tell whether the least certain unlabeled example has a prediction (one lookup)."""
@@ -180,6 +193,13 @@ class LabelingView(QWidget):
             first = self.project.next_example(status="unlabeled", order="uncertainty")
             return first is not None and self.project.prediction(first.id) is not None
         except AnnotuneError:  # the order is a convenience: never refuse to open for it
+            return False
+
+    def _project_is_empty(self) -> bool:
+        """Tell whether the project holds no example at all (nothing to label, nothing done)."""
+        try:
+            return self.project.count() == 0
+        except AnnotuneError:  # the wording is a convenience: never fail to show the view
             return False
 
     def show_example_id(self, example_id: int, remember: bool = True) -> None:
@@ -194,6 +214,7 @@ class LabelingView(QWidget):
     def _display(self, example: Any) -> None:
         self.current = example
         if example is None:
+            self.done_label.setText(NO_EXAMPLES if self._project_is_empty() else ALL_DONE)
             self.stack.setCurrentIndex(1)
             self.header.setText("")
             return
@@ -220,6 +241,7 @@ class LabelingView(QWidget):
 
         Entities being marked stay on screen: new suggestions must not wipe them.
         """
+        self._show_order_note()  # suggestions may be there now, or gone
         if self.current is None:
             self._advance()
         elif self.editor.pending_annotation() is None:
@@ -271,7 +293,7 @@ class LabelingView(QWidget):
     def _order_toggled(self, checked: bool) -> None:
         self._keep_pending()
         self.order = "uncertainty" if checked else "id"
-        self.order_note.setVisible(checked)
+        self._show_order_note()
         self.current = None
         self._advance()
 

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
@@ -34,7 +34,7 @@ def counts_text(counts: dict[str, int]) -> str:
     """Say in the status bar how far the labeling is: "Labeled 592 of 1,000 examples"."""
     total = counts.get("total", 0)
     if not total:
-        return "No examples yet: import some (File ▸ Import…)"
+        return "No examples yet: import some (File ▸ Import…, Ctrl+I)"
     text = f"Labeled {counts.get('accepted', 0):,} of {total:,} example{'' if total == 1 else 's'}"
     if counts.get("skipped"):
         text += f" · {counts['skipped']:,} skipped"
@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.counts_label)
         self._build_menus()
         self._project_actions_enabled(False)
+        self._tab_keys()
 
     # -- menus -----------------------------------------------------------------------------
     def _action(self, menu: Any, text: str, slot: Any, shortcut: Any = None,
@@ -86,7 +87,8 @@ class MainWindow(QMainWindow):
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-        tip = tip or text.rstrip("…")
+        # the mnemonic's "&" underlines a letter in the menu; in a tip it would show as is
+        tip = tip or text.replace("&", "").rstrip("…")
         action.setToolTip(f"{tip} ({keys})" if keys else tip)
         action.setStatusTip(action.toolTip())
         action.triggered.connect(slot)
@@ -102,7 +104,7 @@ class MainWindow(QMainWindow):
         self.open_action = self._action(file_menu, "&Open project…", self.open_project_dialog,
                                         QKeySequence.StandardKey.Open)
         file_menu.addSeparator()
-        self.import_action = self._action(file_menu, "&Import…", self.import_data,
+        self.import_action = self._action(file_menu, "&Import…", self.import_data, "Ctrl+I",
                                           tip="Import examples from a file")
         self.export_data_action = self._action(file_menu, "&Export data…", self.export_data,
                                                tip="Write the annotated examples to a file")
@@ -120,6 +122,9 @@ class MainWindow(QMainWindow):
                                         tip="Undo the last labeling decision")
         self.redo_action = self._action(edit_menu, "&Redo", self.redo, "Ctrl+Shift+Z",
                                         tip="Redo the last undone decision")
+        self.find_action = self._action(edit_menu, "&Find examples…", self.find_examples,
+                                        QKeySequence.StandardKey.Find,
+                                        tip="Search the examples' text in the Examples tab")
         edit_menu.addSeparator()
         self.add_label_action = self._action(edit_menu, "Add &label…", self.add_label,
                                              tip="Add a label after the project's own; every "
@@ -138,6 +143,22 @@ class MainWindow(QMainWindow):
         self.check_labels_action = self._action(model_menu, "&Check labels…", self.check_labels,
                                                 tip="Find annotations that are probably wrong")
         self._build_help_menu(bar)
+
+    def _tab_keys(self) -> None:
+        """Make Ctrl+Tab and Ctrl+Shift+Tab change tabs wherever the focus is.
+
+        QTabWidget only sees these keys when the focused widget passes them on; a table (the
+        Examples tab, Runs) keeps them for itself, so the window's own shortcuts take them first.
+        """
+        for key, step in (("Ctrl+Tab", 1), ("Ctrl+Shift+Tab", -1)):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(lambda step=step: self.step_tab(step))
+
+    def step_tab(self, step: int) -> None:
+        """Show the next (step 1) or previous (step -1) tab, wrapping around at the ends."""
+        if self.stack.currentWidget() is self.tabs and self.tabs.count():
+            self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % self.tabs.count())
 
     def _build_help_menu(self, bar: Any) -> None:
         help_menu = bar.addMenu("&Help")
@@ -158,7 +179,8 @@ class MainWindow(QMainWindow):
     def _project_actions_enabled(self, enabled: bool) -> None:
         for action in (self.import_action, self.export_data_action, self.save_copy_action,
                        self.close_action,
-                       self.undo_action, self.redo_action, self.add_label_action,
+                       self.undo_action, self.redo_action, self.find_action,
+                       self.add_label_action,
                        self.train_action,
                        self.export_bundle_action, self.preannotate_action,
                        self.check_labels_action):
@@ -285,6 +307,9 @@ class MainWindow(QMainWindow):
             widget.panel_shown()
         elif widget is self.views.get("label"):
             widget.editor.focus_editor()
+        elif widget is self.views.get("try"):
+            # typing right away must reach the text, not search the bundle list
+            widget.focus_input()
 
     def update_counts(self) -> None:
         """Count examples again and show 'labeled N of M' in the status bar."""
@@ -314,6 +339,13 @@ class MainWindow(QMainWindow):
         self.views["label"].open_example(example_id)
 
     # -- actions ---------------------------------------------------------------------------
+    def find_examples(self) -> None:
+        """Show the Examples tab with the cursor in its search field."""
+        browser = self.views.get("examples")
+        if browser is not None:
+            self.tabs.setCurrentWidget(browser)
+            browser.focus_search()
+
     def undo(self) -> None:
         self.tabs.setCurrentWidget(self.views["label"])
         self.views["label"].undo()

@@ -119,7 +119,7 @@ class RunsView(QWidget):
         bar.addWidget(style.muted(QLabel(
             "Select a run for its details; Ctrl+click a second one to compare them.")))
         bar.addStretch(1)
-        self.export_button = style.primary(QPushButton("&Export bundle…"))
+        self.export_button = style.primary(QPushButton("E&xport bundle…"))
         self.export_button.setToolTip("Export the selected finished run as an ONNX bundle")
         self.export_button.clicked.connect(self.export_selected)
         bar.addWidget(self.export_button)

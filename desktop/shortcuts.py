@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 from annotune.desktop import style
 
 NATIVE = QKeySequence.SequenceFormat.NativeText
-# Keys Qt handles itself in every window, which no QAction or QShortcut of ours declares.
+# Keys of every window that no menu or view names: Qt's own, and the main window's tab keys
+# (its shortcuts, so that a table cannot keep them; listed here, not under "Other keys").
 BUILT_IN = (("Ctrl+Tab", "Next tab"), ("Ctrl+Shift+Tab", "Previous tab"),
             ("Alt+letter", "Open the menu with that underlined letter"),
             ("Esc", "Close a dialog without doing anything"))
@@ -168,6 +169,24 @@ def review_entries(browser: Any) -> list[Entry]:
     return [Entry("Suspect labels", description, keys) for keys, description in browser.key_help()]
 
 
+def tab_button_entries(window: Any) -> list[Entry]:
+    """Return the Alt+letter of every button on the window's tabs (Train, Export bundle…)."""
+    tabs = getattr(window, "tabs", None)
+    if tabs is None:
+        return []
+    entries: list[Entry] = []
+    for index in range(tabs.count()):
+        section = f"{plain(tabs.tabText(index))} tab"
+        for button in tabs.widget(index).findChildren(QAbstractButton):
+            letter = mnemonic(button.text())
+            # "Keep label (K)": the plain key is listed with its view; here only the Alt key
+            description = re.sub(r"\s*\([^()]*\)$", "", plain(button.text()))
+            entry = Entry(section, description, f"Alt+{letter}")
+            if letter and entry not in entries:
+                entries.append(entry)
+    return entries
+
+
 def in_use(shortcut: QShortcut) -> bool:
     """Whether a shortcut belongs to a view still shown in the window.
 
@@ -205,7 +224,8 @@ def collect(window: Any) -> list[Entry]:
     views = getattr(window, "views", {}) or {}
     entries += labeling_entries(views.get("label"))
     entries += review_entries(views.get("examples"))
-    covered: set[str] = set()
+    entries += tab_button_entries(window)
+    covered: set[str] = {keys for keys, _description in BUILT_IN}
     for entry in entries:
         covered |= expand_keys(entry.keys)
     entries += other_shortcuts(window, covered)

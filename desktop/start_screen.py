@@ -185,7 +185,8 @@ class NewProjectDialog(QDialog):
         model_row.addWidget(browse_model)
         form.addRow(_buddy("Base &model", self.base_model), model_row)
         path_row = QHBoxLayout()
-        self.path = QLineEdit(str((folder or Path.home()) / f"untitled{PROJECT_SUFFIX}"))
+        self.folder = folder or Path.home()  # where a bare name typed below goes
+        self.path = QLineEdit(str(self.folder / f"untitled{PROJECT_SUFFIX}"))
         self.path.setToolTip("Where the project file is created")
         browse = QPushButton("Save as…")
         browse.setAutoDefault(False)
@@ -252,7 +253,20 @@ class NewProjectDialog(QDialog):
             **{name: value for name, value in chosen.items()
                if value != task.declared_option(name).default})
         base = self.base_model.text().strip() or None
-        return Path(self.path.text().strip()), task.name, settings, base
+        return self.project_path(), task.name, settings, base
+
+    def project_path(self) -> Path:
+        """Return the file the project is created in, as Open project will find it again.
+
+        A bare name goes into the folder the field started in (not wherever the app was
+        started from), and the file gets the .annotune ending the Open dialog lists.
+        """
+        path = Path(self.path.text().strip()).expanduser()
+        if not path.is_absolute():
+            path = self.folder / path
+        if path.suffix != PROJECT_SUFFIX:
+            path = path.with_name(path.name + PROJECT_SUFFIX)
+        return path
 
     def _check(self) -> None:
         try:
@@ -267,5 +281,7 @@ class NewProjectDialog(QDialog):
                 raise AnnotuneError("the folder does not exist", where=str(path.parent))
         except AnnotuneError as error:
             self.error.setText(str(error))
+            # a wrapped message needs more height than the empty label had: grow to show it all
+            self.adjustSize()
             return
         self.accept()

@@ -179,10 +179,10 @@ class TrainPanel(QWidget):
         layout.addWidget(settings_box)
 
         buttons = QHBoxLayout()
-        self.train_button = QPushButton("Train")
+        self.train_button = QPushButton("&Train")
         self.train_button.setToolTip("Fine-tune on the labeled examples")
         self.train_button.clicked.connect(self.train)
-        self.stop_button = QPushButton("Stop")
+        self.stop_button = QPushButton("&Stop")
         self.stop_button.setToolTip("Stop training (the run is recorded as cancelled)")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)

@@ -164,6 +164,12 @@ class TryItPanel(QWidget):
         super().showEvent(event)
         self.refresh_bundles()
 
+    def focus_input(self) -> None:
+        """Put the cursor in the first text box: showing the tab is a request to type."""
+        first = next(iter(self.inputs.values()), None)
+        if first is not None:
+            first.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def _input_order(self) -> list[str]:
         short = [name for name in self.task.fields if name in self.task.short_fields]
         return short + [name for name in self.task.fields if name not in short]

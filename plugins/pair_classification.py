@@ -24,6 +24,7 @@ class PairClassificationTask(ProbabilityLabelCheck, ClassificationTask):
     options: ClassVar[tuple[TaskOption, ...]] = ()  # one label per pair: no multi-label mode
     field_titles: ClassVar[dict[str, str]] = {"text": "First text (premise)",
                                               "text_pair": "Second text (hypothesis)"}
+    labels_example: ClassVar[str] = "entailment, neutral, contradiction"
 
 
 @hookimpl

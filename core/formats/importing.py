@@ -98,6 +98,8 @@ class Preview:
     format: str = ""
     error: str | None = None  # why the file cannot be imported as it stands (e.g. no column)
     notes: list[ImportNote] = field(default_factory=list)  # what an import would say besides
+    # the file line each of ``rows`` starts on: what problems name, so the preview can too
+    lines: list[int] = field(default_factory=list)
 
 
 def describe(path: Path, problem: RowProblem) -> str:
@@ -378,22 +380,25 @@ SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 # -- preview ---------------------------------------------------------------------------------
 def _raw_rows(importer: Any, path: Path, options: ImportOptions, limit: int
-              ) -> tuple[list[str], list[dict[str, Any]]] | None:
-    """Return the file's columns and first rows for importers that read tables."""
+              ) -> tuple[list[str], list[dict[str, Any]], list[int]] | None:
+    """Return the file's columns, first rows and their line numbers (importers of tables)."""
     if hasattr(importer, "table"):
         table = importer.table(path, options)
         raw: list[dict[str, Any]] = []
-        for _, cells in table.rows:
+        lines: list[int] = []
+        for line, cells in table.rows:
             if len(raw) >= limit:
                 break
             if isinstance(cells, str):  # a bad row: read() reports it
                 continue
             raw.append(dict(zip(table.header, cells, strict=False)))
-        return table.header, raw
+            lines.append(line)
+        return table.header, raw, lines
     if hasattr(importer, "objects"):
         keys, items = importer.objects(path)
         return keys, [value if isinstance(value, dict) else
-                      {"error": getattr(value, "message", value)} for _, value in items[:limit]]
+                      {"error": getattr(value, "message", value)} for _, value in items[:limit]
+                      ], [line for line, _ in items[:limit]]
     return None
 
 
@@ -414,7 +419,7 @@ def preview_file(project_or_task_and_settings: Any, path: Path, format: str | No
         preview.notes = [note] if note else []
         raw = _raw_rows(importer, path, options, limit)
         if raw is not None:
-            preview.columns, preview.rows = raw
+            preview.columns, preview.rows, preview.lines = raw
             preview.mapping = resolve_columns(preview.columns, task, options, path)
         for item in _checked(importer, path, task, settings, options):
             if isinstance(item, ImportNote):
@@ -430,6 +435,7 @@ def preview_file(project_or_task_and_settings: Any, path: Path, format: str | No
     if not preview.columns and preview.records:  # a format without columns (CoNLL, SQuAD)
         preview.columns = list(task.fields)
         preview.rows = [dict(record.fields) for record in preview.records]
+        preview.lines = [record.line for record in preview.records]
     return preview
 
 

@@ -91,7 +91,8 @@ def test_help_menu_opens_the_sheet(qtbot, sentiment_project):
     assert "File: New project — Ctrl+N" in text
     assert "Labeling: Skip this example — S" in text
     assert "Help: Keyboard shortcuts — F1" in text
-    assert "File: Import — Alt+F, I" in text  # no shortcut: its menu keys
+    assert "File: Import — Ctrl+I" in text
+    assert "File: Export data — Alt+F, E" in text  # no shortcut: its menu keys
     window.close_project(ask=False)
 
 
