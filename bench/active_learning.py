@@ -556,14 +556,43 @@ def along_the_curve(args: argparse.Namespace, key: str,
     return figures
 
 
-def pool_ceiling(args: argparse.Namespace, data: SimulationData) -> float:
-    """Return the test accuracy of the head fitted on every pool example's label."""
+def pool_ceiling(args: argparse.Namespace, data: SimulationData) -> tuple[float, np.ndarray]:
+    """Fit a head on every pool example's label; return its test accuracy and pool verdicts.
+
+    The verdicts say, per pool example, whether that head gets its gold label right: an
+    example it gets wrong is one no head on these features learns from the whole pool.
+    """
     classes = len(data.labels)
     pool = np.arange(len(data.pool_y))
     l2 = (PenaltyChooser(len(pool), classes, 0).choose(data.pool_x, data.pool_y, pool)
           if args.l2 == "cv" else float(args.l2))
     weights = fit_softmax(data.pool_x, data.pool_y, classes, l2)
-    return float((predict_proba(data.test_x, weights).argmax(1) == data.test_y).mean())
+    accuracy = float((predict_proba(data.test_x, weights).argmax(1) == data.test_y).mean())
+    return accuracy, predict_proba(data.pool_x, weights).argmax(1) == data.pool_y
+
+
+def picks_the_pool_head_gets_right(data: SimulationData, picked: dict[str, list[np.ndarray]],
+                                   pool_right: np.ndarray, budget: int
+                                   ) -> dict[str, list[float]]:
+    """Print the share of each order's picks that the head on every pool label gets right.
+
+    Split at half the budget: an order whose late picks that head mostly gets wrong is
+    labeling examples no linear head on these features can learn (ambiguous or mislabeled
+    text), which is where a doubt-first order stops paying.
+    """
+    half = budget // 2
+    shares = {"(pool)": [float(pool_right.mean())] * 2}
+    for strategy, sessions in picked.items():
+        early = [s[:max(0, half - (budget - len(s)))] for s in sessions]
+        late = [s[max(0, half - (budget - len(s))):] for s in sessions]
+        if sessions:
+            shares[strategy] = [float(pool_right[np.concatenate(early)].mean()),
+                                float(pool_right[np.concatenate(late)].mean())]
+    print_table(f"{data.key}: share of the picks that a head on all {len(pool_right):,} pool "
+                "labels gets right (all seeds)",
+                ["order", f"picked before {half} labels", f"picked from {half} labels"],
+                [[order, *[f"{v:.3f}" for v in values]] for order, values in shares.items()])
+    return {order: [round(v, 4) for v in values] for order, values in shares.items()}
 
 
 def picked_class_shares(data: SimulationData, picked: dict[str, list[np.ndarray]]
@@ -616,11 +645,14 @@ def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict
                    else "-" for s in args.strategies]] for n in shown]
     print_table(f"{data.key}: test accuracy by labels (mean ± standard deviation over "
                 f"{args.seeds} seeds)", ["labels", *args.strategies], table)
+    ceiling, pool_right = pool_ceiling(args, data)
     summary: dict[str, Any] = {"note": data.note, "curves": curves, "l2": penalties,
-                               "ceiling": pool_ceiling(args, data)}
+                               "ceiling": ceiling}
     print(f"{data.key}: a head on all {len(data.pool_y):,} pool labels scores "
-          f"{summary['ceiling']:.4f} (what the pool can teach this probe)", flush=True)
+          f"{ceiling:.4f} (what the pool can teach this probe)", flush=True)
     summary["picked_shares"] = picked_class_shares(data, picked)
+    summary["picks_right"] = picks_the_pool_head_gets_right(data, picked, pool_right,
+                                                            args.budget)
     if args.l2 == "cv":
         print_table(f"{data.key}: penalty chosen by cross-validation (median over seeds)",
                     ["labels", *args.strategies],

@@ -173,3 +173,14 @@ def test_class_shares_of_the_picks_sum_to_one_and_start_from_the_pool():
                                              abs=1e-4)
     assert sum(shares["margin"]) == pytest.approx(1.0)
     assert "badge" not in shares  # an order without finished sessions has no shares
+
+
+def test_the_pool_head_verdicts_split_each_session_at_half_the_budget():
+    data = synthetic_data()
+    pool_right = np.zeros(len(data.pool_y), dtype=bool)
+    pool_right[:30] = True  # the head gets the first 30 pool examples right, no others
+    picked = {"margin": [np.arange(10, 100)]}  # labels 11 to 100 of a 100-label session
+    shares = al.picks_the_pool_head_gets_right(data, picked, pool_right, budget=100)
+    # picked before 50 labels: examples 10..49 (20 of 40 right); after: 50..99 (none)
+    assert shares["margin"] == [0.5, 0.0]
+    assert shares["(pool)"] == [0.075, 0.075]
