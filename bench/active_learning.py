@@ -21,11 +21,15 @@ and "labels" them (their gold labels are revealed), until ``--budget`` labels. S
   other); the least confident ``step`` of them are taken.
 * ``cold-start``: the first batch is 300 k-means medoids of the pool instead of 100 random
   examples, then margin.
+* ``margin-random``: half of each batch by smallest margin, the other half at random.
 
 What is simulated: full fine-tuning after every round on two shared CPU cores would take
 days, so the model of each round is the bundled all-MiniLM-L6-v2, frozen, with its
 mean-pooled sentence embeddings (``--features layers``: the mean over its layers of their
-mean-pooled states) feeding a logistic-regression head refitted to convergence every round.
+mean-pooled states) feeding a logistic-regression head refitted to convergence every round
+(its penalty ``--l2``, or ``--l2 cv``: chosen every round by cross-validation on the labels
+so far). A head fitted on every pool label shows what the pool can teach this stand-in at
+all, and judges each order's picks.
 ``--cross-check`` fine-tunes annotune's real training loop on a few of the label sets the
 simulation chose, to see whether the saving carries over.
 
@@ -35,6 +39,8 @@ topic of their article (36 articles grouped by hand into 5 topics below, in the 
 AG News), split by paragraph: 20 % of the paragraphs (seed 42) are the test set.
 
     .venv/bin/python bench/active_learning.py --data topics sst2 --seeds 5 --pool-limit 6000
+    .venv/bin/python bench/active_learning.py --data sst2 --seeds 5 --pool-limit 60614
+    .venv/bin/python bench/active_learning.py --data topics --seeds 5 --l2 cv
     .venv/bin/python bench/active_learning.py --pick-timing 10000
 """
 
