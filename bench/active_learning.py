@@ -21,11 +21,15 @@ and "labels" them (their gold labels are revealed), until ``--budget`` labels. S
   other); the least confident ``step`` of them are taken.
 * ``cold-start``: the first batch is 300 k-means medoids of the pool instead of 100 random
   examples, then margin.
+* ``margin-random``: half of each batch by smallest margin, the other half at random.
 
 What is simulated: full fine-tuning after every round on two shared CPU cores would take
 days, so the model of each round is the bundled all-MiniLM-L6-v2, frozen, with its
 mean-pooled sentence embeddings (``--features layers``: the mean over its layers of their
-mean-pooled states) feeding a logistic-regression head refitted to convergence every round.
+mean-pooled states) feeding a logistic-regression head refitted to convergence every round
+(its penalty ``--l2``, or ``--l2 cv``: chosen every round by cross-validation on the labels
+so far). A head fitted on every pool label shows what the pool can teach this stand-in at
+all, and judges each order's picks.
 ``--cross-check`` fine-tunes annotune's real training loop on a few of the label sets the
 simulation chose, to see whether the saving carries over.
 
@@ -35,6 +39,8 @@ topic of their article (36 articles grouped by hand into 5 topics below, in the 
 AG News), split by paragraph: 20 % of the paragraphs (seed 42) are the test set.
 
     .venv/bin/python bench/active_learning.py --data topics sst2 --seeds 5 --pool-limit 6000
+    .venv/bin/python bench/active_learning.py --data sst2 --seeds 5 --pool-limit 60614
+    .venv/bin/python bench/active_learning.py --data topics --seeds 5 --l2 cv
     .venv/bin/python bench/active_learning.py --pick-timing 10000
 """
 
@@ -87,8 +93,12 @@ TOPICS = {
                                  "United_Methodist_Church", "Pharmacy", "Construction"),
 }
 STRATEGIES = ("random", "uncertainty", "clustered", "margin", "badge", "density", "coreset",
-              "cold-start", "clustered-margin")
+              "cold-start", "clustered-margin", "margin-random")
 L2 = 1e-3  # the head's penalty per example (fit_softmax); chosen on part of the SST-2 pool
+# --l2 cv: the penalties tried each round, strongest first (a tie goes to the stronger), scored
+# by the held-out accuracy of CV_FOLDS folds of the labels so far
+L2_GRID = (1e-2, 1e-3, 1e-4)
+CV_FOLDS = 3
 CANDIDATES = 10  # clustered, coreset: candidates per example picked
 DENSITY_NEIGHBOURS = 10  # density: an example's representativeness is its 10 nearest neighbours'
 DENSITY_WEIGHT = 1.0  # density: the exponent of representativeness (Settles and Craven's beta)
@@ -126,6 +136,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--features", choices=("mean", "layers"), default="mean",
                         help="the probe's input: the encoder's mean-pooled last layer, or the "
                              "mean over its layers of their mean-pooled states (default: mean)")
+    parser.add_argument("--l2", type=penalty, default=L2,
+                        help="the head's L2 penalty per example, or 'cv': chosen every round "
+                             "by cross-validation on the labels so far among "
+                             f"{', '.join(map(str, L2_GRID))} (default: {L2})")
     parser.add_argument("--pool-limit", type=int, default=20000,
                         help="sst2: sentences of train.tsv in the pool (drawn at random; "
                              "embedding all 60,614 takes a while on a CPU)")
@@ -139,6 +153,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "strategy from this many unlabeled examples (random 384-wide "
                              "embeddings, 5 classes; 0 = off) (default: 0)")
     return parser.parse_args(argv)
+
+
+def penalty(text: str) -> float | str:
+    """Parse ``--l2``: a non-negative number, or ``cv``."""
+    if text == "cv":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'cv'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a penalty cannot be negative")
+    return value
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -334,6 +361,19 @@ def pick_coreset(step: Round) -> np.ndarray:
     return candidates[least_confident(step.probabilities[candidates], step.count)]
 
 
+def pick_margin_and_random(step: Round) -> np.ndarray:
+    """Half the batch by smallest margin, the other half at random from the rest.
+
+    The random half keeps the labels a sample of the whole pool: what the smallest margins
+    leave out (the examples the model is wrong about with confidence) still gets labeled, and
+    the head is not fitted on boundary cases alone.
+    """
+    doubtful = lowest(margins(step.probabilities), (step.count + 1) // 2)
+    rest = np.setdiff1d(np.arange(len(step.x)), doubtful)
+    return np.concatenate([doubtful, step.rng.choice(rest, step.count - len(doubtful),
+                                                     replace=False)])
+
+
 PICKERS: dict[str, Callable[[Round], np.ndarray]] = {
     "random": lambda step: step.rng.choice(len(step.x), size=step.count, replace=False),
     "uncertainty": lambda step: least_confident(step.probabilities, step.count),
@@ -344,6 +384,7 @@ PICKERS: dict[str, Callable[[Round], np.ndarray]] = {
     "density": pick_density,
     "coreset": pick_coreset,
     "cold-start": lambda step: lowest(margins(step.probabilities), step.count),
+    "margin-random": pick_margin_and_random,
 }
 
 
@@ -362,10 +403,55 @@ def pool_density(x: np.ndarray, neighbours: int = DENSITY_NEIGHBOURS) -> np.ndar
     return (density + 1.0) / 2.0
 
 
+class PenaltyChooser:
+    """Choose the head's L2 penalty every round by cross-validation on the labels so far.
+
+    Only the session's own labels are used, as a person could: never the test set. The score
+    is held-out accuracy, the measure the sessions are compared on (held-out log-loss favours
+    weak penalties: a strong one keeps the probabilities flat even where their argmax is
+    right). Each pool example keeps its fold for the whole session
+    (drawn at random, not stratified: a fold may miss a rare class, as a person's would), so
+    each fold's head starts from its own fit of the round before.
+    """
+
+    def __init__(self, pool_size: int, classes: int, seed: int,
+                 grid: tuple[float, ...] = L2_GRID, folds: int = CV_FOLDS) -> None:
+        self.classes, self.grid, self.folds = classes, grid, folds
+        self.fold_of = np.empty(pool_size, dtype=int)
+        self.fold_of[np.random.default_rng(seed).permutation(pool_size)] = (
+            np.arange(pool_size) % folds)
+        self.weights: dict[tuple[float, int], np.ndarray] = {}
+
+    def choose(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> float:
+        """Return the penalty of the grid with the most held-out examples right.
+
+        ``x`` and ``y`` are the labeled examples, ``rows`` their positions in the pool.
+        """
+        fold_of = self.fold_of[rows]
+        right = []
+        for l2 in self.grid:
+            count = 0
+            for fold in range(self.folds):
+                train, held = fold_of != fold, fold_of == fold
+                if not held.any() or not train.any():
+                    continue
+                weights = fit_softmax(x[train], y[train], self.classes, l2,
+                                      start=self.weights.get((l2, fold)))
+                self.weights[(l2, fold)] = weights
+                count += int((predict_proba(x[held], weights).argmax(1) == y[held]).sum())
+            right.append(count)
+        return self.grid[int(np.argmax(right))]  # the first of equals: the stronger penalty
+
+
 def simulate(data: SimulationData, strategy: str, seed: int, start: int, step: int,
              budget: int, on_round: Callable[[np.ndarray], None] | None = None,
-             density: np.ndarray | None = None) -> list[tuple[int, float]]:
-    """Run one simulated labeling session; return (labels, test accuracy) after each round."""
+             density: np.ndarray | None = None, l2: float | str = L2,
+             chosen_l2: list[float] | None = None) -> list[tuple[int, float]]:
+    """Run one simulated labeling session; return (labels, test accuracy) after each round.
+
+    ``l2`` is the head's penalty, or ``"cv"`` to choose it every round from the labels so
+    far (``PenaltyChooser``); the penalties used are appended to ``chosen_l2``.
+    """
     rng = np.random.default_rng([seed, STRATEGIES.index(strategy)])
     if strategy == "cold-start":  # a larger first batch, chosen for diversity, not at random
         labeled = nearest_to_centres(data.pool_x, max(start, COLD_START), rng).tolist()
@@ -375,11 +461,16 @@ def simulate(data: SimulationData, strategy: str, seed: int, start: int, step: i
     if density is None:
         density = np.ones(len(data.pool_y))
     classes = len(data.labels)
+    chooser = PenaltyChooser(len(data.pool_y), classes, seed) if l2 == "cv" else None
     weights = None
     curve = []
     while True:
-        weights = fit_softmax(data.pool_x[labeled], data.pool_y[labeled], classes, L2,
-                              start=weights)
+        x, y = data.pool_x[labeled], data.pool_y[labeled]
+        penalty_now = (chooser.choose(x, y, np.array(labeled)) if chooser is not None
+                       else float(l2))
+        if chosen_l2 is not None:
+            chosen_l2.append(penalty_now)
+        weights = fit_softmax(x, y, classes, penalty_now, start=weights)
         accuracy = float((predict_proba(data.test_x, weights).argmax(1) == data.test_y).mean())
         curve.append((len(labeled), accuracy))
         if on_round is not None:
@@ -471,19 +562,85 @@ def along_the_curve(args: argparse.Namespace, key: str,
     return figures
 
 
+def pool_ceiling(args: argparse.Namespace, data: SimulationData) -> tuple[float, np.ndarray]:
+    """Fit a head on every pool example's label; return its test accuracy and pool verdicts.
+
+    The verdicts say, per pool example, whether that head gets its gold label right: an
+    example it gets wrong is one no head on these features learns from the whole pool.
+    """
+    classes = len(data.labels)
+    pool = np.arange(len(data.pool_y))
+    l2 = (PenaltyChooser(len(pool), classes, 0).choose(data.pool_x, data.pool_y, pool)
+          if args.l2 == "cv" else float(args.l2))
+    weights = fit_softmax(data.pool_x, data.pool_y, classes, l2)
+    accuracy = float((predict_proba(data.test_x, weights).argmax(1) == data.test_y).mean())
+    return accuracy, predict_proba(data.pool_x, weights).argmax(1) == data.pool_y
+
+
+def picks_the_pool_head_gets_right(data: SimulationData, picked: dict[str, list[np.ndarray]],
+                                   pool_right: np.ndarray, budget: int
+                                   ) -> dict[str, list[float]]:
+    """Print the share of each order's picks that the head on every pool label gets right.
+
+    Split at half the budget: an order whose late picks that head mostly gets wrong is
+    labeling examples no linear head on these features can learn (ambiguous or mislabeled
+    text), which is where a doubt-first order stops paying.
+    """
+    half = budget // 2
+    shares = {"(pool)": [float(pool_right.mean())] * 2}
+    for strategy, sessions in picked.items():
+        early = [s[:max(0, half - (budget - len(s)))] for s in sessions]
+        late = [s[max(0, half - (budget - len(s))):] for s in sessions]
+        if sessions:
+            shares[strategy] = [float(pool_right[np.concatenate(early)].mean()),
+                                float(pool_right[np.concatenate(late)].mean())]
+    print_table(f"{data.key}: share of the picks that a head on all {len(pool_right):,} pool "
+                "labels gets right (all seeds)",
+                ["order", f"picked before {half} labels", f"picked from {half} labels"],
+                [[order, *[f"{v:.3f}" for v in values]] for order, values in shares.items()])
+    return {order: [round(v, 4) for v in values] for order, values in shares.items()}
+
+
+def picked_class_shares(data: SimulationData, picked: dict[str, list[np.ndarray]]
+                        ) -> dict[str, list[float]]:
+    """Print each class's share of what every order picked after the first batch.
+
+    An order that keeps asking about one class spends labels the other classes need; the
+    pool's own shares are the yardstick (random order matches them).
+    """
+    shares = {"(pool)": np.bincount(data.pool_y, minlength=len(data.labels)) / len(data.pool_y)}
+    for strategy, sessions in picked.items():
+        if sessions:
+            labels = data.pool_y[np.concatenate(sessions)]
+            shares[strategy] = np.bincount(labels, minlength=len(data.labels)) / len(labels)
+    print_table(f"{data.key}: each class's share of the labels picked after the first batch "
+                "(all seeds)", ["order", *data.labels],
+                [[order, *[f"{v:.2f}" for v in values]] for order, values in shares.items()])
+    return {order: [round(float(v), 4) for v in values] for order, values in shares.items()}
+
+
 def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict[str, Any]:
     curves: dict[str, list[list[tuple[int, float]]]] = {}
     sets: dict[str, dict[int, np.ndarray]] = {}
     density = pool_density(data.pool_x) if "density" in args.strategies else None
+    penalties: dict[str, list[list[float]]] = {}
+    picked: dict[str, list[np.ndarray]] = {}  # each session's labels after the first batch
     for strategy in args.strategies:
-        curves[strategy] = []
+        curves[strategy], penalties[strategy], picked[strategy] = [], [], []
         for seed in range(args.seeds):
-            def keep(labeled: np.ndarray, strategy: str = strategy, seed: int = seed) -> None:
+            first: list[int] = []
+
+            def keep(labeled: np.ndarray, strategy: str = strategy, seed: int = seed,
+                     first: list[int] = first) -> None:
+                first[:] = first or [len(labeled)]
                 if seed == 0 and len(labeled) in args.cross_check:
                     sets.setdefault(strategy, {})[len(labeled)] = labeled.copy()
+                if len(labeled) >= args.budget:
+                    picked[strategy].append(labeled[first[0]:])
+            penalties[strategy].append([])
             with Timer() as timer:
                 curve = simulate(data, strategy, seed, args.start, args.step, args.budget, keep,
-                                 density)
+                                 density, args.l2, penalties[strategy][-1])
             curves[strategy].append(curve)
             print(f"  {data.key} {strategy} seed {seed}: accuracy {curve[-1][1]:.4f} at "
                   f"{curve[-1][0]} labels ({timer.seconds:.0f} s)", file=sys.stderr, flush=True)
@@ -494,7 +651,20 @@ def run_data(args: argparse.Namespace, data: SimulationData, model: str) -> dict
                    else "-" for s in args.strategies]] for n in shown]
     print_table(f"{data.key}: test accuracy by labels (mean ± standard deviation over "
                 f"{args.seeds} seeds)", ["labels", *args.strategies], table)
-    summary: dict[str, Any] = {"note": data.note, "curves": curves}
+    ceiling, pool_right = pool_ceiling(args, data)
+    summary: dict[str, Any] = {"note": data.note, "curves": curves, "l2": penalties,
+                               "ceiling": ceiling}
+    print(f"{data.key}: a head on all {len(data.pool_y):,} pool labels scores "
+          f"{ceiling:.4f} (what the pool can teach this probe)", flush=True)
+    summary["picked_shares"] = picked_class_shares(data, picked)
+    summary["picks_right"] = picks_the_pool_head_gets_right(data, picked, pool_right,
+                                                            args.budget)
+    if args.l2 == "cv":
+        print_table(f"{data.key}: penalty chosen by cross-validation (median over seeds)",
+                    ["labels", *args.strategies],
+                    [[n, *[f"{np.median([p[i] for p in penalties[s]]):g}"
+                           for s in args.strategies]]
+                     for i, n in enumerate(sizes) if n in shown])
     if "random" in curves:
         per_seed_target = [c[-1][1] for c in curves["random"]]
         target = float(np.mean(per_seed_target))
@@ -567,7 +737,8 @@ def main(argv: list[str] | None = None) -> None:
         results[key] = run_data(args, data, model)
     print_json_line("active_learning", {
         "base_model": model, "seeds": args.seeds, "start": args.start, "step": args.step,
-        "budget": args.budget, "l2": L2, "features": args.features,
+        "budget": args.budget, "l2": args.l2, "l2_grid": L2_GRID, "cv_folds": CV_FOLDS,
+        "features": args.features,
         "candidates": CANDIDATES, "density_neighbours": DENSITY_NEIGHBOURS,
         "density_weight": DENSITY_WEIGHT, "cold_start": COLD_START,
         "hardware": hardware(), "results": results})

@@ -107,3 +107,80 @@ def test_orders_other_than_cold_start_share_the_first_labels():
         al.simulate(data, strategy, 3, 20, 20, 20, seen.append)
         firsts[strategy] = sorted(seen[0].tolist())
     assert firsts["random"] == firsts["margin"] == firsts["badge"]
+
+
+def rare_class_data(size: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """One class in ten, apart from the rest along one axis, with noise along seven more."""
+    rng = np.random.default_rng(0)
+    y = (np.arange(size) % 10 == 0).astype(int)
+    x = np.hstack([np.where(y[:, None] == 1, 0.3, -0.3), 0.3 * rng.normal(size=(size, 7))])
+    return x / np.linalg.norm(x, axis=1, keepdims=True), y
+
+
+def test_cross_validation_drops_a_penalty_that_loses_the_rare_class():
+    x, y = rare_class_data()
+    strongest = al.fit_softmax(x, y, 2, al.L2_GRID[0])
+    assert (al.predict_proba(x, strongest).argmax(1) != y).any()  # the rare class pays
+    chosen = al.PenaltyChooser(len(y), 2, seed=0).choose(x, y, np.arange(len(y)))
+    assert chosen < al.L2_GRID[0]
+    weights = al.fit_softmax(x, y, 2, chosen)
+    assert (al.predict_proba(x, weights).argmax(1) == y).all()
+
+
+def test_cross_validation_keeps_the_strongest_penalty_when_all_score_alike():
+    y = np.arange(200) % 2
+    x = np.where(y[:, None] == 1, [[1.0, 0.0]], [[-1.0, 0.0]])  # any head gets every one right
+    chosen = al.PenaltyChooser(len(y), 2, seed=0).choose(x, y, np.arange(len(y)))
+    assert chosen == al.L2_GRID[0] == max(al.L2_GRID)
+
+
+def test_a_cross_validated_session_picks_a_penalty_each_round_from_its_labels_alone():
+    data = synthetic_data()
+    data.test_y = 1 - data.test_y  # the test set must play no part in the choice
+    chosen: list[float] = []
+    curve = al.simulate(data, "margin", 0, 20, 20, 100, l2="cv", chosen_l2=chosen)
+    assert len(chosen) == len(curve) == 5
+    assert set(chosen) <= set(al.L2_GRID)
+    flipped: list[float] = []
+    data.test_y = 1 - data.test_y
+    al.simulate(data, "margin", 0, 20, 20, 100, l2="cv", chosen_l2=flipped)
+    assert flipped == chosen
+
+
+def test_the_penalty_option_takes_a_number_or_cv_and_explains_anything_else():
+    assert al.parse_args(["--l2", "cv"]).l2 == "cv"
+    assert al.parse_args(["--l2", "0.003"]).l2 == 0.003
+    assert al.parse_args([]).l2 == al.L2
+    for wrong in ("strong", "-1"):
+        with pytest.raises(SystemExit):
+            al.parse_args(["--l2", wrong])
+
+
+def test_margin_and_random_takes_half_its_batch_by_smallest_margin():
+    step = synthetic_round(count=10)
+    chosen = al.pick_margin_and_random(step)
+    smallest = al.lowest(al.margins(step.probabilities), 5)
+    assert chosen[:5].tolist() == smallest.tolist()
+    assert not set(chosen[5:].tolist()) & set(smallest.tolist())
+    assert len(set(chosen.tolist())) == 10
+
+
+def test_class_shares_of_the_picks_sum_to_one_and_start_from_the_pool():
+    data = synthetic_data()
+    picked = {"margin": [np.arange(0, 40), np.arange(40, 80)], "badge": []}
+    shares = al.picked_class_shares(data, picked)
+    assert shares["(pool)"] == pytest.approx(np.bincount(data.pool_y) / len(data.pool_y),
+                                             abs=1e-4)
+    assert sum(shares["margin"]) == pytest.approx(1.0)
+    assert "badge" not in shares  # an order without finished sessions has no shares
+
+
+def test_the_pool_head_verdicts_split_each_session_at_half_the_budget():
+    data = synthetic_data()
+    pool_right = np.zeros(len(data.pool_y), dtype=bool)
+    pool_right[:30] = True  # the head gets the first 30 pool examples right, no others
+    picked = {"margin": [np.arange(10, 100)]}  # labels 11 to 100 of a 100-label session
+    shares = al.picks_the_pool_head_gets_right(data, picked, pool_right, budget=100)
+    # picked before 50 labels: examples 10..49 (20 of 40 right); after: 50..99 (none)
+    assert shares["margin"] == [0.5, 0.0]
+    assert shares["(pool)"] == [0.075, 0.075]
