@@ -97,12 +97,28 @@ def table_shape(lines: Sequence[str], delimiter: str) -> Table | None:
     return Table(delimiter, tuple(header), len(rows))
 
 
+def declared_delimiter(first_line: str) -> str | None:
+    """Return the delimiter a first line such as ``sep=;`` declares (Excel writes one), or None.
+
+    Excel saves CSV files with the list separator of the user's region (a semicolon in much of
+    Europe) and may say so in such a line above the header.
+    """
+    line = first_line.lstrip("\ufeff").rstrip("\r\n")
+    if len(line) == 5 and line.lower().startswith("sep=") and line[4] in DELIMITERS:
+        return line[4]
+    return None
+
+
 def sniff_table(lines: Sequence[str], preferred: str) -> Table | None:
     """Find the delimiter of a table: the preferred one when it fits, else the only one that does.
 
     Candidates are comma, tab, semicolon and vertical bar. When several other delimiters fit
-    (a header "a;b,c"), the content does not decide and None is returned.
+    (a header "a;b,c"), the content does not decide and None is returned. A first line that
+    declares the delimiter (``sep=;``) decides; the header is the line after it.
     """
+    declared = declared_delimiter(lines[0]) if lines else None
+    if declared is not None:
+        return table_shape(lines[1:], declared)
     own = table_shape(lines, preferred)
     if own is not None:
         return own

@@ -385,7 +385,9 @@ class DelimitedImporter:
         if table is None or table.delimiter not in self.claims or \
                 not sniffing.names_known_column(table, KNOWN_COLUMNS):
             return None
-        return (f"its first line is a header ({', '.join(table.header)}) with "
+        where = ("its first line" if not head.lines or sniffing.declared_delimiter(head.lines[0])
+                 is None else f"below its 'sep={table.delimiter}' line, its second line")
+        return (f"{where} is a header ({', '.join(table.header)}) with "
                 f"{sniffing.delimiter_name(table.delimiter)} between columns")
 
     def _delimiter(self, path: Path, text: str, options: ImportOptions
@@ -393,6 +395,9 @@ class DelimitedImporter:
         forced = _delimiter_option(options)
         if forced is not None:
             return forced, None
+        declared = sniffing.declared_delimiter(text[:text.find("\n") + 1 or len(text)])
+        if declared is not None:  # the file's own "sep=;" line says it
+            return declared, None
         table = sniffing.sniff_table(lines(text[:sniffing.HEAD_BYTES])[:sniffing.MAX_LINES],
                                      self.delimiter)
         if table is None or table.delimiter in (self.delimiter, *self.claims):
@@ -419,30 +424,34 @@ class DelimitedImporter:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                             quoting=mode, strict=True)  # type: ignore[arg-type]  # a QUOTE_*
         header: list[str] | None = None
+        declares = sniffing.declared_delimiter(text[:text.find("\n") + 1 or len(text)])
         try:
+            if declares is not None:
+                next(reader)  # "sep=;" above the header: the delimiter was taken from it
             for header in reader:
                 if header:
                     break
         except csv.Error as error:
             raise AnnotuneError(f"the header line's quote marks do not pair up ({error})",
-                                where=f"{path}:1", hint=QUOTE_HINT) from None
+                                where=f"{path}:{reader.line_num}", hint=QUOTE_HINT) from None
         if not header:
             raise AnnotuneError("the file is empty", where=str(path),
                                 hint="the first line must name the columns")
+        at_header = f"{path}:{reader.line_num}"
         duplicates = sorted({c for c in header if header.count(c) > 1})
         if duplicates:
             raise AnnotuneError(f"the header names a column twice: {', '.join(duplicates)}",
-                                where=f"{path}:1", hint="give every column its own name")
+                                where=at_header, hint="give every column its own name")
         if header[0].lstrip().startswith(("{", "[")):
             raise AnnotuneError(f"the first line looks like JSON, not a {self.title} header",
-                                where=f"{path}:1", hint="import it with --format jsonl")
+                                where=at_header, hint="import it with --format jsonl")
         others = [d for d in sniffing.DELIMITERS if d != delimiter and d in header[0]]
         if len(header) == 1 and others and _delimiter_option(options) is None:
             # The rows did not agree with any delimiter, so nothing was followed: say why.
             names = " or ".join(sniffing.delimiter_name(d) for d in others)
             raise AnnotuneError(
                 f"the header is one column that contains {names}, but the rows below do not "
-                f"split into as many columns: the delimiter is unclear", where=f"{path}:1",
+                f"split into as many columns: the delimiter is unclear", where=at_header,
                 hint="check the file's delimiter and quote marks, or force one with "
                      "--map delimiter=...")
 

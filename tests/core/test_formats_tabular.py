@@ -8,7 +8,7 @@ import json
 import pytest
 
 from annotune.core.errors import AnnotuneError
-from annotune.core.formats import tabular
+from annotune.core.formats import importing, tabular
 from annotune.core.formats.base import (
     ExportRow,
     ImportNote,
@@ -136,6 +136,25 @@ def test_a_tsv_given_as_csv_is_read_by_its_content_and_says_so(tmp_path, text_ta
     assert "reading r.csv with tabs between columns, not commas" in note.message
     forced = read("csv", path, text_task, SENTIMENT, mapping={"delimiter": ","})
     assert [p.message for p in forced] == ["expected 1 columns but found 2"]
+
+
+def test_an_excel_sep_line_names_the_delimiter_and_is_not_the_header(tmp_path, text_task):
+    # Excel in a semicolon region saves "sep=;" above the header; lines keep their numbers
+    path = write(tmp_path, "r.csv", "\ufeffsep=;\r\ntext;label\r\n"
+                 "Pizza 🍕, very good;positive\r\nJose\u0301 hated it;negative\r\nodd;great\r\n")
+    good, accent, unknown = read_all("csv", path, text_task, SENTIMENT)
+    assert good.fields == {"text": "Pizza 🍕, very good"} and good.line == 3
+    assert accent.fields == {"text": "Jose\u0301 hated it"}
+    assert accent.annotation == {"label": "negative"}
+    assert isinstance(unknown, RowProblem) and unknown.line == 5
+    duplicate = write(tmp_path, "d.csv", "sep=;\ntext;text\nhello;there\n")
+    with pytest.raises(AnnotuneError) as refused:
+        read("csv", duplicate, text_task, SENTIMENT)
+    assert refused.value.where == f"{duplicate}:2"  # the header's own line
+    # chosen by content as well as by name
+    named = write(tmp_path, "export.txt", "sep=;\ntext;label\nhello;positive\n")
+    importer, note = importing.choose_importer_noting(named, text_task)
+    assert importer.name == "csv" and "second line is a header (text, label)" in note.message
 
 
 def test_a_header_the_rows_do_not_follow_is_refused(tmp_path, text_task):
