@@ -272,7 +272,7 @@ class RecordMaker:
         if self.label is None and task.needs_labels and settings.labels and self.made:
             notes.append(ImportNote(
                 f"no label {word} found ({word}s: {', '.join(columns)}); {self.made:,} rows "
-                f"imported unlabeled; map one with --map label={word.upper()}", warning=True))
+                f"come without labels; map one with --map label={word.upper()}", warning=True))
         if self.ignored_split is not None:
             notes.append(ImportNote(
                 f"{word} '{self.ignored_split}' (the split) was not read: --split puts every "

@@ -83,7 +83,7 @@ def test_no_label_column_is_a_warning_with_counts(project, tmp_path):
     assert (report.added, report.annotated) == (6, 0)
     warning, unused = report.notes
     assert str(warning) == ("warning: no label column found (columns: text, sentiment); 6 rows "
-                            "imported unlabeled; map one with --map label=COLUMN")
+                            "come without labels; map one with --map label=COLUMN")
     assert unused.message.startswith("columns that feed nothing of the Text classification "
                                      "task: 'sentiment' (6 rows)")
 
@@ -97,7 +97,7 @@ def test_the_import_command_prints_the_warning(tmp_path):
     result = subprocess.run([*cli, "import", project, path, "--map", "text=a"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert ("warning: no label column found (columns: a, b); 6 rows imported unlabeled; map one "
+    assert ("warning: no label column found (columns: a, b); 6 rows come without labels; map one "
             "with --map label=COLUMN") in result.stderr.splitlines()
     assert result.stdout.startswith("imported 6 examples (0 labeled)")
 

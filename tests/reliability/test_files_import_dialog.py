@@ -44,8 +44,8 @@ def test_a_file_without_a_label_column_is_warned_about_before_import(qtbot, tmp_
     with Project.create(tmp_path / "s.annotune", task="text-classification",
                         settings=TaskSettings(labels=("neg", "pos"))) as project:
         dialog = dialog_for(qtbot, project, path)
-        assert ("warning: no label column found (columns: review, sentiment); 2 rows imported "
-                "unlabeled; map one with the 'label' choice under Columns"
+        assert ("warning: no label column found (columns: review, sentiment); 2 rows come "
+                "without labels; map one with the 'label' choice under Columns"
                 ) in dialog.summary.text()
         combo = dialog.mapping["label"]
         combo.setCurrentIndex(combo.findData("sentiment"))
