@@ -6,6 +6,7 @@ stop at the page it needs: paging a million examples never sorts the whole table
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from annotune.core.errors import AnnotuneError
@@ -33,6 +34,13 @@ WITH_LABEL = """e.id IN (SELECT a.example_id FROM annotations a WHERE (
     OR EXISTS (SELECT 1 FROM json_each(a.payload, '$.spans') s
                WHERE json_extract(s.value, '$.label') = :label)))"""
 MATCHES = "e.id IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH :search)"
+# Letters of scripts written without spaces between words (Chinese, Japanese, Thai, Lao,
+# Khmer, Myanmar) and Korean syllables, to which particles attach. The search index cuts words
+# at spaces and punctuation, so "这个产品很好" is one word to it and "产品" found nothing: a
+# search term holding such letters is looked for as a substring of the text instead (a scan
+# of the examples the other filters leave, where the index answers from its word list).
+UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
+                      "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
 
 # Per-label counts over accepted annotations, whatever the payload form.
 LABEL_COUNTS = f"""
@@ -80,9 +88,26 @@ def where(status: str | None = None, label: str | None = None, split: str | None
         clauses.append("e.split = :split")
         params["split"] = split
     if search is not None and search.strip():
-        clauses.append(MATCHES)
-        params["search"] = quote_fts(search) if quote_fts else search
+        words, inside = split_search(search)
+        if words:
+            clauses.append(MATCHES)
+            params["search"] = quote_fts(words) if quote_fts else words
+        for n, part in enumerate(inside):
+            clauses.append(f"instr(e.text, :inside{n}) > 0")
+            params[f"inside{n}"] = part
     return clauses, params
+
+
+def split_search(search: str) -> tuple[str, list[str]]:
+    """Split a search into what the word index finds and the parts looked for inside texts.
+
+    Terms holding letters of an unspaced script (see ``UNSPACED``) are matched as substrings;
+    the other terms stay together, in order, so a quoted phrase still reads as one.
+    """
+    terms = search.split()
+    inside = [term.strip('"') for term in terms if UNSPACED.search(term)]
+    words = " ".join(term for term in terms if not UNSPACED.search(term))
+    return words, [part for part in inside if part]
 
 
 def sql_where(clauses: list[str]) -> str:

@@ -182,6 +182,23 @@ def test_add_examples_is_all_or_nothing(project):
     reopened.close()
 
 
+def test_search_finds_words_inside_unspaced_scripts(project):
+    # the word index takes a run of CJK, kana, Thai or Hangul letters as one word: a word
+    # inside such a run must still be found, alone, beside Latin words and in the counts
+    project.add_examples(records(["这个产品很好 great", "东京は素晴らしい", "ร้านนี้อาหารอร่อยมาก",
+                                  "학교에 갔어요", "a great day 🍕", "这个服务很差"]))
+    assert [e.id for e in project.examples(search="产品")] == [1]
+    assert [e.id for e in project.examples(search="很")] == [1, 6]
+    assert [e.id for e in project.examples(search="素晴らしい")] == [2]
+    assert [e.id for e in project.examples(search="อาหาร")] == [3]
+    assert [e.id for e in project.examples(search="학교")] == [4]
+    assert [e.id for e in project.examples(search="产品 great")] == [1]  # both, as for words
+    assert [e.id for e in project.examples(search='"很差"')] == [6]
+    assert [e.id for e in project.examples(search="great")] == [1, 5]
+    assert project.count(search="这个") == 2
+    assert project.examples(search="产品 day") == []
+
+
 def test_update_fields_keeps_hash_and_search_current(project):
     project.add_examples(records(["a typo hre", "another text"]))
     edited = project.update_fields(1, {"text": "a typo here"})
