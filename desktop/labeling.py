@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
@@ -20,6 +21,7 @@ from annotune.core.errors import AnnotuneError
 from annotune.desktop import style
 from annotune.desktop.editors.base import Editor
 from annotune.desktop.save_queue import Job, SaveQueue
+from annotune.desktop.summaries import summarize
 
 NO_EXAMPLES = ("No examples yet.<br>Import a CSV, TSV, JSONL, TXT, CoNLL or SQuAD file to label "
                "with <b>File ▸ Import…</b> (Ctrl+I).")
@@ -56,6 +58,40 @@ def _status(stored: Any) -> str | None:
     return getattr(stored, "status", None)
 
 
+State = tuple[str, Any]  # (status, payload of an accepted label): what an example holds
+
+
+def _state(status: str | None, payload: Any) -> State:
+    """Return what matters of an example's annotation when telling whether it changed."""
+    return (status or "", payload if status == "accepted" else None)
+
+
+def _stored_state(stored: Any) -> State:
+    return _state(_status(stored), _payload(stored))
+
+
+def _describe(state: State) -> str:
+    """Say in a few words what an example held (for a message)."""
+    status, payload = state
+    if status == "accepted":
+        return f"labeled “{summarize(payload)}”"
+    return "skipped" if status == "skipped" else "unlabeled"
+
+
+@dataclass(frozen=True)
+class ChangedElsewhere:
+    """What another program had written on an example while this window showed it."""
+
+    example_id: int
+    seen: State  # what the window showed, and the person decided on
+    found: State  # what the file held when the decision was written over it
+
+    def message(self) -> str:
+        return (f"Example #{self.example_id} was {_describe(self.found)} by another program "
+                f"while it was shown here {_describe(self.seen)}; your decision replaced it. "
+                "The other label stays in the example's history: Ctrl+Z brings it back.")
+
+
 class LabelingView(QWidget):
     """Show examples one after another in the task's editor and save each decision at once.
 
@@ -88,6 +124,13 @@ class LabelingView(QWidget):
         # decisions handed to the save thread and not yet confirmed: id -> (status, payload)
         self.unsaved: dict[int, tuple[str, dict[str, Any]]] = {}
         self._newest_jobs: dict[int, Job] = {}  # the newest queued write of each such example
+        self.seen: State = _state(None, None)  # what the current example held when shown
+        self.changed_elsewhere: list[ChangedElsewhere] = []  # decisions that replaced another's
+        # History entries this window wrote (added on the save thread, in write order): undo
+        # here takes back only those, or ones older than the window (see ``undo``).
+        self._own_entries: set[int] = set()
+        newest = project.history(limit=1)
+        self._history_floor = newest[0]["id"] if newest else 0
         self.saves = SaveQueue(project.path, parent=self)
         self.saves.finished.connect(self._written)
         self.saves.failed.connect(self._not_written)
@@ -223,6 +266,9 @@ class LabelingView(QWidget):
         else:
             stored = self.project.annotation(example.id)
             annotation, status = _payload(stored), _status(stored)
+        # the decision made on this screen is written over what it showed: if another program
+        # changed the example meanwhile, the write says so (``ChangedElsewhere``)
+        self.seen = _state(status, annotation)
         suggestion = None
         if status != "accepted":
             suggestion = _payload(self.project.prediction(example.id))
@@ -325,21 +371,36 @@ class LabelingView(QWidget):
             self.message.emit(f"Not saved: {error}")
             return False
 
-        def write(project: Any) -> None:
+        def write(project: Any) -> ChangedElsewhere | None:
             if edited:
                 project.update_fields(example.id, edited)
-            project.save_annotation(example.id, annotation)
+            return self._written_over(project, example.id, seen,
+                                      lambda: project.save_annotation(example.id, annotation))
 
+        seen = self.seen
         self._queue(kind, example.id, ("accepted", annotation), write)
         return True
+
+    def _written_over(self, project: Any, example_id: int, seen: State,
+                      write: Any) -> ChangedElsewhere | None:
+        """Write a decision (on the save thread); tell what it replaced if not what was seen.
+
+        Last writer wins, as in the store, but never silently: the write and the look at what
+        it replaces are one transaction, and the replaced label stays in the history.
+        """
+        found = _stored_state(project.annotation(example_id))
+        write()
+        self._own_entries.add(project.history(example_id, limit=1)[0]["id"])
+        return ChangedElsewhere(example_id, seen, found) if found != seen else None
 
     def skip(self) -> None:
         """Mark the current example as skipped and show the next one."""
         if self.current is None:
             return
-        example_id = self.current.id
+        example_id, seen = self.current.id, self.seen
         self._queue("skip", example_id, ("skipped", {}),
-                    lambda project: project.skip(example_id))
+                    lambda project: self._written_over(project, example_id, seen,
+                                                       lambda: project.skip(example_id)))
         self._forward()
 
     def _status_of(self, example_id: int) -> str:
@@ -365,12 +426,17 @@ class LabelingView(QWidget):
         self.unsaved.pop(job.example_id, None)
         return True
 
-    def _written(self, job: Job, _result: Any) -> None:
+    def _written(self, job: Job, result: Any) -> None:
         if job.kind in ("save", "keep", "skip"):
             self._settled(job)
-            self.message.emit({"save": "Saved example #{}", "skip": "Skipped example #{}",
-                               "keep": "Saved the entities marked on example #{}"}[job.kind]
-                              .format(job.example_id))
+            if isinstance(result, ChangedElsewhere):
+                self.changed_elsewhere.append(result)
+                self.countsChanged.emit()  # the other program's change was not counted here
+                self.message.emit(result.message())
+            else:
+                self.message.emit({"save": "Saved example #{}", "skip": "Skipped example #{}",
+                                   "keep": "Saved the entities marked on example #{}"}[job.kind]
+                                  .format(job.example_id))
         self._show_save_state()
 
     def _not_written(self, job: Job, error: BaseException) -> None:
@@ -424,20 +490,40 @@ class LabelingView(QWidget):
         self._forward()
 
     def undo(self) -> None:
-        """Undo the last saved decision (after the queued ones) and show its example again."""
-        self.saves.submit(Job(kind="undo", run=lambda project: project.undo(),
-                              on_done=lambda example_id: self._replayed(example_id, "undo")))
+        """Undo this window's last saved decision (after the queued ones) and show its example.
+
+        The history is one stack for every program on the project: when another program
+        changed an example after this window's last decision, undo here would take back that
+        program's change (or bring back a label it replaced), so it is refused and says why.
+        """
+        self.saves.submit(Job(kind="undo", run=lambda project: self._replay(project, "undo"),
+                              on_done=lambda outcome: self._replayed(outcome, "undo")))
 
     def redo(self) -> None:
         """Redo the last undone decision (after the queued ones) and show its example."""
-        self.saves.submit(Job(kind="redo", run=lambda project: project.redo(),
-                              on_done=lambda example_id: self._replayed(example_id, "redo")))
+        self.saves.submit(Job(kind="redo", run=lambda project: self._replay(project, "redo"),
+                              on_done=lambda outcome: self._replayed(outcome, "redo")))
 
-    def _replayed(self, example_id: int | None, action: str) -> None:
-        if example_id is None:
+    def _replay(self, project: Any, action: str) -> int | str | None:
+        """Undo or redo on the save thread: an example id, None, or why it was refused."""
+        entry = project.next_step(action)
+        if entry is None:
+            return None
+        if entry["id"] > self._history_floor and entry["id"] not in self._own_entries:
+            verb = "changed" if action == "undo" else "undid"
+            return (f"Nothing {action}ne: another program {verb} example #{entry['example_id']} "
+                    f"after this window's last decision ({entry['at']}), and {action} here "
+                    "would take that change back. Label the example again to correct it.")
+        return project.undo() if action == "undo" else project.redo()
+
+    def _replayed(self, outcome: int | str | None, action: str) -> None:
+        if outcome is None:
             self.message.emit(f"Nothing to {action}")
             return
+        if isinstance(outcome, str):
+            self.message.emit(outcome)
+            return
         self.countsChanged.emit()
-        self.message.emit(f"Undid the last change to example #{example_id}" if action == "undo"
-                          else f"Redid the change to example #{example_id}")
-        self.show_example_id(example_id)
+        self.message.emit(f"Undid the last change to example #{outcome}" if action == "undo"
+                          else f"Redid the change to example #{outcome}")
+        self.show_example_id(outcome)

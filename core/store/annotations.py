@@ -85,13 +85,11 @@ def _replay(db: sqlite_utils.Database, who: str, action: str) -> int | None:
     the step itself is recorded too, pointing at the entry it replayed, for the audit.
     """
     undoing = action == "undo"
-    state, order, next_state = ("done", "DESC", "undone") if undoing else ("undone", "ASC", "done")
+    next_state = "undone" if undoing else "done"
     with write_transaction(db):
-        rows = list(db.query("SELECT * FROM annotation_history WHERE state = ? "
-                             f"ORDER BY id {order} LIMIT 1", [state]))
-        if not rows:
+        entry = _next_entry(db, action)
+        if entry is None:
             return None
-        entry = rows[0]
         old = (entry["old_payload"], entry["old_status"], entry["old_annotator"])
         new = (entry["new_payload"], entry["new_status"], entry["annotator"])
         current, target = (new, old) if undoing else (old, new)
@@ -102,6 +100,27 @@ def _replay(db: sqlite_utils.Database, who: str, action: str) -> int | None:
         db.execute(HISTORY, [entry["example_id"], action, *current, target[0], target[1], who,
                              time, None, entry["id"]])
         return entry["example_id"]
+
+
+def _next_entry(db: sqlite_utils.Database, action: str) -> dict[str, Any] | None:
+    """Return the history row undo (the newest done) or redo (the oldest undone) replays."""
+    state, order = ("done", "DESC") if action == "undo" else ("undone", "ASC")
+    rows = list(db.query("SELECT * FROM annotation_history WHERE state = ? "
+                         f"ORDER BY id {order} LIMIT 1", [state]))
+    return rows[0] if rows else None
+
+
+def next_step(db: sqlite_utils.Database, action: str) -> dict[str, Any] | None:
+    """Say which change undo (or redo) would replay next: its entry id, example, who, when.
+
+    A program sharing the project with others looks before it steps back, in the same
+    transaction, so it never takes back another program's change unawares.
+    """
+    row = _next_entry(db, action)
+    if row is None:
+        return None
+    return {"id": row["id"], "example_id": row["example_id"], "action": row["action"],
+            "who": row["annotator"], "at": row["created_at"]}
 
 
 def can_undo(db: sqlite_utils.Database) -> bool:

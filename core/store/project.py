@@ -595,6 +595,10 @@ class Project:
         """Re-apply the change undone last; return its example id."""
         return _annotations.redo(self.db)
 
+    def next_step(self, action: str = "undo") -> JsonObject | None:
+        """Say which change ``undo()`` (or ``redo()``) would replay next, without replaying it."""
+        return _annotations.next_step(self.db, action)
+
     def can_undo(self) -> bool:
         return _annotations.can_undo(self.db)
 

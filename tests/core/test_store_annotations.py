@@ -126,6 +126,19 @@ def test_undo_and_redo_walk_one_linear_history(project):
     assert project.redo() == 1 and payload(project, 1) == ("accepted", {"label": "pos"})
 
 
+def test_next_step_names_what_undo_and_redo_would_replay_without_replaying_it(project):
+    assert project.next_step("undo") is None and project.next_step("redo") is None
+    project.save_annotation(1, {"label": "pos"}, annotator="ana")
+    project.save_annotation(2, {"label": "neg"}, annotator="script")
+    step = project.next_step("undo")
+    assert (step["example_id"], step["who"], step["action"]) == (2, "script", "save")
+    assert step["id"] == project.history(limit=1)[0]["id"]
+    assert payload(project, 2) == ("accepted", {"label": "neg"})  # only looked
+    assert project.undo() == 2
+    assert project.next_step("redo")["id"] == step["id"]
+    assert project.next_step("undo")["example_id"] == 1
+
+
 def test_history_records_every_change_for_audit(project):
     project.save_annotation(1, {"label": "pos"}, annotator="ana")
     project.save_annotation(1, {"label": "neg"}, annotator="bo")

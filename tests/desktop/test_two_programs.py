@@ -1,0 +1,119 @@
+"""The labeling window and another program on one project: no label replaced or taken back
+without the window saying so."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from annotune.core.plugins import registry
+from annotune.core.store import Project
+from annotune.desktop.editors.label_editor import LabelEditor
+from annotune.desktop.labeling import LabelingView
+
+
+def _view(qtbot, project) -> tuple[LabelingView, list[str]]:
+    task = registry().task(project.task_name)
+    view = LabelingView(project, task, LabelEditor(task, project.settings))
+    qtbot.addWidget(view)
+    qtbot.show_active(view)
+    messages: list[str] = []
+    view.message.connect(messages.append)
+    view.start()
+    return view, messages
+
+
+def _other_program_labels(path, example_id: int, label: str) -> None:
+    with Project.open(path) as other:
+        other.save_annotation(example_id, {"label": label}, annotator="script 👨‍👩‍👧")
+
+
+def _label_of(path, example_id: int) -> str | None:
+    with Project.open(path) as fresh:
+        stored = fresh.annotation(example_id)
+        return stored.payload.get("label") if stored is not None else None
+
+
+def test_a_decision_over_another_programs_label_says_so_and_keeps_it_in_the_history(
+        qtbot, sentiment_project):
+    view, messages = _view(qtbot, sentiment_project)
+    shown = view.current.id  # shown unlabeled ...
+    _other_program_labels(sentiment_project.path, shown, "neg")  # ... labeled elsewhere meanwhile
+    qtbot.keyClick(view.editor, Qt.Key.Key_2)  # the person labels what they see: pos
+    assert view.wait_for_saves()
+
+    assert _label_of(sentiment_project.path, shown) == "pos"  # last writer wins ...
+    assert [c.example_id for c in view.changed_elsewhere] == [shown]  # ... never silently
+    notice = next(m for m in messages if "another program" in m)
+    assert f"#{shown}" in notice and "“neg”" in notice and "Ctrl+Z" in notice
+    history = sentiment_project.history(shown)
+    assert [entry["new"]["label"] for entry in history] == ["pos", "neg"]
+
+
+def test_a_decision_on_an_example_no_one_else_touched_says_nothing_more(qtbot, sentiment_project):
+    view, messages = _view(qtbot, sentiment_project)
+    first = view.current.id
+    _other_program_labels(sentiment_project.path, first + 3, "neg")  # another example
+    qtbot.keyClick(view.editor, Qt.Key.Key_1)
+    qtbot.keyClick(view.editor, Qt.Key.Key_S)
+    assert view.wait_for_saves()
+    assert view.changed_elsewhere == []
+    assert not any("another program" in m for m in messages)
+
+
+def test_a_skip_over_another_programs_label_says_so(qtbot, sentiment_project):
+    view, messages = _view(qtbot, sentiment_project)
+    shown = view.current.id
+    _other_program_labels(sentiment_project.path, shown, "pos")
+    qtbot.keyClick(view.editor, Qt.Key.Key_S)
+    assert view.wait_for_saves()
+    assert [c.example_id for c in view.changed_elsewhere] == [shown]
+    assert any("another program" in m and "labeled “pos”" in m for m in messages)
+
+
+def test_undo_never_takes_back_another_programs_later_change(qtbot, sentiment_project):
+    view, messages = _view(qtbot, sentiment_project)
+    first = view.current.id
+    qtbot.keyClick(view.editor, Qt.Key.Key_2)  # pos, saved by the window
+    assert view.wait_for_saves()
+    _other_program_labels(sentiment_project.path, first, "neg")  # corrected by a script
+
+    view.undo()
+    assert view.wait_for_saves()
+    # the script's label stands: undo did not bring back the window's "pos" over it
+    assert _label_of(sentiment_project.path, first) == "neg"
+    assert any(m.startswith("Nothing undone: another program") and f"#{first}" in m
+               for m in messages)
+
+
+def test_undo_never_reaches_past_another_programs_change_on_another_example(
+        qtbot, sentiment_project):
+    view, messages = _view(qtbot, sentiment_project)
+    first = view.current.id
+    qtbot.keyClick(view.editor, Qt.Key.Key_2)
+    assert view.wait_for_saves()
+    _other_program_labels(sentiment_project.path, first + 4, "neg")
+
+    view.undo()
+    assert view.wait_for_saves()
+    assert _label_of(sentiment_project.path, first + 4) == "neg"
+    assert _label_of(sentiment_project.path, first) == "pos"
+    assert any("Nothing undone" in m for m in messages)
+
+
+def test_undo_and_redo_of_the_windows_own_decisions_still_work(qtbot, sentiment_project):
+    sentiment_project.save_annotation(1, {"label": "neg"})  # before the window opened
+    view, messages = _view(qtbot, sentiment_project)
+    shown = view.current.id
+    qtbot.keyClick(view.editor, Qt.Key.Key_2)
+    assert view.wait_for_saves()
+    view.undo()
+    assert view.wait_for_saves()
+    assert _label_of(sentiment_project.path, shown) is None
+    view.redo()
+    assert view.wait_for_saves()
+    assert _label_of(sentiment_project.path, shown) == "pos"
+    view.undo()
+    view.undo()  # the label given before the window opened is undone as before
+    assert view.wait_for_saves()
+    assert _label_of(sentiment_project.path, 1) is None
+    assert not any("another program" in m for m in messages)
