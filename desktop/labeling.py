@@ -293,6 +293,24 @@ class LabelingView(QWidget):
         elif self.editor.pending_annotation() is None:
             self._display(self.project.example(self.current.id))
 
+    def catch_up(self) -> None:
+        """Show the current example as it is in the file now, if another program changed it.
+
+        With no example left to show, look again: another program may have imported some.
+        A decision still on its way, or entities marked and not accepted, stay as they are.
+        """
+        if self.current is None:
+            self._advance()
+            return
+        example_id = self.current.id
+        if example_id in self.unsaved or self.editor.pending_annotation() is not None:
+            return
+        found = _stored_state(self.project.annotation(example_id))
+        if found != self.seen:
+            self._display(self.project.example(example_id))
+            self.message.emit(f"Example #{example_id} was {_describe(found)} by another "
+                              "program: it shows as it is now")
+
     def open_example(self, example_id: int) -> None:
         """Show an example picked elsewhere (the browser); marks on the current one are kept."""
         if self.current is None or self.current.id != example_id:

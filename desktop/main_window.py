@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QEvent, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self.task: Any = None
         self.views: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
+        self._catching_up = False
         self.setWindowTitle("annotune")
         self.resize(1100, 760)
 
@@ -402,11 +403,62 @@ class MainWindow(QMainWindow):
         except AnnotuneError as error:
             show_error(self, error)
             return False
+        if self._reopen():
+            self.statusBar().showMessage(f"Added the label '{name.strip()}'", 5000)
+        return True
+
+    def _reopen(self) -> bool:
+        """Open the project again on the same tab, so the editors are built with its labels."""
         path, tab = Path(self.project.path), self.tabs.currentIndex()
         if self.close_project(ask=False) and self.open_project(path):
             self.tabs.setCurrentIndex(tab)
-            self.statusBar().showMessage(f"Added the label '{name.strip()}'", 5000)
-        return True
+            return True
+        return False
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        # back from a terminal, a script or another window: show what they changed
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            self.catch_up()
+        super().changeEvent(event)
+
+    def catch_up(self) -> None:
+        """Show what other programs changed in the open project: labels, counts, the example.
+
+        Labels another program added get their keys (the views are built again, once the
+        decisions queued here are written); entities marked and not yet accepted are never
+        dropped for it: then the window only says so.
+        """
+        # Qt may send the event while the window is still being built
+        if getattr(self, "project", None) is None or getattr(self, "_catching_up", True):
+            return
+        self._catching_up = True
+        try:
+            self._catch_up()
+        except AnnotuneError as error:  # a convenience: the next activation tries again
+            log.info("catching up with the project failed: %s", error)
+        finally:
+            self._catching_up = False
+
+    def _catch_up(self) -> None:
+        labeling = self.views["label"]
+        known = self.project.settings.labels
+        added = self.project.stored_settings().labels[len(known):]
+        if added:
+            names = ", ".join(f"'{name}'" for name in added)
+            if self.views["train"].running() or labeling.editor.pending_annotation() is not None:
+                self.statusBar().showMessage(
+                    f"Another program added the label(s) {names}: they get their keys once "
+                    "the training has finished or the marked entities are accepted", 10000)
+            elif self.finish_saves() and self._reopen():
+                self.statusBar().showMessage(
+                    f"Another program added the label(s) {names}; the label keys now "
+                    "include them", 10000)
+            return
+        before = dict(self.counts)
+        self.update_counts()
+        labeling.catch_up()
+        if self.counts != before and self.tabs.currentWidget() is self.views["examples"]:
+            self.views["examples"].refresh()
 
     def show_train(self) -> None:
         self.tabs.setCurrentWidget(self.views["train"])

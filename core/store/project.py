@@ -295,6 +295,15 @@ class Project:
         """The project's Task object from the plugin registry."""
         return plugins.registry().task(self.task_name)
 
+    def stored_settings(self) -> TaskSettings:
+        """Read the task settings in the file now (another program may have added labels).
+
+        ``settings`` are those read when this connection opened or last changed them.
+        """
+        stored = self.db.execute("SELECT value FROM project WHERE key = 'settings'").fetchone()[0]
+        return self.task.settings_from_dict(loads(stored, "the task settings"),
+                                            where=str(self.path))
+
     def set_settings(self, settings: TaskSettings) -> None:
         """Replace the stored task settings (e.g. tuned multi-label thresholds).
 
@@ -306,10 +315,7 @@ class Project:
         """
         self.task.check_settings(settings)
         with write_transaction(self.db):
-            stored = self.db.execute(
-                "SELECT value FROM project WHERE key = 'settings'").fetchone()[0]
-            current = self.task.settings_from_dict(loads(stored, "the task settings"),
-                                                   where=str(self.path))
+            current = self.stored_settings()
             kept = settings.labels[:len(current.labels)]
             if kept != current.labels:
                 lost = next((label for label in current.labels if label not in kept), None)
@@ -343,10 +349,7 @@ class Project:
             raise AnnotuneError(f"a {self.task.title} project has no labels to add to",
                                 where=str(self.path))
         with write_transaction(self.db):
-            stored = self.db.execute(
-                "SELECT value FROM project WHERE key = 'settings'").fetchone()[0]
-            current = self.task.settings_from_dict(loads(stored, "the task settings"),
-                                                   where=str(self.path))
+            current = self.stored_settings()
             already = [name for name in wanted if name in current.labels]
             if already:
                 raise AnnotuneError(f"the project already has the label '{already[0]}'",

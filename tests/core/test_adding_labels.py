@@ -142,3 +142,12 @@ def test_settings_the_task_refuses_are_not_stored(tmp_path):
             project.set_settings(TaskSettings(labels=("neg", "neg")))
     with Project.open(path) as project:
         assert project.settings.labels == ("neg", "pos")
+
+
+def test_stored_settings_read_the_labels_another_program_added_since_opening(tmp_path):
+    project = _project(tmp_path / "p.annotune")
+    with Project.open(project.path) as other:
+        other.add_labels(["مراجعة"])
+    assert project.settings.labels == ("neg", "pos")  # as read on opening
+    assert project.stored_settings().labels == ("neg", "pos", "مراجعة")
+    project.close()

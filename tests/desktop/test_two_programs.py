@@ -3,12 +3,17 @@ without the window saying so."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+import subprocess
+import sys
+
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QApplication
 
 from annotune.core.plugins import registry
 from annotune.core.store import Project
 from annotune.desktop.editors.label_editor import LabelEditor
 from annotune.desktop.labeling import LabelingView
+from annotune.desktop.main_window import MainWindow
 
 
 def _view(qtbot, project) -> tuple[LabelingView, list[str]]:
@@ -117,3 +122,75 @@ def test_undo_and_redo_of_the_windows_own_decisions_still_work(qtbot, sentiment_
     assert view.wait_for_saves()
     assert _label_of(sentiment_project.path, 1) is None
     assert not any("another program" in m for m in messages)
+
+
+def _window(qtbot, path) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    qtbot.show_active(window)
+    assert window.open_project(path)
+    return window
+
+
+def _back_to_the_window(window: MainWindow) -> None:
+    """The person comes back to the window from the terminal where the other program ran."""
+    assert window.isActiveWindow()
+    QApplication.sendEvent(window, QEvent(QEvent.Type.ActivationChange))
+
+
+def test_a_label_another_program_added_gets_its_key_when_the_window_is_back(
+        qtbot, sentiment_project):
+    path = sentiment_project.path
+    sentiment_project.close()
+    window = _window(qtbot, path)
+    with Project.open(path) as other:
+        other.add_labels(["meh 🍕"])
+    _back_to_the_window(window)
+
+    assert "meh 🍕" in window.statusBar().currentMessage()
+    labeling = window.views["label"]
+    first = labeling.current.id
+    assert "meh 🍕" in labeling.editor.buttons
+    qtbot.keyClick(labeling.editor, Qt.Key.Key_3)
+    assert labeling.wait_for_saves()
+    assert _label_of(path, first) == "meh 🍕"
+
+
+def test_examples_another_program_imported_show_up_when_the_window_is_back(
+        qtbot, sentiment_project, tmp_path):
+    path = sentiment_project.path
+    for example in sentiment_project.examples():
+        sentiment_project.save_annotation(example.id, {"label": "pos"})
+    sentiment_project.close()
+    window = _window(qtbot, path)
+    labeling = window.views["label"]
+    assert labeling.current is None  # every example labeled: nothing left to show
+    more = tmp_path / "more.csv"
+    more.write_bytes("text\r\nJose\u0301 liked it 👨‍👩‍👧\r\nمراجعة جيدة\r\n好评\r\n"
+                     .encode())
+    subprocess.run([sys.executable, "-m", "annotune.core.cli", "import", str(path), str(more)],
+                   check=True, capture_output=True)
+    _back_to_the_window(window)
+
+    assert window.counts["total"] == 9 and window.counts["accepted"] == 6
+    assert labeling.current is not None
+    assert labeling.current.fields["text"] == "Jose\u0301 liked it 👨‍👩‍👧"
+    qtbot.keyClick(labeling.editor, Qt.Key.Key_1)
+    assert labeling.wait_for_saves()
+    assert _label_of(path, labeling.history[0]) == "neg"
+
+
+def test_the_shown_example_labeled_by_another_program_shows_as_labeled_when_back(
+        qtbot, sentiment_project):
+    path = sentiment_project.path
+    sentiment_project.close()
+    window = _window(qtbot, path)
+    labeling = window.views["label"]
+    shown = labeling.current.id
+    _other_program_labels(path, shown, "neg")
+    _back_to_the_window(window)
+
+    assert labeling.current.id == shown
+    assert "labeled" in labeling.header.text() and "unlabeled" not in labeling.header.text()
+    assert labeling.editor.buttons["neg"].isChecked()
+    assert window.counts["accepted"] == 1
