@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -30,6 +30,9 @@ ALL_DONE = ("Every example is labeled or skipped.<br>Import more text (<b>File �
 NO_SUGGESTIONS_NOTE = ("No model suggestions are stored yet, so the examples come in file order. "
                        "Store some with Model ▸ Pre-annotate (or Try it ▸ Pre-annotate "
                        "unlabeled) after training; then the least certain come first.")
+# a label replaced without the person knowing it was there is worth more than a status-bar
+# flash, which the next save's "Saved" would cover at once
+CHANGED_ELSEWHERE_NOTE_S = 30.0
 UNCERTAIN_NOTE = ("The model's suggestions are stored, so the examples it is least sure about "
                   "come first: labels there teach it most.")
 
@@ -155,6 +158,14 @@ class LabelingView(QWidget):
         self.order_note.setWordWrap(True)
         self.order_note.setVisible(False)
         layout.addWidget(self.order_note)
+        self.elsewhere_note = style.error_text(QLabel())
+        self.elsewhere_note.setObjectName("changed_elsewhere")
+        self.elsewhere_note.setWordWrap(True)
+        self.elsewhere_note.setVisible(False)
+        layout.addWidget(self.elsewhere_note)
+        self._elsewhere_timer = QTimer(self)
+        self._elsewhere_timer.setSingleShot(True)
+        self._elsewhere_timer.timeout.connect(lambda: self.elsewhere_note.setVisible(False))
 
         self.stack = QStackedLayout()
         self.stack.addWidget(editor)
@@ -451,6 +462,9 @@ class LabelingView(QWidget):
                 self.changed_elsewhere.append(result)
                 self.countsChanged.emit()  # the other program's change was not counted here
                 self.message.emit(result.message())
+                self.elsewhere_note.setText("⚠ " + result.message())
+                self.elsewhere_note.setVisible(True)
+                self._elsewhere_timer.start(int(CHANGED_ELSEWHERE_NOTE_S * 1000))
             else:
                 self.message.emit({"save": "Saved example #{}", "skip": "Skipped example #{}",
                                    "keep": "Saved the entities marked on example #{}"}[job.kind]

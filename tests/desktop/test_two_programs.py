@@ -50,6 +50,9 @@ def test_a_decision_over_another_programs_label_says_so_and_keeps_it_in_the_hist
     assert [c.example_id for c in view.changed_elsewhere] == [shown]  # ... never silently
     notice = next(m for m in messages if "another program" in m)
     assert f"#{shown}" in notice and "“neg”" in notice and "Ctrl+Z" in notice
+    qtbot.keyClick(view.editor, Qt.Key.Key_1)  # the next save's "Saved" does not hide it
+    assert view.wait_for_saves()
+    assert view.elsewhere_note.isVisible() and f"#{shown}" in view.elsewhere_note.text()
     history = sentiment_project.history(shown)
     assert [entry["new"]["label"] for entry in history] == ["pos", "neg"]
 
@@ -63,6 +66,7 @@ def test_a_decision_on_an_example_no_one_else_touched_says_nothing_more(qtbot, s
     assert view.wait_for_saves()
     assert view.changed_elsewhere == []
     assert not any("another program" in m for m in messages)
+    assert not view.elsewhere_note.isVisible()
 
 
 def test_a_skip_over_another_programs_label_says_so(qtbot, sentiment_project):
