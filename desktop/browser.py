@@ -372,9 +372,27 @@ class BrowserView(QWidget):
         issue = self._current_issue()
         if issue is None or issue["suggestion"] is None:
             return
-        self._review(lambda: self.project.save_annotation(issue["example_id"],
-                                                          issue["suggestion"]),
+        self._review(lambda: self._save_over(issue),
                      f"Saved the suggestion for example #{issue['example_id']}")
+
+    def _save_over(self, issue: dict[str, Any]) -> None:
+        """Save a suggestion only over the label the row showed (one transaction).
+
+        Another program (or the Label tab) may have changed the example since this list was
+        read; replacing that label unseen would lose it, so the write is refused and the
+        list shown again with the label as it is now.
+        """
+        example_id = issue["example_id"]
+        with self.project.transaction():
+            stored = self.project.annotation(example_id)
+            now = _payload(stored) if _status(stored) == "accepted" else None
+            if now != issue["current"]:
+                shown = summarize(now) if now else "no label"
+                raise AnnotuneError(
+                    f"not saved: example #{example_id} was changed to {shown} after this list "
+                    "was shown", hint="the list shows it as it is now: press A again to "
+                    "replace it, or Enter to open it")
+            self.project.save_annotation(example_id, issue["suggestion"])
 
     def keep_label(self) -> None:
         """Mark the current suspect reviewed, its given annotation kept."""
@@ -393,7 +411,10 @@ class BrowserView(QWidget):
         try:
             write()
         except AnnotuneError as error:
+            self.apply()  # the list as the file is now (another program may have changed it)
             self.shown.setText(str(error))
+            if self.model.total:
+                self.table.selectRow(min(row, self.model.total - 1))
             return
         self.reviewed.emit()
         self.apply()

@@ -74,6 +74,26 @@ def test_a_accepts_the_suggestion_through_the_store_and_undo_restores_it(qtbot, 
     assert _cells(view, 3)[0] == "To review"
 
 
+def test_a_never_replaces_a_label_another_program_changed_after_the_list_was_shown(
+        qtbot, checked):
+    from annotune.core.store import Project
+
+    view = _browser(qtbot, checked)
+    view.show_suspects()  # example 2: given neg, suggested pos
+    with Project.open(checked.path) as other:  # a script relabels it meanwhile
+        other.save_annotation(2, {"label": "pos"}, annotator="script")
+        other.skip(2)
+    qtbot.keyClick(view.table, Qt.Key.Key_A)
+    assert checked.annotation(2).status == "skipped"  # the script's decision stands
+    assert "example #2 was changed" in view.shown.text()
+    assert view.table.currentIndex().row() == 0  # still on it, shown as it is now
+    assert _cells(view, 3)[0] == "Changed"
+    with qtbot.waitSignal(view.reviewed):  # seen now: A replaces it on purpose
+        qtbot.keyClick(view.table, Qt.Key.Key_A)
+    assert checked.annotation(2).payload == {"label": "pos"}
+    assert checked.annotation(2).status == "accepted"
+
+
 def test_k_keeps_the_given_label(qtbot, checked):
     view = _browser(qtbot, checked)
     view.show_suspects()
