@@ -131,7 +131,8 @@ class LabelingView(QWidget):
         self.changed_elsewhere: list[ChangedElsewhere] = []  # decisions that replaced another's
         # History entries this window wrote (added on the save thread, in write order): undo
         # here takes back only those, or ones older than the window (see ``undo``).
-        self._own_entries: set[int] = set()
+        # (id, time): an id alone could be another program's after a rolled-back commit
+        self._own_entries: set[tuple[int, str]] = set()
         newest = project.history(limit=1)
         self._history_floor = newest[0]["id"] if newest else 0
         self.saves = SaveQueue(project.path, parent=self)
@@ -419,7 +420,8 @@ class LabelingView(QWidget):
         """
         found = _stored_state(project.annotation(example_id))
         write()
-        self._own_entries.add(project.history(example_id, limit=1)[0]["id"])
+        entry = project.history(example_id, limit=1)[0]
+        self._own_entries.add((entry["id"], entry["at"]))
         return ChangedElsewhere(example_id, seen, found) if found != seen else None
 
     def skip(self) -> None:
@@ -541,7 +543,8 @@ class LabelingView(QWidget):
         entry = project.next_step(action)
         if entry is None:
             return None
-        if entry["id"] > self._history_floor and entry["id"] not in self._own_entries:
+        own = (entry["id"], entry["at"]) in self._own_entries
+        if entry["id"] > self._history_floor and not own:
             verb = "changed" if action == "undo" else "undid"
             return (f"Nothing {action}ne: another program {verb} example #{entry['example_id']} "
                     f"after this window's last decision ({entry['at']}), and {action} here "
