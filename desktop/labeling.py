@@ -311,6 +311,7 @@ class LabelingView(QWidget):
         With no example left to show, look again: another program may have imported some.
         A decision still on its way, or entities marked and not accepted, stay as they are.
         """
+        self._show_order_note()  # another program may have stored suggestions
         if self.current is None:
             self._advance()
             return

@@ -198,3 +198,31 @@ def test_the_shown_example_labeled_by_another_program_shows_as_labeled_when_back
     assert "labeled" in labeling.header.text() and "unlabeled" not in labeling.header.text()
     assert labeling.editor.buttons["neg"].isChecked()
     assert window.counts["accepted"] == 1
+
+
+def test_two_windows_on_one_project_neither_replaces_nor_undoes_the_other_silently(
+        qtbot, sentiment_project):
+    second_connection = Project.open(sentiment_project.path)
+    try:
+        one, one_says = _view(qtbot, sentiment_project)
+        two, two_says = _view(qtbot, second_connection)
+        shown = one.current.id
+        assert two.current.id == shown  # both show the same unlabeled example
+        one.editor.press("pos")  # in the first window
+        assert one.wait_for_saves()
+        two.editor.press("neg")  # in the second, over it
+        assert two.wait_for_saves()
+        assert [c.example_id for c in two.changed_elsewhere] == [shown]
+        assert one.changed_elsewhere == []
+
+        one.undo()  # would bring back "pos" over the second window's "neg"
+        assert one.wait_for_saves()
+        assert _label_of(sentiment_project.path, shown) == "neg"
+        assert any(m.startswith("Nothing undone") for m in one_says)
+        two.undo()  # the second window's own decision: undone, back to the first's
+        assert two.wait_for_saves()
+        assert _label_of(sentiment_project.path, shown) == "pos"
+        two.close_saves()
+        one.close_saves()
+    finally:
+        second_connection.close()
