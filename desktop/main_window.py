@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.views: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
         self._catching_up = False
+        self._file_marker: tuple[dict[str, int], int] | None = None  # see ``_catch_up``
         self.setWindowTitle("annotune")
         self.resize(1100, 760)
 
@@ -292,6 +293,7 @@ class MainWindow(QMainWindow):
         self.task = None
         self.counts_label.setText("")
         self.counts = {}
+        self._file_marker = None
         self.setWindowTitle("annotune")
         self._project_actions_enabled(False)
         self.start_screen.refresh()
@@ -454,11 +456,16 @@ class MainWindow(QMainWindow):
                     f"Another program added the label(s) {names}; the label keys now "
                     "include them", 10000)
             return
-        before = dict(self.counts)
         self.update_counts()
         labeling.catch_up()
-        if self.counts != before and self.tabs.currentWidget() is self.views["examples"]:
-            self.views["examples"].refresh()
+        # the newest history entry moves with every label given, changed or skipped anywhere,
+        # the counts with every import: either means the table's rows may be stale
+        newest = self.project.history(limit=1)
+        marker = (dict(self.counts), newest[0]["id"] if newest else 0)
+        if marker != self._file_marker:
+            self._file_marker = marker
+            if self.tabs.currentWidget() is self.views["examples"]:
+                self.views["examples"].refresh()
 
     def show_train(self) -> None:
         self.tabs.setCurrentWidget(self.views["train"])

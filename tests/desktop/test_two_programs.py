@@ -226,3 +226,24 @@ def test_two_windows_on_one_project_neither_replaces_nor_undoes_the_other_silent
         one.close_saves()
     finally:
         second_connection.close()
+
+
+def test_the_examples_table_shows_a_label_changed_elsewhere_when_the_window_is_back(
+        qtbot, sentiment_project):
+    path = sentiment_project.path
+    sentiment_project.save_annotation(2, {"label": "pos"})
+    sentiment_project.close()
+    window = _window(qtbot, path)
+    window.tabs.setCurrentWidget(window.views["examples"])
+    _back_to_the_window(window)
+    table = window.views["examples"].model
+
+    def label_cell(example_id: int) -> str:
+        row = next(r for r in range(table.total)
+                   if table.data(table.index(r, 0)) == example_id)
+        return table.data(table.index(row, 2))
+
+    assert label_cell(2) == "pos"
+    _other_program_labels(path, 2, "neg")  # a relabel: every count stays the same
+    _back_to_the_window(window)
+    assert label_cell(2) == "neg"
