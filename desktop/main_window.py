@@ -441,16 +441,29 @@ class MainWindow(QMainWindow):
         finally:
             self._catching_up = False
 
+    def _views_busy(self) -> str | None:
+        """Name what the views are in the middle of (building them again would end it)."""
+        if self.views["train"].running():
+            return "the training"
+        if getattr(self.views["runs"], "curve_watcher", None) is not None:
+            return "the learning curve"
+        if getattr(self.views["try"], "preannotating", False):
+            return "the pre-annotation"
+        if self.views["label"].editor.pending_annotation() is not None:
+            return "accepting the entities marked (Enter)"
+        return None
+
     def _catch_up(self) -> None:
         labeling = self.views["label"]
         known = self.project.settings.labels
         added = self.project.stored_settings().labels[len(known):]
         if added:
             names = ", ".join(f"'{name}'" for name in added)
-            if self.views["train"].running() or labeling.editor.pending_annotation() is not None:
+            busy = self._views_busy()
+            if busy is not None:
                 self.statusBar().showMessage(
-                    f"Another program added the label(s) {names}: they get their keys once "
-                    "the training has finished or the marked entities are accepted", 10000)
+                    f"Another program added the label(s) {names}: they get their keys when "
+                    f"you come back to this window after {busy}", 10000)
             elif self.finish_saves() and self._reopen():
                 self.statusBar().showMessage(
                     f"Another program added the label(s) {names}; the label keys now "

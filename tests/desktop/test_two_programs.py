@@ -247,3 +247,21 @@ def test_the_examples_table_shows_a_label_changed_elsewhere_when_the_window_is_b
     _other_program_labels(path, 2, "neg")  # a relabel: every count stays the same
     _back_to_the_window(window)
     assert label_cell(2) == "neg"
+
+
+def test_labels_added_elsewhere_never_end_a_pre_annotation_the_window_runs(
+        qtbot, sentiment_project):
+    path = sentiment_project.path
+    sentiment_project.close()
+    window = _window(qtbot, path)
+    views = dict(window.views)
+    views["try"].preannotating = True  # as while its worker stores predictions
+    with Project.open(path) as other:
+        other.add_labels(["meh"])
+    _back_to_the_window(window)
+    assert window.views == views  # nothing built again, nothing stopped
+    assert "'meh'" in window.statusBar().currentMessage()
+    assert "pre-annotation" in window.statusBar().currentMessage()
+    views["try"].preannotating = False
+    _back_to_the_window(window)  # once it has finished
+    assert "meh" in window.views["label"].editor.buttons
