@@ -244,6 +244,7 @@ class BrowserView(QWidget):
 
     openExample = Signal(int)
     reviewed = Signal()  # a suspect label was accepted or kept (counts may have changed)
+    annotationSaved = Signal(int)  # this view saved an example's annotation (undo may take it)
 
     def __init__(self, project: Any, task: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -393,6 +394,7 @@ class BrowserView(QWidget):
                     "was shown", hint="the list shows it as it is now: press A again to "
                     "replace it, or Enter to open it")
             self.project.save_annotation(example_id, issue["suggestion"])
+        self.annotationSaved.emit(example_id)
 
     def keep_label(self) -> None:
         """Mark the current suspect reviewed, its given annotation kept."""

@@ -539,6 +539,12 @@ class LabelingView(QWidget):
         self.saves.submit(Job(kind="redo", run=lambda project: self._replay(project, "redo"),
                               on_done=lambda outcome: self._replayed(outcome, "redo")))
 
+    def adopt_change(self, example_id: int) -> None:
+        """Count the newest change of an example as this window's own (another view saved it)."""
+        newest = self.project.history(example_id, limit=1)
+        if newest:
+            self._own_entries.add((newest[0]["id"], newest[0]["at"]))
+
     def _replay(self, project: Any, action: str) -> int | str | None:
         """Undo or redo on the save thread: an example id, None, or why it was refused."""
         entry = project.next_step(action)

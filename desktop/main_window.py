@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
         labeling.saveFailed.connect(self._save_failed)
         browser = BrowserView(project, self.task)
         browser.openExample.connect(self.open_example)
+        browser.annotationSaved.connect(labeling.adopt_change)  # Ctrl+Z may take it back
         train = TrainPanel(project, self.task)
         train.runFinished.connect(lambda _run: self.views["runs"].refresh())
         runs = RunsView(project, self.task)

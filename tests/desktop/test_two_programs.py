@@ -265,3 +265,22 @@ def test_labels_added_elsewhere_never_end_a_pre_annotation_the_window_runs(
     views["try"].preannotating = False
     _back_to_the_window(window)  # once it has finished
     assert "meh" in window.views["label"].editor.buttons
+
+
+def test_undo_takes_back_a_suggestion_accepted_in_this_windows_examples_tab(
+        qtbot, sentiment_project):
+    path = sentiment_project.path
+    sentiment_project.save_annotation(2, {"label": "neg"})
+    check_id = sentiment_project.start_label_check({"folds": 2})
+    sentiment_project.finish_label_check(check_id, "finished", [
+        (2, 0.97, {"label": "neg"}, {"label": "pos"}, [])])
+    sentiment_project.close()
+    window = _window(qtbot, path)
+    browser = window.views["examples"]
+    browser.show_suspects()
+    with qtbot.waitSignal(browser.reviewed):
+        qtbot.keyClick(browser.table, Qt.Key.Key_A)
+    assert _label_of(path, 2) == "pos"
+    window.undo()
+    assert window.views["label"].wait_for_saves()
+    assert _label_of(path, 2) == "neg"
