@@ -395,7 +395,7 @@ class DelimitedImporter:
         forced = _delimiter_option(options)
         if forced is not None:
             return forced, None
-        declared = sniffing.declared_delimiter(text[:text.find("\n") + 1 or len(text)])
+        declared = sniffing.declared_delimiter(lines(text[:80])[0] if text else "")
         if declared is not None:  # the file's own "sep=;" line says it
             return declared, None
         table = sniffing.sniff_table(lines(text[:sniffing.HEAD_BYTES])[:sniffing.MAX_LINES],
@@ -424,7 +424,7 @@ class DelimitedImporter:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                             quoting=mode, strict=True)  # type: ignore[arg-type]  # a QUOTE_*
         header: list[str] | None = None
-        declares = sniffing.declared_delimiter(text[:text.find("\n") + 1 or len(text)])
+        declares = sniffing.declared_delimiter(lines(text[:80])[0] if text else "")
         try:
             if declares is not None:
                 next(reader)  # "sep=;" above the header: the delimiter was taken from it
